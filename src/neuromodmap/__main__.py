@@ -1,0 +1,3 @@
+from neuromodmap.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""The one internal model every trial-registry importer produces."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Intervention", "Trial", "Label", "Classification", "ImportProblem"]
+
+
+class Intervention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str | None = Field(default=None, description="DEVICE, PROCEDURE, DRUG, ... (upper case)")
+    name: str = ""
+    description: str = ""
+    other_names: list[str] = Field(default_factory=list)
+    arm_group_labels: list[str] = Field(default_factory=list)
+
+
+class Trial(BaseModel):
+    """A registered trial, normalised from any source.
+
+    Fields a source does not carry stay ``None`` or empty: the 2018 text corpus has only
+    title, summary and description, and code must not invent the rest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    registry_id: str = Field(description="NCT id, or the ICTRP TrialID (e.g. ISRCTN..., ChiCTR...)")
+    registry: str = Field(description="ctgov or the ICTRP Source_Register (e.g. ISRCTN, ChiCTR)")
+    secondary_ids: list[str] = Field(default_factory=list)
+    title: str = ""
+    official_title: str = ""
+    acronym: str = ""
+    brief_summary: str = ""
+    detailed_description: str = ""
+    conditions: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    condition_mesh: list[str] = Field(default_factory=list)
+    intervention_mesh: list[str] = Field(default_factory=list)
+    interventions: list[Intervention] = Field(default_factory=list)
+    primary_outcomes: list[str] = Field(default_factory=list)
+    secondary_outcomes: list[str] = Field(default_factory=list)
+    study_type: str | None = None
+    phases: list[str] = Field(default_factory=list)
+    overall_status: str | None = None
+    start_date: dt.date | None = None
+    completion_date: dt.date | None = None
+    registration_date: dt.date | None = None
+    last_update: dt.date | None = None
+    enrollment: int | None = None
+    countries: list[str] = Field(default_factory=list)
+    sponsor: str | None = None
+    sponsor_class: str | None = None
+    allocation: str | None = None
+    masking: str | None = None
+    primary_purpose: str | None = None
+    has_results: bool | None = None
+    url: str | None = None
+    #: the importer that produced this record: ctgov_v2, ctgov_xml, ictrp_xml, ictrp_csv, ctgov_api
+    source_format: str = ""
+
+    def text_fields(self) -> dict[str, str]:
+        """The free-text fields a text classifier reads, by field name."""
+        return {
+            "title": self.title,
+            "official_title": self.official_title,
+            "brief_summary": self.brief_summary,
+            "detailed_description": self.detailed_description,
+        }
+
+
+class Label(BaseModel):
+    """One piece of evidence for a classification label: the field and the matched text."""
+
+    label: str
+    value: str
+    field: str
+    text: str
+
+
+class Classification(BaseModel):
+    registry_id: str
+    neuromod: bool
+    modalities: list[str] = Field(default_factory=list)
+    modality_group: list[str] = Field(default_factory=list)
+    indication: str = "other"
+    pain_subtype: list[str] = Field(default_factory=list)
+    depression_subtype: list[str] = Field(default_factory=list)
+    chronic_pain: bool | None = None
+    targets: list[str] = Field(default_factory=list)
+    invasive: bool | None = None
+    evidence: list[Label] = Field(default_factory=list)
+
+
+class ImportProblem(BaseModel):
+    """A record that could not be imported, and why (file, line or record, field, reason)."""
+
+    source: str
+    location: str = Field(description="line number, record index, ZIP member, or XPath")
+    field: str | None = None
+    reason: str
+    registry_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.location}"
+        fld = f" field {self.field}" if self.field else ""
+        rid = f" ({self.registry_id})" if self.registry_id else ""
+        return f"{where}{rid}{fld}: {self.reason}"
+
+
+RawRecord = dict[str, Any]
