@@ -1,0 +1,413 @@
+"""The landscape survey of classified neuromodulation trials: tables, figures, HTML.
+
+Input is two DataFrames (the store's ``trials`` and ``trial_labels`` tables) so the
+survey never parses registry files. Every count table gets a figure (PNG and SVG), and
+the HTML page carries a methods paragraph (source, query, as-of date) and a comparison
+with seed 004 (Yamamoto, Elias et al. 2022, Stereotact Funct Neurosurg 100:14-25:
+487 pain trials, 49.3 % non-invasive cortical, 43.7 % spinal cord, < 3 % DBS).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from neuromodmap import __version__  # noqa: E402
+from neuromodmap import vocabulary as vocab  # noqa: E402
+from neuromodmap._utils import atomic_write  # noqa: E402
+from neuromodmap.geography import continent  # noqa: E402
+
+__all__ = ["SurveyResult", "survey", "SEED_004"]
+
+#: seed 004's reported shares of pain neuromodulation trials, in percent
+SEED_004 = {
+    "n_trials": 487,
+    "shares": {"noninvasive_cortical": 49.3, "spinal_cord": 43.7, "deep_brain": "< 3"},
+    "citation": "Yamamoto K, Elias GJB, et al. Neuromodulation for Pain: A Comprehensive Survey and "
+                "Systematic Review of Clinical Trials and Connectomic Analysis of Brain Targets. "
+                "Stereotact Funct Neurosurg. 2022;100(1):14-25. doi:10.1159/000517873",
+}
+
+_PALETTE = ["#1b6ca8", "#e07a1f", "#3a923a", "#c23b3b", "#7b5ea7", "#8c564b", "#d46fb6", "#6b6b6b",
+            "#b5b52a", "#1fb5c4"]
+
+
+@dataclass
+class SurveyTable:
+    name: str
+    title: str
+    frame: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class SurveyResult:
+    """What :func:`survey` wrote: tables, figures, the methods paragraph and the HTML page."""
+
+    out_dir: Path
+    tables: dict[str, SurveyTable]
+    methods: str
+    html_path: Path
+    n_trials: int
+    n_neuromod: int
+    unavailable: list[str]
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables[name].frame
+
+
+# ---------------------------------------------------------------------------
+# Counting helpers
+# ---------------------------------------------------------------------------
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, float) and math.isnan(value):
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split(";") if v]
+    return list(value)
+
+
+def _count_multi(series: pd.Series, denominator: int, labels: dict[str, str] | None = None,
+                 key: str = "code") -> pd.DataFrame:
+    """Trials per value of a multi-valued column; a trial counts once for each of its values."""
+    exploded = series.map(_as_list).explode().dropna()
+    counts = exploded.value_counts()
+    frame = pd.DataFrame({key: counts.index.astype(str), "n_trials": counts.values.astype(int)})
+    if labels is not None:
+        frame.insert(1, "label", frame[key].map(lambda c: labels.get(c, c)))
+    frame["percent"] = (100.0 * frame["n_trials"] / denominator).round(1) if denominator else np.nan
+    return frame.reset_index(drop=True)
+
+
+def _count_single(series: pd.Series, denominator: int, key: str) -> pd.DataFrame:
+    counts = series.fillna("not reported").astype(str).value_counts()
+    frame = pd.DataFrame({key: counts.index, "n_trials": counts.values.astype(int)})
+    frame["percent"] = (100.0 * frame["n_trials"] / denominator).round(1) if denominator else np.nan
+    return frame
+
+
+def _has_data(series: pd.Series) -> bool:
+    return bool(series.map(lambda v: bool(_as_list(v)) if not isinstance(v, (str, int, float, bool, dt.date))
+                           else (v is not None and not (isinstance(v, float) and math.isnan(v)))).any())
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+def _save(fig, out: Path, stem: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "svg"):
+        path = out / "figures" / f"{stem}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as fh:
+            fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _barh(frame: pd.DataFrame, label_col: str, title: str, out: Path, stem: str) -> list[Path]:
+    data = frame.head(25).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(data) + 1.2))
+    ax.barh(data[label_col].astype(str), data["n_trials"], color=_PALETTE[0])
+    for y, (n, p) in enumerate(zip(data["n_trials"], data.get("percent", [np.nan] * len(data)), strict=False)):
+        text = f"{n}" if (p is None or (isinstance(p, float) and math.isnan(p))) else f"{n} ({p:.1f} %)"
+        ax.text(n, y, " " + text, va="center", fontsize=8)
+    ax.set_xlabel("trials")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_xlim(0, max(1, data["n_trials"].max()) * 1.25)
+    return _save(fig, out, stem)
+
+
+def _stacked(cross: pd.DataFrame, title: str, out: Path, stem: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(cross) + 1.5))
+    left = np.zeros(len(cross))
+    for i, col in enumerate(cross.columns):
+        ax.barh(cross.index.astype(str), cross[col].values, left=left, label=str(col),
+                color=_PALETTE[i % len(_PALETTE)])
+        left += cross[col].values
+    ax.set_xlabel("trials")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, out, stem)
+
+
+def _trend(frame: pd.DataFrame, title: str, out: Path, stem: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for i, col in enumerate(frame.columns):
+        ax.plot(frame.index, frame[col], marker="o", ms=3, label=str(col), color=_PALETTE[i % len(_PALETTE)])
+    ax.set_xlabel("start year")
+    ax.set_ylabel("trials")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, out, stem)
+
+
+def _histogram(values: pd.Series, title: str, out: Path, stem: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    positive = values[values > 0]
+    bins = np.logspace(0, max(1.0, math.log10(positive.max()) + 0.1), 25) if len(positive) else 10
+    ax.hist(positive, bins=bins, color=_PALETTE[0])
+    ax.set_xscale("log")
+    ax.set_xlabel("planned or actual enrollment (participants, log scale)")
+    ax.set_ylabel("trials")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, out, stem)
+
+
+# ---------------------------------------------------------------------------
+# Survey
+# ---------------------------------------------------------------------------
+def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_neuromod: int,
+             classifier_version: str) -> str:
+    sources = []
+    if runs is not None and len(runs):
+        for _, run in runs.iterrows():
+            src = str(run.get("source") or "")
+            query = run.get("query")
+            as_of = run.get("as_of")
+            piece = src
+            if isinstance(query, str) and query and query not in ("{}", "null"):
+                piece += f" (query {query})"
+            if as_of is not None and not (isinstance(as_of, float) and math.isnan(as_of)) and str(as_of) != "NaT":
+                piece += f", as of {pd.Timestamp(as_of).date().isoformat()}"
+            sources.append(piece)
+    elif "source" in trials:
+        sources = sorted({str(s) for s in trials["source"].dropna().unique()})
+    source_text = "; ".join(dict.fromkeys(sources)) or "the imported registry records"
+    return (
+        f"Registry records were imported from {source_text}. ClinicalTrials.gov content is provided by the "
+        f"U.S. National Library of Medicine. Of {n_total:,} records, {n_neuromod:,} were classified as testing "
+        f"a neuromodulation intervention as a treatment arm by neuromodmap {__version__} (rule-based classifier "
+        f"{classifier_version}; every label carries the field and text that support it). Modalities were "
+        "grouped as in seed 004 (non-invasive cortical stimulation; spinal cord stimulation including dorsal "
+        "root ganglion stimulation; deep brain stimulation; others). A trial that tests several modalities is "
+        "counted once in each of its modalities and groups, so percentages can sum to more than 100. "
+        "Fields a source does not carry (phase, status, dates, enrollment, countries, sponsor, design) are "
+        "reported as unavailable rather than imputed."
+    )
+
+
+def survey(
+    trials: pd.DataFrame,
+    labels: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    import_runs: pd.DataFrame | None = None,
+    title: str = "Neuromodulation trial landscape",
+) -> SurveyResult:
+    """Survey the neuromodulation trials and write CSV tables, PNG/SVG figures and ``survey.html``.
+
+    Parameters
+    ----------
+    trials : DataFrame
+        One row per trial (the store's ``trials`` table, ``TrialStore.trials_df()``).
+    labels : DataFrame
+        One row per classified trial (``TrialStore.labels_df()``).
+    out_dir : path
+        Output directory; created if needed. Files are written atomically.
+    import_runs : DataFrame, optional
+        Import provenance (``TrialStore.import_runs_df()``) for the methods paragraph.
+    """
+    out = Path(out_dir)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    merged = labels.merge(trials, on="registry_id", how="left", suffixes=("", "_trial"))
+    n_total = len(labels)
+    nm = merged[merged["neuromod"].fillna(False).astype(bool)].copy()
+    n = len(nm)
+    classifier_version = str(labels["classifier_version"].iloc[0]) if "classifier_version" in labels and n_total else ""
+
+    tables: dict[str, SurveyTable] = {}
+    unavailable: list[str] = []
+
+    def add(name: str, title_: str, frame: pd.DataFrame, figs: list[Path], note: str = "") -> None:
+        with atomic_write(out / "tables" / f"{name}.csv", "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+        tables[name] = SurveyTable(name, title_, frame, figs, note)
+
+    group_labels = {k: g.label for k, g in vocab.MODALITY_GROUPS.items()}
+    mod_labels = {k: m.label for k, m in vocab.MODALITIES.items()}
+
+    t = _count_multi(nm["modality_group"], n, group_labels, key="modality_group")
+    add("modality_group", "Trials by modality group", t, _barh(t, "label", "Trials by modality group", out, "modality_group"))
+
+    t = _count_multi(nm["modalities"], n, mod_labels, key="modality")
+    t.insert(2, "modality_group", t["modality"].map(lambda c: vocab.MODALITIES[c].group if c in vocab.MODALITIES else ""))
+    add("modality", "Trials by modality", t, _barh(t, "label", "Trials by modality", out, "modality"))
+
+    t = _count_single(nm["indication"], n, "indication")
+    add("indication", "Trials by indication", t, _barh(t, "indication", "Trials by indication", out, "indication"))
+
+    pain = nm[nm["indication"].isin(["pain", "both"])]
+    depression = nm[nm["indication"].isin(["depression", "both"])]
+    sub_labels = {k: s.label for k, s in vocab.PAIN_SUBTYPES.items()}
+    t = _count_multi(pain["pain_subtype"], len(pain), sub_labels, key="pain_subtype")
+    add("pain_subtype", "Pain trials by subtype", t,
+        _barh(t, "label", "Pain trials by subtype", out, "pain_subtype") if len(t) else [])
+    sub_labels = {k: s.label for k, s in vocab.DEPRESSION_SUBTYPES.items()}
+    t = _count_multi(depression["depression_subtype"], len(depression), sub_labels, key="depression_subtype")
+    add("depression_subtype", "Depression trials by subtype", t,
+        _barh(t, "label", "Depression trials by subtype", out, "depression_subtype") if len(t) else [])
+
+    chronic = pain["chronic_pain"].map({True: "chronic", False: "acute / not chronic"}).fillna("unclear")
+    t = _count_single(chronic, len(pain), "chronic_pain")
+    add("chronic_pain", "Pain trials: chronic vs acute", t, _barh(t, "chronic_pain", "Pain trials: chronic vs acute", out, "chronic_pain"))
+
+    inv = nm["invasive"].map({True: "invasive", False: "non-invasive"}).fillna("unclear")
+    t = _count_single(inv, n, "invasiveness")
+    add("invasive", "Invasive vs non-invasive", t, _barh(t, "invasiveness", "Invasive vs non-invasive", out, "invasive"))
+
+    exploded = nm[["registry_id", "modality_group", "indication"]].copy()
+    exploded["modality_group"] = exploded["modality_group"].map(_as_list)
+    exploded = exploded.explode("modality_group").dropna(subset=["modality_group"])
+    if len(exploded):
+        cross = pd.crosstab(exploded["modality_group"].map(group_labels), exploded["indication"])
+        add("group_by_indication", "Modality group by indication", cross.reset_index(),
+            _stacked(cross, "Modality group by indication", out, "group_by_indication"))
+
+    t = _count_multi(nm["targets"], n, {k: tg.label for k, tg in vocab.TARGETS.items()}, key="target")
+    add("targets", "Trials by stimulation target", t,
+        _barh(t, "label", "Trials by stimulation target", out, "targets") if len(t) else [])
+
+    # seed 004 comparison: pain trials, share per group
+    pain_groups = _count_multi(pain["modality_group"], len(pain), group_labels, key="modality_group").set_index("modality_group")
+    rows = []
+    for code, seed_share in SEED_004["shares"].items():
+        ours = float(pain_groups.loc[code, "percent"]) if code in pain_groups.index else 0.0
+        n_ours = int(pain_groups.loc[code, "n_trials"]) if code in pain_groups.index else 0
+        rows.append({"modality_group": code, "label": group_labels[code], "seed_004_percent": str(seed_share),
+                     "our_n_trials": n_ours, "our_percent": round(ours, 1)})
+    rows.append({"modality_group": "all", "label": "Pain neuromodulation trials (n)",
+                 "seed_004_percent": str(SEED_004["n_trials"]), "our_n_trials": len(pain), "our_percent": 100.0})
+    t = pd.DataFrame(rows)
+    fig_frame = t.iloc[:-1].copy()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    x = np.arange(len(fig_frame))
+    seed_vals = [2.9 if str(v).startswith("<") else float(v) for v in fig_frame["seed_004_percent"]]
+    ax.bar(x - 0.2, seed_vals, 0.4, label=f"seed 004 (n = {SEED_004['n_trials']}; DBS drawn at its bound < 3 %)", color=_PALETTE[7])
+    ax.bar(x + 0.2, fig_frame["our_percent"], 0.4, label=f"this survey (n = {len(pain)})", color=_PALETTE[0])
+    ax.set_xticks(x, fig_frame["label"], fontsize=8)
+    ax.set_ylabel("% of pain neuromodulation trials")
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    add("seed_comparison", "Pain trials by group, beside seed 004", t, _save(fig, out, "seed_comparison"),
+        note="Seed 004 searched ClinicalTrials.gov and ICTRP for pain neuromodulation trials; the shares here come "
+             "from whatever records were imported, so they agree only as far as the imported sample resembles "
+             "the seed's search.")
+
+    # registry fields that exist only in full records
+    optional = [
+        ("phase", "phases", "Trials by phase", True),
+        ("status", "overall_status", "Trials by recruitment status", False),
+        ("sponsor_class", "sponsor_class", "Trials by sponsor class", False),
+        ("allocation", "allocation", "Trials by allocation", False),
+        ("masking", "masking", "Trials by masking", False),
+        ("primary_purpose", "primary_purpose", "Trials by primary purpose", False),
+        ("has_results", "has_results", "Trials with posted results", False),
+        ("country", "countries", "Trials by country (top 25)", True),
+    ]
+    for name, column, title_, multi in optional:
+        if column not in nm or not _has_data(nm[column]):
+            unavailable.append(name)
+            continue
+        if multi:
+            t = _count_multi(nm[column], n, key=name)
+        else:
+            t = _count_single(nm[column].map(lambda v: None if v is None else str(v)), n, name)
+        add(name, title_, t, _barh(t, name, title_, out, name))
+        if name == "country":
+            cont = nm[column].map(lambda cs: sorted({c for c in (continent(x) for x in _as_list(cs)) if c}))
+            t = _count_multi(cont, n, key="continent")
+            add("continent", "Trials by continent", t, _barh(t, "continent", "Trials by continent", out, "continent"))
+
+    if "start_date" in nm and nm["start_date"].notna().any():
+        years = pd.to_datetime(nm["start_date"], errors="coerce").dt.year
+        ex = pd.DataFrame({"year": years, "group": nm["modality_group"].map(_as_list)}).explode("group").dropna()
+        trend = pd.crosstab(ex["year"].astype(int), ex["group"].map(group_labels))
+        add("start_year", "Trials by start year and modality group", trend.reset_index(),
+            _trend(trend, "Trials by start year and modality group", out, "start_year"))
+    else:
+        unavailable.append("start_year")
+
+    if "enrollment" in nm and nm["enrollment"].notna().any():
+        e = pd.to_numeric(nm["enrollment"], errors="coerce").dropna()
+        desc = pd.DataFrame([{"n_trials": len(e), "median": float(e.median()), "q1": float(e.quantile(0.25)),
+                              "q3": float(e.quantile(0.75)), "min": float(e.min()), "max": float(e.max())}])
+        add("enrollment", "Enrollment distribution", desc, _histogram(e, "Enrollment distribution", out, "enrollment"))
+    else:
+        unavailable.append("enrollment")
+
+    methods = _methods(trials, import_runs, n_total, n, classifier_version)
+    html_path = out / "survey.html"
+    _write_html(html_path, title, tables, methods, n_total, n, unavailable)
+    return SurveyResult(out, tables, methods, html_path, n_total, n, unavailable)
+
+
+# ---------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f3f3f3}img{max-width:100%}.note{color:#555;font-size:.9em}.kpi{font-size:1.1em}
+</style></head><body>
+<h1>{{ title }}</h1>
+<p class="kpi">{{ n_neuromod }} neuromodulation trials among {{ n_total }} classified records.</p>
+<h2>Methods</h2><p>{{ methods }}</p>
+{% for t in tables %}
+<section id="{{ t.name }}"><h2>{{ t.title }}</h2>
+{% if t.note %}<p class="note">{{ t.note }}</p>{% endif %}
+{% for img in t.images %}<img alt="{{ t.title }}" src="data:image/png;base64,{{ img }}">{% endfor %}
+<table><thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in t.rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+</section>
+{% endfor %}
+{% if unavailable %}<h2>Not available in the source</h2>
+<p class="note">These fields are absent from the imported records, so no table is shown (nothing is imputed): {{ unavailable|join(", ") }}.</p>{% endif %}
+<p class="note">Generated by neuromodmap {{ version }} on {{ today }}. Seed 004: {{ seed_citation }}.</p>
+</body></html>
+"""
+
+
+def _write_html(path: Path, title: str, tables: dict[str, SurveyTable], methods: str, n_total: int,
+                n_neuromod: int, unavailable: Iterable[str]) -> None:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    rendered_tables = []
+    for t in tables.values():
+        images = [base64.b64encode(p.read_bytes()).decode("ascii") for p in t.figures if p.suffix == ".png"]
+        frame = t.frame.head(40)
+        rendered_tables.append({
+            "name": t.name, "title": t.title, "note": t.note, "images": images,
+            "columns": [str(c) for c in frame.columns],
+            "rows": [["" if (isinstance(v, float) and math.isnan(v)) else v for v in row]
+                     for row in frame.itertuples(index=False)],
+        })
+    html = env.from_string(_TEMPLATE).render(
+        title=title, tables=rendered_tables, methods=methods, n_total=f"{n_total:,}",
+        n_neuromod=f"{n_neuromod:,}", unavailable=list(unavailable), version=__version__,
+        today=dt.date.today().isoformat(), seed_citation=SEED_004["citation"],
+    )
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(html)
