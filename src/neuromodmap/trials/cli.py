@@ -1,7 +1,166 @@
-"""`neuromodmap trials ...` commands."""
+"""``neuromodmap trials ...``: import, fetch, classify, link and survey registry trials."""
 
 from __future__ import annotations
 
-import typer
+import csv
+import datetime as dt
+from pathlib import Path
 
-app = typer.Typer(help="Trials stage.", no_args_is_help=True)
+import typer
+from rich.console import Console
+
+from neuromodmap.store import DEFAULT_DB
+
+app = typer.Typer(help="Trial registries: import, fetch, classify, de-duplicate, survey.", no_args_is_help=True)
+console = Console(stderr=True)
+
+_DB = typer.Option(DEFAULT_DB, "--db", help="DuckDB file (created if missing).")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _report_problems(problems, limit: int = 15, problems_csv: Path | None = None) -> None:
+    if not problems:
+        return
+    console.print(f"[yellow]{len(problems)} record(s) skipped:[/]")
+    for p in problems[:limit]:
+        console.print(f"  {p}", markup=False, highlight=False)
+    if len(problems) > limit:
+        console.print(f"  ... and {len(problems) - limit} more")
+    if problems_csv:
+        from neuromodmap._utils import atomic_write
+
+        with atomic_write(problems_csv, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["source", "location", "registry_id", "field", "reason"])
+            writer.writeheader()
+            for p in problems:
+                writer.writerow(p.model_dump(include={"source", "location", "registry_id", "field", "reason"}))
+        console.print(f"  all problems written to {problems_csv}")
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--as-of must be a date like 2018-07-01, not {value!r}")
+    return None
+
+
+@app.command("import")
+def import_cmd(
+    inputs: list[Path] = typer.Argument(..., help="Registry files: v2 JSON/JSONL(.gz)/ZIP, legacy XML (or ZIP), ICTRP XML/CSV."),
+    db: Path = _DB,
+    as_of: str = typer.Option(None, "--as-of", help="Date the data refer to (YYYY-MM-DD), when the file does not say."),
+    problems_csv: Path = typer.Option(None, "--problems", help="Write skipped records and reasons to this CSV."),
+) -> None:
+    """Import registry files into the store (idempotent: upsert by registry id)."""
+    from neuromodmap.trials.store import TrialStore
+
+    for path in inputs:
+        if not path.exists():
+            _fail(f"{path}: no such file")
+    problems: list = []
+    try:
+        with TrialStore(db) as store:
+            report = store.import_files(inputs, as_of=_parse_date(as_of), problems=problems)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"Imported {report.n_upserted:,} trials into {db} in {report.seconds:.1f} s")
+    _report_problems(problems, problems_csv=problems_csv)
+
+
+@app.command()
+def fetch(
+    cond: str = typer.Option(None, "--cond", help="query.cond, e.g. 'chronic pain OR depression'"),
+    intr: str = typer.Option(None, "--intr", help="query.intr, e.g. 'spinal cord stimulation'"),
+    term: str = typer.Option(None, "--term", help="query.term (any field)"),
+    advanced: str = typer.Option(None, "--advanced", help="filter.advanced, e.g. 'AREA[StudyType]INTERVENTIONAL'"),
+    db: Path = _DB,
+    rate: float = typer.Option(1.0, "--rate", help="Maximum requests per second (be polite)."),
+    base_url: str = typer.Option("https://clinicaltrials.gov/api/v2", "--base-url", help="API root."),
+) -> None:
+    """Fetch studies live from the ClinicalTrials.gov API v2 (resumes an interrupted query)."""
+    from neuromodmap.trials.ctgov import fetch_studies
+    from neuromodmap.trials.store import TrialStore
+
+    if not any([cond, intr, term, advanced]):
+        _fail("give at least one of --cond, --intr, --term, --advanced")
+    try:
+        with TrialStore(db) as store:
+            report = fetch_studies(store, cond=cond, intr=intr, term=term, advanced=advanced,
+                                   base_url=base_url, rate=rate)
+    except Exception as exc:  # network failures after all retries: one clear line
+        _fail(f"fetch failed: {exc}")
+    console.print(f"Fetched {report.n_studies:,} studies into {db} ({report.n_pages} pages)")
+
+
+@app.command()
+def classify(
+    inputs: list[Path] = typer.Argument(None, help="Registry files (any supported format). Omit to classify the store."),
+    output: Path = typer.Option(..., "-o", "--output", help="CSV with one row per trial."),
+    db: Path = typer.Option(None, "--db", help="Also store the labels (or, without inputs, classify this store)."),
+    problems_csv: Path = typer.Option(None, "--problems", help="Write skipped records and reasons to this CSV."),
+) -> None:
+    """Classify trials (neuromod, modalities, group, indication, targets, invasive, evidence) into a CSV."""
+    from neuromodmap.trials.pipeline import classify_to_csv
+
+    if not inputs and db is None:
+        _fail("give input files, or --db to classify the trials already in a store")
+    for path in inputs or []:
+        if not path.exists():
+            _fail(f"{path}: no such file")
+    problems: list = []
+    try:
+        stats = classify_to_csv(inputs or [], output, db=db, problems=problems)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"Classified {stats['n_trials']:,} trials ({stats['n_neuromod']:,} neuromodulation) "
+                  f"→ {output} in {stats['seconds']:.1f} s ({stats['n_trials'] / max(stats['seconds'], 1e-9):,.0f} records/s)")
+    _report_problems(problems, problems_csv=problems_csv)
+
+
+@app.command()
+def link(
+    db: Path = _DB,
+    threshold: int = typer.Option(90, "--threshold", help="rapidfuzz title score for a flagged candidate."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write the links to this CSV."),
+) -> None:
+    """Link ICTRP and ClinicalTrials.gov records (TrialID, Secondary_ID; fuzzy titles only flagged)."""
+    from neuromodmap.trials.dedup import link_registries
+    from neuromodmap.trials.store import TrialStore
+
+    if not db.exists():
+        _fail(f"database {db} does not exist; import data first")
+    with TrialStore(db) as store:
+        links = link_registries(store, fuzzy_threshold=threshold)
+    confirmed = int(links["confirmed"].sum()) if len(links) else 0
+    console.print(f"{confirmed} confirmed links, {len(links) - confirmed} flagged fuzzy candidates (not merged)")
+    if output:
+        from neuromodmap._utils import atomic_write
+
+        with atomic_write(output, "w", newline="") as fh:
+            links.to_csv(fh, index=False)
+
+
+@app.command()
+def survey(
+    db: Path = _DB,
+    out: Path = typer.Option(Path("survey"), "-o", "--out", help="Output directory."),
+) -> None:
+    """Write the landscape survey (CSV tables, PNG/SVG figures, survey.html) of the classified trials."""
+    from neuromodmap.trials.store import TrialStore
+    from neuromodmap.trials.survey import survey as run_survey
+
+    if not db.exists():
+        _fail(f"database {db} does not exist; run 'neuromodmap trials import' first")
+    with TrialStore(db, read_only=True) as store:
+        labels = store.labels_df()
+        if labels.empty:
+            _fail(f"no classified trials in {db}; run 'neuromodmap trials classify --db {db} -o labels.csv' first")
+        result = run_survey(store.trials_df(), labels, out, import_runs=store.import_runs_df())
+    console.print(f"{result.n_neuromod:,} neuromodulation trials of {result.n_trials:,}; report: {result.html_path}")
