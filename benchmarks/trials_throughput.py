@@ -76,7 +76,6 @@ def main() -> None:
             print(f"{mode:16s} n={res['n']:,}  median {statistics.median(rates):,.0f} records/s "
                   f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})  peak RSS {max(rss):,.0f} MB  "
                   f"goal ≥ 5,000 records/s, ≤ 1,024 MB")
-    del resource
 
 
 if __name__ == "__main__":
