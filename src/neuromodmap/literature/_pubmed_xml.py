@@ -1,0 +1,117 @@
+"""PubMed XML (PubmedArticleSet), read with defusedxml so hostile XML cannot expand entities."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+
+_YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
+
+
+def _text(element: Element | None) -> str:
+    if element is None:
+        return ""
+    # itertext keeps the words inside <i>, <sup> and friends
+    return " ".join("".join(element.itertext()).split())
+
+
+def parse_pubmed_xml(data: bytes, path: Path, database: str | None, issues: list[ImportIssue]) -> list[Record]:
+    """Parse a PubmedArticleSet; a truncated file keeps every complete article before the break."""
+    records: list[Record] = []
+    position = 0
+    try:
+        for _event, element in iterparse(io.BytesIO(data), events=("end",)):
+            if element.tag not in ("PubmedArticle", "PubmedBookArticle"):
+                continue
+            position += 1
+            if element.tag == "PubmedBookArticle":
+                issues.append(ImportIssue(file=str(path), position=position, field="PubmedBookArticle",
+                                          reason="book records are not imported"))
+            else:
+                record = _to_record(element, path, database, position, issues)
+                if record is not None:
+                    records.append(record)
+            element.clear()
+    except ParseError as exc:
+        line = exc.position[0] if getattr(exc, "position", None) else None
+        issues.append(ImportIssue(file=str(path), line=line, position=position + 1,
+                                  reason=f"XML is malformed or truncated ({exc}); "
+                                         f"the {len(records)} complete articles before it were kept"))
+    except DefusedXmlException as exc:
+        issues.append(ImportIssue(file=str(path), reason=f"XML refused for safety: {exc}"))
+    return records
+
+
+def _to_record(article: Element, path: Path, database: str | None, position: int,
+               issues: list[ImportIssue]) -> Record | None:
+    citation = article.find("MedlineCitation")
+    art = citation.find("Article") if citation is not None else None
+    if citation is None or art is None:
+        issues.append(ImportIssue(file=str(path), position=position, field="MedlineCitation",
+                                  reason="article has no MedlineCitation/Article element"))
+        return None
+    pmid = _text(citation.find("PMID"))
+    title = _text(art.find("ArticleTitle")) or _text(art.find("VernacularTitle"))
+    parts = []
+    for node in art.findall("Abstract/AbstractText"):
+        label = node.get("Label")
+        body = _text(node)
+        parts.append(f"{label}: {body}" if label else body)
+    abstract = " ".join(parts)
+    if not title and not abstract:
+        issues.append(ImportIssue(file=str(path), position=position, field="ArticleTitle",
+                                  reason=f"PMID {pmid or '?'} has neither a title nor an abstract"))
+        return None
+    authors = []
+    for author in art.findall("AuthorList/Author"):
+        last = _text(author.find("LastName"))
+        given = _text(author.find("ForeName")) or _text(author.find("Initials"))
+        collective = _text(author.find("CollectiveName"))
+        if last:
+            authors.append(f"{last}, {given}" if given else last)
+        elif collective:
+            authors.append(collective)
+    pub_date = art.find("Journal/JournalIssue/PubDate")
+    year_text = _text(pub_date.find("Year")) or _text(pub_date.find("MedlineDate")) if pub_date is not None else ""
+    if not year_text:
+        year_text = _text(art.find("ArticleDate/Year"))
+    year_match = _YEAR.search(year_text)
+    doi = None
+    for node in art.findall("ELocationID"):
+        if node.get("EIdType") == "doi":
+            doi = normalise_doi(_text(node))
+    if doi is None:
+        for node in article.findall("PubmedData/ArticleIdList/ArticleId"):
+            if node.get("IdType") == "doi":
+                doi = normalise_doi(_text(node))
+    issue_node = art.find("Journal/JournalIssue")
+    return Record(
+        record_id=make_record_id(str(path), position),
+        title=title,
+        abstract=abstract,
+        authors=authors,
+        year=int(year_match.group(1)) if year_match else None,
+        journal=_text(art.find("Journal/Title")) or _text(art.find("Journal/ISOAbbreviation")),
+        doi=doi,
+        pmid=pmid if pmid.isdigit() else None,
+        keywords=[_text(k) for k in citation.findall("KeywordList/Keyword") if _text(k)],
+        mesh_terms=[_text(m.find("DescriptorName")) for m in citation.findall("MeshHeadingList/MeshHeading")
+                    if m.find("DescriptorName") is not None],
+        publication_types=[_text(p) for p in art.findall("PublicationTypeList/PublicationType")],
+        language=_text(art.find("Language")),
+        record_type="JOUR",
+        volume=_text(issue_node.find("Volume")) if issue_node is not None else "",
+        issue=_text(issue_node.find("Issue")) if issue_node is not None else "",
+        pages=_text(art.find("Pagination/MedlinePgn")),
+        source_database=database or "PubMed",
+        source_file=str(path),
+        source_format="pubmed_xml",
+        source_position=position,
+    )

@@ -1,0 +1,178 @@
+"""RIS reader (Scopus, Embase, Web of Science, Ovid, ProQuest, Lens, EBSCO, Zotero, EndNote)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from neuromodmap.literature._text import database_from_tag
+from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+
+_TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
+_YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
+_PMID_URL = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|list_uids=|pmid[:=])(\d{1,9})\b", re.I)
+_HTML_TAG = re.compile(r"<[^>]{1,40}>")
+
+# every tag of the RIS specification and of the vendor variants in the real exports; other
+# two-letter tags are kept out of the record and reported once per file
+KNOWN_TAGS = set(
+    "TY ER TI T1 T2 T3 ST CT BT AB N2 N1 AU A1 A2 A3 A4 AD AI PY Y1 Y2 DA JF JO JA J1 J2 DO L1 L2 L3 L4 "
+    "UR AN ID KW LA M1 M2 M3 SN SP EP VL IS PB CY DB DP C1 C2 C3 C4 C5 C6 C7 C8 ET LK U1 U2 U3 U4 U5 "
+    "NL RP OP CN CA SE NV RI TA TT LB FU FX PA PI PU WE J9 JI WP ED CP MA BN EF".split()
+)
+
+_CONTENT_TAGS = {"TI", "T1", "AU", "A1", "AB", "N2", "PY", "Y1", "DO"}
+_TITLE_TAGS = ("TI", "T1", "CT", "BT")
+_ABSTRACT_TAGS = ("AB", "N2")
+_JOURNAL_TAGS = ("T2", "JF", "JO", "JA", "J2", "J1")
+_YEAR_TAGS = ("PY", "Y1", "DA", "Y2")
+
+
+def _clean(value: str) -> str:
+    # Lens puts HTML paragraphs in abstracts; entities appear in several exports
+    value = _HTML_TAG.sub(" ", value) if "<" in value else value
+    value = html.unescape(value) if "&" in value else value
+    return " ".join(value.split())
+
+
+def parse_ris(text: str, path: Path, database: str | None, issues: list[ImportIssue]) -> list[Record]:
+    """Parse RIS text into records; broken records are repaired or skipped with a reason."""
+    records: list[Record] = []
+    fields: dict[str, list[str]] | None = None
+    start_line = 0
+    last_tag: str | None = None
+    unknown: dict[str, int] = {}
+    position = 0
+
+    def close(end_reason: str | None) -> None:
+        nonlocal fields, position
+        position += 1
+        if end_reason:
+            issues.append(ImportIssue(file=str(path), line=start_line, position=position,
+                                      field="ER", reason=end_reason, action="kept"))
+        record = _to_record(fields or {}, path, database, start_line, position, issues)
+        if record is not None:
+            records.append(record)
+        fields = None
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip("\r\n").replace("\ufeff", "")
+        match = _TAG.match(line)
+        if match:
+            tag, value = match.group(1), (match.group(2) or "").strip()
+            if tag == "TY":
+                if fields is not None:
+                    close(f"record has no ER line; it ends where the next TY starts (line {number})")
+                fields = {"TY": [value]}
+                start_line = number
+                last_tag = "TY"
+                continue
+            if tag == "ER":
+                if fields is None:
+                    continue  # a stray ER: nothing to close
+                close(None)
+                last_tag = None
+                continue
+            if fields is None:
+                if tag not in _CONTENT_TAGS:
+                    continue  # e.g. Ovid's NL line after ER
+                # content before any TY (a lost TY line): keep it as a record, ER/TY closes it
+                fields = {}
+                start_line = number
+            if tag not in KNOWN_TAGS:
+                unknown[tag] = unknown.get(tag, 0) + 1
+                last_tag = None
+                continue
+            fields.setdefault(tag, []).append(value)
+            last_tag = tag
+        elif fields is not None and last_tag and line.strip():
+            # wrapped continuation line (EndNote/Ovid wrap long abstracts)
+            if last_tag not in ("TY", "ER"):
+                fields[last_tag][-1] = (fields[last_tag][-1] + " " + line.strip()).strip()
+        # lines outside a record (Ovid's "1." numbering and link footers) carry no data
+    if fields is not None:
+        close("file ends inside a record (no ER line); the record was kept")
+    if unknown:
+        tags = ", ".join(f"{t} ({n}x)" for t, n in sorted(unknown.items()))
+        issues.append(ImportIssue(file=str(path), field="tags", action="kept",
+                                  reason=f"unknown RIS tags ignored: {tags}"))
+    return records
+
+
+def _first(fields: dict[str, list[str]], tags: tuple[str, ...]) -> str:
+    for tag in tags:
+        for value in fields.get(tag, ()):
+            if value.strip():
+                return value
+    return ""
+
+
+def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, line: int,
+               position: int, issues: list[ImportIssue]) -> Record | None:
+    title = _clean(_first(fields, _TITLE_TAGS))
+    abstract = _clean(_first(fields, _ABSTRACT_TAGS))
+    if not title and not abstract:
+        issues.append(ImportIssue(file=str(path), line=line, position=position, field="TI",
+                                  reason="record has neither a title nor an abstract"))
+        return None
+    year = None
+    for tag in _YEAR_TAGS:
+        for value in fields.get(tag, ()):
+            found = _YEAR.search(value)
+            if found:
+                year = int(found.group(1))
+                break
+        if year:
+            break
+    doi = None
+    for tag in ("DO", "L2", "UR"):
+        for value in fields.get(tag, ()):
+            # link fields hold many URLs; only a doi.org link names the record's own DOI
+            if tag != "DO" and "doi.org/" not in value.lower():
+                continue
+            doi = normalise_doi(value)
+            if doi:
+                break
+        if doi:
+            break
+    pmid = None
+    for value in fields.get("UR", []) + fields.get("L2", []) + fields.get("C1", []):
+        found = _PMID_URL.search(value)
+        if found:
+            pmid = found.group(1)
+            break
+    db_tag = _first(fields, ("DB", "DP"))
+    db_name = database or (database_from_tag(db_tag) if db_tag else "unknown")
+    # PubMed exports through EndNote put the PMID in AN
+    if pmid is None and fields.get("AN") and re.fullmatch(r"\d{5,9}", fields["AN"][0].strip()) and (
+        db_name == "PubMed"
+    ):
+        pmid = fields["AN"][0].strip()
+    authors = [_clean(a) for a in fields.get("AU", []) + fields.get("A1", []) if a.strip()]
+    keywords = [_clean(k) for k in fields.get("KW", []) if k.strip()]
+    pages = "-".join(p for p in (_first(fields, ("SP",)), _first(fields, ("EP",))) if p)
+    publication_types = [_clean(v) for v in fields.get("M3", []) if v and not normalise_doi(v)]
+    return Record(
+        record_id=make_record_id(str(path), position),
+        title=title,
+        abstract=abstract,
+        authors=authors,
+        year=year,
+        journal=_clean(_first(fields, _JOURNAL_TAGS)),
+        doi=doi,
+        pmid=pmid,
+        keywords=keywords,
+        publication_types=publication_types,
+        language=_clean(_first(fields, ("LA",))),
+        record_type=_first(fields, ("TY",)).upper(),
+        volume=_first(fields, ("VL",)),
+        issue=_first(fields, ("IS",)),
+        pages=pages,
+        url=_first(fields, ("UR",)),
+        source_database=db_name,
+        source_file=str(path),
+        source_format="ris",
+        source_line=line,
+        source_position=position,
+    )

@@ -1,0 +1,109 @@
+"""CSV/TSV/XLSX exports and labelled screening sets with title/abstract columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from neuromodmap.literature.records import (
+    ImportIssue,
+    LiteratureImportError,
+    Record,
+    make_record_id,
+    normalise_doi,
+)
+
+# column names seen in ASReview sets, Rayyan/Covidence exports, Scopus and WoS CSVs
+_COLUMNS = {
+    "title": ("title", "primary_title", "article title", "document title", "ti", "titles"),
+    "abstract": ("abstract", "abstract note", "ab", "notes_abstract", "abstracts"),
+    "authors": ("authors", "author", "au", "author full names"),
+    "year": ("year", "publication year", "py", "pubyear", "date"),
+    "journal": ("journal", "source title", "secondary_title", "journal/book", "so", "publication title"),
+    "doi": ("doi", "di"),
+    "pmid": ("pmid", "pubmedid", "pubmed_id", "pubmed id"),
+    "keywords": ("keywords", "author keywords", "kw", "de"),
+    "language": ("language", "language of original document", "la"),
+    "publication_types": ("document type", "publication type", "pt", "publication_types"),
+}
+_YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
+
+
+def read_table(data: bytes, text: str | None, path: Path, fmt: str) -> pd.DataFrame:
+    try:
+        if fmt == "xlsx":
+            return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+        sample = text[:20000]
+        try:
+            dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t")
+            sep = dialect.delimiter
+        except csv.Error:
+            sep = ","
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError, KeyError, OSError) as exc:
+        raise LiteratureImportError(f"{path}: cannot read as a {fmt.upper()} table ({exc})") from exc
+
+
+def parse_table(frame: pd.DataFrame, path: Path, database: str | None, fmt: str,
+                issues: list[ImportIssue]) -> list[Record]:
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    mapped: dict[str, str] = {}
+    for field, names in _COLUMNS.items():
+        for name in names:
+            if name in lower:
+                mapped[field] = lower[name]
+                break
+    if "title" not in mapped:
+        raise LiteratureImportError(
+            f"{path}: no title column (looked for {', '.join(_COLUMNS['title'])}; "
+            f"found {', '.join(map(str, frame.columns[:15])) or 'no columns'})"
+        )
+    used = set(mapped.values())
+    extra_columns = [c for c in frame.columns if c not in used]
+    records = []
+    columns = {field: frame[column].astype(str).tolist() for field, column in mapped.items()}
+    extras = {str(c): frame[c].astype(str).tolist() for c in extra_columns}
+    for index in range(len(frame)):
+        position = index + 1
+
+        def get(field: str, index: int = index) -> str:
+            values = columns.get(field)
+            return " ".join(values[index].split()) if values is not None else ""
+
+        title, abstract = get("title"), get("abstract")
+        # a quoted cell may span lines, so a table record is located by its row number
+        line = None
+        if not title and not abstract:
+            issues.append(ImportIssue(file=str(path), line=line, position=position, field=str(mapped["title"]),
+                                      reason="row has neither a title nor an abstract"))
+            continue
+        year_match = _YEAR.search(get("year"))
+        pmid = get("pmid").split(".")[0]
+        authors_text = get("authors")
+        splitter = ";" if ";" in authors_text else ","
+        authors = [a.strip() for a in authors_text.split(splitter) if a.strip()] if splitter == ";" else (
+            [authors_text] if authors_text else [])
+        records.append(Record(
+            record_id=make_record_id(str(path), position),
+            title=title,
+            abstract=abstract,
+            authors=authors,
+            year=int(year_match.group(1)) if year_match else None,
+            journal=get("journal"),
+            doi=normalise_doi(get("doi")),
+            pmid=pmid if pmid.isdigit() else None,
+            keywords=[k.strip() for k in re.split(r"[;,]", get("keywords")) if k.strip()],
+            publication_types=[p.strip() for p in get("publication_types").split(";") if p.strip()],
+            language=get("language"),
+            source_database=database or "unknown",
+            source_file=str(path),
+            source_format=fmt,
+            source_line=line,
+            source_position=position,
+            extra={name: values[index] for name, values in extras.items()},
+        ))
+    return records

@@ -1,0 +1,117 @@
+"""Read search exports into :class:`~neuromodmap.literature.records.Record` objects.
+
+The format is detected from the content (RIS, MEDLINE tagged, PubMed XML, BibTeX, CSV/TSV,
+XLSX, optionally gzipped), never from the extension: PubMed→EndNote RIS files are often
+named ``.txt``, and Web of Science RIS exports too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+from neuromodmap.literature._bibtex import parse_bibtex
+from neuromodmap.literature._medline import parse_medline
+from neuromodmap.literature._pubmed_xml import parse_pubmed_xml
+from neuromodmap.literature._ris import parse_ris
+from neuromodmap.literature._tabular import parse_table, read_table
+from neuromodmap.literature._text import database_from_name, decode, read_bytes, sniff
+from neuromodmap.literature.records import ImportIssue, ImportResult, LiteratureImportError
+from neuromodmap.provenance import Provenance
+
+__all__ = ["read_records", "detect_format", "FORMATS"]
+
+FORMATS = ("ris", "medline", "pubmed_xml", "bibtex", "csv", "xlsx")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Return the export format of ``path`` from its content."""
+    path = Path(path)
+    data = read_bytes(path)
+    fmt = _detect(data, path, [])
+    return fmt
+
+
+def _detect(data: bytes, path: Path, issues: list[ImportIssue]) -> str:
+    if not data.strip(b" \t\r\n\x00\xef\xbb\xbf"):
+        raise LiteratureImportError(f"{path}: file is empty")
+    head = decode(data[:65536], path, []) if data[:4] != b"PK\x03\x04" else ""
+    fmt = sniff(data, head)
+    if fmt is None:
+        raise LiteratureImportError(
+            f"{path}: unknown format (not RIS, MEDLINE, PubMed XML, BibTeX, CSV or XLSX); "
+            f"it starts with {head[:60]!r}"
+        )
+    return fmt
+
+
+def read_records(
+    path: str | os.PathLike,
+    *,
+    database: str | None = None,
+    format: str | None = None,
+) -> ImportResult:
+    """Read one search export.
+
+    Parameters
+    ----------
+    path : path
+        The export file (``.ris``, ``.nbib``, ``.txt``, ``.xml``, ``.bib``, ``.csv``, ``.xlsx``,
+        or any of them gzipped).
+    database : str, optional
+        The database the search ran in (``PubMed``, ``Scopus``, ...). Defaults to what the
+        export says (RIS ``DB`` tag), then to the file name, then ``unknown``.
+    format : str, optional
+        Force a format (one of :data:`FORMATS`) instead of detecting it.
+
+    Returns
+    -------
+    ImportResult
+        The records, the problems met (skipped or repaired records with file, line and
+        reason) and the provenance of the file.
+
+    Raises
+    ------
+    LiteratureImportError
+        The file cannot be read at all: missing, empty, unknown format, or a table without
+        a title column.
+    """
+    path = Path(path)
+    data = read_bytes(path)
+    issues: list[ImportIssue] = []
+    fmt = format or _detect(data, path, issues)
+    if fmt not in FORMATS:
+        raise LiteratureImportError(f"{path}: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    # file names like "..._scopus_255.ris" name the database; only trusted for RIS and tables
+    name_db = database or (database_from_name(path) if fmt in ("ris", "csv", "xlsx") else None)
+    if fmt == "pubmed_xml":
+        records = parse_pubmed_xml(data, path, name_db, issues)
+    elif fmt == "xlsx":
+        records = parse_table(read_table(data, None, path, fmt), path, name_db, fmt, issues)
+    else:
+        text = decode(data, path, issues)
+        if fmt == "ris":
+            records = parse_ris(text, path, database, issues)
+            if not database and name_db:
+                # a name like "..._pubmed_176.ris" beats a vendor's DB tag only when the tag is absent
+                for record in records:
+                    if record.source_database == "unknown":
+                        record.source_database = name_db
+        elif fmt == "medline":
+            records = parse_medline(text, path, name_db, issues)
+        elif fmt == "bibtex":
+            records = parse_bibtex(text, path, name_db, issues)
+        else:
+            records = parse_table(read_table(data, text, path, fmt), path, name_db, fmt, issues)
+    if not records and not issues:
+        raise LiteratureImportError(f"{path}: no records found in this {fmt} file")
+    databases = sorted({r.source_database for r in records}) or [name_db or "unknown"]
+    provenance = Provenance(
+        source=str(path),
+        as_of=dt.date.fromtimestamp(path.stat().st_mtime),
+        extra={"format": fmt, "sha256": hashlib.sha256(data).hexdigest(), "database": ", ".join(databases)},
+    )
+    return ImportResult(records=records, issues=issues, format=fmt,
+                        source_database=", ".join(databases), provenance=provenance)

@@ -1,0 +1,145 @@
+"""The one internal bibliographic record every literature importer produces."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from neuromodmap.provenance import Provenance
+
+__all__ = [
+    "Record",
+    "ImportIssue",
+    "ImportResult",
+    "LiteratureImportError",
+    "normalise_doi",
+    "make_record_id",
+]
+
+_DOI_RE = re.compile(r"(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
+
+
+class LiteratureImportError(ValueError):
+    """A file that cannot be read at all (empty, unknown format, no title column...).
+
+    The message names the file and, where it applies, the line and the field.
+    """
+
+
+def normalise_doi(value: str | None) -> str | None:
+    """Return the bare, lower-case DOI in ``value`` (URL forms and ``doi:`` prefixes removed)."""
+    if not value:
+        return None
+    match = _DOI_RE.search(value)
+    if not match:
+        return None
+    # trailing punctuation from free text and URL-encoded characters are not part of a DOI
+    doi = match.group(1).rstrip(".,;)]}").lower()
+    return doi.replace("%2f", "/")
+
+
+def make_record_id(source_file: str, position: int) -> str:
+    """A stable id for the ``position``-th record of ``source_file``."""
+    digest = hashlib.sha1(f"{source_file}\x00{position}".encode()).hexdigest()[:12]
+    return f"lit-{digest}"
+
+
+class Record(BaseModel):
+    """A bibliographic record from any search export, normalised.
+
+    Fields a source does not carry stay ``None`` or empty; importers never invent them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str = Field(description="stable id: hash of source file and position")
+    title: str = ""
+    abstract: str = ""
+    authors: list[str] = Field(default_factory=list, description="'Surname, Given' where the source allows")
+    year: int | None = None
+    journal: str = ""
+    doi: str | None = None
+    pmid: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+    mesh_terms: list[str] = Field(default_factory=list)
+    publication_types: list[str] = Field(default_factory=list)
+    language: str = ""
+    record_type: str = Field(default="", description="RIS TY / BibTeX entry type, e.g. JOUR, CONF")
+    volume: str = ""
+    issue: str = ""
+    pages: str = ""
+    url: str = ""
+    source_database: str = Field(default="unknown", description="PubMed, Scopus, Web of Science, ...")
+    source_file: str = ""
+    source_format: str = ""
+    source_line: int | None = Field(default=None, description="first line of the record in its file")
+    source_position: int = Field(default=0, description="1-based order of the record in its file")
+    extra: dict[str, str] = Field(default_factory=dict, description="unmapped columns (e.g. labels)")
+
+    @property
+    def first_author(self) -> str:
+        return self.authors[0] if self.authors else ""
+
+    def citation(self) -> str:
+        """A short Vancouver-like citation string."""
+        authors = ", ".join(self.authors[:3]) + (" et al." if len(self.authors) > 3 else "")
+        parts = [p for p in (authors, self.title.rstrip("."), self.journal, str(self.year or "")) if p]
+        text = ". ".join(parts) + "."
+        if self.doi:
+            text += f" doi:{self.doi}"
+        return text
+
+
+class ImportIssue(BaseModel):
+    """A problem met while reading a file: a skipped record or a repaired one."""
+
+    file: str
+    line: int | None = None
+    position: int | None = Field(default=None, description="record number in the file")
+    field: str | None = None
+    reason: str
+    action: Literal["skipped", "kept", "repaired"] = "skipped"
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.position is not None:
+            where += f", record {self.position}"
+        if self.field:
+            where += f", field {self.field}"
+        return f"{where}: {self.reason} ({self.action})"
+
+
+class ImportResult(BaseModel):
+    """Records read from one file, the problems met, and where they came from."""
+
+    records: list[Record]
+    issues: list[ImportIssue] = Field(default_factory=list)
+    format: str
+    source_database: str
+    provenance: Provenance
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(1 for issue in self.issues if issue.action == "skipped")
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per record."""
+        return records_to_frame(self.records)
+
+    def methods_sentence(self) -> str:
+        return (
+            f"{len(self.records)} records were imported from {self.source_database} "
+            f"({self.format} export {self.provenance.source}); {self.n_skipped} were skipped."
+        )
+
+
+def records_to_frame(records: list[Record]) -> pd.DataFrame:
+    rows = [r.model_dump() for r in records]
+    columns = list(Record.model_fields)
+    return pd.DataFrame(rows, columns=columns)
