@@ -353,6 +353,12 @@ TARGETS: dict[str, Target] = {
         _T("hypothalamus", "Posterior hypothalamus", depth="deep", synonyms=(
             r"(?:posterior )?hypothalam(?:us|ic)",), modalities=("dbs",)),
         _T("stn", "Subthalamic nucleus", depth="deep", synonyms=(r"subthalamic nucleus", r"STN")),
+        _T("parabrachial", "Parabrachial nucleus", depth="deep", synonyms=(
+            r"parabrachial(?: nucleus| nuclei| complex)?", r"PBN")),
+        _T("cuneiform", "Nucleus cuneiformis", depth="deep", synonyms=(
+            r"(?:nucleus )?cuneiform(?:is)?(?: nucleus)?",)),
+        _T("raphe", "Raphe nuclei (dorsal raphe, raphe magnus)", depth="deep", hemisphere="midline", synonyms=(
+            r"(?:dorsal |median )?raphe(?: nucle(?:us|i))?", r"(?:nucleus )?raphe magnus", r"RMg")),
         _T("gpi", "Globus pallidus internus", depth="deep", synonyms=(r"globus pallidus", r"GPi")),
         _T("amygdala", "Amygdala", depth="deep", synonyms=(r"amygdala",)),
         _T("spinal_cord", "Spinal cord (dorsal columns)", depth="spinal", synonyms=(
