@@ -1,8 +1,55 @@
 """neuromodmap.evidence: effect sizes, metafor-grade meta-analysis and the extraction sheet.
 
+metafor's verbs, in Python, with metafor's numbers::
+
+    from neuromodmap.evidence import escalc, rma, regtest, trimfill, forest
+    es = escalc("RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, slab=author)
+    res = rma(es.yi, es.vi, method="REML", slab=es.index)
+    print(res)                      # like metafor's summary
+    res.predict(transf_exp)         # back-transformed estimate, CI and prediction interval
+
 The extraction sheet's columns are :data:`neuromodmap.evidence.sheet.COLUMNS`.
 """
 
+from neuromodmap.evidence._errors import (
+    ConvergenceError,
+    MetaAnalysisError,
+    MetaAnalysisWarning,
+    SheetError,
+)
+from neuromodmap.evidence._escalc import MEASURES, escalc
+from neuromodmap.evidence._methods import (
+    RegtestResult,
+    TrimfillResult,
+    cumul,
+    leave1out,
+    regtest,
+    trimfill,
+)
+from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, qprofile_tau2, rma
+from neuromodmap.evidence._transforms import (
+    back_transform,
+    transf_exp,
+    transf_ilogit,
+    transf_ipft,
+    transf_ipft_hm,
+    transf_pft,
+)
 from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord
 
-__all__ = ["COLUMNS", "CITATION_COLUMNS", "ExtractionRecord"]
+__all__ = [
+    "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "qprofile_tau2",
+    "RMAResult", "SubgroupResult", "RegtestResult", "TrimfillResult",
+    "transf_exp", "transf_ilogit", "transf_pft", "transf_ipft", "transf_ipft_hm", "back_transform",
+    "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord",
+    "MetaAnalysisError", "ConvergenceError", "MetaAnalysisWarning", "SheetError",
+]
+
+
+def __getattr__(name):
+    # plotting pulls in matplotlib; import it only when asked for
+    if name in ("forest", "funnel"):
+        from neuromodmap.evidence import _plots
+
+        return getattr(_plots, name)
+    raise AttributeError(name)
