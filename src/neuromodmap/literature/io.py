@@ -18,7 +18,12 @@ from neuromodmap.literature._pubmed_xml import parse_pubmed_xml
 from neuromodmap.literature._ris import parse_ris
 from neuromodmap.literature._tabular import parse_table, read_table
 from neuromodmap.literature._text import database_from_name, decode, read_bytes, sniff
-from neuromodmap.literature.records import ImportIssue, ImportResult, LiteratureImportError
+from neuromodmap.literature.records import (
+    ImportIssue,
+    ImportResult,
+    LiteratureImportError,
+    make_record_id,
+)
 from neuromodmap.provenance import Provenance
 
 __all__ = ["read_records", "detect_format", "FORMATS"]
@@ -105,13 +110,17 @@ def read_records(
             records = parse_bibtex(text, path, name_db, issues)
         else:
             records = parse_table(read_table(data, text, path, fmt), path, name_db, fmt, issues)
+    digest = hashlib.sha256(data).hexdigest()
+    # ids from the file's content, not its path: stable when the export moves or is re-imported
+    for record in records:
+        record.record_id = make_record_id(digest, record.source_position)
     if not records and not issues:
         raise LiteratureImportError(f"{path}: no records found in this {fmt} file")
     databases = sorted({r.source_database for r in records}) or [name_db or "unknown"]
     provenance = Provenance(
         source=str(path),
         as_of=dt.date.fromtimestamp(path.stat().st_mtime),
-        extra={"format": fmt, "sha256": hashlib.sha256(data).hexdigest(), "database": ", ".join(databases)},
+        extra={"format": fmt, "sha256": digest, "database": ", ".join(databases)},
     )
     return ImportResult(records=records, issues=issues, format=fmt,
                         source_database=", ".join(databases), provenance=provenance)

@@ -42,9 +42,9 @@ def normalise_doi(value: str | None) -> str | None:
     return doi.replace("%2f", "/")
 
 
-def make_record_id(source_file: str, position: int) -> str:
-    """A stable id for the ``position``-th record of ``source_file``."""
-    digest = hashlib.sha1(f"{source_file}\x00{position}".encode()).hexdigest()[:12]
+def make_record_id(file_key: str, position: int) -> str:
+    """A stable id for the ``position``-th record of a file (``file_key``: its content hash)."""
+    digest = hashlib.sha1(f"{file_key}\x00{position}".encode()).hexdigest()[:12]
     return f"lit-{digest}"
 
 
