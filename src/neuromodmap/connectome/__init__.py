@@ -31,6 +31,7 @@ from neuromodmap.connectome._errors import (
     TargetsFileError,
     TimeSeriesError,
 )
+from neuromodmap.connectome._mapping import DEFAULT_RADIUS, TargetMap, map_targets
 from neuromodmap.connectome._parcel import (
     CONNECTOMES,
     DEFAULT_CONNECTOME,
@@ -45,16 +46,19 @@ __all__ = [
     "ConnectomeError",
     "CoordinateError",
     "DEFAULT_CONNECTOME",
+    "DEFAULT_RADIUS",
     "FOX_SGACC_SEED",
     "ImageError",
     "OMITTED_TARGETS",
     "ParcelAtlas",
     "ParcelConnectome",
     "Seed",
+    "TargetMap",
     "TargetsFileError",
     "TimeSeriesError",
     "load_connectome",
     "load_targets",
+    "map_targets",
     "read_targets",
     "target_catalogue",
 ]

@@ -13,8 +13,9 @@ from neuromodmap.connectome._errors import AtlasMismatchError, CoordinateError
 
 __all__ = ["ParcelAtlas", "Seed", "DEFAULT_MAX_DISTANCE"]
 
-#: a coordinate farther than this (mm) from every labelled voxel is rejected
-DEFAULT_MAX_DISTANCE = 10.0
+#: a coordinate farther than this (mm) from every labelled voxel is rejected: farther, the
+#: nearest parcel is usually another structure (a brainstem nucleus is ~6 mm from visual cortex)
+DEFAULT_MAX_DISTANCE = 5.0
 
 
 @dataclass

@@ -27,6 +27,9 @@ __all__ = ["ParcelConnectome", "load_connectome", "CONNECTOMES", "DEFAULT_CONNEC
 
 DEFAULT_CONNECTOME = "enigma-schaefer400"
 
+#: farthest (mm) a coordinate outside the parcel volume may lie from a brainstem nucleus centroid
+NUCLEUS_MAX_DISTANCE = 10.0
+
 CONNECTOMES: dict[str, str] = {
     **{f"enigma-schaefer{n}": f"ENIGMA/HCP functional connectivity, Schaefer-{n} (7 networks) + 14 subcortical"
        for n in (100, 200, 300, 400)},
@@ -112,32 +115,36 @@ class ParcelConnectome:
     def seed(self, coord, radius: float = 5.0, max_distance: float = DEFAULT_MAX_DISTANCE) -> Seed:
         """Map an MNI coordinate and sphere radius (mm) to weights over this connectome's regions.
 
-        Brainstem nuclei (Hansen) are matched by nearest centroid when one lies within the
-        radius (at least 3 mm); other coordinates use the atlas sphere, voxel-count weighted.
+        Brainstem nuclei (Hansen) have centroids but no volume: a coordinate whose nearest
+        nucleus centroid lies within the radius (at least 3 mm) maps to that nucleus. Otherwise
+        the atlas sphere is used, voxel-count weighted. A sphere that hits no parcel falls back to
+        the nearest nucleus within :data:`NUCLEUS_MAX_DISTANCE` mm, else the nearest parcel within
+        ``max_distance`` mm; farther coordinates raise :class:`CoordinateError`.
         """
         coord = np.asarray(coord, dtype=float).reshape(3)
+        nucleus = None
         if self.nuclei.size:
             centres = self.regions.loc[self.nuclei, ["x", "y", "z"]].to_numpy(float)
             dist = np.linalg.norm(centres - coord, axis=1)
-            best = int(np.nanargmin(dist))
-            if dist[best] <= max(radius, 3.0):
-                weights = np.zeros(self.n_regions)
-                row = int(self.nuclei[best])
-                weights[row] = 1.0
-                return Seed(weights, 0, float(dist[best]), "nearest_nucleus",
-                            note=f"nearest nucleus {self.regions.label[row]} at {dist[best]:.1f} mm",
-                            regions=(row,))
+            best = int(np.argmin(dist))
+            nucleus = (int(self.nuclei[best]), float(dist[best]))
+            if nucleus[1] <= max(radius, 3.0):
+                return self._nucleus_seed(*nucleus)
         try:
             return self.atlas.sphere(coord, radius, max_distance)
-        except CoordinateError:
-            if self.nuclei.size and dist[best] <= max_distance:
-                row = int(self.nuclei[best])
-                weights = np.zeros(self.n_regions)
-                weights[row] = 1.0
-                return Seed(weights, 0, float(dist[best]), "nearest_nucleus",
-                            note=f"nearest nucleus {self.regions.label[row]} at {dist[best]:.1f} mm",
-                            regions=(row,))
-            raise
+        except CoordinateError as exc:
+            if nucleus is not None and nucleus[1] <= NUCLEUS_MAX_DISTANCE:
+                return self._nucleus_seed(*nucleus)
+            hint = ""
+            if nucleus is None and abs(coord[0]) < 20 and coord[1] < -10 and coord[2] < -5:
+                hint = " For brainstem targets use the hansen-brainstem connectome."
+            raise CoordinateError(str(exc) + hint) from None
+
+    def _nucleus_seed(self, row: int, distance: float) -> Seed:
+        weights = np.zeros(self.n_regions)
+        weights[row] = 1.0
+        return Seed(weights, 0, distance, "nearest_nucleus",
+                    note=f"nearest nucleus centroid {self.regions.label[row]} at {distance:.1f} mm", regions=(row,))
 
     def seed_weights(self, coords, radius, max_distance: float = DEFAULT_MAX_DISTANCE) -> tuple[np.ndarray, list[Seed]]:
         """Stack the seeds of many coordinates: weights (k, n_regions) and the Seed objects."""
