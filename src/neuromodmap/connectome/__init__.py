@@ -38,6 +38,7 @@ from neuromodmap.connectome._parcel import (
     ParcelConnectome,
     load_connectome,
 )
+from neuromodmap.connectome._targeting import SGACC_SEED, search_anticorrelated, site_to_seed
 
 __all__ = [
     "AtlasMismatchError",
@@ -52,6 +53,7 @@ __all__ = [
     "OMITTED_TARGETS",
     "ParcelAtlas",
     "ParcelConnectome",
+    "SGACC_SEED",
     "Seed",
     "TargetMap",
     "TargetsFileError",
@@ -60,5 +62,7 @@ __all__ = [
     "load_targets",
     "map_targets",
     "read_targets",
+    "search_anticorrelated",
+    "site_to_seed",
     "target_catalogue",
 ]

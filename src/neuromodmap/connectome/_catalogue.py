@@ -169,7 +169,7 @@ def _number(value: str, where: str, column: str) -> float:
 
 
 def read_targets(path: str | os.PathLike, *, default_radius: float | None = None,
-                 required: tuple[str, ...] = _REQUIRED) -> pd.DataFrame:
+                 complete: bool = True) -> pd.DataFrame:
     """Read and validate a targets (or sites) CSV: ``id,x,y,z[,radius,indication,modality,depth]``.
 
     Coordinates are MNI mm. Errors name the file, the line and the column; nothing is guessed.
@@ -180,6 +180,8 @@ def read_targets(path: str | os.PathLike, *, default_radius: float | None = None
         The CSV file (UTF-8, optional BOM; comma-separated with a header row).
     default_radius : float, optional
         Radius for rows without one.
+    complete : bool
+        Add the missing catalogue columns (blank); False keeps only the file's columns.
 
     Returns
     -------
@@ -212,7 +214,7 @@ def read_targets(path: str | os.PathLike, *, default_radius: float | None = None
     except csv.Error as exc:
         raise TargetsFileError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from None
     header = [h.strip().lower() for h in rows[0]]
-    missing = [c for c in required if c not in header]
+    missing = [c for c in _REQUIRED if c not in header]
     if missing:
         raise TargetsFileError(f"{path}: missing column(s) {', '.join(missing)}; the header is {','.join(rows[0])!r}")
     body = [(n, r) for n, r in enumerate(rows[1:], start=2) if any(cell.strip() for cell in r)]
@@ -238,31 +240,36 @@ def read_targets(path: str | os.PathLike, *, default_radius: float | None = None
             rec["radius"] = _number(rec["radius"], where, "radius")
             if not 0 <= rec["radius"] <= 50:
                 raise TargetsFileError(f"{where}, column 'radius': {rec['radius']:g} mm is outside 0-50 mm")
-        else:
+        elif "radius" in rec or complete:
             rec["radius"] = default_radius if default_radius is not None else float("nan")
         indication = rec.get("indication", "").lower()
         if indication and indication not in INDICATIONS:
             raise TargetsFileError(
                 f"{where}, column 'indication': {rec['indication']!r} is not one of {', '.join(INDICATIONS)}")
-        rec["indication"] = indication
+        if "indication" in rec or complete:
+            rec["indication"] = indication
         codes = []
         for part in filter(None, (p.strip() for p in rec.get("modality", "").replace(",", ";").split(";"))):
             code = part.lower() if part.lower() in MODALITIES else normalise_modality(part)
             if code is None:
                 raise TargetsFileError(f"{where}, column 'modality': unknown modality {part!r}")
             codes.append(code)
-        rec["modality"] = ";".join(codes)
+        if "modality" in rec or complete:
+            rec["modality"] = ";".join(codes)
         depth = rec.get("depth", "").lower()
         if depth not in _DEPTHS:
             raise TargetsFileError(f"{where}, column 'depth': {rec['depth']!r} is not 'superficial' or 'deep'")
-        rec["depth"] = depth
+        if "depth" in rec or complete:
+            rec["depth"] = depth
         target = rec.get("target", "")
         if target and target not in TARGETS:
             raise TargetsFileError(f"{where}, column 'target': unknown target code {target!r}")
-        rec.setdefault("name", rec["id"])
-        rec["name"] = rec["name"] or rec["id"]
+        if complete:
+            rec["name"] = rec.get("name") or rec["id"]
         records.append(rec)
     frame = pd.DataFrame(records)
+    if not complete:
+        return frame[header]
     for col in CATALOGUE_COLUMNS:
         if col not in frame:
             frame[col] = ""

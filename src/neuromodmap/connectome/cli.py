@@ -1,7 +1,171 @@
-"""`neuromodmap connectome ...` commands."""
+"""``neuromodmap connectome ...``: target catalogue, connectomic mapping, TMS site targeting."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-app = typer.Typer(help="Connectome stage.", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Map stimulation targets onto normative connectomes; Fox-style TMS targeting.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+out_console = Console()
+
+_DATA = typer.Option(None, "--data-dir", help="Local data folder laid out like shared/data (else NEUROMODMAP_DATA, "
+                                              "the cache, or a pinned download).")
+_CONNECTOME = typer.Option("enigma-schaefer400", "--connectome", "-c",
+                           help="Connectome name; see `neuromodmap connectome list`.")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _expected_errors():
+    from neuromodmap.config import DataNotFoundError
+    from neuromodmap.connectome import ConnectomeError
+
+    return (ConnectomeError, DataNotFoundError, OSError)
+
+
+def _xyz(text: str, option: str) -> tuple[float, float, float]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        _fail(f"{option} must be three numbers x,y,z in MNI mm (e.g. 6,16,-10), not {text!r}")
+    return values  # type: ignore[return-value]
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the parcel-level connectomes."""
+    from neuromodmap.connectome import CONNECTOMES
+
+    table = Table("name", "description")
+    for name, description in CONNECTOMES.items():
+        table.add_row(name, description)
+    out_console.print(table)
+
+
+@app.command("targets")
+def targets_cmd(
+    output: Path = typer.Option(None, "--output", "-o", help="Write the catalogue to this CSV."),
+    indication: str = typer.Option(None, "--indication", help="Only pain or depression targets."),
+    data_dir: Path = _DATA,
+) -> None:
+    """Show (or export) the built-in target catalogue."""
+    from neuromodmap._utils import atomic_write
+    from neuromodmap.connectome import OMITTED_TARGETS, target_catalogue
+
+    try:
+        cat = target_catalogue(data_dir)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    if indication:
+        cat = cat[cat.indication.isin([indication, "both"])]
+    if output:
+        with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
+            cat.to_csv(fh, index=False)
+        console.print(f"{len(cat)} targets written to {output}")
+        return
+    table = Table("id", "target", "indication", "modality", "depth", "x, y, z", "r", "source")
+    for r in cat.itertuples():
+        source = r.coordinate_source + (" [S]" if r.evidence == "S" else "")
+        table.add_row(r.id, r.target, r.indication, r.modality, r.depth, f"{r.x:g}, {r.y:g}, {r.z:g}",
+                      f"{r.radius:g}", source)
+    out_console.print(table)
+    console.print("Left out (no honest coordinate): " + "; ".join(OMITTED_TARGETS.values()), highlight=False)
+
+
+@app.command("map")
+def map_cmd(
+    targets: str = typer.Option("builtin", "--targets", "-t",
+                                help="'builtin' or a CSV with id,x,y,z[,radius,indication,modality,depth]."),
+    connectome: str = _CONNECTOME,
+    radius: float = typer.Option(None, "--radius", "-r", help="Sphere radius in mm for every target "
+                                                              "(default: each target's own, else 5)."),
+    indication: str = typer.Option(None, "--indication", help="Only targets for this indication (pain, depression)."),
+    top_percent: float = typer.Option(10.0, "--top-percent", help="Top X % of regions for hubs, Dice, conjunction."),
+    permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the overlap p-value."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw glass brains, stat maps and charts."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+    data_dir: Path = _DATA,
+) -> None:
+    """Connectivity profiles, group maps, superficial-vs-deep overlap, hubs, similarity, figures, HTML."""
+    from neuromodmap.connectome import load_targets, map_targets
+
+    if radius is not None and not 0 <= radius <= 50:
+        _fail(f"--radius must be between 0 and 50 mm, not {radius:g}")
+    try:
+        table = load_targets(targets, data_dir, default_radius=radius)
+        if indication:
+            table = table[table.indication.isin([indication, "both"])]
+            if table.empty:
+                _fail(f"no targets with indication {indication!r} in {targets}")
+        result = map_targets(table, connectome, radius=radius, top_percent=top_percent,
+                             n_permutations=permutations, data_dir=data_dir)
+        files = result.save(output, figures=figures)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    for row in result.skipped.itertuples():
+        console.print(f"[yellow]skipped[/] {row.id}: {row.reason}", highlight=False)
+    for row in result.targets[result.targets.method != "sphere"].itertuples():
+        console.print(f"[yellow]note[/] {row.id}: {row.method} {row.regions} at {row.distance_mm} mm",
+                      highlight=False)
+    console.print(result.summary(), highlight=False)
+    console.print(f"{len(files)} files written to {output} (open {output / 'connectome.html'})", highlight=False)
+
+
+@app.command("site-to-seed")
+def site_to_seed_cmd(
+    sites: Path = typer.Argument(None, help="CSV with id,x,y,z (MNI mm) of candidate stimulation sites."),
+    seed: str = typer.Option("6,16,-10", "--seed", help="Seed centre x,y,z (default: Fox 2012 sgACC)."),
+    radius: float = typer.Option(10.0, "--radius", "-r", help="Sphere radius (mm) of sites and seed."),
+    seed_radius: float = typer.Option(None, "--seed-radius", help="Seed radius if different from --radius."),
+    connectome: str = _CONNECTOME,
+    search: str = typer.Option(None, "--search", help="Rank candidate cortical parcels by anticorrelation: "
+                                                      "x,y,z[,r], a target code (dlpfc_left) or a label pattern."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output CSV (sites plus a connectivity column)."),
+    data_dir: Path = _DATA,
+) -> None:
+    """Connectivity of each site to a seed (Fox-style sgACC targeting); --search ranks candidates."""
+    from neuromodmap._utils import atomic_write
+    from neuromodmap.connectome import read_targets
+    from neuromodmap.connectome._targeting import search_anticorrelated, site_to_seed
+
+    if sites is None and not search:
+        _fail("give a SITES.csv, --search REGION, or both")
+    if not 0 <= radius <= 50 or (seed_radius is not None and not 0 <= seed_radius <= 50):
+        _fail("radii must be between 0 and 50 mm")
+    centre = _xyz(seed, "--seed")
+    try:
+        if sites is not None:
+            table = read_targets(sites, complete=False)
+            result = site_to_seed(table, centre, radius=radius, seed_radius=seed_radius, connectome=connectome,
+                                  data_dir=data_dir)
+            units = result.attrs["units"]
+            if output:
+                with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
+                    result.to_csv(fh, index=False)
+                console.print(f"{len(result)} sites written to {output}; connectivity in {units}", highlight=False)
+            typer.echo(result[["id", "x", "y", "z", "connectivity", "regions"]].to_string(index=False))
+            for row in result[result.method == "not_mapped"].itertuples():
+                console.print(f"[yellow]not mapped[/] {row.id}: {row.note}", highlight=False)
+        if search:
+            ranked = search_anticorrelated(search, centre, seed_radius=seed_radius or radius, connectome=connectome,
+                                           data_dir=data_dir)
+            target = output.with_name(output.stem + ".search.csv") if (output and sites is not None) else output
+            if target:
+                with atomic_write(target, "w", encoding="utf-8", newline="") as fh:
+                    ranked.to_csv(fh, index=False)
+                console.print(f"{len(ranked)} candidate parcels ranked in {target}")
+            typer.echo(ranked.head(15).to_string(index=False))
+            console.print(f"connectivity in {ranked.attrs['units']}; most anticorrelated first", highlight=False)
+    except _expected_errors() as exc:
+        _fail(str(exc))
