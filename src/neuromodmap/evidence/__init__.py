@@ -38,7 +38,7 @@ from neuromodmap.evidence._transforms import (
 from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord
 
 __all__ = [
-    "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "qprofile_tau2",
+    "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "qprofile_tau2", "forest", "funnel",
     "RMAResult", "SubgroupResult", "RegtestResult", "TrimfillResult",
     "transf_exp", "transf_ilogit", "transf_pft", "transf_ipft", "transf_ipft_hm", "back_transform",
     "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord",

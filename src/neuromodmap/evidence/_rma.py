@@ -430,10 +430,11 @@ class RMAResult:
         if self.method != "EE":
             what = "total" if self.p == 1 else "residual"
             se_tau2 = f" (SE = {self.se_tau2:.4f})" if np.isfinite(self.se_tau2) else ""
-            lines.append(f"tau^2 (estimated amount of {what} heterogeneity):     {self.tau2:.4f}{se_tau2}")
-            lines.append(f"tau (square root of estimated tau^2 value):             {self.tau:.4f}")
-            lines.append(f"I^2 ({what} heterogeneity / unaccounted variability): {self.i2:.2f}%")
-            lines.append(f"H^2 (unaccounted variability / sampling variability):   {self.h2:.2f}")
+            total = "total" if self.p == 1 else "unaccounted"
+            lines.append(f"tau^2 (estimated amount of {what} heterogeneity): {self.tau2:.4f}{se_tau2}")
+            lines.append(f"tau (square root of estimated tau^2 value):{' ' * (7 if self.p == 1 else 10)}{self.tau:.4f}")
+            lines.append(f"I^2 ({what} heterogeneity / {total} variability):   {self.i2:.2f}%")
+            lines.append(f"H^2 ({total} variability / sampling variability):  {self.h2:.2f}")
             if self.p > 1 and self.r2 is not None:
                 lines.append(f"R^2 (amount of heterogeneity accounted for):            {self.r2:.2f}%")
         else:
@@ -516,6 +517,8 @@ class SubgroupResult:
             parts.append(f"=== Subgroup: {name} ===\n{fit.summary()}")
         for name, why in self.skipped.items():
             parts.append(f"=== Subgroup: {name} === not pooled: {why}")
+        if self.overall is not None:
+            parts.append(f"=== All studies ===\n{self.overall.summary()}")
         parts.append(
             f"Test for Subgroup Differences: Q_between(df = {self.q_between_df}) = {self.q_between:.4f}, "
             f"p-val = {_fmt_p(self.q_between_p)}"

@@ -1,7 +1,86 @@
-"""`neuromodmap evidence ...` commands."""
+"""`neuromodmap evidence ...` commands: the extraction-sheet template and the meta-analysis."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-app = typer.Typer(help="Evidence stage.", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Evidence: extraction sheet and metafor-grade meta-analysis.", no_args_is_help=True)
+_err = Console(stderr=True)
+_out = Console()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    _err.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def template(
+    output: Path = typer.Option(..., "-o", "--output", help="Sheet to write: .xlsx (with a dictionary sheet) or .csv "
+                                "(with a .dictionary.csv beside it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write an empty extraction sheet with its data dictionary."""
+    from neuromodmap.evidence._errors import SheetError
+    from neuromodmap.evidence._io import write_template
+
+    if output.exists() and not force:
+        _fail(f"{output} exists; pass --force to overwrite it")
+    try:
+        written = write_template(output)
+    except (SheetError, OSError) as exc:
+        _fail(str(exc))
+    for path in written:
+        _out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def meta(
+    sheet: Path = typer.Argument(..., help="Extraction sheet (.xlsx or .csv)."),
+    measure: str = typer.Option("SMD", "--measure", "-m", help="SMD, MD, RR, OR, RD, PLO, PR or PFT."),
+    by: str = typer.Option("modality", "--by", help="Subgroup column (modality, target, indication, design, "
+                           "sham_type, outcome_measure, condition) or 'none'."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
+    method: str = typer.Option("REML", "--method", help="tau² estimator: REML, ML, DL, PM, HE, SJ or EE."),
+    test: str = typer.Option("z", "--test", help="'z' (Wald) or 'knha' (Hartung-Knapp)."),
+    outcome: str = typer.Option("responders", "--outcome", help="Counts for RR/OR/RD/PLO/PR/PFT: responders or "
+                                "remitters."),
+    level: float = typer.Option(95.0, "--level", help="Confidence level (%)."),
+    sheet_name: str = typer.Option(None, "--sheet", help="Worksheet to read in an .xlsx file."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop bad rows (listed in the report) "
+                                      "instead of stopping."),
+) -> None:
+    """Validate a sheet, compute effect sizes, pool per subgroup and write tables, plots, HTML and methods."""
+    from neuromodmap.evidence._errors import MetaAnalysisError, SheetError
+    from neuromodmap.evidence.pipeline import SheetValidationError, run_meta
+
+    if not 50 < level < 100:
+        _fail(f"--level must be between 50 and 100, got {level}")
+    try:
+        report = run_meta(sheet, measure=measure, by=None if by.lower() == "none" else by, method=method,
+                          test=test, level=level, outcome=outcome, sheet_name=sheet_name,
+                          skip_invalid=skip_invalid)
+    except SheetValidationError as exc:
+        table = Table(title=f"{len(exc.problems)} problem(s) in {exc.path}", show_lines=False)
+        for col in ("row", "column", "problem", "value"):
+            table.add_column(col)
+        for p in exc.problems:
+            table.add_row(str(p.row), p.column, p.message, "" if p.value is None else repr(p.value)[:40])
+        _err.print(table)
+        _fail("fix these cells (or pass --skip-invalid to drop the rows) and run again")
+    except (SheetError, MetaAnalysisError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {sheet}: {exc.strerror or exc}")
+    try:
+        written = report.write(output)
+    except OSError as exc:
+        _fail(f"cannot write to {output}: {exc.strerror or exc}")
+    _out.print(str(report.result), highlight=False, markup=False)
+    for note in report.notes:
+        _err.print(f"note: {note}", highlight=False, markup=False)
+    _out.print(f"wrote {len(written)} files to {output}", highlight=False)

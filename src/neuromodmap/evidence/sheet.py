@@ -325,8 +325,8 @@ def validate_rows(rows: list[dict[str, Any]], first_row: int = 2) -> tuple[list[
     records: list[ExtractionRecord] = []
     problems: list[CellProblem] = []
     for i, raw in enumerate(rows):
-        line = first_row + i
-        row = {k: None if _is_blank(v) else v for k, v in raw.items()}
+        line = raw.get("_row", first_row + i)
+        row = {k: None if _is_blank(v) else v for k, v in raw.items() if k != "_row"}
         try:
             records.append(ExtractionRecord.model_validate(row))
         except ValidationError as exc:

@@ -1,0 +1,348 @@
+"""From an extraction sheet to pooled estimates, figures, an HTML section and a methods paragraph.
+
+Data flow: :func:`read_sheet` (import) -> :func:`validate_rows` -> :func:`effect_sizes`
+(escalc) -> :func:`rma` per subgroup (analyse) -> :class:`MetaReport` (tables, figures, HTML,
+methods text; written atomically by :meth:`MetaReport.write`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import platform
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from neuromodmap import __version__
+from neuromodmap._utils import atomic_write
+from neuromodmap.evidence._errors import MetaAnalysisError, MetaAnalysisWarning, SheetError
+from neuromodmap.evidence._escalc import MEASURES, escalc
+from neuromodmap.evidence._io import read_sheet
+from neuromodmap.evidence._methods import regtest, trimfill
+from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, rma
+from neuromodmap.evidence._transforms import back_transform
+from neuromodmap.evidence.sheet import CellProblem, ExtractionRecord, validate_rows
+from neuromodmap.provenance import Provenance
+
+__all__ = ["effect_sizes", "run_meta", "MetaReport", "SheetValidationError", "CITATIONS", "GROUPABLE"]
+
+#: columns a meta-analysis can be split by
+GROUPABLE = ("modality", "target", "indication", "design", "sham_type", "outcome_measure", "condition")
+
+CITATIONS = {
+    "metafor": "Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat Softw. 2010;36(3):1-48.",
+    "DL": "DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials. 1986;7(3):177-188.",
+    "REML": "Viechtbauer W. Bias and efficiency of meta-analytic variance estimators in the random-effects model. J Educ Behav Stat. 2005;30(3):261-293.",
+    "ML": "Viechtbauer W. Bias and efficiency of meta-analytic variance estimators in the random-effects model. J Educ Behav Stat. 2005;30(3):261-293.",
+    "PM": "Paule RC, Mandel J. Consensus values and weighting factors. J Res Natl Bur Stand. 1982;87(5):377-385.",
+    "HE": "Hedges LV. A random effects model for effect sizes. Psychol Bull. 1983;93(2):388-395.",
+    "SJ": "Sidik K, Jonkman JN. Simple heterogeneity variance estimation for meta-analysis. J R Stat Soc C. 2005;54(2):367-384.",
+    "knha": "Hartung J, Knapp G. On tests of the overall treatment effect in meta-analysis with normally distributed responses. Stat Med. 2001;20(12):1771-1782.",
+    "I2": "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med. 2002;21(11):1539-1558.",
+    "QP": "Viechtbauer W. Confidence intervals for the amount of heterogeneity in meta-analysis. Stat Med. 2007;26(1):37-52.",
+    "SMD": "Hedges LV. Distribution theory for Glass's estimator of effect size and related estimators. J Educ Stat. 1981;6(2):107-128.",
+    "egger": "Egger M, Davey Smith G, Schneider M, Minder C. Bias in meta-analysis detected by a simple, graphical test. BMJ. 1997;315(7109):629-634.",
+    "trimfill": "Duval S, Tweedie R. Trim and fill: a simple funnel-plot-based method of testing and adjusting for publication bias in meta-analysis. Biometrics. 2000;56(2):455-463.",
+    "PFT": "Miller JJ. The inverse of the Freeman-Tukey double arcsine transformation. Am Stat. 1978;32(4):138.",
+}
+
+
+class SheetValidationError(SheetError):
+    """The sheet has bad cells; ``problems`` lists every one (row, column, message)."""
+
+    def __init__(self, path: Path, problems: list[CellProblem]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s) in the sheet:\n"
+                         + "\n".join(f"  {p}" for p in problems))
+
+
+def _label(record: ExtractionRecord) -> str:
+    return record.citation or record.study_id
+
+
+def effect_sizes(records: list[tuple[int, ExtractionRecord]], measure: str, outcome: str = "responders",
+                 by: str | None = None) -> tuple[pd.DataFrame, list[CellProblem]]:
+    """Effect sizes for validated sheet rows; rows missing what the measure needs become problems.
+
+    ``records`` pairs each record with its sheet row number. For SMD/MD the arm means,
+    SDs and ns are used (active minus control); for RR/OR/RD the ``outcome`` counts
+    (responders or remitters) over n; for PLO/PR/PFT the active arm alone.
+    """
+    measure = measure.upper()
+    if measure not in MEASURES:
+        raise MetaAnalysisError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+    if measure == "ZCOR":
+        raise MetaAnalysisError("ZCOR needs correlations, which the extraction sheet does not hold; "
+                                "use SMD, MD, RR, OR, RD, PLO, PR or PFT")
+    if outcome not in ("responders", "remitters"):
+        raise MetaAnalysisError("outcome must be 'responders' or 'remitters'")
+    if measure in ("SMD", "MD"):
+        needed = ["active_n", "active_mean", "active_sd", "control_n", "control_mean", "control_sd"]
+    elif measure in ("RR", "OR", "RD"):
+        needed = ["active_n", f"active_{outcome}", "control_n", f"control_{outcome}"]
+    else:
+        needed = ["active_n", f"active_{outcome}"]
+    problems: list[CellProblem] = []
+    kept: list[tuple[int, ExtractionRecord]] = []
+    for line, rec in records:
+        missing = [c for c in needed if getattr(rec, c) is None]
+        for c in missing:
+            problems.append(CellProblem(line, c, f"empty, but {measure} needs it"))
+        if by is not None and getattr(rec, by) is None:
+            problems.append(CellProblem(line, by, f"empty, but the analysis is split by {by}"))
+            continue
+        if not missing:
+            kept.append((line, rec))
+    if not kept:
+        return pd.DataFrame(columns=["row", "study", "yi", "vi"]), problems
+
+    def col(name):
+        return [getattr(r, name) for _, r in kept]
+
+    labels = [_label(r) for _, r in kept]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetaAnalysisWarning)
+        if measure in ("SMD", "MD"):
+            es = escalc(measure, m1i=col("active_mean"), sd1i=col("active_sd"), n1i=col("active_n"),
+                        m2i=col("control_mean"), sd2i=col("control_sd"), n2i=col("control_n"), slab=labels)
+        elif measure in ("RR", "OR", "RD"):
+            es = escalc(measure, ai=col(f"active_{outcome}"), n1i=col("active_n"),
+                        ci=col(f"control_{outcome}"), n2i=col("control_n"), slab=labels)
+        else:
+            es = escalc(measure, xi=col(f"active_{outcome}"), ni=col("active_n"), slab=labels)
+    frame = es.reset_index()
+    frame.insert(0, "row", [line for line, _ in kept])
+    for name in ("study_id", "modality", "target", "indication", "design", "sham_type", "outcome_measure",
+                 "time_point_weeks", "year"):
+        frame[name] = col(name)
+    frame.attrs["measure"] = measure
+    frame.attrs["notes"] = [str(w.message) for w in caught]
+    return frame, problems
+
+
+@dataclass
+class MetaReport:
+    """Everything ``neuromodmap evidence meta`` produces, held in memory until written."""
+
+    measure: str
+    method: str
+    test: str
+    by: str | None
+    effects: pd.DataFrame
+    result: RMAResult | SubgroupResult
+    small_study: pd.DataFrame
+    notes: list[str]
+    provenance: Provenance
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> RMAResult | None:
+        return self.result.overall if isinstance(self.result, SubgroupResult) else self.result
+
+    def pooled_table(self) -> pd.DataFrame:
+        frame = self.result.to_frame()
+        if isinstance(self.result, RMAResult):
+            frame.insert(0, "subgroup", "overall")
+        transf = back_transform(self.measure, self.effects["ni"].to_numpy() if "ni" in self.effects else None)
+        if transf is not None:
+            for c in ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+                frame[f"{c}_bt"] = [float(transf(v)) for v in frame[c]]
+        return frame
+
+    def study_table(self) -> pd.DataFrame:
+        out = self.effects.copy()
+        crit = 1.959963984540054
+        out["ci_lb"] = out["yi"] - crit * np.sqrt(out["vi"])
+        out["ci_ub"] = out["yi"] + crit * np.sqrt(out["vi"])
+        return out
+
+    def methods_paragraph(self) -> str:
+        """A methods paragraph: measure, estimator, CI method, heterogeneity, software, citations."""
+        fit = self.overall
+        m = self.measure
+        first = f"Effect sizes were computed as {MEASURES[m]}s"
+        if m == "SMD":
+            first += " (Hedges' g with the exact small-sample correction)"
+        first += " with metafor's formulas"
+        if m in ("RR", "OR", "RD", "PLO", "PR"):
+            first += " (1/2 added to every cell of a study with a zero cell)"
+        if m in ("SMD", "MD"):
+            first += "; negative values favour the active arm on scales where lower scores are better"
+        parts = [first]
+        parts[0] += "."
+        ref = fit if fit is not None else next(iter(self.result.fits.values()))
+        parts.append(ref.methods_sentence())
+        if isinstance(self.result, SubgroupResult):
+            parts.append(f"Separate models were fitted within each {self.by} subgroup, and subgroup differences "
+                         f"were tested with the Q-between statistic (df = number of subgroups - 1).")
+        if not self.small_study.empty:
+            parts.append("Small-study effects were assessed with Egger's regression test (standard error as "
+                         "moderator) and the trim-and-fill method (L0 estimator); with fewer than 10 studies "
+                         "these tests have little power.")
+        parts.append(
+            f"Analyses used neuromodmap {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
+            f"SciPy {scipy.__version__}), whose estimators reproduce R's metafor (Viechtbauer 2010)."
+        )
+        keys = ["metafor", ref.method if ref.method in CITATIONS else None, "I2", "QP",
+                "knha" if self.test == "knha" else None, "SMD" if m == "SMD" else None,
+                "PFT" if m == "PFT" else None]
+        if not self.small_study.empty:
+            keys += ["egger", "trimfill"]
+        refs = [CITATIONS[k] for k in dict.fromkeys(k for k in keys if k)]
+        return " ".join(parts) + "\n\nReferences\n" + "\n".join(f"- {r}" for r in refs)
+
+    def html(self) -> str:
+        """An HTML section (Jinja2, autoescaped) to drop into a report."""
+        env = Environment(loader=PackageLoader("neuromodmap.evidence", "templates"),
+                          autoescape=select_autoescape(default=True, default_for_string=True))
+        template = env.get_template("meta_section.html.j2")
+        pooled = self.pooled_table()
+        return template.render(
+            measure=self.measure, measure_label=MEASURES[self.measure], method=METHODS[self.method],
+            by=self.by, pooled=pooled.to_dict("records"), studies=self.study_table().to_dict("records"),
+            small_study=self.small_study.to_dict("records"), notes=self.notes,
+            methods=self.methods_paragraph(), provenance=self.provenance, has_bt="estimate_bt" in pooled,
+            fmt=_fmt, has_funnel="funnel" in self.figures, has_forest="forest" in self.figures,
+        )
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md and summary.txt."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+
+        def csv_out(name: str, frame: pd.DataFrame):
+            path = out / name
+            with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
+                _csv_safe(frame).to_csv(fh, index=False)
+            written.append(path)
+
+        csv_out("effect_sizes.csv", self.study_table())
+        csv_out("pooled.csv", self.pooled_table())
+        if not self.small_study.empty:
+            csv_out("small_study_effects.csv", self.small_study)
+        for name, fig in self.figures.items():
+            for fmt in ("png", "svg"):
+                path = out / f"{name}.{fmt}"
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, dpi=200, bbox_inches="tight")
+                with atomic_write(path, "wb") as fh:
+                    fh.write(buf.getvalue())
+                written.append(path)
+        for name, text in (("report.html", self.html()), ("methods.md", self.methods_paragraph() + "\n"),
+                           ("summary.txt", str(self.result) + "\n")):
+            path = out / name
+            with atomic_write(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            written.append(path)
+        return written
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            return "NA"
+        if 0 < abs(value) < 1e-4:
+            return f"{value:.1e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise spreadsheet formulas in text cells (CSV injection: =, +, -, @ at the start)."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in out[c]]
+    return out
+
+
+def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality", method: str = "REML",
+             test: str = "z", level: float = 95, outcome: str = "responders", sheet_name: str | None = None,
+             skip_invalid: bool = False, figures: bool = True) -> MetaReport:
+    """Validate an extraction sheet, compute effect sizes, pool them (per subgroup) and build the report.
+
+    Raises :class:`SheetValidationError` listing every bad cell (unless ``skip_invalid``,
+    which drops bad rows and lists them in the report notes).
+    """
+    path = Path(sheet)
+    measure = measure.upper()
+    if by is not None and by not in GROUPABLE:
+        raise MetaAnalysisError(f"cannot split by {by!r}; choose one of {', '.join(GROUPABLE)}")
+    rows, notes = read_sheet(path, sheet_name)
+    if not rows:
+        raise SheetError(f"{path}: the sheet has a header but no data rows")
+    records: list[tuple[int, ExtractionRecord]] = []
+    problems: list[CellProblem] = []
+    for row in rows:
+        good, bad = validate_rows([row])
+        problems.extend(bad)
+        if good:
+            records.append((row["_row"], good[0]))
+    effects, missing = effect_sizes(records, measure, outcome, by)
+    problems.extend(missing)
+    if problems and not skip_invalid:
+        raise SheetValidationError(path, problems)
+    notes += [f"skipped: {p}" for p in problems]
+    notes += effects.attrs.get("notes", [])
+    effects = effects[np.isfinite(effects["yi"]) & np.isfinite(effects["vi"])] if len(effects) else effects
+    if len(effects) == 0:
+        raise MetaAnalysisError(f"{path}: no study has the data needed for {measure}")
+    if len(effects) == 1:
+        raise MetaAnalysisError(f"{path}: only one study ({effects['study'].iloc[0]}) has the data needed "
+                                f"for {measure}; at least 2 are needed to pool")
+    dup = effects["study_id"].value_counts()
+    for sid, n in dup[dup > 1].items():
+        notes.append(f"study {sid} contributes {n} rows, pooled as if independent")
+    ni = effects["ni"].to_numpy(float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetaAnalysisWarning)
+        if by is None:
+            result = rma(effects["yi"].to_numpy(), effects["vi"].to_numpy(), method=method, test=test,
+                         level=level, slab=list(effects["study"]), measure=measure, ni=ni)
+        else:
+            result = rma(effects["yi"].to_numpy(), effects["vi"].to_numpy(), method=method, test=test,
+                         level=level, slab=list(effects["study"]), measure=measure, ni=ni,
+                         subgroup=list(effects[by]))
+            for g, why in result.skipped.items():
+                notes.append(f"subgroup {g}: not pooled separately ({why})")
+    notes += [str(w.message) for w in caught]
+    overall = result.overall if isinstance(result, SubgroupResult) else result
+    small = pd.DataFrame()
+    if overall is not None and overall.k >= 3:
+        rows_ss = []
+        for model in ("rma", "lm"):
+            rt = regtest(overall, model=model)
+            rows_ss.append({"analysis": f"Egger regression ({model})", "statistic": rt.stat,
+                            "df": rt.df, "pval": rt.pval, "estimate": rt.est, "ci_lb": rt.ci_lb,
+                            "ci_ub": rt.ci_ub, "k0": None, "side": None})
+        tf = trimfill(overall)
+        rows_ss.append({"analysis": "Trim-and-fill (L0)", "statistic": None, "df": None, "pval": tf.fit.pval,
+                        "estimate": tf.fit.estimate, "ci_lb": tf.fit.ci_lb, "ci_ub": tf.fit.ci_ub,
+                        "k0": tf.k0, "side": tf.side})
+        small = pd.DataFrame(rows_ss)
+        if overall.k < 10:
+            notes.append(f"only {overall.k} studies: Egger's test and trim-and-fill have little power below 10")
+    prov = Provenance(source=str(path), as_of=dt.date.fromtimestamp(path.stat().st_mtime),
+                      citation=CITATIONS["metafor"],
+                      extra={"measure": measure, "method": method, "test": test})
+    report = MetaReport(measure=measure, method=method.upper(), test=test, by=by, effects=effects,
+                        result=result, small_study=small, notes=notes, provenance=prov)
+    if figures:
+        from neuromodmap.evidence._plots import forest, funnel
+
+        report.figures["forest"] = forest(result)
+        if overall is not None and overall.k >= 3:
+            report.figures["funnel"] = funnel(trimfill(overall))
+    return report
