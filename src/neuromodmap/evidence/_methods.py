@@ -22,7 +22,7 @@ __all__ = ["leave1out", "cumul", "regtest", "trimfill", "RegtestResult", "Trimfi
 
 def _refit(res: RMAResult, y, v, labels, ni=None, M=None, names=None, test=None) -> RMAResult:
     return _fit(np.asarray(y, float), np.asarray(v, float), list(labels), M, names or [], res.method,
-                test or res.test, res.level, res.measure, ni, 100, 1e-8)
+                test or res.test, res.level, res.measure, ni, 100, 1e-5)
 
 
 def _row(fit: RMAResult) -> dict:
@@ -201,7 +201,7 @@ def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max
         if it > max_iter:
             raise MetaAnalysisError("trim-and-fill did not converge")
         trunc = _fit(yi[: k - k0], vi[: k - k0], [str(i) for i in range(k - k0)], None, [], res.method,
-                     "z", res.level, res.measure, None, 100, 1e-8)
+                     "z", res.level, res.measure, None, 100, 1e-5)
         beta = trunc.estimate
         centred = yi - beta
         ranks = stats.rankdata(np.abs(centred), method="ordinal")
@@ -225,7 +225,7 @@ def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max
         filled_vi = vi[k - k0:]
         labels = list(res.labels) + [f"Filled {i + 1}" for i in range(k0)]
         fit = _fit(np.r_[res.yi, filled_yi], np.r_[res.vi, filled_vi], labels, None, [], res.method,
-                   res.test, res.level, res.measure, None, 100, 1e-8)
+                   res.test, res.level, res.measure, None, 100, 1e-5)
     else:
         filled_yi, filled_vi, fit = np.array([]), np.array([]), res
     return TrimfillResult(k0=int(k0), se_k0=float(se_k0), side=side, estimator=estimator, fit=fit,

@@ -603,7 +603,7 @@ def rma(
     ni=None,
     weighted: bool = True,
     max_iter: int = 100,
-    threshold: float = 1e-8,
+    threshold: float = 1e-5,
 ) -> RMAResult | SubgroupResult:
     """Fit an equal-, random- or mixed-effects meta-analytic model (metafor ``rma.uni``).
 
@@ -632,7 +632,9 @@ def rma(
         ``False`` gives the unweighted (OLS) estimate with its exact variance, as
         metafor's ``weighted=FALSE``.
     max_iter, threshold : int, float
-        Fisher scoring limits for ML/REML. Non-convergence raises :class:`ConvergenceError`.
+        Fisher scoring limits for ML/REML (metafor's defaults: stop when tau² changes by
+        less than 1e-5, starting from the Hedges estimate). Non-convergence raises
+        :class:`ConvergenceError`.
     """
     method = str(method).upper()
     if method == "FE":
