@@ -263,7 +263,7 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Neutralise spreadsheet formulas in text cells (CSV injection: =, +, -, @ at the start)."""
     out = frame.copy()
     for c in out.columns:
-        if out[c].dtype == object:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
             out[c] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in out[c]]
     return out
 
@@ -278,6 +278,13 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     """
     path = Path(sheet)
     measure = measure.upper()
+    # check the options before reading anything, so a typo is reported as such
+    if measure not in MEASURES:
+        raise MetaAnalysisError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+    if method.upper() not in METHODS:
+        raise MetaAnalysisError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if test.lower() not in ("z", "knha"):
+        raise MetaAnalysisError(f"unknown test {test!r}; choose 'z' or 'knha'")
     if by is not None and by not in GROUPABLE:
         raise MetaAnalysisError(f"cannot split by {by!r}; choose one of {', '.join(GROUPABLE)}")
     rows, notes = read_sheet(path, sheet_name)
