@@ -1,7 +1,316 @@
-"""`neuromodmap literature ...` commands."""
+"""`neuromodmap literature ...` commands: import → dedup → screen → prisma → export, and simulate."""
 
 from __future__ import annotations
 
-import typer
+import json
+from pathlib import Path
 
-app = typer.Typer(help="Literature stage.", no_args_is_help=True)
+import duckdb
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from neuromodmap.store import DEFAULT_DB
+
+app = typer.Typer(help="Literature: import search exports, de-duplicate, screen, PRISMA 2020, export.",
+                  no_args_is_help=True)
+_console = Console()
+_err = Console(stderr=True)
+
+_DB_OPTION = typer.Option(Path(DEFAULT_DB), "--db", help="Project DuckDB file (shared with the trials stage).")
+
+
+def _fail(message: str) -> None:
+    _err.print(f"[bold red]Error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _open(db: Path):
+    from neuromodmap.literature.store import open_store
+
+    try:
+        return open_store(db)
+    except (duckdb.Error, OSError) as exc:
+        _fail(f"{db}: cannot open the database ({exc})")
+
+
+@app.command("import")
+def import_(
+    files: list[Path] = typer.Argument(..., help="Search exports: RIS, MEDLINE (.nbib/.txt), PubMed XML, BibTeX, CSV, XLSX."),
+    db: Path = _DB_OPTION,
+    database: str = typer.Option(None, "--database", help="Database the search ran in (default: from the file)."),
+    show_issues: int = typer.Option(5, help="Problems to list per file."),
+) -> None:
+    """Import search exports (format detected from the content) into the database."""
+    from neuromodmap.literature.io import read_records
+    from neuromodmap.literature.records import LiteratureImportError
+    from neuromodmap.literature.store import save_import
+
+    con = _open(db)
+    table = Table(title="Imported records")
+    for column in ("file", "format", "database", "records", "skipped", "notes"):
+        table.add_column(column)
+    failed = []
+    for path in files:
+        try:
+            result = read_records(path, database=database)
+            save_import(con, result)
+        except LiteratureImportError as exc:
+            failed.append(str(exc))
+            continue
+        notes = sum(1 for i in result.issues if i.action != "skipped")
+        table.add_row(escape(path.name), result.format, escape(result.source_database), str(len(result.records)),
+                      str(result.n_skipped), str(notes))
+        for issue in result.issues[:show_issues]:
+            _err.print(f"[yellow]{escape(str(issue))}[/]")
+    _console.print(table)
+    for message in failed:
+        _err.print(f"[bold red]Not imported:[/] {escape(message)}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def dedup(
+    db: Path = _DB_OPTION,
+    merge_threshold: float = typer.Option(95.0, help="Title similarity (0-100) that merges a pair."),
+    review_threshold: float = typer.Option(85.0, help="Title similarity that lists a pair for review."),
+    review_csv: Path = typer.Option(None, "--review", help="Write the borderline pairs to this CSV."),
+) -> None:
+    """Find duplicates across databases (DOI/PMID, then fuzzy title + year + author + journal)."""
+    from neuromodmap._utils import atomic_write
+    from neuromodmap.literature.dedup import deduplicate
+    from neuromodmap.literature.store import load_records, save_dedup
+
+    con = _open(db)
+    records = load_records(con)
+    if not records:
+        _fail(f"{db} holds no literature records; run `neuromodmap literature import` first")
+    result = deduplicate(records, merge_threshold=merge_threshold, review_threshold=review_threshold)
+    save_dedup(con, result)
+    table = Table(title="Records per database")
+    for column in ("database", "identified", "only here"):
+        table.add_column(column)
+    for name, row in result.counts_by_database().iterrows():
+        table.add_row(escape(str(name)), str(row["identified"]), str(row["only_here"]))
+    _console.print(table)
+    _console.print(result.methods_sentence())
+    if review_csv is not None:
+        by_id = {r.record_id: r for r in records}
+        review = result.review.copy()
+        review["title_a"] = [by_id[i].title for i in review["record_id_a"]]
+        review["title_b"] = [by_id[i].title for i in review["record_id_b"]]
+        with atomic_write(review_csv, "w", encoding="utf-8", newline="") as fh:
+            review.to_csv(fh, index=False)
+        _console.print(f"{len(review)} pairs to review written to {review_csv}")
+
+
+def _profile(profile: str, question: str | None):
+    from neuromodmap.literature.criteria import CriteriaError, load_profile
+
+    try:
+        return load_profile(profile, question=question)
+    except CriteriaError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def criteria(
+    db: Path = _DB_OPTION,
+    profile: str = typer.Option("default", help="default, pain, depression, or a YAML file."),
+    question: str = typer.Option(None, help="Override the review question: pain, depression or both."),
+) -> None:
+    """Apply the eligibility criteria; every excluded record is stored with its reason."""
+    from neuromodmap.literature.screening import ScreeningSession
+
+    con = _open(db)
+    prof = _profile(profile, question)
+    try:
+        session = ScreeningSession(con, prof)
+    except ValueError as exc:
+        _fail(str(exc))
+    counts = session.criteria.counts_by_reason()
+    table = Table(title=f"Excluded by the {prof.name} criteria")
+    table.add_column("reason")
+    table.add_column("records")
+    for reason, n in counts.items():
+        table.add_row(escape(str(reason)), str(n))
+    _console.print(table)
+    _console.print(f"{len(session.records)} records are eligible for screening.")
+
+
+@app.command()
+def screen(
+    db: Path = _DB_OPTION,
+    profile: str = typer.Option("default", help="default, pain, depression, or a YAML file."),
+    question: str = typer.Option(None, help="Override the review question: pain, depression or both."),
+    model: str = typer.Option("nb", help="nb, logistic or svm."),
+    reviewer: str = typer.Option("", help="Your name or initials, stored with each decision."),
+    stop_after: int = typer.Option(None, help="Stop after this many irrelevant records in a row."),
+    target_share: float = typer.Option(None, help="Stop once this share (0-1) of the records is screened."),
+    ignore_stop: bool = typer.Option(False, help="Keep screening past the stopping rule."),
+) -> None:
+    """Screen titles and abstracts, most relevant first; each decision is saved at once (resumable)."""
+    from neuromodmap.literature._terminal import run_screener
+    from neuromodmap.literature.screening import ScreeningSession
+
+    con = _open(db)
+    prof = _profile(profile, question)
+    try:
+        session = ScreeningSession(con, prof, model=model, reviewer=reviewer, stop_after_irrelevant=stop_after,
+                                   target_share=target_share)
+    except ValueError as exc:
+        _fail(str(exc))
+    run_screener(session, console=_console, ignore_stop=ignore_stop)
+
+
+@app.command()
+def fulltext(
+    record_id: str = typer.Argument(..., help="Record id (see the export's notes column)."),
+    decision: str = typer.Argument(..., help="include, exclude or not-retrieved"),
+    reason: str = typer.Option("", help="Exclusion reason (shown in the PRISMA diagram)."),
+    db: Path = _DB_OPTION,
+    reviewer: str = typer.Option("", help="Your name or initials."),
+) -> None:
+    """Record a full-text decision for one record."""
+    from neuromodmap.literature.screening import record_decision
+
+    con = _open(db)
+    decision = decision.replace("-", "_")
+    if decision == "exclude" and not reason:
+        _fail("a full-text exclusion needs --reason (PRISMA reports exclusions with reasons)")
+    try:
+        record_decision(con, record_id, "full_text", decision, reason=reason, reviewer=reviewer)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    _console.print(f"Saved: {record_id} {decision}{' (' + reason + ')' if reason else ''}")
+
+
+@app.command()
+def prisma(
+    db: Path = _DB_OPTION,
+    out: Path = typer.Option(Path("prisma"), "-o", "--out", help="Output folder."),
+    manual: Path = typer.Option(None, help="YAML with hand-entered counts (reports_not_retrieved, ...)."),
+) -> None:
+    """Draw the PRISMA 2020 flow diagram (SVG + PNG) and write its counts table."""
+    from neuromodmap.literature.prisma import load_manual_counts, prisma_flow
+
+    con = _open(db)
+    try:
+        counts = load_manual_counts(manual) if manual else None
+        flow = prisma_flow(con, counts)
+    except ValueError as exc:
+        _fail(str(exc))
+    paths = flow.write(out)
+    _console.print(flow.to_frame().to_string(index=False))
+    _console.print(flow.methods_sentence())
+    _console.print("Wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command()
+def export(
+    db: Path = _DB_OPTION,
+    out: Path = typer.Option(Path("extraction_sheet.csv"), "-o", "--out", help="CSV or XLSX."),
+    stage: str = typer.Option(None, help="title_abstract or full_text (default: the latest stage with decisions)."),
+) -> None:
+    """Export included records to the evidence extraction sheet, citation fields pre-filled."""
+    from neuromodmap.literature.export import export_extraction_sheet
+
+    con = _open(db)
+    path, n = export_extraction_sheet(con, out, stage=stage)
+    _console.print(f"{n} included records written to {path}")
+
+
+@app.command()
+def pubmed(
+    query: str = typer.Argument(..., help="PubMed query, e.g. '\"spinal cord stimulation\"[tiab] AND pain'."),
+    db: Path = _DB_OPTION,
+    mindate: str = typer.Option(None, help="Earliest publication date, e.g. 2000/01/01."),
+    maxdate: str = typer.Option(None, help="Latest publication date, e.g. 2025/04/30."),
+    api_key: str = typer.Option(None, envvar="NCBI_API_KEY", help="NCBI API key (10 requests/s instead of 3)."),
+    email: str = typer.Option(None, envvar="NCBI_EMAIL", help="Contact e-mail sent to NCBI."),
+    batch_size: int = typer.Option(200, help="Records per efetch request."),
+    max_records: int = typer.Option(None, help="Fetch at most this many records."),
+    base_url: str = typer.Option(None, hidden=True),
+) -> None:
+    """Search PubMed live (E-utilities) and import the hits."""
+    from neuromodmap._utils import progress_bar
+    from neuromodmap.literature.eutils import EUTILS_BASE, EUtilsClient, EUtilsError
+    from neuromodmap.literature.store import save_import
+
+    con = _open(db)
+    try:
+        with EUtilsClient(api_key=api_key, email=email, base_url=base_url or EUTILS_BASE) as client, \
+                progress_bar() as bar:
+            task = bar.add_task("efetch", total=None)
+            result = client.search(query, mindate=mindate, maxdate=maxdate, batch_size=batch_size,
+                                   max_records=max_records,
+                                   on_batch=lambda done, total: bar.update(task, completed=done, total=total))
+    except EUtilsError as exc:
+        _fail(str(exc))
+    save_import(con, result)
+    _console.print(f"{len(result.records)} PubMed records imported ({result.provenance.extra['count']} hits); "
+                   f"{result.n_skipped} skipped.")
+
+
+@app.command()
+def simulate(
+    dataset: Path = typer.Argument(..., help="Labelled records (CSV/XLSX/RIS...) with a 0/1 label column."),
+    label: str = typer.Option("label_included", "--label", help="Column holding the 0/1 decisions."),
+    seed: int = typer.Option(0, help="Seed of the prior records (and of the random baseline)."),
+    repeat: int = typer.Option(1, help="Run seeds seed, seed+1, ... and summarise."),
+    model: str = typer.Option("nb", help="nb, logistic or svm."),
+    n_prior_included: int = typer.Option(1, help="Relevant records given as prior knowledge."),
+    n_prior_excluded: int = typer.Option(1, help="Irrelevant records given as prior knowledge."),
+    out: Path = typer.Option(Path("simulation"), "-o", "--out", help="Output folder."),
+) -> None:
+    """Simulate active-learning screening on a labelled dataset; writes simulation.json + recall curve."""
+    from neuromodmap._utils import atomic_write
+    from neuromodmap.literature.activelearning import MODELS
+    from neuromodmap.literature.activelearning import simulate as run_simulation
+    from neuromodmap.literature.io import read_records
+    from neuromodmap.literature.records import LiteratureImportError
+
+    if model not in MODELS:
+        _fail(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    try:
+        result = read_records(dataset)
+    except LiteratureImportError as exc:
+        _fail(str(exc))
+    records = result.records
+    missing = [r.source_position for r in records if r.extra.get(label, "").strip() not in ("0", "1", "0.0", "1.0")]
+    if not records or label not in records[0].extra:
+        columns = ", ".join(records[0].extra) if records else "none"
+        _fail(f"{dataset}: no label column {label!r} (other columns: {columns})")
+    if missing:
+        _fail(f"{dataset}: column {label!r} must hold 0 or 1; rows {missing[:10]} do not")
+    texts = [f"{r.title} {r.abstract}" for r in records]
+    labels = [int(float(r.extra[label])) for r in records]
+    runs = []
+    for k in range(repeat):
+        try:
+            sim = run_simulation(texts, labels, model=model, seed=seed + k, n_prior_included=n_prior_included,
+                                 n_prior_excluded=n_prior_excluded, dataset=str(dataset), label_column=label)
+        except ValueError as exc:
+            _fail(str(exc))
+        target = out if repeat == 1 else out / f"seed_{seed + k}"
+        sim.write(target)
+        runs.append(sim)
+        _console.print(f"seed {seed + k}: WSS@95 {sim.wss_95:.1%} (random {sim.random_wss_95:.1%}), "
+                       f"recall@10% {sim.recall_at_10pct:.1%}, 95% recall after {sim.n_screened_at_95} records")
+    if repeat > 1:
+        wss = np.array([r.wss_95 for r in runs])
+        summary = {"dataset": str(dataset), "label_column": label, "model": model,
+                   "n_records": runs[0].n_records, "n_included": runs[0].n_included,
+                   "seeds": [r.seed for r in runs], "wss_95": float(wss.mean()), "wss_95_sd": float(wss.std(ddof=1)),
+                   "recall_at_10pct": float(np.mean([r.recall_at_10pct for r in runs])),
+                   "random_wss_95": float(np.mean([r.random_wss_95 for r in runs])),
+                   "runs": [r.to_dict() for r in runs]}
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "simulation.json", "w", encoding="utf-8") as fh:
+            json.dump(summary, fh, indent=2)
+        _console.print(f"mean WSS@95 over {repeat} seeds: {wss.mean():.1%} (sd {wss.std(ddof=1):.1%})")
+    _console.print(runs[-1].methods_sentence())
+    _console.print(f"Wrote {out / 'simulation.json'}")

@@ -17,7 +17,8 @@ from neuromodmap import __version__
 from neuromodmap.literature.records import ImportResult, Record
 from neuromodmap.store import connect
 
-__all__ = ["init_tables", "save_import", "load_records", "list_imports", "connect"]
+__all__ = ["init_tables", "save_import", "load_records", "list_imports", "connect", "open_store", "save_dedup",
+           "load_dedup", "load_dedup_pairs"]
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS literature_imports (
@@ -144,3 +145,53 @@ def open_store(db: str | os.PathLike | None) -> duckdb.DuckDBPyConnection:
     con = connect(db)
     init_tables(con)
     return con
+
+
+_DEDUP_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS literature_dedup_clusters (
+        record_id VARCHAR PRIMARY KEY, cluster_id VARCHAR, is_primary BOOLEAN, source_database VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS literature_dedup_pairs (
+        record_id_a VARCHAR, record_id_b VARCHAR, rule VARCHAR, title_similarity DOUBLE,
+        decision VARCHAR, reason VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS literature_runs (
+        step VARCHAR, run_at TIMESTAMP, version VARCHAR, details VARCHAR)""",
+]
+
+
+def save_dedup(con: duckdb.DuckDBPyConnection, result) -> None:
+    """Replace the stored de-duplication with ``result`` (a :class:`DedupResult`)."""
+    for statement in _DEDUP_SCHEMA:
+        con.execute(statement)
+    clusters = result.clusters[["record_id", "cluster_id", "is_primary", "source_database"]]
+    pairs = result.pairs[["record_id_a", "record_id_b", "rule", "title_similarity", "decision", "reason"]]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM literature_dedup_clusters")
+        con.execute("DELETE FROM literature_dedup_pairs")
+        con.register("_lit_clusters", clusters)
+        con.execute("INSERT INTO literature_dedup_clusters SELECT * FROM _lit_clusters")
+        con.unregister("_lit_clusters")
+        if len(pairs):
+            con.register("_lit_pairs", pairs)
+            con.execute("INSERT INTO literature_dedup_pairs SELECT * FROM _lit_pairs")
+            con.unregister("_lit_pairs")
+        con.execute("INSERT INTO literature_runs VALUES (?, ?, ?, ?)",
+                    ["dedup", dt.datetime.now(dt.UTC).replace(tzinfo=None), __version__, result.methods_sentence()])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def load_dedup(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The stored clusters (``record_id``, ``cluster_id``, ``is_primary``, ``source_database``), or None."""
+    for statement in _DEDUP_SCHEMA:
+        con.execute(statement)
+    frame = con.execute("SELECT * FROM literature_dedup_clusters").df()
+    return frame if len(frame) else None
+
+
+def load_dedup_pairs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    for statement in _DEDUP_SCHEMA:
+        con.execute(statement)
+    return con.execute("SELECT * FROM literature_dedup_pairs").df()

@@ -1,0 +1,239 @@
+"""Title/abstract screening: a resumable session over the store, ranked by active learning.
+
+Each decision is written to ``literature_decisions`` the moment it is made, so a session
+can stop anywhere and resume later (or on another machine with the same database). The
+next record is the unscreened record the model rates most likely relevant; until both an
+include and an exclude exist, records are ranked by how many review-question terms they
+contain. Records the criteria profile excludes never reach the screener; they are stored
+as automatic exclusions with their reason (PRISMA: "marked as ineligible by automation").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from neuromodmap.literature.activelearning import ActiveLearner
+from neuromodmap.literature.criteria import (
+    CriteriaProfile,
+    CriteriaResult,
+    apply_criteria,
+    topic_pattern,
+)
+from neuromodmap.literature.records import Record
+from neuromodmap.literature.store import init_tables, load_dedup, load_records
+
+__all__ = ["ScreeningSession", "ScreeningProgress", "init_decisions", "record_decision", "latest_decisions",
+           "STAGES"]
+
+STAGES = ("criteria", "title_abstract", "full_text")
+_DECISIONS = ("include", "exclude", "not_retrieved")
+
+
+def init_decisions(con: duckdb.DuckDBPyConnection) -> None:
+    init_tables(con)
+    con.execute("CREATE SEQUENCE IF NOT EXISTS literature_decision_seq")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS literature_decisions (
+            decision_id BIGINT DEFAULT nextval('literature_decision_seq'), record_id VARCHAR,
+            stage VARCHAR, decision VARCHAR, reason VARCHAR, method VARCHAR, reviewer VARCHAR,
+            profile VARCHAR, decided_at TIMESTAMP)"""
+    )
+
+
+def record_decision(con: duckdb.DuckDBPyConnection, record_id: str, stage: str, decision: str, *,
+                    reason: str = "", method: str = "manual", reviewer: str = "", profile: str = "") -> None:
+    """Save one decision now (the latest decision per record and stage counts)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    if decision not in _DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}; one of {', '.join(_DECISIONS)}")
+    init_decisions(con)
+    known = con.execute("SELECT count(*) FROM literature_records WHERE record_id = ?", [record_id]).fetchone()[0]
+    if not known:
+        raise KeyError(f"no record {record_id!r} in the database")
+    con.execute(
+        "INSERT INTO literature_decisions (record_id, stage, decision, reason, method, reviewer, profile, decided_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [record_id, stage, decision, reason, method, reviewer, profile,
+         dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+    )
+
+
+def latest_decisions(con: duckdb.DuckDBPyConnection, stage: str | None = None) -> pd.DataFrame:
+    """The latest decision per record (and stage), in the order they were made."""
+    init_decisions(con)
+    frame = con.execute(
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY record_id, stage ORDER BY decision_id DESC) AS k "
+        "FROM literature_decisions WHERE (? IS NULL OR stage = ?)) WHERE k = 1 ORDER BY decision_id",
+        [stage, stage],
+    ).df()
+    return frame.drop(columns=["k"])
+
+
+@dataclass
+class ScreeningProgress:
+    """Where a screening session stands against its stopping rule."""
+
+    n_eligible: int
+    n_screened: int
+    n_included: int
+    n_excluded: int
+    irrelevant_in_a_row: int
+    stop_after_irrelevant: int | None
+    target_share: float | None
+
+    @property
+    def share_screened(self) -> float:
+        return self.n_screened / self.n_eligible if self.n_eligible else 1.0
+
+    @property
+    def stop_reason(self) -> str | None:
+        if self.n_screened >= self.n_eligible:
+            return "every eligible record has been screened"
+        if self.stop_after_irrelevant and self.irrelevant_in_a_row >= self.stop_after_irrelevant:
+            return f"{self.irrelevant_in_a_row} irrelevant records in a row"
+        if self.target_share and self.share_screened >= self.target_share:
+            return f"{self.share_screened:.0%} of the records screened (target {self.target_share:.0%})"
+        return None
+
+    def summary(self) -> str:
+        rule = []
+        if self.stop_after_irrelevant:
+            rule.append(f"{self.irrelevant_in_a_row}/{self.stop_after_irrelevant} irrelevant in a row")
+        if self.target_share:
+            rule.append(f"{self.share_screened:.0%} of target {self.target_share:.0%} screened")
+        return (f"{self.n_screened}/{self.n_eligible} screened, {self.n_included} included, "
+                f"{self.n_excluded} excluded; " + "; ".join(rule))
+
+
+class ScreeningSession:
+    """A resumable title/abstract screening session on the records in a database.
+
+    Parameters
+    ----------
+    con : duckdb connection
+        The project database, with imported (and ideally de-duplicated) records.
+    profile : CriteriaProfile
+        Eligibility criteria, review question (topic terms) and stopping rule.
+    model : {"nb", "logistic", "svm"}
+        Active-learning classifier.
+    reviewer : str
+        Stored with every decision.
+    stop_after_irrelevant, target_share : optional
+        Override the profile's stopping rule.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, profile: CriteriaProfile, *, model: str = "nb",
+                 reviewer: str = "", stop_after_irrelevant: int | None = None,
+                 target_share: float | None = None) -> None:
+        self.con = con
+        self.profile = profile
+        self.reviewer = reviewer
+        self.stop_after_irrelevant = stop_after_irrelevant or profile.stopping.irrelevant_in_a_row
+        self.target_share = target_share or profile.stopping.target_share
+        init_decisions(con)
+        records = load_records(con)
+        clusters = load_dedup(con)
+        if clusters is not None:
+            primary = set(clusters.loc[clusters["is_primary"], "record_id"])
+            records = [r for r in records if r.record_id in primary or r.record_id not in set(clusters["record_id"])]
+        if not records:
+            raise ValueError("the database holds no literature records; import search exports first")
+        self.criteria: CriteriaResult = apply_criteria(records, profile)
+        self._store_criteria()
+        eligible = set(self.criteria.eligible_ids)
+        self.records: list[Record] = [r for r in records if r.record_id in eligible]
+        self._index = {r.record_id: i for i, r in enumerate(self.records)}
+        self.topic = topic_pattern(profile)
+        self.learner = ActiveLearner(model).fit_features([f"{r.title} {r.abstract}" for r in self.records]) \
+            if self.records else None
+        self._prior_scores = np.array(
+            [2 * len(self.topic.findall(r.title)) + len(self.topic.findall(r.abstract)) for r in self.records],
+            dtype=float,
+        )
+        self._ranking: list[int] | None = None
+
+    # -- criteria ---------------------------------------------------------------------------
+    def _store_criteria(self) -> None:
+        excluded = self.criteria.excluded
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("DELETE FROM literature_decisions WHERE stage = 'criteria'")
+            for row in excluded.itertuples():
+                self.con.execute(
+                    "INSERT INTO literature_decisions (record_id, stage, decision, reason, method, reviewer, profile,"
+                    " decided_at) VALUES (?, 'criteria', 'exclude', ?, 'criteria', '', ?, ?)",
+                    [row.record_id, f"{row.reason}: {row.detail}" if row.detail else row.reason, self.profile.name,
+                     dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+                )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    # -- decisions --------------------------------------------------------------------------
+    def _decided(self) -> pd.DataFrame:
+        frame = latest_decisions(self.con, "title_abstract")
+        return frame[frame["record_id"].isin(self._index)]
+
+    def decide(self, record_id: str, include: bool, reason: str = "") -> None:
+        """Save an include/exclude decision for ``record_id`` at once."""
+        if record_id not in self._index:
+            raise KeyError(f"record {record_id!r} is not eligible for screening in this session")
+        record_decision(self.con, record_id, "title_abstract", "include" if include else "exclude",
+                        reason=reason or ("" if include else "not relevant (title/abstract)"),
+                        method="active_learning", reviewer=self.reviewer, profile=self.profile.name)
+        self._ranking = None
+
+    def undo(self) -> str | None:
+        """Withdraw the latest title/abstract decision of this database; returns its record id."""
+        row = self.con.execute(
+            "SELECT decision_id, record_id FROM literature_decisions WHERE stage = 'title_abstract' "
+            "ORDER BY decision_id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        self.con.execute("DELETE FROM literature_decisions WHERE decision_id = ?", [row[0]])
+        self._ranking = None
+        return row[1]
+
+    # -- ranking ----------------------------------------------------------------------------
+    def ranking(self) -> list[int]:
+        """Unscreened eligible records (indices), most likely relevant first."""
+        if self._ranking is not None:
+            return self._ranking
+        decided = self._decided()
+        labelled = np.array([self._index[r] for r in decided["record_id"]], dtype=int)
+        labels = (decided["decision"] == "include").to_numpy(dtype=int)
+        if len(labelled) and len(set(labels.tolist())) == 2:
+            order = self.learner.rank(labelled, labels).tolist()
+        else:
+            mask = np.ones(len(self.records), dtype=bool)
+            mask[labelled] = False
+            candidates = np.flatnonzero(mask)
+            order = candidates[np.argsort(-self._prior_scores[candidates], kind="stable")].tolist()
+        self._ranking = order
+        return order
+
+    def next_record(self) -> Record | None:
+        """The unscreened record most likely to be relevant, or None when all are screened."""
+        order = self.ranking()
+        return self.records[order[0]] if order else None
+
+    def progress(self) -> ScreeningProgress:
+        decided = self._decided()
+        decisions = decided["decision"].tolist()
+        streak = 0
+        for decision in reversed(decisions):
+            if decision != "exclude":
+                break
+            streak += 1
+        return ScreeningProgress(
+            n_eligible=len(self.records), n_screened=len(decisions), n_included=decisions.count("include"),
+            n_excluded=decisions.count("exclude"), irrelevant_in_a_row=streak,
+            stop_after_irrelevant=self.stop_after_irrelevant, target_share=self.target_share,
+        )
