@@ -19,10 +19,11 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from neuromodmap.evidence._errors import ConvergenceError, MetaAnalysisError, MetaAnalysisWarning
 
@@ -50,6 +51,13 @@ class _WLS:
     def __init__(self, y: np.ndarray, X: np.ndarray, w: np.ndarray):
         self.w = w
         self.X = X
+        if X.shape[1] == 1 and X[0, 0] == 1.0:
+            # intercept-only: scalars, no matrix inverse (most fits, and every bootstrap re-fit)
+            sw = float(w.sum())
+            self.xtwx_inv = np.array([[1.0 / sw]])
+            self.beta = np.array([float(np.dot(w, y)) / sw])
+            self.resid = y - self.beta[0]
+            return
         B = X * w[:, None]
         xtwx = X.T @ B
         try:
@@ -211,8 +219,8 @@ def qprofile_tau2(y, v, X=None, level: float = 95, tau2: float = 0.0) -> tuple[f
         X = np.ones((y.size, 1))
     k, p = X.shape
     alpha = 1 - level / 100
-    crit_lb = stats.chi2.ppf(1 - alpha / 2, k - p)
-    crit_ub = stats.chi2.ppf(alpha / 2, k - p)
+    crit_lb = float(special.chdtri(k - p, alpha / 2))  # upper alpha/2 quantile
+    crit_ub = float(special.chdtri(k - p, 1 - alpha / 2))
     q0 = _q_gen(0.0, y, v, X)
 
     upper = max(100.0, 10 * tau2)
@@ -268,14 +276,11 @@ class RMAResult:
     beta: np.ndarray
     vb: np.ndarray
     tau2: float
-    tau2_ci: tuple[float, float]
     se_tau2: float
     q: float
     q_p: float
     i2: float
     h2: float
-    i2_ci: tuple[float, float]
-    h2_ci: tuple[float, float]
     qm: float
     qm_p: float
     qm_df: tuple[int, int] | int
@@ -287,6 +292,24 @@ class RMAResult:
     measure: str | None = None
     ni: np.ndarray | None = None
     fit_stats: dict[str, float] = field(default_factory=dict)
+    #: typical within-study variance (metafor's vt), for I² = tau² / (vt + tau²)
+    vt: float = float("nan")
+
+    @cached_property
+    def tau2_ci(self) -> tuple[float, float]:
+        """Q-profile confidence interval for tau² (computed on first use)."""
+        try:
+            return qprofile_tau2(self.yi, self.vi, self.X, self.level, self.tau2)
+        except (MetaAnalysisError, ZeroDivisionError, FloatingPointError):
+            return (float("nan"), float("nan"))
+
+    @property
+    def i2_ci(self) -> tuple[float, float]:
+        return tuple(100 * t / (self.vt + t) for t in self.tau2_ci)
+
+    @property
+    def h2_ci(self) -> tuple[float, float]:
+        return tuple((self.vt + t) / self.vt for t in self.tau2_ci)
 
     # --- intercept / pooled effect -------------------------------------------------
     @property
@@ -312,15 +335,15 @@ class RMAResult:
     def _crit(self) -> float:
         alpha = 1 - self.level / 100
         if self.test == "knha":
-            return float(stats.t.ppf(1 - alpha / 2, self.k - self.p))
-        return float(stats.norm.ppf(1 - alpha / 2))
+            return float(special.stdtrit(self.k - self.p, 1 - alpha / 2))
+        return float(special.ndtri(1 - alpha / 2))
 
     @property
     def pvals(self) -> np.ndarray:
         s = np.abs(self.stats)
         if self.test == "knha":
-            return 2 * stats.t.sf(s, self.k - self.p)
-        return 2 * stats.norm.sf(s)
+            return 2 * special.stdtr(self.k - self.p, -s)
+        return 2 * special.ndtr(-s)
 
     @property
     def zval(self) -> float:
@@ -411,7 +434,7 @@ class RMAResult:
 
     def study_frame(self) -> pd.DataFrame:
         """Per-study table: effect, variance, CI and weight (%)."""
-        crit = float(stats.norm.ppf(1 - (1 - self.level / 100) / 2))
+        crit = float(special.ndtri(1 - (1 - self.level / 100) / 2))
         se = np.sqrt(self.vi)
         return pd.DataFrame(
             {"yi": self.yi, "vi": self.vi, "ci_lb": self.yi - crit * se, "ci_ub": self.yi + crit * se,
@@ -706,7 +729,7 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
         trace_p0 = fe.trace_p()
     else:
         q, trace_p0 = float("nan"), float("nan")
-    q_p = float(stats.chi2.sf(q, k - p)) if np.isfinite(q) else float("nan")
+    q_p = float(special.chdtrc(k - p, q)) if np.isfinite(q) else float("nan")
 
     if p == 1:
         sw, sw2 = w0.sum(), np.dot(w0, w0)
@@ -720,12 +743,6 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
         i2 = 100 * tau2 / (vt + tau2)
         h2 = (vt + tau2) / vt
 
-    try:
-        tau2_ci = qprofile_tau2(y, v, X, level, tau2)
-    except (ValueError, ZeroDivisionError):
-        tau2_ci = (float("nan"), float("nan"))
-    i2_ci = tuple(100 * t / (vt + t) for t in tau2_ci)
-    h2_ci = tuple((vt + t) / vt for t in tau2_ci)
 
     if method == "REML":
         se_tau2 = math.sqrt(2 / fit.trace_pp())
@@ -745,18 +762,18 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
         if test == "knha":
             qm = qm / (p - 1)
             qm_df: tuple[int, int] | int = (p - 1, k - p)
-            qm_p = float(stats.f.sf(qm, p - 1, k - p))
+            qm_p = float(special.fdtrc(p - 1, k - p, qm))
         else:
             qm_df = p - 1
-            qm_p = float(stats.chi2.sf(qm, p - 1))
+            qm_p = float(special.chdtrc(p - 1, qm))
     else:
         z = fit.beta[0] / math.sqrt(vb[0, 0]) if vb[0, 0] > 0 else float("nan")
         qm = float(z**2)
         qm_df = (1, k - 1) if test == "knha" else 1
-        qm_p = float(stats.f.sf(qm, 1, k - 1) if test == "knha" else stats.chi2.sf(qm, 1))
+        qm_p = float(special.fdtrc(1, k - 1, qm) if test == "knha" else special.chdtrc(1, qm))
 
     alpha = 1 - level / 100
-    crit = float(stats.t.ppf(1 - alpha / 2, k - p) if test == "knha" else stats.norm.ppf(1 - alpha / 2))
+    crit = float(special.stdtrit(k - p, 1 - alpha / 2) if test == "knha" else special.ndtri(1 - alpha / 2))
     pi_se = math.sqrt(vb[0, 0] + tau2)
     pi_lb, pi_ub = float(fit.beta[0] - crit * pi_se), float(fit.beta[0] + crit * pi_se)
 
@@ -787,10 +804,10 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
     names = ["intrcpt"] + (mod_names if M is not None else [])
     return RMAResult(
         method=method, test=test, level=level, k=k, p=p, yi=y, vi=v, X=X, labels=labels,
-        coef_names=names, beta=fit.beta, vb=vb, tau2=float(tau2), tau2_ci=tuple(tau2_ci),
-        se_tau2=se_tau2, q=q, q_p=q_p, i2=float(i2), h2=float(h2), i2_ci=i2_ci, h2_ci=h2_ci,
+        coef_names=names, beta=fit.beta, vb=vb, tau2=float(tau2),
+        se_tau2=se_tau2, q=q, q_p=q_p, i2=float(i2), h2=float(h2),
         qm=qm, qm_p=qm_p, qm_df=qm_df, pi_lb=pi_lb, pi_ub=pi_ub, converged=converged,
-        iterations=iterations, r2=r2, measure=measure, ni=ni, fit_stats=fit_stats,
+        iterations=iterations, r2=r2, measure=measure, ni=ni, fit_stats=fit_stats, vt=float(vt),
     )
 
 
@@ -820,7 +837,7 @@ def _subgroups(yi, vi, subgroup, *, method, test, level, slab, measure, ni, max_
         pooled = float(np.dot(w, est) / w.sum())
         q_between = float(np.dot(w, (est - pooled) ** 2))
         df = len(fits) - 1
-        q_p = float(stats.chi2.sf(q_between, df))
+        q_p = float(special.chdtrc(df, q_between))
     else:
         q_between, df, q_p = float("nan"), 0, float("nan")
     return SubgroupResult(fits=fits, overall=overall, q_between=q_between, q_between_df=df,
