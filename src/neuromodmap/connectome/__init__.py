@@ -39,6 +39,13 @@ from neuromodmap.connectome._parcel import (
     load_connectome,
 )
 from neuromodmap.connectome._targeting import SGACC_SEED, search_anticorrelated, site_to_seed
+from neuromodmap.connectome._voxel import (
+    LeadDBSConnectome,
+    NiftiConnectome,
+    VoxelConnectome,
+    VoxelMaps,
+    voxel_seed_maps,
+)
 
 __all__ = [
     "AtlasMismatchError",
@@ -50,6 +57,8 @@ __all__ = [
     "DEFAULT_RADIUS",
     "FOX_SGACC_SEED",
     "ImageError",
+    "LeadDBSConnectome",
+    "NiftiConnectome",
     "OMITTED_TARGETS",
     "ParcelAtlas",
     "ParcelConnectome",
@@ -58,6 +67,8 @@ __all__ = [
     "TargetMap",
     "TargetsFileError",
     "TimeSeriesError",
+    "VoxelConnectome",
+    "VoxelMaps",
     "load_connectome",
     "load_targets",
     "map_targets",
@@ -65,4 +76,5 @@ __all__ = [
     "search_anticorrelated",
     "site_to_seed",
     "target_catalogue",
+    "voxel_seed_maps",
 ]

@@ -1,0 +1,432 @@
+"""Voxel-level seed maps from big normative connectomes (private).
+
+Two sources, one interface (:class:`VoxelConnectome`): a Lead-DBS fMRI connectome folder
+(``dataset_info.json``, ``dataset_volsurf.mat`` with ``vol.outidx``, ``vol.space``,
+``vol.subIDs``, and ``vol/<run>.mat`` holding ``gmtc``, voxels × time) or a list of 4-D NIfTI
+runs in MNI space with a mask. For each subject every seed's map is computed in one pass as
+a matrix product of standardised series (Pearson r), averaged over the subject's runs, then
+Fisher z-transformed; the group AvgR, AvgRFz, VarR and one-sample T maps (Lead-DBS's outputs)
+are accumulated subject by subject in float32 work arrays, so memory stays bounded by one
+subject plus the seed maps. The subject loop runs on Dask (threads, or a distributed cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from neuromodmap.connectome._atlas import DEFAULT_MAX_DISTANCE
+from neuromodmap.connectome._errors import (
+    ConnectomeError,
+    CoordinateError,
+    ImageError,
+    TimeSeriesError,
+)
+from neuromodmap.provenance import Provenance
+
+__all__ = ["VoxelConnectome", "LeadDBSConnectome", "NiftiConnectome", "VoxelMaps", "voxel_seed_maps"]
+
+# |r| is clipped below 1 before the Fisher transform (a seed voxel correlates 1 with itself)
+_R_CLIP = 1 - 1e-6
+_MIN_TIMEPOINTS = 10
+
+
+@dataclass
+class VoxelConnectome:
+    """Geometry shared by voxel-level sources: the voxels kept, as (i, j, k) in a 3-D grid."""
+
+    name: str
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    ijk: np.ndarray
+    subjects: list[str]
+    provenance: Provenance
+
+    @property
+    def n_voxels(self) -> int:
+        return len(self.ijk)
+
+    def xyz(self) -> np.ndarray:
+        return nib.affines.apply_affine(self.affine, self.ijk)
+
+    def runs(self, subject: str) -> list[np.ndarray]:  # pragma: no cover - abstract
+        """Time series of a subject's runs, each (time, voxels) float32."""
+        raise NotImplementedError
+
+    def sphere(self, coord, radius: float, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
+        """Positions (into the voxel list) within ``radius`` mm of ``coord``; nearest voxel as fallback."""
+        from scipy.spatial import cKDTree
+
+        if not hasattr(self, "_tree"):
+            self._tree = cKDTree(self.xyz())
+        coord = np.asarray(coord, dtype=float).reshape(3)
+        hits = self._tree.query_ball_point(coord, r=float(radius)) if radius > 0 else []
+        if hits:
+            return np.sort(np.asarray(hits, dtype=np.int64))
+        distance, nearest = self._tree.query(coord)
+        if distance > max_distance:
+            raise CoordinateError(f"coordinate ({coord[0]:g}, {coord[1]:g}, {coord[2]:g}) is {distance:.1f} mm from "
+                                  f"the nearest voxel of {self.name} (maximum {max_distance:g} mm)")
+        return np.array([nearest], dtype=np.int64)
+
+    def to_image(self, values: np.ndarray) -> nib.Nifti1Image:
+        values = np.asarray(values, dtype=np.float32)
+        out = np.zeros(self.shape + values.shape[1:], dtype=np.float32)
+        out[tuple(self.ijk.T)] = values
+        return nib.Nifti1Image(out, self.affine)
+
+    def __getstate__(self):  # the KD-tree is rebuilt where needed (e.g. on a Dask worker)
+        state = self.__dict__.copy()
+        state.pop("_tree", None)
+        return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Lead-DBS folders
+# ---------------------------------------------------------------------------------------------
+def _loadmat(path: Path, variables=None) -> dict:
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(path, squeeze_me=True, struct_as_record=False, variable_names=variables)
+    except NotImplementedError:  # MATLAB v7.3 = HDF5
+        return _loadmat_h5(path, variables)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ConnectomeError(f"{path}: not a readable MATLAB file ({exc})") from None
+
+
+def _loadmat_h5(path: Path, variables) -> dict:
+    try:
+        import h5py
+    except ModuleNotFoundError:
+        raise ConnectomeError(f"{path} is a MATLAB v7.3 (HDF5) file: pip install h5py to read it") from None
+    with h5py.File(path, "r") as fh:
+        out = {}
+        for name in variables or fh.keys():
+            if name not in fh:
+                continue
+            # HDF5 stores MATLAB arrays transposed (column-major)
+            out[name] = np.asarray(fh[name]).T
+        return out
+
+
+class LeadDBSConnectome(VoxelConnectome):
+    """A Lead-DBS fMRI connectome folder.
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``dataset_info.json``, ``dataset_volsurf.mat`` and ``vol/``.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        folder = Path(folder)
+        self.folder = folder
+        volsurf = folder / "dataset_volsurf.mat"
+        if not volsurf.is_file():
+            raise ConnectomeError(f"{folder}: not a Lead-DBS fMRI connectome (no dataset_volsurf.mat)")
+        info_path = folder / "dataset_info.json"
+        info = {}
+        if info_path.is_file():
+            try:
+                info = json.loads(info_path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ConnectomeError(f"{info_path}: not valid JSON ({exc})") from None
+        mat = _loadmat(volsurf, ["vol"])
+        if "vol" not in mat:
+            raise ConnectomeError(f"{volsurf}: no 'vol' structure")
+        vol = mat["vol"]
+        try:
+            outidx = np.atleast_1d(np.asarray(vol.outidx, dtype=np.int64)).ravel()
+            space = vol.space
+            dim = tuple(int(d) for d in np.atleast_1d(space.dim)[:3])
+            matlab_affine = np.asarray(space.mat, dtype=float)
+            sub_ids = vol.subIDs
+        except AttributeError as exc:
+            raise ConnectomeError(f"{volsurf}: vol lacks a field ({exc}); expected outidx, space.dim, space.mat, "
+                                  "subIDs") from None
+        if outidx.size == 0 or outidx.min() < 1 or outidx.max() > int(np.prod(dim)):
+            raise ConnectomeError(f"{volsurf}: vol.outidx outside the {dim} grid of vol.space")
+        # MATLAB: 1-based linear indices in column-major order; space.mat maps 1-based voxels
+        ijk = np.column_stack(np.unravel_index(outidx - 1, dim, order="F"))
+        affine = matlab_affine @ np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=float)
+        self._runs: dict[str, list[str]] = {}
+        for entry in np.atleast_1d(sub_ids):
+            cells = [str(c) for c in np.atleast_1d(entry)]
+            if len(cells) < 2:
+                raise ConnectomeError(f"{volsurf}: subIDs entry {cells} has no run file")
+            self._runs[cells[0]] = cells[1:]
+        super().__init__(name=str(info.get("name", folder.name)), shape=dim, affine=affine, ijk=ijk,
+                         subjects=list(self._runs),
+                         provenance=Provenance(source=str(folder), citation=str(info.get("citation", "")),
+                                               extra={"format": "Lead-DBS fMRI connectome"}))
+
+    def runs(self, subject: str) -> list[np.ndarray]:
+        out = []
+        for name in self._runs[subject]:
+            path = self.folder / "vol" / name
+            if path.suffix != ".mat":
+                path = path.with_name(path.name + ".mat") if not path.is_file() else path
+            if not path.is_file():
+                raise ConnectomeError(f"{path}: run file of subject {subject} is missing")
+            data = _loadmat(path, ["gmtc"])
+            if "gmtc" not in data:
+                raise ConnectomeError(f"{path}: no 'gmtc' variable")
+            gmtc = np.asarray(data["gmtc"], dtype=np.float32)
+            if gmtc.ndim != 2 or gmtc.shape[0] != self.n_voxels:
+                raise TimeSeriesError(f"{path}: gmtc has shape {gmtc.shape}, expected ({self.n_voxels}, time)")
+            out.append(np.ascontiguousarray(gmtc.T))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 4-D NIfTI runs
+# ---------------------------------------------------------------------------------------------
+class NiftiConnectome(VoxelConnectome):
+    """Resting-state runs as 4-D NIfTI files in MNI space, restricted to a mask.
+
+    Parameters
+    ----------
+    runs : sequence of paths, or mapping subject -> paths
+        One 4-D image per run; a flat list means one run per subject.
+    mask : path or image
+        3-D mask on the same grid as every run (same shape and affine).
+    """
+
+    def __init__(self, runs, mask, name: str = "nifti"):
+        if isinstance(runs, dict):
+            self._runs = {str(k): [Path(p) for p in (v if isinstance(v, (list, tuple)) else [v])]
+                          for k, v in runs.items()}
+        else:
+            runs = [Path(p) for p in runs]
+            self._runs = {p.name.split(".")[0]: [p] for p in runs}
+        if not self._runs:
+            raise ConnectomeError("no NIfTI runs given")
+        mask_img = mask if isinstance(mask, nib.spatialimages.SpatialImage) else nib.load(mask)
+        if mask_img.ndim != 3:
+            raise ImageError(f"mask {getattr(mask_img, 'get_filename', lambda: '')() or mask}: expected 3-D, got "
+                             f"shape {mask_img.shape}")
+        self._mask = mask_img
+        ijk = np.argwhere(np.asarray(mask_img.dataobj) > 0)
+        if len(ijk) == 0:
+            raise ImageError(f"mask {mask}: no voxel inside")
+        for paths in self._runs.values():
+            for path in paths:
+                self._check(path)
+        super().__init__(name=name, shape=tuple(mask_img.shape), affine=mask_img.affine, ijk=ijk,
+                         subjects=list(self._runs),
+                         provenance=Provenance(source=f"{len(self._runs)} subjects of 4-D NIfTI runs",
+                                               extra={"format": "NIfTI runs + mask"}))
+
+    def _check(self, path: Path) -> None:
+        try:
+            header = nib.load(path)
+        except (OSError, nib.filebasedimages.ImageFileError, ValueError) as exc:
+            raise ImageError(f"{path}: not a readable NIfTI image ({exc})") from None
+        if header.ndim != 4:
+            raise ImageError(f"{path}: expected a 4-D run (x, y, z, time), got shape {header.shape}")
+        if header.shape[:3] != self._mask.shape:
+            raise ImageError(f"{path}: grid {header.shape[:3]} differs from the mask's {self._mask.shape}; "
+                             "resample the run to the mask first (e.g. nilearn.image.resample_to_img)")
+        if not np.allclose(header.affine, self._mask.affine, atol=1e-3):
+            raise ImageError(f"{path}: affine differs from the mask's (not the same space)")
+
+    def runs(self, subject: str) -> list[np.ndarray]:
+        from nilearn.masking import apply_mask
+
+        return [np.ascontiguousarray(apply_mask(str(p), self._mask, dtype="f")) for p in self._runs[subject]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine
+# ---------------------------------------------------------------------------------------------
+def _centre_inplace(x: np.ndarray) -> None:
+    x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def _column_norms(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Norms of centred columns (no temporary copy of x) and the zero-variance/non-finite mask."""
+    norm = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64)).astype(np.float32)
+    bad = ~np.isfinite(norm) | (norm <= np.finfo(np.float32).tiny * 1e3)
+    norm[bad] = 1.0
+    return norm, bad
+
+
+def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.ndarray]) -> dict:
+    """One subject's contribution: r, Fisher z and z² sums per seed × voxel, plus validity counts."""
+    r_sum = None
+    n_runs = 0
+    bad_voxels = 0
+    for run in source.runs(subject):
+        if run.shape[0] < _MIN_TIMEPOINTS:
+            raise TimeSeriesError(f"subject {subject}: a run has {run.shape[0]} time points "
+                                  f"(at least {_MIN_TIMEPOINTS} needed)")
+        nan_cols = ~np.isfinite(run).all(axis=0)
+        if nan_cols.any():
+            run[:, nan_cols] = 0.0  # flagged invalid below (zero variance)
+        run = run.astype(np.float32, copy=False)
+        _centre_inplace(run)
+        norm, bad = _column_norms(run)
+        bad |= nan_cols
+        # seed series = mean of the seed voxels' raw (centred) series, as in Lead-DBS
+        seeds = np.empty((run.shape[0], len(seed_sets)), dtype=np.float32)
+        for s, idx in enumerate(seed_sets):
+            good = idx[~bad[idx]]
+            seeds[:, s] = run[:, good].mean(axis=1) if good.size else 0.0
+        run /= norm  # in place: unit-norm columns, so the product below is Pearson r
+        seed_norm, seed_bad = _column_norms(seeds)
+        seeds /= seed_norm
+        r = seeds.T @ run  # (seeds, voxels): the one GEMM per run
+        r[:, bad] = np.nan
+        r[seed_bad, :] = np.nan
+        r_sum = r if r_sum is None else r_sum + r
+        n_runs += 1
+        bad_voxels = max(bad_voxels, int(bad.sum()))
+    r_mean = r_sum / n_runs
+    valid = np.isfinite(r_mean)
+    z = np.arctanh(np.clip(np.nan_to_num(r_mean), -_R_CLIP, _R_CLIP)).astype(np.float32)
+    z[~valid] = 0.0
+    r_mean = np.where(valid, r_mean, 0.0).astype(np.float32)
+    return {"r": r_mean.astype(np.float64), "r2": (r_mean.astype(np.float64) ** 2), "z": z.astype(np.float64),
+            "z2": z.astype(np.float64) ** 2, "n": valid.astype(np.int32),
+            "log": [(subject, n_runs, bad_voxels)]}
+
+
+def _combine(a: dict, b: dict) -> dict:
+    return {k: (a[k] + b[k]) for k in a}
+
+
+@dataclass
+class VoxelMaps:
+    """Group seed maps (Lead-DBS outputs): AvgR, AvgRFz, VarR and one-sample T on Fisher z."""
+
+    source: VoxelConnectome
+    seeds: pd.DataFrame
+    avg_r: np.ndarray
+    avg_rfz: np.ndarray
+    var_r: np.ndarray
+    t: np.ndarray
+    n_subjects: np.ndarray
+    subjects: pd.DataFrame
+    provenance: Provenance
+    files: list[Path] = field(default_factory=list)
+
+    def image(self, measure: str = "AvgRFz") -> nib.Nifti1Image:
+        """4-D image (one volume per seed) of ``AvgR``, ``AvgRFz``, ``VarR`` or ``T``."""
+        arrays = {"AvgR": self.avg_r, "AvgRFz": self.avg_rfz, "VarR": self.var_r, "T": self.t}
+        if measure not in arrays:
+            raise ConnectomeError(f"measure must be one of {', '.join(arrays)}")
+        return self.source.to_image(np.nan_to_num(arrays[measure]).T)
+
+    def methods(self) -> str:
+        return (f"Voxel-wise seed maps were computed on {self.source.name} ({len(self.subjects)} subjects, "
+                f"{self.source.n_voxels} voxels): for each subject the mean time course of each seed sphere was "
+                "correlated (Pearson) with every voxel, averaged over runs and Fisher z-transformed; group maps "
+                "are the mean r (AvgR), mean Fisher z (AvgRFz), variance of r (VarR) and one-sample t of Fisher "
+                "z (T), as in Lead-DBS (Horn A. et al. 2019 NeuroImage 184:293-316).")
+
+    def save(self, out_dir: str | os.PathLike) -> list[Path]:
+        from neuromodmap._utils import atomic_write
+        from neuromodmap.connectome._report import save_nifti
+
+        out = Path(out_dir)
+        files = []
+        for s, seed_id in enumerate(self.seeds["id"].astype(str)):
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in seed_id)
+            for measure, values in (("AvgR", self.avg_r), ("AvgRFz", self.avg_rfz), ("VarR", self.var_r),
+                                    ("T", self.t)):
+                img = self.source.to_image(np.nan_to_num(values[s]))
+                files.append(save_nifti(img, out / f"{safe}_conn-{self.source.name}_desc-{measure}_funcmap.nii.gz"))
+        with atomic_write(out / "seeds.csv", "w", encoding="utf-8", newline="") as fh:
+            self.seeds.to_csv(fh, index=False)
+        with atomic_write(out / "subjects.csv", "w", encoding="utf-8", newline="") as fh:
+            self.subjects.to_csv(fh, index=False)
+        with atomic_write(out / "methods.txt", "w", encoding="utf-8") as fh:
+            fh.write(self.methods() + "\n")
+        self.files = files + [out / "seeds.csv", out / "subjects.csv", out / "methods.txt"]
+        return self.files
+
+
+def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, radius: float = 5.0,
+                    scheduler: str | None = None, n_workers: int | None = None,
+                    max_distance: float = DEFAULT_MAX_DISTANCE, subjects: Sequence[str] | None = None) -> VoxelMaps:
+    """Group seed-to-voxel maps over all subjects of a voxel-level connectome.
+
+    Parameters
+    ----------
+    source : VoxelConnectome
+        :class:`LeadDBSConnectome` or :class:`NiftiConnectome`.
+    seeds : DataFrame or sequence of (x, y, z)
+        Seed centres (MNI mm); a DataFrame may carry ``id`` and ``radius``.
+    radius : float
+        Sphere radius for seeds without one (mm); 0 means the nearest voxel.
+    scheduler : str, optional
+        ``None`` or ``"threads"`` for local threads, ``"synchronous"`` for a plain loop, or the
+        address of a ``dask.distributed`` scheduler (``"tcp://host:8786"``).
+    n_workers : int, optional
+        Local threads (default: Dask's default).
+
+    Returns
+    -------
+    VoxelMaps
+    """
+    import dask
+
+    if isinstance(seeds, pd.DataFrame):
+        table = seeds.reset_index(drop=True).copy()
+    else:
+        coords = np.asarray(seeds, dtype=float).reshape(-1, 3)
+        table = pd.DataFrame(coords, columns=["x", "y", "z"])
+    if table.empty:
+        raise ConnectomeError("no seeds given")
+    if "id" not in table:
+        table.insert(0, "id", [f"seed{i + 1}" for i in range(len(table))])
+    radii = table["radius"].fillna(radius).astype(float) if "radius" in table else pd.Series(radius, index=table.index)
+    seed_sets = [source.sphere((r.x, r.y, r.z), rad, max_distance) for r, rad in zip(table.itertuples(), radii,
+                                                                                       strict=True)]
+    table["radius_used"] = radii.to_numpy()
+    table["n_voxels"] = [len(s) for s in seed_sets]
+    names = list(subjects) if subjects is not None else source.subjects
+    if not names:
+        raise ConnectomeError(f"{source.name}: no subjects")
+    tasks = [dask.delayed(_subject_partial)(source, s, seed_sets) for s in names]
+    while len(tasks) > 1:  # pairwise tree reduction keeps few partial sums alive at once
+        tasks = [dask.delayed(_combine)(tasks[i], tasks[i + 1]) if i + 1 < len(tasks) else tasks[i]
+                 for i in range(0, len(tasks), 2)]
+    client = None
+    try:
+        if scheduler and "://" in scheduler:
+            from distributed import Client
+
+            client = Client(scheduler)
+            total = client.compute(tasks[0]).result()
+        else:
+            kwargs = {"num_workers": n_workers} if n_workers else {}
+            (total,) = dask.compute(tasks[0], scheduler=scheduler or "threads", **kwargs)
+    finally:
+        if client is not None:
+            client.close()
+    n = total["n"].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg_r = total["r"] / n
+        avg_z = total["z"] / n
+        var_r = (total["r2"] - n * avg_r**2) / (n - 1)
+        var_z = (total["z2"] - n * avg_z**2) / (n - 1)
+        t = avg_z / np.sqrt(var_z / n)
+    for arr in (avg_r, avg_z):
+        arr[n == 0] = np.nan
+    for arr in (var_r, t):
+        arr[n < 2] = np.nan
+    if np.all(n == 0):
+        raise TimeSeriesError(f"{source.name}: no valid time series for any seed (all NaN or zero variance)")
+    log = pd.DataFrame(total["log"], columns=["subject", "n_runs", "invalid_voxels"])
+    return VoxelMaps(source=source, seeds=table, avg_r=avg_r.astype(np.float32), avg_rfz=avg_z.astype(np.float32),
+                     var_r=var_r.astype(np.float32), t=t.astype(np.float32), n_subjects=total["n"], subjects=log,
+                     provenance=source.provenance)

