@@ -202,10 +202,13 @@ def test_meta_single_arm_response_rates_by_modality(tmp_path):
              (5, 6), (18, 23), (58, 68), (6, 10)]
     rows = [{"study_id": f"p{i}", "modality": "dbs" if i < 7 else "vns", "design": "single_arm",
              "active_n": n, "active_responders": x} for i, (x, n) in enumerate(pritz)]
+    rows[-1]["modality"] = "tdcs"  # a subgroup of one study: shown, not pooled
     sheet = _write_csv(tmp_path / "rates.csv", rows)
     out = tmp_path / "out"
     _ok(runner.invoke(app, ["evidence", "meta", str(sheet), "--measure", "PLO", "-o", str(out)]))
     pooled = pd.read_csv(out / "pooled.csv").set_index("subgroup")
     assert set(pooled.index) == {"dbs", "vns", "overall"}
+    assert pooled.loc["dbs"].k == 7 and pooled.loc["vns"].k == 6
+    assert "subgroup tdcs: not pooled separately (only one study (p13)" in (out / "report.html").read_text()
     # overall = metadat dat.pritz1997.html: predict(rma(measure="PLO"), transf=transf.ilogit)
     assert pooled.loc["overall"].estimate_bt == pytest.approx(0.7575, abs=1.5e-4)

@@ -69,6 +69,15 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
         rows.append(("pooled", fit))
         if name is not None:
             rows.append(("gap",))
+    if isinstance(result, SubgroupResult):
+        # subgroups with a single study: show the study, without a pooled diamond
+        for name, (labels, ys, vs) in result.unpooled.items():
+            rows.append(("header", f"{name} (not pooled)"))
+            for label, y, v in zip(labels, ys, vs, strict=True):
+                se = math.sqrt(v)
+                crit = stats.norm.ppf(0.975)
+                rows.append(("study", label, y, y - crit * se, y + crit * se, float("nan")))
+            rows.append(("gap",))
     if overall is not None:
         rows.append(("pooled", overall, "Overall"))
 
@@ -87,10 +96,12 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
         elif kind == "study":
             _, label, y, lb, ub, w = row
             ax.plot([lb, ub], [yrow, yrow], color="black", lw=0.9)
-            ax.plot([y], [yrow], marker="s", color="black", markersize=3 + 9 * math.sqrt(w / 100), ls="none")
+            size = 3 + 9 * math.sqrt(w / 100) if np.isfinite(w) else 4
+            ax.plot([y], [yrow], marker="s", color="black", markersize=size, ls="none")
             lows.append(lb)
             highs.append(ub)
-            _row_text(ax, yrow, str(label), f"{w:.1f}%", _ci_text(transf, y, lb, ub, digits))
+            _row_text(ax, yrow, str(label), f"{w:.1f}%" if np.isfinite(w) else "",
+                      _ci_text(transf, y, lb, ub, digits))
         elif kind == "pooled":
             fit = row[1]
             label = row[2] if len(row) > 2 else (

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import special
 
 from neuromodmap.evidence._errors import ConvergenceError, MetaAnalysisError, MetaAnalysisWarning
+from neuromodmap.provenance import Provenance
 
 __all__ = ["rma", "RMAResult", "SubgroupResult", "METHODS", "qprofile_tau2"]
 
@@ -294,6 +295,8 @@ class RMAResult:
     fit_stats: dict[str, float] = field(default_factory=dict)
     #: typical within-study variance (metafor's vt), for I² = tau² / (vt + tau²)
     vt: float = float("nan")
+    #: where the data came from (set by the sheet pipeline; None for arrays)
+    provenance: Provenance | None = None
 
     @cached_property
     def tau2_ci(self) -> tuple[float, float]:
@@ -521,6 +524,9 @@ class SubgroupResult:
     q_between_df: int
     q_between_p: float
     skipped: dict[str, str] = field(default_factory=dict)
+    #: studies of the subgroups that could not be pooled: group -> (labels, yi, vi)
+    unpooled: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = field(default_factory=dict)
+    provenance: Provenance | None = None
 
     def to_frame(self) -> pd.DataFrame:
         rows = []
@@ -820,6 +826,7 @@ def _subgroups(yi, vi, subgroup, *, method, test, level, slab, measure, ni, max_
     n_arr = np.asarray(ni, float)[~dropped] if ni is not None else None
     fits: dict[str, RMAResult] = {}
     skipped: dict[str, str] = {}
+    unpooled: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     for g in dict.fromkeys(groups):
         sel = groups == g
         try:
@@ -828,6 +835,7 @@ def _subgroups(yi, vi, subgroup, *, method, test, level, slab, measure, ni, max_
                            max_iter, threshold)
         except MetaAnalysisError as exc:
             skipped[g] = str(exc)
+            unpooled[g] = ([s for s, ok in zip(labels, sel, strict=True) if ok], y[sel], v[sel])
     overall = None
     if y.size >= 2:
         overall = _fit(y, v, labels, None, [], method, test, level, measure, n_arr, max_iter, threshold)
@@ -841,4 +849,4 @@ def _subgroups(yi, vi, subgroup, *, method, test, level, slab, measure, ni, max_
     else:
         q_between, df, q_p = float("nan"), 0, float("nan")
     return SubgroupResult(fits=fits, overall=overall, q_between=q_between, q_between_df=df,
-                          q_between_p=q_p, skipped=skipped)
+                          q_between_p=q_p, skipped=skipped, unpooled=unpooled)

@@ -344,6 +344,11 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     prov = Provenance(source=str(path), as_of=dt.date.fromtimestamp(path.stat().st_mtime),
                       citation=CITATIONS["metafor"],
                       extra={"measure": measure, "method": method, "test": test})
+    result.provenance = prov
+    for fit in getattr(result, "fits", {}).values():
+        fit.provenance = prov
+    if overall is not None:
+        overall.provenance = prov
     report = MetaReport(measure=measure, method=method.upper(), test=test, by=by, effects=effects,
                         result=result, small_study=small, notes=notes, provenance=prov)
     if figures:
