@@ -98,7 +98,8 @@ def test_summary_prints_like_metafor(data_root):
     text = str(rma(es.yi, es.vi))
     # the lines of metafor's print.rma.uni for this model (metafor rma.uni.html)
     assert "Random-Effects Model (k = 13; tau^2 estimator: REML)" in text
-    assert "0.3132 (SE = 0.1664)" in text
+    assert "tau^2 (estimated amount of total heterogeneity): 0.3132 (SE = 0.1664)" in text
+    assert "tau (square root of estimated tau^2 value):      0.5597" in text
     assert "Q(df = 12) = 152.2330, p-val < .0001" in text
     assert "-0.7145   0.1798  -3.9744   <.0001  -1.0669  -0.3622 ***" in text
     frame = rma(es.yi, es.vi).to_frame()

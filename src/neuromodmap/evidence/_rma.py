@@ -455,17 +455,19 @@ class RMAResult:
         lines.append("")
         if self.method != "EE":
             what = "total" if self.p == 1 else "residual"
-            se_tau2 = f" (SE = {self.se_tau2:.4f})" if np.isfinite(self.se_tau2) else ""
             total = "total" if self.p == 1 else "unaccounted"
-            lines.append(f"tau^2 (estimated amount of {what} heterogeneity): {self.tau2:.4f}{se_tau2}")
-            lines.append(f"tau (square root of estimated tau^2 value):{' ' * (7 if self.p == 1 else 10)}{self.tau:.4f}")
-            lines.append(f"I^2 ({what} heterogeneity / {total} variability):   {self.i2:.2f}%")
-            lines.append(f"H^2 ({total} variability / sampling variability):  {self.h2:.2f}")
+            se_tau2 = f" (SE = {self.se_tau2:.4f})" if np.isfinite(self.se_tau2) else ""
+            block = [(f"tau^2 (estimated amount of {what} heterogeneity):", f"{self.tau2:.4f}{se_tau2}"),
+                     ("tau (square root of estimated tau^2 value):", f"{self.tau:.4f}"),
+                     (f"I^2 ({what} heterogeneity / {total} variability):", f"{self.i2:.2f}%"),
+                     (f"H^2 ({total} variability / sampling variability):", f"{self.h2:.2f}")]
             if self.p > 1 and self.r2 is not None:
-                lines.append(f"R^2 (amount of heterogeneity accounted for):            {self.r2:.2f}%")
+                block.append(("R^2 (amount of heterogeneity accounted for):", f"{self.r2:.2f}%"))
         else:
-            lines.append(f"I^2 (total heterogeneity / total variability):   {self.i2:.2f}%")
-            lines.append(f"H^2 (total variability / sampling variability):  {self.h2:.2f}")
+            block = [("I^2 (total heterogeneity / total variability):", f"{self.i2:.2f}%"),
+                     ("H^2 (total variability / sampling variability):", f"{self.h2:.2f}")]
+        width = max(len(label) for label, _ in block)
+        lines.extend(f"{label:<{width}} {value}" for label, value in block)
         lines.append("")
         lines.append("Test for Heterogeneity:" if self.p == 1 else "Test for Residual Heterogeneity:")
         qp = _fmt_p(self.q_p)
