@@ -74,10 +74,17 @@ class _WLS:
 
     def trace_p(self) -> float:
         X, w = self.X, self.w
+        if X.shape[1] == 1 and X[0, 0] == 1.0:
+            s1 = float(w.sum())
+            return s1 - float(np.dot(w, w)) / s1
         return float(w.sum() - np.trace(self.xtwx_inv @ (X.T @ (X * (w**2)[:, None]))))
 
     def trace_pp(self) -> float:
         X, w, inv = self.X, self.w, self.xtwx_inv
+        if X.shape[1] == 1 and X[0, 0] == 1.0:
+            s1, w2 = float(w.sum()), w * w
+            s2 = float(w2.sum())
+            return s2 - 2 * float(np.dot(w2, w)) / s1 + (s2 / s1) ** 2
         a = inv @ (X.T @ (X * (w**2)[:, None]))
         b = inv @ (X.T @ (X * (w**3)[:, None]))
         return float(np.dot(w, w) - 2 * np.trace(b) + np.trace(a @ a))
@@ -565,6 +572,10 @@ class SubgroupResult:
 # ---------------------------------------------------------------------------
 def _clean_inputs(yi, vi, labels, mods):
     def to_float(name, values):
+        try:  # fast path: already numeric
+            return np.atleast_1d(np.asarray(values, dtype=float)).ravel()
+        except (TypeError, ValueError):
+            pass
         arr = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
         out = np.empty(arr.shape, float)
         for i, val in enumerate(arr):
