@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from neuromodmap.evidence import (
+    bootstrap,
     cumul,
     escalc,
     leave1out,
@@ -378,3 +379,17 @@ def test_subgroups_fit_separately_and_test_differences(bcg):
     frame = sub.to_frame()
     assert list(frame.subgroup) == ["random", "alternate", "systematic", "overall"]
     assert "Test for Subgroup Differences" in str(sub)
+
+
+@pytest.mark.parametrize("method", ["EE", "DL", "REML"])
+def test_vectorised_bootstrap_equals_one_rma_per_replicate(bcg, method):
+    y, v = bcg[1].yi.to_numpy(), bcg[1].vi.to_numpy()
+    res = rma(y, v, method=method)
+    boot = bootstrap(res, n_boot=300, seed=7)
+    idx = np.random.default_rng(7).integers(0, res.k, size=(300, res.k))
+    for b in range(0, 300, 37):
+        fit = rma(y[idx[b]], v[idx[b]], method=method)
+        assert boot.estimates[b] == pytest.approx(fit.estimate, abs=1e-12)
+        assert boot.tau2[b] == pytest.approx(fit.tau2, abs=1e-12)
+    lo, hi = boot.ci
+    assert lo < res.estimate < hi

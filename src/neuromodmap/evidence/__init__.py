@@ -19,8 +19,10 @@ from neuromodmap.evidence._errors import (
 )
 from neuromodmap.evidence._escalc import MEASURES, escalc
 from neuromodmap.evidence._methods import (
+    BootstrapResult,
     RegtestResult,
     TrimfillResult,
+    bootstrap,
     cumul,
     leave1out,
     regtest,
@@ -38,8 +40,8 @@ from neuromodmap.evidence._transforms import (
 from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord
 
 __all__ = [
-    "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "qprofile_tau2", "forest", "funnel",
-    "RMAResult", "SubgroupResult", "RegtestResult", "TrimfillResult",
+    "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "bootstrap", "qprofile_tau2", "forest", "funnel",
+    "RMAResult", "SubgroupResult", "BootstrapResult", "RegtestResult", "TrimfillResult",
     "transf_exp", "transf_ilogit", "transf_pft", "transf_ipft", "transf_ipft_hm", "back_transform",
     "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord",
     "MetaAnalysisError", "ConvergenceError", "MetaAnalysisWarning", "SheetError",

@@ -17,7 +17,8 @@ from scipy import stats
 from neuromodmap.evidence._errors import MetaAnalysisError
 from neuromodmap.evidence._rma import _WLS, RMAResult, _fit
 
-__all__ = ["leave1out", "cumul", "regtest", "trimfill", "RegtestResult", "TrimfillResult"]
+__all__ = ["leave1out", "cumul", "regtest", "trimfill", "bootstrap",
+           "RegtestResult", "TrimfillResult", "BootstrapResult"]
 
 
 def _refit(res: RMAResult, y, v, labels, ni=None, M=None, names=None, test=None) -> RMAResult:
@@ -235,3 +236,93 @@ def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max
 def _round_half_even(x: float) -> int:
     """R's round(): halves go to the even neighbour."""
     return int(round(x))
+
+
+def _batch_intercept_fit(Y: np.ndarray, V: np.ndarray, method: str, threshold: float = 1e-5,
+                         max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intercept-only fits of many data sets at once (rows of ``Y``/``V``).
+
+    The same arithmetic as :func:`rma` (Hedges start, Fisher scoring with step halving and
+    metafor's stopping rule for REML; closed form for DL), vectorised over rows; a row stops
+    updating once it has converged, so each row equals its own ``rma`` fit.
+    Returns (estimate, se, tau2).
+    """
+    k = Y.shape[1]
+    if method == "EE":
+        tau2 = np.zeros(Y.shape[0])
+    elif method == "DL":
+        w = 1 / V
+        s1 = w.sum(1)
+        mu = (w * Y).sum(1) / s1
+        q = (w * (Y - mu[:, None]) ** 2).sum(1)
+        tau2 = np.maximum(0.0, (q - (k - 1)) / (s1 - (w * w).sum(1) / s1))
+    elif method == "REML":
+        tau2 = np.maximum(0.0, Y.var(axis=1, ddof=1) - V.mean(axis=1))
+        active = np.ones(Y.shape[0], bool)
+        for _ in range(max_iter):
+            if not active.any():
+                break
+            y, v, t = Y[active], V[active], tau2[active]
+            w = 1 / (v + t[:, None])
+            w2 = w * w
+            s1, s2, s3 = w.sum(1), w2.sum(1), (w2 * w).sum(1)
+            mu = (w * y).sum(1) / s1
+            ypp = ((w * (y - mu[:, None])) ** 2).sum(1)
+            adj = (ypp - (s1 - s2 / s1)) / (s2 - 2 * s3 / s1 + (s2 / s1) ** 2)
+            for _ in range(60):  # step halving keeps tau2 >= 0
+                neg = t + adj < 0
+                if not neg.any():
+                    break
+                adj = np.where(neg, adj / 2, adj)
+            new = np.where(t + adj < 0, 0.0, t + adj)
+            done = np.abs(new - t) <= threshold
+            tau2[active] = new
+            idx = np.flatnonzero(active)
+            active[idx[done]] = False
+        if active.any():
+            raise MetaAnalysisError(f"REML did not converge for {int(active.sum())} bootstrap samples")
+    else:
+        raise MetaAnalysisError("bootstrap supports method EE, DL or REML")
+    w = 1 / (V + tau2[:, None])
+    s1 = w.sum(1)
+    return (w * Y).sum(1) / s1, np.sqrt(1 / s1), tau2
+
+
+@dataclass
+class BootstrapResult:
+    """Non-parametric bootstrap of a model without moderators (studies resampled with replacement)."""
+
+    estimates: np.ndarray
+    tau2: np.ndarray
+    level: float
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """Percentile confidence interval of the pooled estimate."""
+        a = (100 - self.level) / 2
+        lo, hi = np.percentile(self.estimates, [a, 100 - a])
+        return float(lo), float(hi)
+
+    @property
+    def tau2_ci(self) -> tuple[float, float]:
+        a = (100 - self.level) / 2
+        lo, hi = np.percentile(self.tau2, [a, 100 - a])
+        return float(lo), float(hi)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"estimate": self.estimates, "tau2": self.tau2})
+
+
+def bootstrap(res: RMAResult, n_boot: int = 10_000, seed: int | None = None) -> BootstrapResult:
+    """Resample studies with replacement and refit the model ``n_boot`` times (vectorised).
+
+    Supports EE, DL and REML models without moderators; each replicate equals an
+    :func:`rma` fit of the resampled studies.
+    """
+    _require_intercept_only(res, "bootstrap")
+    if res.k < 3:
+        raise MetaAnalysisError("the bootstrap needs at least 3 studies")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, res.k, size=(n_boot, res.k))
+    est, _, tau2 = _batch_intercept_fit(res.yi[idx], res.vi[idx], res.method)
+    return BootstrapResult(estimates=est, tau2=tau2, level=res.level)
