@@ -12,6 +12,7 @@ import csv
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from openpyxl import Workbook
@@ -212,3 +213,22 @@ def test_meta_single_arm_response_rates_by_modality(tmp_path):
     assert "subgroup tdcs: not pooled separately (only one study (p13)" in (out / "report.html").read_text()
     # overall = metadat dat.pritz1997.html: predict(rma(measure="PLO"), transf=transf.ilogit)
     assert pooled.loc["overall"].estimate_bt == pytest.approx(0.7575, abs=1.5e-4)
+
+
+def test_unexpected_errors_still_give_one_message(tmp_path, ref, monkeypatch):
+    import neuromodmap.evidence.pipeline as pipeline
+
+    def boom(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(pipeline, "run_meta", boom)
+    sheet = _write_csv(tmp_path / "bcg.csv", _bcg_rows(ref))
+    result = runner.invoke(app, ["evidence", "meta", str(sheet), "-o", str(tmp_path / "o")])
+    _clean_failure(result)
+    assert "internal error" in result.output and "Singular matrix" in result.output
+
+
+def test_evidence_help_lists_both_commands():
+    result = runner.invoke(app, ["evidence", "--help"])
+    _ok(result)
+    assert "template" in result.output and "meta" in result.output

@@ -76,10 +76,14 @@ def meta(
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {sheet}: {exc.strerror or exc}")
+    except Exception as exc:  # a bug, not bad input: still one message, no traceback
+        _fail(f"internal error while analysing {sheet} ({type(exc).__name__}: {exc}); please report it")
     try:
         written = report.write(output)
     except OSError as exc:
         _fail(f"cannot write to {output}: {exc.strerror or exc}")
+    except Exception as exc:
+        _fail(f"internal error while writing {output} ({type(exc).__name__}: {exc}); please report it")
     _out.print(str(report.result), highlight=False, markup=False)
     for note in report.notes:
         _err.print(f"note: {note}", highlight=False, markup=False)
