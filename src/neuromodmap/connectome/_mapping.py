@@ -169,26 +169,28 @@ def _overlap(profiles: np.ndarray, depth: np.ndarray, percent: float, n_permutat
     x = profiles[idx]
     is_sup = sup[idx]
 
-    def corr(mask: np.ndarray) -> float:
-        a, b = x[mask].mean(axis=0), x[~mask].mean(axis=0)
-        return float(np.corrcoef(a, b)[0, 1])
+    def corr(masks: np.ndarray) -> np.ndarray:
+        """Spatial r between the two group means for each labelling (rows of ``masks``), vectorised."""
+        masks = np.atleast_2d(masks).astype(float)
+        a = masks @ x / masks.sum(axis=1, keepdims=True)
+        b = (1 - masks) @ x / (1 - masks).sum(axis=1, keepdims=True)
+        a -= a.mean(axis=1, keepdims=True)
+        b -= b.mean(axis=1, keepdims=True)
+        return np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
 
-    observed = corr(is_sup)
+    observed = float(corr(is_sup)[0])
     n_labelings = math.comb(len(idx), n_sup)
     if n_labelings - 1 <= n_permutations:
         # few targets: enumerate every relabelling (exact test)
-        null = []
-        for combo in itertools.combinations(range(len(idx)), n_sup):
-            mask = np.zeros(len(idx), dtype=bool)
-            mask[list(combo)] = True
-            null.append(corr(mask))
-        null = np.asarray(null)
+        masks = np.zeros((n_labelings, len(idx)), dtype=bool)
+        for row, combo in enumerate(itertools.combinations(range(len(idx)), n_sup)):
+            masks[row, list(combo)] = True
+        null = corr(masks)
         p = float(np.mean(null >= observed - 1e-12))
         exact, n_perm = True, len(null)
     else:
-        null = np.empty(n_permutations)
-        for i in range(n_permutations):
-            null[i] = corr(rng.permutation(is_sup))
+        masks = np.vstack([rng.permutation(is_sup) for _ in range(n_permutations)])
+        null = corr(masks)
         p = float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations))
         exact, n_perm = False, n_permutations
     sup_map, deep_map = x[is_sup].mean(axis=0), x[~is_sup].mean(axis=0)

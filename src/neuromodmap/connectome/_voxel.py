@@ -34,7 +34,7 @@ from neuromodmap.provenance import Provenance
 __all__ = ["VoxelConnectome", "LeadDBSConnectome", "NiftiConnectome", "VoxelMaps", "voxel_seed_maps"]
 
 # |r| is clipped below 1 before the Fisher transform (a seed voxel correlates 1 with itself)
-_R_CLIP = 1 - 1e-6
+_R_CLIP = np.float32(1 - 1e-6)
 _MIN_TIMEPOINTS = 10
 
 
@@ -247,55 +247,63 @@ class NiftiConnectome(VoxelConnectome):
 # ---------------------------------------------------------------------------------------------
 # Engine
 # ---------------------------------------------------------------------------------------------
-def _centre_inplace(x: np.ndarray) -> None:
-    x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
+def _prepare_inplace(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre the columns of (time, n) float32 in place; return their norms and a bad-column mask.
 
-
-def _column_norms(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Norms of centred columns (no temporary copy of x) and the zero-variance/non-finite mask."""
-    norm = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64)).astype(np.float32)
-    bad = ~np.isfinite(norm) | (norm <= np.finfo(np.float32).tiny * 1e3)
-    norm[bad] = 1.0
+    Two passes over the data (mean, then centre + sum of squares by einsum); a NaN anywhere in a
+    column shows up in its mean, so no separate finiteness pass is needed.
+    """
+    mean = x.mean(axis=0, dtype=np.float64)
+    nan_cols = ~np.isfinite(mean)
+    if nan_cols.any():
+        x[:, nan_cols] = 0.0
+        mean[nan_cols] = 0.0
+    x -= mean.astype(np.float32)
+    norm = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float32).astype(np.float64))
+    bad = nan_cols | ~np.isfinite(norm) | (norm <= 1e-30)
+    norm[bad] = np.inf  # r = 0 there, then masked
     return norm, bad
 
 
 def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.ndarray]) -> dict:
-    """One subject's contribution: r, Fisher z and z² sums per seed × voxel, plus validity counts."""
+    """One subject's contribution: r, r², Fisher z and z² sums per seed × voxel, and validity counts."""
     r_sum = None
     n_runs = 0
     bad_voxels = 0
+    n_seeds = len(seed_sets)
     for run in source.runs(subject):
         if run.shape[0] < _MIN_TIMEPOINTS:
             raise TimeSeriesError(f"subject {subject}: a run has {run.shape[0]} time points "
                                   f"(at least {_MIN_TIMEPOINTS} needed)")
-        nan_cols = ~np.isfinite(run).all(axis=0)
-        if nan_cols.any():
-            run[:, nan_cols] = 0.0  # flagged invalid below (zero variance)
-        run = run.astype(np.float32, copy=False)
-        _centre_inplace(run)
-        norm, bad = _column_norms(run)
-        bad |= nan_cols
+        run = np.asarray(run, dtype=np.float32)
+        norm, bad = _prepare_inplace(run)
         # seed series = mean of the seed voxels' raw (centred) series, as in Lead-DBS
-        seeds = np.empty((run.shape[0], len(seed_sets)), dtype=np.float32)
+        seeds = np.zeros((run.shape[0], n_seeds), dtype=np.float32)
         for s, idx in enumerate(seed_sets):
             good = idx[~bad[idx]]
-            seeds[:, s] = run[:, good].mean(axis=1) if good.size else 0.0
-        run /= norm  # in place: unit-norm columns, so the product below is Pearson r
-        seed_norm, seed_bad = _column_norms(seeds)
-        seeds /= seed_norm
-        r = seeds.T @ run  # (seeds, voxels): the one GEMM per run
+            if good.size:
+                seeds[:, s] = run[:, good].mean(axis=1)
+        seed_norm, seed_bad = _prepare_inplace(seeds)
+        seeds /= seed_norm.astype(np.float32)
+        # the one GEMM per run; dividing the small (seeds, voxels) result by the voxel norms
+        # spares a read-write pass over the big series
+        r = seeds.T @ run
+        r /= norm.astype(np.float32)
         r[:, bad] = np.nan
         r[seed_bad, :] = np.nan
-        r_sum = r if r_sum is None else r_sum + r
+        if r_sum is None:
+            r_sum = r
+        else:
+            r_sum += r
         n_runs += 1
         bad_voxels = max(bad_voxels, int(bad.sum()))
-    r_mean = r_sum / n_runs
-    valid = np.isfinite(r_mean)
-    z = np.arctanh(np.clip(np.nan_to_num(r_mean), -_R_CLIP, _R_CLIP)).astype(np.float32)
-    z[~valid] = 0.0
-    r_mean = np.where(valid, r_mean, 0.0).astype(np.float32)
-    return {"r": r_mean.astype(np.float64), "r2": (r_mean.astype(np.float64) ** 2), "z": z.astype(np.float64),
-            "z2": z.astype(np.float64) ** 2, "n": valid.astype(np.int32),
+    if n_runs > 1:
+        r_sum /= n_runs
+    valid = np.isfinite(r_sum)
+    np.nan_to_num(r_sum, copy=False)
+    z = np.arctanh(np.clip(r_sum, -_R_CLIP, _R_CLIP))  # float32: the slow transcendental at half width
+    r64, z64 = r_sum.astype(np.float64), z.astype(np.float64)
+    return {"r": r64, "r2": np.square(r64), "z": z64, "z2": np.square(z64), "n": valid.astype(np.int32),
             "log": [(subject, n_runs, bad_voxels)]}
 
 
