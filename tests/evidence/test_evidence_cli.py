@@ -157,6 +157,7 @@ def test_meta_html_escapes_hostile_text_and_csv_neutralises_formulas(tmp_path, r
     rows = _bcg_rows(ref)
     rows[0]["citation"] = "<script>alert('x')</script>"
     rows[1]["citation"] = "=HYPERLINK(\"http://evil\",\"click\")"
+    rows[2]["citation"] = "Smith $x^{$ 2001"  # malformed mathtext must not break the plots
     sheet = _write_csv(tmp_path / "hostile.csv", rows)
     out = tmp_path / "out"
     _ok(runner.invoke(app, ["evidence", "meta", str(sheet), "--measure", "RR", "--by", "none", "-o", str(out)]))

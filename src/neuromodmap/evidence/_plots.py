@@ -91,7 +91,7 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
         yrow = n - i
         kind = row[0]
         if kind == "header":
-            ax.annotate(str(row[1]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
+            ax.annotate(_plain(row[1]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
                         textcoords="offset points", va="center", fontweight="bold", fontsize=9)
         elif kind == "study":
             _, label, y, lb, ub, w = row
@@ -125,7 +125,11 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    if log_axis:
+    if measure == "PLO":
+        nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99])
+        ticks = np.log(nice / (1 - nice))
+        ticks = ticks[(ticks >= lo - pad) & (ticks <= hi + pad)]
+    elif log_axis:
         nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 5, 10, 20, 50, 100])
         ticks = np.log(nice)
         ticks = ticks[(ticks >= lo - pad) & (ticks <= hi + pad)]
@@ -152,9 +156,14 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
     return fig
 
 
+def _plain(text: str) -> str:
+    """Study labels are data, not mathtext: escape matplotlib's '$'."""
+    return str(text).replace("$", r"\$")
+
+
 def _row_text(ax, yrow, label, weight, ci, bold=False):
     kw = {"fontsize": 8.5, "va": "center", "fontweight": "bold" if bold else "normal"}
-    ax.annotate(label[:60], (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
+    ax.annotate(_plain(label[:60]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
                 textcoords="offset points", **kw)
     ax.annotate(weight, (1, yrow), xycoords=("axes fraction", "data"), xytext=(12, 0),
                 textcoords="offset points", **kw)
