@@ -18,6 +18,7 @@ from neuromodmap.evidence._errors import (
     SheetError,
 )
 from neuromodmap.evidence._escalc import MEASURES, escalc
+from neuromodmap.evidence._io import read_sheet, write_template
 from neuromodmap.evidence._methods import (
     BootstrapResult,
     RegtestResult,
@@ -37,13 +38,15 @@ from neuromodmap.evidence._transforms import (
     transf_ipft_hm,
     transf_pft,
 )
-from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord
+from neuromodmap.evidence.pipeline import MetaReport, SheetValidationError, effect_sizes, run_meta
+from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord, validate_rows
 
 __all__ = [
     "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "bootstrap", "qprofile_tau2", "forest", "funnel",
     "RMAResult", "SubgroupResult", "BootstrapResult", "RegtestResult", "TrimfillResult",
     "transf_exp", "transf_ilogit", "transf_pft", "transf_ipft", "transf_ipft_hm", "back_transform",
-    "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord",
+    "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord", "validate_rows",
+    "read_sheet", "write_template", "effect_sizes", "run_meta", "MetaReport", "SheetValidationError",
     "MetaAnalysisError", "ConvergenceError", "MetaAnalysisWarning", "SheetError",
 ]
 
