@@ -141,7 +141,9 @@ class ScreeningSession:
         clusters = load_dedup(con)
         if clusters is not None:
             primary = set(clusters.loc[clusters["is_primary"], "record_id"])
-            records = [r for r in records if r.record_id in primary or r.record_id not in set(clusters["record_id"])]
+            clustered = set(clusters["record_id"])
+            # one record per duplicate cluster; records imported after the last dedup run stay in
+            records = [r for r in records if r.record_id in primary or r.record_id not in clustered]
         if not records:
             raise ValueError("the database holds no literature records; import search exports first")
         self.criteria: CriteriaResult = apply_criteria(records, profile)
