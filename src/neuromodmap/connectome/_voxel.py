@@ -302,13 +302,54 @@ def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.n
     valid = np.isfinite(r_sum)
     np.nan_to_num(r_sum, copy=False)
     z = np.arctanh(np.clip(r_sum, -_R_CLIP, _R_CLIP))  # float32: the slow transcendental at half width
-    r64, z64 = r_sum.astype(np.float64), z.astype(np.float64)
-    return {"r": r64, "r2": np.square(r64), "z": z64, "z2": np.square(z64), "n": valid.astype(np.int32),
-            "log": [(subject, n_runs, bad_voxels)]}
+    return {"r": r_sum, "z": z, "valid": valid, "log": (subject, n_runs, bad_voxels)}
 
 
-def _combine(a: dict, b: dict) -> dict:
-    return {k: (a[k] + b[k]) for k in a}
+class _Accumulator:
+    """Running float64 sums of r, r², z, z² and valid counts; fed one subject at a time."""
+
+    def __init__(self, n_seeds: int, n_voxels: int):
+        shape = (n_seeds, n_voxels)
+        self.r, self.r2, self.z, self.z2 = (np.zeros(shape) for _ in range(4))
+        self.n = np.zeros(shape, dtype=np.int32)
+        self.log: list[tuple] = []
+
+    def add(self, part: dict) -> None:
+        r, z = part["r"], part["z"]
+        self.r += r
+        self.r2 += np.square(r, dtype=np.float64)
+        self.z += z
+        self.z2 += np.square(z, dtype=np.float64)
+        self.n += part["valid"]
+        self.log.append(part["log"])
+
+
+def _run_local(source, names, seed_sets, acc: _Accumulator, scheduler: str, n_workers: int | None) -> None:
+    import dask
+
+    batch = 1 if scheduler == "synchronous" else (n_workers or os.cpu_count() or 1)
+    for start in range(0, len(names), batch):
+        tasks = [dask.delayed(_subject_partial)(source, s, seed_sets) for s in names[start:start + batch]]
+        # one batch of subjects in flight: memory stays bounded whatever the number of subjects
+        for part in dask.compute(*tasks, scheduler=scheduler, num_workers=batch):
+            acc.add(part)
+
+
+def _run_distributed(source, names, seed_sets, acc: _Accumulator, address: str) -> None:
+    from distributed import Client, as_completed
+
+    with Client(address) as client:
+        in_flight = 2 * max(1, sum(client.nthreads().values()))
+        [source_f, seeds_f] = client.scatter([source, seed_sets], broadcast=True)
+        queue = list(names)
+        first = [client.submit(_subject_partial, source_f, s, seeds_f, pure=False) for s in queue[:in_flight]]
+        queue = queue[in_flight:]
+        done = as_completed(first)
+        for future in done:
+            acc.add(future.result())
+            future.release()
+            if queue:
+                done.add(client.submit(_subject_partial, source_f, queue.pop(0), seeds_f, pure=False))
 
 
 @dataclass
@@ -385,7 +426,6 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     -------
     VoxelMaps
     """
-    import dask
 
     if isinstance(seeds, pd.DataFrame):
         table = seeds.reset_index(drop=True).copy()
@@ -404,29 +444,17 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     names = list(subjects) if subjects is not None else source.subjects
     if not names:
         raise ConnectomeError(f"{source.name}: no subjects")
-    tasks = [dask.delayed(_subject_partial)(source, s, seed_sets) for s in names]
-    while len(tasks) > 1:  # pairwise tree reduction keeps few partial sums alive at once
-        tasks = [dask.delayed(_combine)(tasks[i], tasks[i + 1]) if i + 1 < len(tasks) else tasks[i]
-                 for i in range(0, len(tasks), 2)]
-    client = None
-    try:
-        if scheduler and "://" in scheduler:
-            from distributed import Client
-
-            client = Client(scheduler)
-            total = client.compute(tasks[0]).result()
-        else:
-            kwargs = {"num_workers": n_workers} if n_workers else {}
-            (total,) = dask.compute(tasks[0], scheduler=scheduler or "threads", **kwargs)
-    finally:
-        if client is not None:
-            client.close()
-    n = total["n"].astype(np.float64)
+    acc = _Accumulator(len(seed_sets), source.n_voxels)
+    if scheduler and "://" in scheduler:
+        _run_distributed(source, names, seed_sets, acc, scheduler)
+    else:
+        _run_local(source, names, seed_sets, acc, scheduler or "threads", n_workers)
+    n = acc.n.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        avg_r = total["r"] / n
-        avg_z = total["z"] / n
-        var_r = (total["r2"] - n * avg_r**2) / (n - 1)
-        var_z = (total["z2"] - n * avg_z**2) / (n - 1)
+        avg_r = acc.r / n
+        avg_z = acc.z / n
+        var_r = (acc.r2 - n * avg_r**2) / (n - 1)
+        var_z = (acc.z2 - n * avg_z**2) / (n - 1)
         t = avg_z / np.sqrt(var_z / n)
     for arr in (avg_r, avg_z):
         arr[n == 0] = np.nan
@@ -434,7 +462,8 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
         arr[n < 2] = np.nan
     if np.all(n == 0):
         raise TimeSeriesError(f"{source.name}: no valid time series for any seed (all NaN or zero variance)")
-    log = pd.DataFrame(total["log"], columns=["subject", "n_runs", "invalid_voxels"])
+    order = {name: i for i, name in enumerate(names)}  # completion order differs on a cluster
+    log = pd.DataFrame(sorted(acc.log, key=lambda row: order[row[0]]), columns=["subject", "n_runs", "invalid_voxels"])
     return VoxelMaps(source=source, seeds=table, avg_r=avg_r.astype(np.float32), avg_rfz=avg_z.astype(np.float32),
-                     var_r=var_r.astype(np.float32), t=t.astype(np.float32), n_subjects=total["n"], subjects=log,
+                     var_r=var_r.astype(np.float32), t=t.astype(np.float32), n_subjects=acc.n, subjects=log,
                      provenance=source.provenance)
