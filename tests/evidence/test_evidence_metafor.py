@@ -136,6 +136,15 @@ def test_rr_ml_fit_statistics(ref, bcg):
         close(res.fit_stats[key], exp[key])
 
 
+def test_ml_meta_regression_fit_statistics(bcg):
+    # extra oracle, not in the JSON: metafor tests/testthat/test_misc_fitstats.r (read at commit
+    # 0b9744c30583), fitstats(rma(yi ~ ablat, vi, data=dat, method="ML"))
+    df, es = bcg
+    res = rma(es.yi, es.vi, method="ML", mods=df[["ablat"]])
+    got = [res.fit_stats[key] for key in ("logLik", "deviance", "AIC", "BIC", "AICc")]
+    close(got, [-7.6857, 27.1572, 21.3713, 23.0662, 24.038])
+
+
 def test_meta_regression_ablat_year(ref, bcg):
     # rma.uni.html: rma(yi, vi, mods = ~ ablat + year, data=dat)
     df, es = bcg

@@ -453,6 +453,15 @@ class RMAResult:
         )
 
     def summary(self) -> str:
+        """Text like metafor's ``summary.rma`` (the printed model plus fit statistics)."""
+        text = self._print()
+        first, rest = text.split("\n", 1)
+        names = ("logLik", "deviance", "AIC", "BIC", "AICc")
+        header = "".join(f"{n:>10}" for n in names)
+        values = "".join(f"{self.fit_stats[n]:>10.4f}" for n in names)
+        return f"{first}\n\n{header}\n{values}\n{rest}"
+
+    def _print(self) -> str:
         """Text like metafor's ``print.rma.uni``."""
         lines: list[str] = []
         model = "Equal-Effects Model" if self.method == "EE" else (
@@ -510,7 +519,7 @@ class RMAResult:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.summary()
+        return self._print()
 
     def methods_sentence(self) -> str:
         """One methods-section sentence describing this model."""
@@ -801,7 +810,9 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
     log_det_v = float(np.sum(np.log(v + tau2)))
     ll_ml = -0.5 * (k * math.log(2 * math.pi) + log_det_v + rss)
     sign, logdet_xtwx = np.linalg.slogdet(X.T @ (X / (v + tau2)[:, None]))
-    ll_reml = -0.5 * ((k - p) * math.log(2 * math.pi) + log_det_v + logdet_xtwx + rss)
+    # metafor's default REMLf=TRUE adds 1/2 log|X'X|, so logLik/AIC match its output
+    logdet_xtx = float(np.linalg.slogdet(X.T @ X)[1])
+    ll_reml = -0.5 * ((k - p) * math.log(2 * math.pi) + log_det_v + logdet_xtwx + rss) + 0.5 * logdet_xtx
     n_par = p + (0 if method == "EE" else 1)
     ll = ll_reml if method == "REML" else ll_ml
     n_obs = k - p if method == "REML" else k
