@@ -1,0 +1,94 @@
+"""`neuromodmap literature ...` end to end: import → dedup → criteria → screen → prisma → export; simulate."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from neuromodmap.cli import app
+
+runner = CliRunner()
+
+
+class _Result:
+    """CLI result with rich's line wrapping undone."""
+
+    def __init__(self, result) -> None:
+        self.exit_code = result.exit_code
+        self.output = " ".join(result.output.split())
+
+
+def _run(*args: str, input: str | None = None) -> _Result:
+    return _Result(runner.invoke(app, ["literature", *args], input=input))
+
+
+def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
+    db = str(tmp_path / "review.duckdb")
+    empty = tmp_path / "empty.ris"
+    empty.write_text("")
+    result = _run("import", *map(str, gambling_files), str(empty), "--db", db)
+    assert result.exit_code == 1  # one file failed: the others are still imported
+    assert "empty.ris: file is empty" in result.output and "Traceback" not in result.output
+    assert "Scopus" in result.output
+    result = _run("dedup", "--db", db, "--review", str(tmp_path / "review.csv"))
+    assert result.exit_code == 0, result.output
+    assert "645 records gave" in result.output
+    assert (tmp_path / "review.csv").read_text().startswith("record_id_a,record_id_b")
+    result = _run("criteria", "--db", db, "--profile", "pain")
+    assert result.exit_code == 0 and "case report" in result.output
+    result = _run("screen", "--db", db, "--profile", "depression", "--reviewer", "AB", input="i\ne\ni\nq\n")
+    assert result.exit_code == 0, result.output
+    assert "Run the same command to resume" in result.output
+    result = _run("screen", "--db", db, "--profile", "depression", input="q\n")
+    assert "3/263 screened, 2 included" in result.output
+    manual = tmp_path / "manual.yaml"
+    manual.write_text("reports_not_retrieved: 0\nstudies_included: 2\n")
+    result = _run("prisma", "--db", db, "-o", str(tmp_path / "prisma"), "--manual", str(manual))
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "prisma").iterdir()} == {"prisma.svg", "prisma.png", "prisma_counts.csv"}
+    result = _run("export", "--db", db, "-o", str(tmp_path / "sheet.csv"))
+    assert result.exit_code == 0 and "2 included records" in result.output
+    rows = list(csv.DictReader((tmp_path / "sheet.csv").open()))
+    record_id = rows[0]["notes"].split()[2].rstrip(";")
+    result = _run("fulltext", record_id, "exclude", "--db", db)
+    assert result.exit_code == 1 and "needs --reason" in result.output
+    result = _run("fulltext", record_id, "exclude", "--reason", "wrong population", "--db", db)
+    assert result.exit_code == 0
+    result = _run("export", "--db", db, "-o", str(tmp_path / "sheet2.csv"))
+    assert "0 included records" in result.output  # full-text stage now decides
+
+
+def test_bad_profile_and_empty_db(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.duckdb")
+    result = _run("dedup", "--db", db)
+    assert result.exit_code == 1 and "holds no literature records" in result.output
+    result = _run("criteria", "--db", db, "--profile", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 1 and "no such criteria profile" in result.output
+
+
+def test_simulate(tmp_path: Path, labelled_dir: Path) -> None:
+    # a real subset: every included ADHD record and the first 300 others
+    with gzip.open(labelled_dir / "Cohen_2006_ADHD.csv.gz", "rt", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    subset = [r for r in rows if r["label_included"] == "1"] + [r for r in rows if r["label_included"] == "0"][:300]
+    path = tmp_path / "adhd_subset.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(subset)
+    out = tmp_path / "sim"
+    result = _run("simulate", str(path), "--label", "label_included", "--seed", "1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "simulation.json").read_text())
+    assert (data["n_records"], data["n_included"]) == (320, 20)
+    assert 0 < data["wss_95"] <= 1 - 20 / 320 and 0 <= data["recall_at_10pct"] <= 1
+    assert (out / "recall_curve.png").read_bytes()[:4] == b"\x89PNG"
+    result = _run("simulate", str(path), "--label", "label_included", "--repeat", "2", "-o", str(tmp_path / "sim2"))
+    summary = json.loads((tmp_path / "sim2" / "simulation.json").read_text())
+    assert summary["seeds"] == [0, 1] and len(summary["runs"]) == 2
+    result = _run("simulate", str(path), "--label", "nope", "-o", str(out))
+    assert result.exit_code == 1 and "no label column 'nope'" in result.output
