@@ -270,6 +270,14 @@ def test_normand1999_smd_reml(ref):
     close(res.q, exp["Q"])
 
 
+def test_normand1999_first_four_studies_tau2():
+    # extra oracle, not in the JSON: metafor tests/testthat/test_misc_rma_uni.r (read at commit
+    # 191d2cb22325): rma(yi, vi) on escalc("SMD", ..., subset=1:4) gives tau2 = 1.0090
+    n1, m1, s1, n2, m2, s2 = map(np.array, zip(*NORMAND1999[:4], strict=True))
+    es = escalc("SMD", m1i=m1, sd1i=s1, n1i=n1, m2i=m2, sd2i=s2, n2i=n2)
+    assert rma(es.yi, es.vi).tau2 == pytest.approx(1.0090, rel=1e-4, abs=5e-5)
+
+
 def test_smd_uses_exact_gamma_correction():
     # Hedges (1981): J(m) = Γ(m/2) / (sqrt(m/2) Γ((m-1)/2)); for m = 8: 0.9027 (approx 1 - 3/(4m-1) = 0.9032)
     es = escalc("SMD", m1i=[1.0], sd1i=[1.0], n1i=[5], m2i=[0.0], sd2i=[1.0], n2i=[5])

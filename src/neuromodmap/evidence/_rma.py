@@ -216,6 +216,29 @@ def _tau2_estimate(y, v, X, method: str, max_iter: int, threshold: float) -> tup
     raise MetaAnalysisError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def _se_tau2_moments(method: str, y, v, X, tau2: float) -> float:
+    """Standard error of the HE, SJ and PM estimators (metafor rma.uni.r formulas)."""
+    k, p = X.shape
+    t = max(tau2, 0.0)
+    if method == "PM":
+        w = 1.0 / (v + tau2)
+        return math.sqrt(2 * k**2 / (k - p) / float(w.sum()) ** 2)
+    if method not in ("HE", "SJ") or k > 5000:  # k x k matrices below
+        return float("nan")
+    if method == "HE":
+        P = np.eye(k) - X @ np.linalg.solve(X.T @ X, X.T)
+    else:
+        ols = _WLS(y, X, np.ones(k))
+        tau2_0 = float(np.dot(ols.resid, ols.resid)) / k
+        W = np.diag(1.0 / (v + tau2_0))
+        P = W - W @ X @ np.linalg.solve(X.T @ W @ X, X.T @ W)
+    PV = P * v[None, :]
+    pvpv = float(np.sum(PV * PV.T))
+    if method == "HE":
+        return math.sqrt((2 * pvpv + 4 * t * float(np.trace(PV)) + 2 * t**2 * (k - p)) / (k - p) ** 2)
+    return math.sqrt(tau2_0**2 / (k - p) ** 2 * (2 * pvpv + 4 * t * float(np.sum(PV * P)) + 2 * t**2 * float(np.sum(P * P))))
+
+
 def qprofile_tau2(y, v, X=None, level: float = 95, tau2: float = 0.0) -> tuple[float, float]:
     """Q-profile confidence interval for tau² (Viechtbauer 2007; metafor ``confint.rma.uni``).
 
@@ -781,7 +804,7 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
         trp = fe.trace_p()
         se_tau2 = math.sqrt((2 * (k - p) + 4 * tau2 * trp + 2 * tau2**2 * fe.trace_pp()) / trp**2)
     else:
-        se_tau2 = float("nan")
+        se_tau2 = _se_tau2_moments(method, y, v, X, tau2)
 
     # omnibus test of moderators
     if p > 1:
