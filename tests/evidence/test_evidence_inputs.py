@@ -20,7 +20,7 @@ from neuromodmap.evidence import (
     escalc,
     rma,
 )
-from neuromodmap.evidence._io import read_sheet, write_template
+from neuromodmap.evidence._io import read_sheet, write_sheet, write_template
 from neuromodmap.evidence.sheet import ExtractionRecord, data_dictionary, validate_rows
 
 
@@ -236,3 +236,17 @@ def test_template_round_trips(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_sheet(csv_files[0])[0] == []
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_prefilled_sheet_round_trips_for_the_literature_stage(tmp_path, suffix):
+    # citation fields of an included record, as the literature stage exports them
+    rows = [{"study_id": "Lefaucheur2004", "citation": "Lefaucheur JP et al. 2004, JNNP", "pmid": "15377690",
+             "year": 2004, "modality": "rTMS", "title": "=cmd|' /C calc'!A0"}]
+    write_sheet(tmp_path / f"pre{suffix}", rows)
+    back, _ = read_sheet(tmp_path / f"pre{suffix}")
+    assert back[0]["study_id"] == "Lefaucheur2004" and back[0]["title"].startswith("'=")
+    records, problems = validate_rows(back)
+    assert problems == [] and records[0].modality == "tms" and records[0].pmid == "15377690"
+    with pytest.raises(SheetError, match="unknown column.*colour"):
+        write_sheet(tmp_path / f"bad{suffix}", [{"study_id": "x", "colour": "red"}])

@@ -18,7 +18,7 @@ from neuromodmap.evidence._errors import (
     SheetError,
 )
 from neuromodmap.evidence._escalc import MEASURES, escalc
-from neuromodmap.evidence._io import read_sheet, write_template
+from neuromodmap.evidence._io import read_sheet, write_sheet, write_template
 from neuromodmap.evidence._methods import (
     BootstrapResult,
     RegtestResult,
@@ -46,7 +46,7 @@ __all__ = [
     "RMAResult", "SubgroupResult", "BootstrapResult", "RegtestResult", "TrimfillResult",
     "transf_exp", "transf_ilogit", "transf_pft", "transf_ipft", "transf_ipft_hm", "back_transform",
     "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord", "validate_rows",
-    "read_sheet", "write_template", "effect_sizes", "run_meta", "MetaReport", "SheetValidationError",
+    "read_sheet", "write_sheet", "write_template", "effect_sizes", "run_meta", "MetaReport", "SheetValidationError",
     "MetaAnalysisError", "ConvergenceError", "MetaAnalysisWarning", "SheetError",
 ]
 

@@ -18,7 +18,7 @@ from neuromodmap.evidence.sheet import (
     data_dictionary,
 )
 
-__all__ = ["read_sheet", "write_template", "DATA_SHEET", "DICTIONARY_SHEET"]
+__all__ = ["read_sheet", "write_template", "write_sheet", "DATA_SHEET", "DICTIONARY_SHEET"]
 
 DATA_SHEET = "extraction"
 DICTIONARY_SHEET = "dictionary"
@@ -154,13 +154,31 @@ def write_template(path: str | Path) -> list[Path]:
     ``.xlsx``: sheet ``extraction`` (header, drop-down lists for coded columns) and sheet
     ``dictionary``. ``.csv``: the header only, and ``<name>.dictionary.csv`` beside it.
     """
+    return write_sheet(path, [])
+
+
+def write_sheet(path: str | Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """Write an extraction sheet with ``rows`` (dicts keyed by :data:`COLUMNS`) pre-filled.
+
+    For the literature stage: included records go in with their citation columns
+    filled (:data:`~neuromodmap.evidence.sheet.CITATION_COLUMNS`) and the rest left for
+    reviewers. Unknown keys are refused; text that a spreadsheet would run as a formula
+    (starting with ``=``, ``+``, ``-``, ``@``) is prefixed with an apostrophe.
+    """
     path = Path(path)
+    for i, row in enumerate(rows):
+        unknown = [key for key in row if key not in COLUMNS]
+        if unknown:
+            raise SheetError(f"row {i + 1}: unknown column(s) {', '.join(unknown)}; see neuromodmap.evidence.COLUMNS")
+    table = [[_cell(row.get(c)) for c in COLUMNS] for row in rows]
     suffix = path.suffix.lower()
     dictionary = data_dictionary()
     if suffix == ".csv":
         side = path.with_name(path.stem + ".dictionary.csv")
         with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow(COLUMNS)
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows(table)
         with atomic_write(side, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(dictionary[0]))
             writer.writeheader()
@@ -181,6 +199,8 @@ def write_template(path: str | Path) -> list[Path]:
     ws.append(list(COLUMNS))
     for cell in ws[1]:
         cell.font = Font(bold=True)
+    for values in table:
+        ws.append(values)
     ws.freeze_panes = "B2"
     for i, col in enumerate(COLUMNS, start=1):
         ws.column_dimensions[get_column_letter(i)].width = max(12, len(col) + 2)
@@ -210,3 +230,9 @@ def write_template(path: str | Path) -> list[Path]:
     with atomic_write(path, "wb") as fh:
         wb.save(fh)
     return [path]
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
