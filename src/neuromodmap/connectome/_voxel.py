@@ -450,17 +450,22 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     else:
         _run_local(source, names, seed_sets, acc, scheduler or "threads", n_workers)
     n = acc.n.astype(np.float64)
+    # in place on the accumulators: the group maps cost no second set of seed x voxel arrays
     with np.errstate(invalid="ignore", divide="ignore"):
-        avg_r = acc.r / n
-        avg_z = acc.z / n
-        var_r = (acc.r2 - n * avg_r**2) / (n - 1)
-        var_z = (acc.z2 - n * avg_z**2) / (n - 1)
-        t = avg_z / np.sqrt(var_z / n)
+        avg_r = np.divide(acc.r, n, out=acc.r)
+        avg_z = np.divide(acc.z, n, out=acc.z)
+        var_r = acc.r2
+        var_r -= n * np.square(avg_r)
+        var_r /= n - 1
+        var_z = acc.z2
+        var_z -= n * np.square(avg_z)
+        var_z /= n * (n - 1)  # the squared standard error of the mean Fisher z
+        t = np.divide(avg_z, np.sqrt(var_z, out=var_z), out=var_z)
     for arr in (avg_r, avg_z):
         arr[n == 0] = np.nan
     for arr in (var_r, t):
         arr[n < 2] = np.nan
-    if np.all(n == 0):
+    if np.all(acc.n == 0):
         raise TimeSeriesError(f"{source.name}: no valid time series for any seed (all NaN or zero variance)")
     order = {name: i for i, name in enumerate(names)}  # completion order differs on a cluster
     log = pd.DataFrame(sorted(acc.log, key=lambda row: order[row[0]]), columns=["subject", "n_runs", "invalid_voxels"])
