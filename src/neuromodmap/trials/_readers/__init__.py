@@ -1,0 +1,1 @@
+"""Private readers behind :mod:`neuromodmap.trials.io`, one module per source format."""

@@ -1,0 +1,172 @@
+"""Legacy ClinicalTrials.gov ``<clinical_study>`` XML (classic API, AllPublicXML.zip) -> Trial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from pydantic import ValidationError
+
+from neuromodmap.trials._readers._common import (
+    FieldError,
+    check_sizes,
+    clean_text,
+    code,
+    parse_date,
+    phases,
+)
+from neuromodmap.trials.models import Trial
+
+__all__ = ["clinical_study_to_trial", "element_to_dict"]
+
+_DOWNLOAD = re.compile(r"on\s+(.+?)\s*$")
+
+
+def element_to_dict(elem: Element) -> dict[str, Any]:
+    """An XML element as a JSON-able dict: repeated tags become lists, attributes ``@name``."""
+    out: dict[str, Any] = {f"@{k}": v for k, v in elem.attrib.items()}
+    for child in elem:
+        if not isinstance(child.tag, str):  # comments, processing instructions
+            continue
+        value: Any = element_to_dict(child) if len(child) or child.attrib else (child.text or "").strip()
+        if isinstance(value, dict) and not len(child) and child.text and child.text.strip():
+            value["#text"] = child.text.strip()
+        if child.tag in out:
+            prev = out[child.tag]
+            if isinstance(prev, list):
+                prev.append(value)
+            else:
+                out[child.tag] = [prev, value]
+        else:
+            out[child.tag] = value
+    return out
+
+
+def _text(elem: Element | None, path: str) -> str:
+    if elem is None:
+        return ""
+    node = elem.find(path)
+    if node is None:
+        return ""
+    return clean_text("".join(node.itertext()), path)
+
+
+def _texts(elem: Element, path: str) -> list[str]:
+    out = []
+    for node in elem.iterfind(path):
+        t = clean_text("".join(node.itertext()), path)
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+def _textblock(elem: Element, path: str) -> str:
+    # textblocks are hard-wrapped at ~80 columns with indentation; keep paragraph breaks only
+    node = elem.find(path)
+    if node is None:
+        return ""
+    raw = "".join(node.itertext())
+    paras = re.split(r"\n\s*\n", raw.strip())
+    return "\n".join(" ".join(p.split()) for p in paras if p.strip())
+
+
+def download_date(root: Element) -> dt.date | None:
+    """The ``download_date`` of a record ("ClinicalTrials.gov processed this data on May 11, 2018")."""
+    text = _text(root, "required_header/download_date")
+    m = _DOWNLOAD.search(text)
+    if not m:
+        return None
+    try:
+        return parse_date(m.group(1), "required_header/download_date")
+    except FieldError:
+        return None
+
+
+def clinical_study_to_trial(root: Element) -> Trial:
+    """Map a parsed ``<clinical_study>`` element to a :class:`Trial`.
+
+    Raises
+    ------
+    FieldError
+        When the root is not ``clinical_study``, the NCT id is missing, or a value is invalid.
+    """
+    if root.tag != "clinical_study":
+        raise FieldError("clinical_study", f"root element is <{root.tag}>, not <clinical_study>")
+    nct = _text(root, "id_info/nct_id")
+    if not nct:
+        raise FieldError("id_info/nct_id", "missing")
+    try:
+        return _map(root, nct)
+    except FieldError as err:
+        err.registry_id = nct
+        raise
+
+
+def _map(root: Element, nct: str) -> Trial:
+    secondary = _texts(root, "id_info/secondary_id") + _texts(root, "id_info/nct_alias")
+    study_type = _text(root, "study_type")
+    phase = _text(root, "phase")
+    enrol_text = _text(root, "enrollment")
+    enrollment = None
+    if enrol_text:
+        if not enrol_text.isdigit():
+            raise FieldError("enrollment", f"expected a count, got {enrol_text[:40]!r}")
+        enrollment = int(enrol_text)
+    countries = _texts(root, "location_countries/country")
+    if not countries:
+        countries = _texts(root, "location/facility/address/country")
+    interventions = [
+        {
+            "type": code(_text(iv, "intervention_type"), "intervention/intervention_type"),
+            "name": _text(iv, "intervention_name"),
+            "description": _text(iv, "description"),
+            "other_names": _texts(iv, "other_name"),
+            "arm_group_labels": _texts(iv, "arm_group_label"),
+        }
+        for iv in root.iterfind("intervention")
+    ]
+    d: dict[str, Any] = {
+        "registry_id": nct,
+        "registry": "ctgov",
+        "source_format": "ctgov_xml",
+        "url": _text(root, "required_header/url") or f"https://clinicaltrials.gov/study/{nct}",
+        "secondary_ids": secondary,
+        "title": _text(root, "brief_title"),
+        "official_title": _text(root, "official_title"),
+        "acronym": _text(root, "acronym"),
+        "brief_summary": _textblock(root, "brief_summary/textblock"),
+        "detailed_description": _textblock(root, "detailed_description/textblock"),
+        "conditions": _texts(root, "condition"),
+        "keywords": _texts(root, "keyword"),
+        "condition_mesh": _texts(root, "condition_browse/mesh_term"),
+        "intervention_mesh": _texts(root, "intervention_browse/mesh_term"),
+        "interventions": interventions,
+        "primary_outcomes": _texts(root, "primary_outcome/measure"),
+        "secondary_outcomes": _texts(root, "secondary_outcome/measure"),
+        # "Observational [Patient Registry]" is OBSERVATIONAL in v2 (with a registry flag)
+        "study_type": code(study_type.split("[", 1)[0], "study_type"),
+        "phases": phases(phase, "phase") if phase else [],
+        "overall_status": code(_text(root, "overall_status"), "overall_status"),
+        "start_date": parse_date(_text(root, "start_date"), "start_date"),
+        "completion_date": parse_date(_text(root, "completion_date"), "completion_date"),
+        "registration_date": parse_date(_text(root, "study_first_submitted"), "study_first_submitted"),
+        "last_update": parse_date(
+            _text(root, "last_update_posted") or _text(root, "last_update_submitted"), "last_update_posted"
+        ),
+        "enrollment": enrollment,
+        "countries": countries,
+        "sponsor": _text(root, "sponsors/lead_sponsor/agency") or None,
+        "sponsor_class": code(_text(root, "sponsors/lead_sponsor/agency_class"), "agency_class"),
+        "allocation": code(_text(root, "study_design_info/allocation"), "allocation"),
+        "masking": code(_text(root, "study_design_info/masking"), "masking"),
+        "primary_purpose": code(_text(root, "study_design_info/primary_purpose"), "primary_purpose"),
+        "has_results": root.find("clinical_results") is not None,
+    }
+    check_sizes(d, nct)
+    try:
+        return Trial.model_validate(d)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise FieldError(".".join(str(x) for x in first["loc"]), first["msg"], nct) from None

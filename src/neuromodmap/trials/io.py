@@ -1,0 +1,545 @@
+"""Read trial-registry files of any supported format into :class:`~neuromodmap.trials.models.Trial`.
+
+The format is detected from the file's content, never its name:
+
+==================  ============================================================
+``ctgov_v2_json``   API v2 JSON: one study, a list of studies, or a ``/studies`` page
+``jsonl``           JSON lines, one v2 study per line (e.g. the 2018 text corpus)
+``jsonl_gz``        the same, gzip-compressed
+``ctgov_v2_zip``    ZIP of per-study v2 JSON files (the bulk download)
+``ctgov_xml``       legacy ``<clinical_study>`` XML record
+``ctgov_xml_zip``   ZIP of legacy XML records (``AllPublicXML.zip``)
+``ictrp_xml``       WHO ICTRP XML export (``<Trials_downloaded_from_ICTRP>``)
+``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
+==================  ============================================================
+
+Bad records never stop a read: each is reported as an
+:class:`~neuromodmap.trials.models.ImportProblem` (file, line or record, field, reason) and
+skipped; every good record is yielded. XML is parsed with defusedxml, which refuses entity
+declarations (billion laughs) and external entities.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import warnings
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from neuromodmap.trials._readers._common import (
+    MAX_FIELD_CHARS,
+    MAX_RECORD_BYTES,
+    FieldError,
+    ImportedRecord,
+    TrialFileError,
+)
+from neuromodmap.trials._readers._files import (
+    ZipMemberError,
+    file_chunks,
+    gzip_chunks,
+    iter_lines,
+    iter_zip_members,
+    sniff_encoding,
+)
+from neuromodmap.trials._readers.ctgov_xml import (
+    clinical_study_to_trial,
+    download_date,
+    element_to_dict,
+)
+from neuromodmap.trials._readers.ictrp import CSV_COLUMNS, ictrp_to_trial, normalise_key
+from neuromodmap.trials._readers.v2 import is_study, study_to_trial
+from neuromodmap.trials.models import ImportProblem
+
+__all__ = ["FORMATS", "ImportedRecord", "TrialFileError", "TrialReader", "detect_format", "read_trials"]
+
+FORMATS = (
+    "ctgov_v2_json",
+    "jsonl",
+    "jsonl_gz",
+    "ctgov_v2_zip",
+    "ctgov_xml",
+    "ctgov_xml_zip",
+    "ictrp_xml",
+    "ictrp_csv",
+)
+_HEAD = 64 * 1024
+_ROOT = re.compile(r"<(?![?!/])([A-Za-z_][\w.:-]*)")
+_REGISTRY_ID = re.compile(r'^\s*"?[A-Za-z]{2,}[A-Za-z0-9/-]*\d{3,}')
+
+
+# --------------------------------------------------------------------------- detection
+def detect_format(path: str | os.PathLike) -> str:
+    """Return the format of a trial file, judged from its content.
+
+    Raises
+    ------
+    TrialFileError
+        When the file is empty, unreadable or in no supported format (the message names it).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD)
+    except OSError as err:
+        raise TrialFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    if not head.strip():
+        raise TrialFileError(f"{path}: empty file")
+    if head[:2] == b"\x1f\x8b":
+        try:
+            inner = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+        except zlib.error as err:
+            raise TrialFileError(f"{path}: corrupt gzip file ({err})") from None
+        enc, bom = sniff_encoding(inner)
+        text = inner[bom:].decode(enc, "replace").lstrip()
+        if text.startswith("{"):
+            return "jsonl_gz"
+        raise TrialFileError(f"{path}: gzip-compressed, but not JSON lines (starts with {text[:30]!r})")
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _detect_zip(path)
+    enc, bom = sniff_encoding(head)
+    text = head[bom:].decode(enc, "replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("<"):
+        m = _ROOT.search(text)
+        root = m.group(1) if m else ""
+        if root == "clinical_study":
+            return "ctgov_xml"
+        if root == "Trials_downloaded_from_ICTRP":
+            return "ictrp_xml"
+        raise TrialFileError(
+            f"{path}: XML with root <{root or '?'}>; expected <clinical_study> (ClinicalTrials.gov) "
+            "or <Trials_downloaded_from_ICTRP> (WHO ICTRP)"
+        )
+    if text.startswith("["):
+        return "ctgov_v2_json"
+    if text.startswith("{"):
+        return "jsonl" if _looks_like_jsonl(path, enc, bom) else "ctgov_v2_json"
+    first = text.split("\n", 1)[0]
+    cells = [normalise_key(c.strip('"')) for c in re.split(r"[,;\t]", first)]
+    if "trialid" in cells or (_REGISTRY_ID.match(first) and ("," in first or "\t" in first)):
+        return "ictrp_csv"
+    raise TrialFileError(
+        f"{path}: unrecognised trial file (starts with {text[:40]!r}); supported: {', '.join(FORMATS)}"
+    )
+
+
+def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
+    """Two or more non-empty lines of which one parses alone as a JSON object: JSON lines."""
+    with open(path, "rb") as fh:
+        lines = []
+        for _, line in iter_lines(file_chunks(fh), enc):
+            if isinstance(line, str) and line.strip():
+                lines.append(line)
+            if len(lines) == 2:
+                break
+            if not isinstance(line, str):
+                lines.append("")
+    if len(lines) < 2:
+        return False
+    for line in lines:
+        try:
+            if isinstance(json.loads(line), dict):
+                return True
+        except (ValueError, RecursionError):
+            continue
+    return False
+
+
+def _detect_zip(path: Path) -> str:
+    for name, data in iter_zip_members(path):
+        if isinstance(data, ZipMemberError):
+            raise TrialFileError(f"{path}: unreadable ZIP ({name}: {data})")
+        enc, bom = sniff_encoding(data[:400])
+        text = data[bom : bom + 4096].decode(enc, "replace").lstrip()
+        if not text:
+            continue
+        if text[0] in "{[":
+            return "ctgov_v2_zip"
+        if text[0] == "<":
+            m = _ROOT.search(text)
+            if m and m.group(1) == "clinical_study":
+                return "ctgov_xml_zip"
+        raise TrialFileError(
+            f"{path}: ZIP member {name} is neither v2 study JSON nor <clinical_study> XML"
+        )
+    raise TrialFileError(f"{path}: ZIP holds no trial files")
+
+
+# --------------------------------------------------------------------------- reading
+class TrialReader:
+    """Iterate the trials in one file; ``position`` and ``size`` (bytes) drive progress bars.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    problems : list, optional
+        Bad records are appended here as :class:`ImportProblem`; when None they are issued as
+        warnings.
+    encoding : str, optional
+        Text encoding for JSON lines and CSV files without a byte-order mark (default UTF-8).
+    format : str, optional
+        Skip detection and read as this format (one of :data:`FORMATS`).
+    """
+
+    def __init__(self, path, *, problems=None, encoding=None, format=None):
+        self.path = Path(path)
+        self.source = str(path)
+        self.problems = problems
+        self.encoding = encoding
+        self.format = format or detect_format(self.path)
+        if self.format not in FORMATS:
+            raise TrialFileError(f"{path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
+        self.size = self.path.stat().st_size
+        self._fh: BinaryIO | None = None
+        self._done = False
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far."""
+        if self._done:
+            return self.size
+        fh = self._fh
+        try:
+            return fh.tell() if fh is not None and not fh.closed else 0
+        except (OSError, ValueError):
+            return 0
+
+    def __iter__(self) -> Iterator[ImportedRecord]:
+        reader = {
+            "jsonl": self._jsonl,
+            "jsonl_gz": self._jsonl,
+            "ctgov_v2_json": self._v2_json,
+            "ctgov_v2_zip": self._zip,
+            "ctgov_xml_zip": self._zip,
+            "ctgov_xml": self._ctgov_xml,
+            "ictrp_xml": self._ictrp_xml,
+            "ictrp_csv": self._ictrp_csv,
+        }[self.format]
+        try:
+            yield from reader()
+        finally:
+            self._done = True
+            if self._fh is not None:
+                self._fh.close()
+
+    # -- problems
+    def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None) -> None:
+        problem = ImportProblem(
+            source=self.source, location=location, field=field, reason=reason, registry_id=registry_id
+        )
+        if self.problems is None:
+            warnings.warn(str(problem), stacklevel=3)
+        else:
+            self.problems.append(problem)
+
+    def _field_problem(self, location: str, err: FieldError) -> None:
+        self._problem(location, err.reason, err.field, err.registry_id)
+
+    def _open(self) -> BinaryIO:
+        self._fh = open(self.path, "rb")
+        return self._fh
+
+    def _text_encoding(self, head: bytes) -> tuple[str, int]:
+        enc, bom = sniff_encoding(head)
+        if bom == 0 and self.encoding:
+            return self.encoding, 0
+        return enc, bom
+
+    # -- JSON
+    def _jsonl(self) -> Iterator[ImportedRecord]:
+        fh = self._open()
+        gz = self.format == "jsonl_gz"
+        chunks = gzip_chunks(fh) if gz else file_chunks(fh)
+        first = next(chunks, b"")
+        enc, _ = self._text_encoding(first)
+
+        def all_chunks():
+            yield first
+            yield from chunks
+
+        lineno = 0
+        try:
+            for lineno, line in iter_lines(all_chunks(), enc):
+                if isinstance(line, UnicodeDecodeError):
+                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                    self._problem(f"line {lineno}", f"not valid {enc} ({line.reason} at byte {line.start}){hint}")
+                    continue
+                if not isinstance(line, str):
+                    self._problem(f"line {lineno}", f"line is {line.size:,} bytes (limit {MAX_RECORD_BYTES:,})")
+                    continue
+                if not line.strip():
+                    continue
+                yield from self._json_record(line, f"line {lineno}")
+        except EOFError as err:
+            self._problem(f"after line {lineno}", f"{err}; the records before it were read")
+        except zlib.error as err:
+            self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
+
+    def _json_record(self, text: str, location: str, obj: Any = None) -> Iterator[ImportedRecord]:
+        raw_json = None
+        if obj is None:
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as err:
+                self._problem(location, f"invalid JSON: {err.msg} at column {err.colno}")
+                return
+            except RecursionError:
+                self._problem(location, "invalid JSON: nested too deeply")
+                return
+            raw_json = text
+        if not isinstance(obj, dict):
+            self._problem(location, f"expected a JSON object (a study), got {type(obj).__name__}")
+            return
+        try:
+            trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None)
+        except FieldError as err:
+            self._field_problem(location, err)
+            return
+        yield ImportedRecord(trial, obj, self.source, location, raw_json=raw_json)
+
+    def _v2_json(self) -> Iterator[ImportedRecord]:
+        fh = self._open()
+        data = fh.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
+            self._problem("file", f"JSON file larger than {MAX_RECORD_BYTES:,} bytes; use JSON lines or a ZIP")
+            return
+        yield from self._json_document(data, "")
+
+    def _json_document(self, data: bytes, prefix: str) -> Iterator[ImportedRecord]:
+        enc, bom = self._text_encoding(data[:400])
+        try:
+            text = data[bom:].decode(enc)
+        except UnicodeDecodeError as err:
+            self._problem(prefix or "file", f"not valid {enc} ({err.reason} at byte {err.start})")
+            return
+        where = f"{prefix} " if prefix else ""
+        try:
+            doc = json.loads(text)
+        except RecursionError:
+            self._problem(prefix or "file", "invalid JSON: nested too deeply")
+            return
+        except json.JSONDecodeError as err:
+            salvaged = 0
+            for i, obj in enumerate(_salvage_array(text), start=1):
+                salvaged += 1
+                yield from self._json_record("", f"{where}study {i}", obj=obj)
+            self._problem(
+                prefix or "file",
+                f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+                + (f"; {salvaged} complete studies before it were read" if salvaged else ""),
+            )
+            return
+        if isinstance(doc, dict) and isinstance(doc.get("studies"), list):
+            studies = doc["studies"]
+        elif isinstance(doc, list):
+            studies = doc
+        elif is_study(doc):
+            studies = [doc]
+        else:
+            kind = type(doc).__name__
+            self._problem(
+                prefix or "file",
+                f"JSON {kind} is neither a v2 study (protocolSection), a list of studies, nor a /studies page",
+            )
+            return
+        for i, obj in enumerate(studies, start=1):
+            loc = prefix if (len(studies) == 1 and prefix) else f"{where}study {i}"
+            yield from self._json_record("", loc, obj=obj)
+
+    # -- ZIP
+    def _zip(self) -> Iterator[ImportedRecord]:
+        self._open()  # keeps position() meaningful; members are read by zipfile
+        for name, data in iter_zip_members(self.path):
+            loc = f"member {name}"
+            if isinstance(data, ZipMemberError):
+                self._problem(loc, str(data))
+                continue
+            head = data[:400].lstrip()
+            enc, bom = sniff_encoding(head)
+            first = head[bom:].decode(enc, "replace").lstrip()[:1]
+            if first in ("{", "["):
+                yield from self._json_document(data, loc)
+            elif first == "<":
+                yield from self._xml_record(data, loc)
+            elif first:
+                self._problem(loc, "neither JSON nor XML; skipped")
+            if self._fh is not None and not self._fh.closed:
+                self._fh.seek(0)  # a rough position: zipfile reads the file itself
+
+    # -- legacy XML
+    def _ctgov_xml(self) -> Iterator[ImportedRecord]:
+        fh = self._open()
+        data = fh.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
+            self._problem("file", f"XML record larger than {MAX_RECORD_BYTES:,} bytes")
+            return
+        yield from self._xml_record(data, "clinical_study")
+
+    def _xml_record(self, data: bytes, location: str) -> Iterator[ImportedRecord]:
+        try:
+            root = SafeET.fromstring(data)
+        except DefusedXmlException as err:
+            self._problem(location, f"refused: {_defused_reason(err)}")
+            return
+        except SafeET.ParseError as err:
+            self._problem(location, f"invalid XML: {err}")
+            return
+        try:
+            trial = clinical_study_to_trial(root)
+        except FieldError as err:
+            self._field_problem(location, err)
+            return
+        yield ImportedRecord(trial, element_to_dict(root), self.source, location, as_of=download_date(root))
+
+    # -- ICTRP
+    def _ictrp_xml(self) -> Iterator[ImportedRecord]:
+        fh = self._open()
+        index = 0
+        try:
+            for _event, elem in SafeET.iterparse(fh, events=("end",)):
+                if elem.tag != "Trial":
+                    continue
+                index += 1
+                record = {}
+                for child in elem:
+                    if isinstance(child.tag, str):
+                        text = "".join(child.itertext())
+                        prev = record.get(child.tag)
+                        record[child.tag] = f"{prev};{text}" if prev else text
+                elem.clear()
+                yield from self._ictrp_record(record, f"Trial {index}", "ictrp_xml")
+        except DefusedXmlException as err:
+            self._problem(f"after Trial {index}", f"refused: {_defused_reason(err)}")
+        except SafeET.ParseError as err:
+            tail = f"; the {index} records before it were read" if index else ""
+            self._problem(f"after Trial {index}", f"invalid XML: {err}{tail}")
+
+    def _ictrp_record(self, record: dict, location: str, source_format: str) -> Iterator[ImportedRecord]:
+        try:
+            trial = ictrp_to_trial(record, source_format=source_format)
+        except FieldError as err:
+            self._field_problem(location, err)
+            return
+        yield ImportedRecord(trial, record, self.source, location)
+
+    def _ictrp_csv(self) -> Iterator[ImportedRecord]:
+        fh = self._open()
+        head = fh.read(_HEAD)
+        enc, bom = self._text_encoding(head)
+        first_line = head[bom:].decode(enc, "replace").split("\n", 1)[0]
+        fh.seek(bom)
+        text = io.TextIOWrapper(fh, encoding=enc, errors="strict", newline="")
+        limit = csv.field_size_limit()
+        csv.field_size_limit(MAX_FIELD_CHARS + 1)
+        try:
+            try:
+                dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t")
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.reader(text, dialect)
+            header: list[str] | None = None
+            while True:
+                line = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except UnicodeDecodeError as err:
+                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                    self._problem(f"line {line}", f"not valid {enc} ({err.reason}){hint}; rest of file skipped")
+                    break
+                except csv.Error as err:
+                    self._problem(f"line {line}", f"unreadable CSV row: {err}")
+                    continue
+                if not any(c.strip() for c in row):
+                    continue
+                if header is None:
+                    if normalise_key(row[0]) == "trialid":
+                        header = row
+                        continue
+                    header = list(CSV_COLUMNS)
+                if len(row) > len(header):
+                    self._problem(
+                        f"line {line}", f"{len(row)} columns, the header has {len(header)}", registry_id=row[0]
+                    )
+                    continue
+                record = dict(zip(header, row, strict=False))
+                yield from self._ictrp_record(record, f"line {line}", "ictrp_csv")
+        finally:
+            csv.field_size_limit(limit)
+
+
+def _salvage_array(text: str) -> Iterator[dict]:
+    """Complete objects of a truncated ``[...]`` or ``{"studies": [...]`` document."""
+    start = text.find("[") if not text.lstrip().startswith("{") else text.find('"studies"')
+    if start < 0:
+        return
+    start = text.find("[", start)
+    if start < 0:
+        return
+    decoder = json.JSONDecoder()
+    pos = start + 1
+    n = len(text)
+    while pos < n:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n or text[pos] == "]":
+            return
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError):
+            return
+        if isinstance(obj, dict):
+            yield obj
+
+
+def _defused_reason(err: DefusedXmlException) -> str:
+    name = type(err).__name__
+    if name == "EntitiesForbidden":
+        return "the XML declares entities (possible entity-expansion bomb); entity declarations are not allowed"
+    if name in {"ExternalReferenceForbidden", "DTDForbidden"}:
+        return "the XML refers to an external entity or DTD; external references are not allowed"
+    return f"unsafe XML ({name})"
+
+
+def read_trials(
+    path: str | os.PathLike,
+    *,
+    problems: list[ImportProblem] | None = None,
+    encoding: str | None = None,
+    format: str | None = None,
+) -> Iterator[ImportedRecord]:
+    """Yield every trial in a file of any supported format (detected from its content).
+
+    Parameters
+    ----------
+    path : path
+        The file to read.
+    problems : list of ImportProblem, optional
+        Records that cannot be read are appended here (file, line or record, field, reason)
+        and skipped. When None, each is issued as a :class:`UserWarning`.
+    encoding : str, optional
+        Encoding of JSON-lines or CSV text without a byte-order mark (default UTF-8).
+    format : str, optional
+        Read as this format instead of detecting it.
+
+    Yields
+    ------
+    ImportedRecord
+        The normalised :class:`Trial`, the raw record, the source path and the location.
+
+    Raises
+    ------
+    TrialFileError
+        When the file is missing, empty or in no supported format.
+    """
+    yield from TrialReader(path, problems=problems, encoding=encoding, format=format)

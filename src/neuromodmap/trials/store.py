@@ -1,0 +1,647 @@
+"""The trials store: one DuckDB file holding trials, labels, cross-registry links and provenance.
+
+Tables
+------
+``trials``
+    One row per registry id: every :class:`Trial` field as a column (lists ``VARCHAR[]``,
+    interventions JSON, dates DATE), the raw record (JSON), its ``source`` (file or API
+    query), ``as_of`` date, ``imported_at``, ``import_run_id`` and a ``record_hash``.
+``trial_labels``
+    One row per classified trial (written by :meth:`TrialStore.write_labels`).
+``trial_links``
+    Cross-registry links found by :func:`neuromodmap.trials.dedup.link_registries`.
+``import_runs``
+    One row per import (file or API query): as-of date, start/finish, counts, status and,
+    for the API, the checkpoint (next page token) a killed run resumes from.
+``import_problems``
+    Every record that was skipped, with file, location, field and reason.
+
+Imports are idempotent: a record is upserted by registry id, and a row whose content,
+source and as-of date are unchanged is left exactly as it was. Each batch is one
+transaction, so an import killed midway leaves only whole batches, and re-running it gives
+the same ``trials`` table as a clean run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import operator
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from neuromodmap import __version__
+from neuromodmap.store import connect
+from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
+from neuromodmap.trials.io import TrialReader
+from neuromodmap.trials.models import Classification, ImportProblem, Trial
+
+__all__ = ["TrialStore", "ImportReport", "TRIAL_COLUMNS"]
+
+_LIST_FIELDS = {
+    "secondary_ids", "conditions", "keywords", "condition_mesh", "intervention_mesh",
+    "primary_outcomes", "secondary_outcomes", "phases", "countries",
+}
+_DATE_FIELDS = {"start_date", "completion_date", "registration_date", "last_update"}
+_SQL_TYPE = {"enrollment": "INTEGER", "has_results": "BOOLEAN", "interventions": "JSON"}
+
+#: the normalised Trial columns of the ``trials`` table, in order
+TRIAL_COLUMNS: tuple[str, ...] = tuple(Trial.model_fields)
+_TRIAL_VALUES = operator.attrgetter(*TRIAL_COLUMNS)
+_PROVENANCE_COLUMNS = ("raw", "source", "as_of", "record_hash", "imported_at", "import_run_id")
+
+
+def _sql_type(name: str) -> str:
+    if name in _LIST_FIELDS:
+        return "VARCHAR[]"
+    if name in _DATE_FIELDS:
+        return "DATE"
+    return _SQL_TYPE.get(name, "VARCHAR")
+
+
+_TRIALS_DDL = (
+    "CREATE TABLE IF NOT EXISTS trials (registry_id VARCHAR PRIMARY KEY, "
+    + ", ".join(f"{c} {_sql_type(c)}" for c in TRIAL_COLUMNS if c != "registry_id")
+    + ", raw JSON, source VARCHAR, as_of DATE, record_hash VARCHAR, imported_at TIMESTAMP, "
+    "import_run_id VARCHAR)"
+)
+_SCHEMA = [
+    _TRIALS_DDL,
+    """CREATE TABLE IF NOT EXISTS trial_labels (
+        registry_id VARCHAR PRIMARY KEY, neuromod BOOLEAN, modalities VARCHAR[],
+        modality_group VARCHAR[], indication VARCHAR, pain_subtype VARCHAR[],
+        depression_subtype VARCHAR[], chronic_pain BOOLEAN, targets VARCHAR[], invasive BOOLEAN,
+        evidence JSON, classifier_version VARCHAR, classified_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS trial_links (
+        registry_id VARCHAR, linked_id VARCHAR, method VARCHAR, score DOUBLE, confirmed BOOLEAN,
+        detail VARCHAR, linked_at TIMESTAMP, PRIMARY KEY (registry_id, linked_id, method))""",
+    """CREATE TABLE IF NOT EXISTS import_runs (
+        run_id VARCHAR PRIMARY KEY, kind VARCHAR, source VARCHAR, format VARCHAR, query JSON,
+        as_of DATE, started TIMESTAMP, finished TIMESTAMP, n_read BIGINT, n_ok BIGINT,
+        n_problems BIGINT, total_count BIGINT, checkpoint VARCHAR, status VARCHAR,
+        software_version VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS import_problems (
+        run_id VARCHAR, source VARCHAR, location VARCHAR, field VARCHAR, reason VARCHAR,
+        registry_id VARCHAR, recorded_at TIMESTAMP)""",
+]
+
+_INSERT_COLUMNS = TRIAL_COLUMNS + _PROVENANCE_COLUMNS
+_CASTS = {"raw": "JSON", "as_of": "DATE", "imported_at": "TIMESTAMP"}
+_SELECT_CAST = ", ".join(
+    f"CAST({c} AS {_sql_type(c) if c in TRIAL_COLUMNS else _CASTS.get(c, 'VARCHAR')}) AS {c}"
+    for c in _INSERT_COLUMNS
+)
+# A CT.gov-sourced row is never replaced by the ICTRP re-export of the same trial; an
+# unchanged record (same hash) is left as it is, so re-imports are no-ops.
+_STAGE_SQL = f"CREATE OR REPLACE TEMP TABLE _trial_batch AS SELECT {_SELECT_CAST} FROM _trial_frame"  # noqa: S608
+_INSERT_NEW_SQL = (
+    f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT * FROM _trial_batch b"  # noqa: S608
+    " WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
+)
+_ANY_KNOWN_SQL = (
+    "SELECT count(*) FROM _trial_batch b WHERE EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
+)
+_UPSERT_SQL = (
+    f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT * FROM _trial_batch b"  # noqa: S608
+    " WHERE EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id) "
+    "ON CONFLICT (registry_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _INSERT_COLUMNS if c != "registry_id")
+    + " WHERE trials.record_hash IS DISTINCT FROM EXCLUDED.record_hash"
+    " AND NOT (EXCLUDED.source_format LIKE 'ictrp%' AND trials.source_format NOT LIKE 'ictrp%')"
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ImportReport:
+    """What an import did: records read and upserted, problems, time taken."""
+
+    n_read: int = 0
+    n_upserted: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+    seconds: float = 0.0
+    runs: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def records_per_second(self) -> float:
+        return self.n_read / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_read:,} records read from {len(self.files)} file(s), {self.n_upserted:,} new or "
+            f"changed, {len(self.problems):,} problem(s), {self.seconds:.1f} s "
+            f"({self.records_per_second:,.0f} records/s)"
+        )
+
+
+class TrialStore:
+    """The DuckDB store of imported trials.
+
+    Parameters
+    ----------
+    db_path : path, optional
+        The database file (default ``./neuromodmap.duckdb``); created when missing.
+    read_only : bool
+        Open without write access (several readers may share a file).
+    memory_limit : str
+        DuckDB's memory limit for this database (it spills to disk beyond it).
+
+    Examples
+    --------
+    >>> store = TrialStore("trials.duckdb")                       # doctest: +SKIP
+    >>> report = store.import_files(["ctgov_text_2018.jsonl.gz"])  # doctest: +SKIP
+    >>> store.trials_df().shape                                   # doctest: +SKIP
+    """
+
+    def __init__(
+        self, db_path: str | os.PathLike | None = None, read_only: bool = False, *, memory_limit: str = "512MB"
+    ):
+        self.db_path = Path(db_path) if db_path else None
+        self.read_only = read_only
+        self.con = connect(db_path, read_only=read_only)
+        if not read_only:
+            for ddl in _SCHEMA:
+                self.con.execute(ddl)
+            # fewer, larger checkpoints: each one recompresses the table's last row group
+            self.con.execute("SET wal_autocheckpoint = '256MB'")
+            # DuckDB's default cache is 80 % of RAM; the store needs little (peak-RSS budget)
+            self.con.execute("SET memory_limit = ?", [memory_limit])
+            # a writer holds the file lock, so any run still marked running was killed
+            self.con.execute("UPDATE import_runs SET status = 'interrupted' WHERE status = 'running'")
+        else:
+            tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if "trials" not in tables:
+                raise FileNotFoundError(f"{db_path or 'the database'} holds no trials; import some first")
+
+    # ------------------------------------------------------------------ context
+    def close(self) -> None:
+        """Close the database connection."""
+        self.con.close()
+
+    def __enter__(self) -> TrialStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ runs
+    def _start_run(self, *, kind: str, source: str, fmt: str | None, query: dict | None, as_of) -> str:
+        run_id = uuid.uuid4().hex[:16]
+        self.con.execute(
+            "INSERT INTO import_runs (run_id, kind, source, format, query, as_of, started, n_read, n_ok,"
+            " n_problems, status, software_version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'running', ?)",
+            [run_id, kind, source, fmt, json.dumps(query) if query is not None else None, as_of, _now(), __version__],
+        )
+        return run_id
+
+    def _finish_run(self, run_id: str, *, n_read: int, n_ok: int, problems: list[ImportProblem], status: str) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._write_problems(run_id, problems)
+            self.con.execute(
+                "UPDATE import_runs SET finished = ?, n_read = ?, n_ok = ?, n_problems = ?, status = ?"
+                " WHERE run_id = ?",
+                [_now(), n_read, n_ok, len(problems), status, run_id],
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _write_problems(self, run_id: str, problems: list[ImportProblem]) -> None:
+        if not problems:
+            return
+        df = pd.DataFrame(
+            {
+                "run_id": run_id,
+                "source": [p.source for p in problems],
+                "location": [p.location for p in problems],
+                "field": [p.field for p in problems],
+                "reason": [p.reason for p in problems],
+                "registry_id": [p.registry_id for p in problems],
+                "recorded_at": _now(),
+            }
+        )
+        self.con.register("_problem_batch", df)
+        try:
+            self.con.execute(
+                "INSERT INTO import_problems SELECT run_id, source, location, field, reason, registry_id,"
+                " CAST(recorded_at AS TIMESTAMP) FROM _problem_batch"
+            )
+        finally:
+            self.con.unregister("_problem_batch")
+
+    # ------------------------------------------------------------------ upsert
+    def _batch_frame(self, batch: dict[str, ImportedRecord], source: str, as_of, run_id: str) -> pd.DataFrame:
+        records = list(batch.values())
+        trials = [r.trial for r in records]
+        cols: dict[str, Any] = dict(zip(TRIAL_COLUMNS, map(list, zip(*map(_TRIAL_VALUES, trials), strict=True)), strict=True))
+        cols["interventions"] = [
+            json.dumps([iv.model_dump() for iv in t.interventions]) if t.interventions else "[]" for t in trials
+        ]
+        raws = [r.raw_json if r.raw_json is not None else json.dumps(r.raw, ensure_ascii=False, default=str) for r in records]
+        sources = [r.source or source for r in records]
+        as_ofs = [r.as_of or as_of for r in records]
+        cols["raw"] = raws
+        cols["source"] = sources
+        cols["as_of"] = as_ofs
+        cols["record_hash"] = [
+            hashlib.blake2b(f"{s}\x1f{a}\x1f{t.source_format}\x1f{raw}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+            for s, a, t, raw in zip(sources, as_ofs, trials, raws, strict=True)
+        ]
+        cols["imported_at"] = _now()
+        cols["import_run_id"] = run_id
+        return pd.DataFrame(cols)
+
+    def _write_batch(self, con, df: pd.DataFrame | None, n_batch: int, run_id: str, checkpoint) -> int:
+        """One transaction: upsert a batch frame, advance the run's counts and checkpoint."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            written = 0
+            if df is not None:
+                con.register("_trial_frame", df)
+                try:
+                    con.execute(_STAGE_SQL)
+                finally:
+                    con.unregister("_trial_frame")
+                # only ids already stored need the (slower) upsert; new ids take a bulk insert
+                if con.execute(_ANY_KNOWN_SQL).fetchone()[0]:
+                    written += con.execute(_UPSERT_SQL).fetchone()[0]
+                written += con.execute(_INSERT_NEW_SQL).fetchone()[0]
+                con.execute("DROP TABLE _trial_batch")
+            if checkpoint is not None:
+                checkpoint(con)
+            con.execute(
+                "UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
+                [n_batch, n_batch, run_id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return written
+
+    def _upsert(
+        self,
+        records: Iterable[ImportedRecord],
+        *,
+        source: str,
+        as_of: dt.date | None,
+        run_id: str,
+        batch_size: int = 5000,
+        on_batch: Callable[[int, int], None] | None = None,
+        checkpoint: Callable | None = None,
+        background: bool = True,
+    ) -> tuple[int, int]:
+        """Upsert in batches, one transaction each; return (records read, rows written).
+
+        With ``background`` the database writes run in a second thread, overlapping with
+        parsing (DuckDB releases the GIL while it validates, indexes and compresses).
+        """
+        n_read = 0
+        n_written = 0
+        batch: dict[str, ImportedRecord] = {}
+        writer = _BackgroundWriter(self, run_id) if background else None
+
+        def flush() -> None:
+            nonlocal n_written
+            if not batch and checkpoint is None:
+                return
+            df = self._batch_frame(batch, source, as_of, run_id) if batch else None
+            if writer is not None:
+                writer.submit(df, len(batch))
+            else:
+                n_written += self._write_batch(self.con, df, len(batch), run_id, checkpoint)
+            if on_batch is not None:
+                on_batch(n_read, n_written if writer is None else writer.written)
+            batch.clear()
+
+        try:
+            for rec in records:
+                n_read += 1
+                batch.pop(rec.trial.registry_id, None)
+                batch[rec.trial.registry_id] = rec
+                if len(batch) >= batch_size:
+                    flush()
+            flush()
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is not None:
+            n_written = writer.written
+        return n_read, n_written
+
+    def upsert(
+        self,
+        records: Iterable[ImportedRecord],
+        *,
+        source: str,
+        as_of: dt.date | None,
+        batch_size: int = 5000,
+    ) -> int:
+        """Insert or update records by registry id; return the number of rows written.
+
+        Parameters
+        ----------
+        records : iterable of ImportedRecord
+            From :func:`~neuromodmap.trials.io.read_trials` or the API client.
+        source : str
+            Where they came from (file path or query), kept as provenance for records that do
+            not carry their own.
+        as_of : date, optional
+            The date the data refer to, for records without their own (legacy XML carries its
+            ``download_date``).
+        batch_size : int
+            Records per transaction.
+        """
+        run_id = self._start_run(kind="records", source=source, fmt=None, query=None, as_of=as_of)
+        try:
+            n_read, n_written = self._upsert(records, source=source, as_of=as_of, run_id=run_id, batch_size=batch_size)
+        except BaseException:
+            self.con.execute("UPDATE import_runs SET status = 'failed', finished = ? WHERE run_id = ?", [_now(), run_id])
+            raise
+        self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=[], status="completed")
+        return n_written
+
+    def import_files(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        progress: bool = True,
+        problems: list[ImportProblem] | None = None,
+        as_of: dt.date | None = None,
+        encoding: str | None = None,
+        batch_size: int = 5000,
+    ) -> ImportReport:
+        """Import trial files of any supported format, with a progress bar.
+
+        Parameters
+        ----------
+        paths : iterable of path
+            Files to import; formats are detected from content.
+        progress : bool
+            Show a rich progress bar (bytes read, records, ETA).
+        problems : list, optional
+            Skipped records are appended here as well as to the report and the
+            ``import_problems`` table.
+        as_of : date, optional
+            The date the files' data refer to (the 2018 corpus carries none). Legacy XML
+            records use their own ``download_date``.
+        encoding : str, optional
+            Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
+        batch_size : int
+            Records per transaction.
+
+        Raises
+        ------
+        TrialFileError
+            When a path does not exist (checked before anything is imported).
+        """
+        paths = [Path(p) for p in paths]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise TrialFileError(f"no such file: {', '.join(missing)}")
+        report = ImportReport(files=[str(p) for p in paths])
+        started = time.perf_counter()
+        with _import_progress(progress) as bar:
+            for path in paths:
+                file_problems: list[ImportProblem] = []
+                try:
+                    reader = TrialReader(path, problems=file_problems, encoding=encoding)
+                except TrialFileError as err:
+                    file_problems.append(ImportProblem(source=str(path), location="file", reason=str(err)))
+                    run_id = self._start_run(kind="file", source=str(path), fmt=None, query=None, as_of=as_of)
+                    self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
+                    report.problems.extend(file_problems)
+                    report.runs.append(run_id)
+                    continue
+                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None, as_of=as_of)
+                task = bar.add_task(path.name, total=reader.size, records=0)
+
+                def on_batch(n_read: int, _written: int, task=task, reader=reader) -> None:
+                    bar.update(task, completed=reader.position, records=n_read)
+
+                try:
+                    n_read, n_written = self._upsert(
+                        reader, source=str(path), as_of=as_of, run_id=run_id, batch_size=batch_size, on_batch=on_batch
+                    )
+                except BaseException:
+                    self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
+                    raise
+                bar.update(task, completed=reader.size)
+                self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=file_problems, status="completed")
+                report.n_read += n_read
+                report.n_upserted += n_written
+                report.problems.extend(file_problems)
+                report.runs.append(run_id)
+        if problems is not None:
+            problems.extend(report.problems)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # ------------------------------------------------------------------ read back
+    def _trial_from_row(self, row: tuple) -> Trial:
+        data = dict(zip(TRIAL_COLUMNS, row, strict=True))
+        data["interventions"] = json.loads(data["interventions"] or "[]")
+        for name in _LIST_FIELDS:
+            if data[name] is None:
+                data[name] = []
+        for name in ("title", "official_title", "acronym", "brief_summary", "detailed_description", "source_format"):
+            if data[name] is None:
+                data[name] = ""
+        return Trial.model_validate(data)
+
+    def iter_trials(self, *, chunk_size: int = 2000) -> Iterator[Trial]:
+        """Every stored trial, in registry-id order, read in chunks (bounded memory)."""
+        cur = self.con.cursor()
+        try:
+            cur.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials ORDER BY registry_id")  # noqa: S608
+            while rows := cur.fetchmany(chunk_size):
+                for row in rows:
+                    yield self._trial_from_row(row)
+        finally:
+            cur.close()
+
+    def get_trial(self, registry_id: str) -> Trial | None:
+        """The stored trial with this registry id, or None."""
+        row = self.con.execute(
+            f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE registry_id = ?", [registry_id]  # noqa: S608
+        ).fetchone()
+        return self._trial_from_row(row) if row else None
+
+    def get_raw(self, registry_id: str) -> dict | None:
+        """The raw source record of a trial, as imported."""
+        row = self.con.execute("SELECT raw FROM trials WHERE registry_id = ?", [registry_id]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def __len__(self) -> int:
+        return self.con.execute("SELECT count(*) FROM trials").fetchone()[0]
+
+    def trials_df(self, *, deduplicate: bool = False) -> pd.DataFrame:
+        """One row per trial: the normalised fields plus source, as-of date and run (no raw).
+
+        Parameters
+        ----------
+        deduplicate : bool
+            Drop records that a confirmed cross-registry link (TrialID or Secondary_ID, see
+            :func:`~neuromodmap.trials.dedup.link_registries`) identifies as a copy of another
+            stored record. Fuzzy title candidates are never dropped.
+        """
+        cols = ", ".join(TRIAL_COLUMNS + ("source", "as_of", "imported_at", "import_run_id"))
+        where = ""
+        if deduplicate:
+            where = (
+                " WHERE registry_id NOT IN (SELECT l.registry_id FROM trial_links l JOIN trials p"
+                " ON p.registry_id = l.linked_id WHERE l.confirmed)"
+            )
+        return self.con.execute(f"SELECT {cols} FROM trials{where} ORDER BY registry_id").df()  # noqa: S608 (fixed column names)
+
+    def import_runs_df(self) -> pd.DataFrame:
+        """Import provenance: one row per file or API query imported."""
+        return self.con.execute("SELECT * FROM import_runs ORDER BY started").df()
+
+    def problems_df(self) -> pd.DataFrame:
+        """Every skipped record: run, file, location, field, reason."""
+        return self.con.execute("SELECT * FROM import_problems ORDER BY recorded_at, source").df()
+
+    def links_df(self) -> pd.DataFrame:
+        """Cross-registry links (see :func:`~neuromodmap.trials.dedup.link_registries`)."""
+        return self.con.execute("SELECT * FROM trial_links ORDER BY registry_id, linked_id, method").df()
+
+    # ------------------------------------------------------------------ labels
+    def write_labels(self, classifications: Iterable[Classification], *, classifier_version: str, batch_size: int = 10000) -> int:
+        """Upsert classifier output into ``trial_labels``; return the number of rows written."""
+        n = 0
+        batch: list[Classification] = []
+
+        def flush() -> None:
+            nonlocal n
+            if not batch:
+                return
+            now = _now()
+            df = pd.DataFrame(
+                {
+                    "registry_id": [c.registry_id for c in batch],
+                    "neuromod": [c.neuromod for c in batch],
+                    "modalities": [c.modalities for c in batch],
+                    "modality_group": [c.modality_group for c in batch],
+                    "indication": [c.indication for c in batch],
+                    "pain_subtype": [c.pain_subtype for c in batch],
+                    "depression_subtype": [c.depression_subtype for c in batch],
+                    "chronic_pain": [c.chronic_pain for c in batch],
+                    "targets": [c.targets for c in batch],
+                    "invasive": [c.invasive for c in batch],
+                    "evidence": [json.dumps([e.model_dump() for e in c.evidence], ensure_ascii=False) for c in batch],
+                    "classifier_version": classifier_version,
+                    "classified_at": now,
+                }
+            ).drop_duplicates("registry_id", keep="last")
+            self.con.register("_label_batch", df)
+            try:
+                self.con.execute(
+                    "INSERT OR REPLACE INTO trial_labels SELECT registry_id, CAST(neuromod AS BOOLEAN),"
+                    " CAST(modalities AS VARCHAR[]), CAST(modality_group AS VARCHAR[]), indication,"
+                    " CAST(pain_subtype AS VARCHAR[]), CAST(depression_subtype AS VARCHAR[]),"
+                    " CAST(chronic_pain AS BOOLEAN), CAST(targets AS VARCHAR[]), CAST(invasive AS BOOLEAN),"
+                    " CAST(evidence AS JSON), classifier_version, CAST(classified_at AS TIMESTAMP)"
+                    " FROM _label_batch"
+                )
+            finally:
+                self.con.unregister("_label_batch")
+            n += len(df)
+            batch.clear()
+
+        for c in classifications:
+            batch.append(c)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        return n
+
+    def labels_df(self) -> pd.DataFrame:
+        """The stored classifications, one row per trial (evidence as JSON text)."""
+        return self.con.execute("SELECT * FROM trial_labels ORDER BY registry_id").df()
+
+
+class _BackgroundWriter:
+    """Runs batch transactions in one worker thread, at most two batches behind the reader."""
+
+    def __init__(self, store: TrialStore, run_id: str):
+        self.store = store
+        self.run_id = run_id
+        self.written = 0
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.con = store.con.cursor()  # same database, used by the worker thread only
+        self.thread = threading.Thread(target=self._run, name="trials-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue
+            df, n = item
+            try:
+                self.written += self.store._write_batch(self.con, df, n, self.run_id, None)
+            except BaseException as err:  # handed to the reading thread
+                self.error = err
+
+    def submit(self, df: pd.DataFrame | None, n: int) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((df, n))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.con.close()
+        if self.error is not None:
+            raise self.error
+
+
+class _import_progress:
+    """A rich progress bar over bytes read, with a record count; silent when disabled."""
+
+    def __init__(self, enabled: bool):
+        disable = (not enabled) or bool(os.environ.get("NEUROMODMAP_NO_PROGRESS"))
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[records]:,} records"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=disable,
+        )
+
+    def __enter__(self) -> Progress:
+        self.progress.__enter__()
+        return self.progress
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
