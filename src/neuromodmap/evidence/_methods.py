@@ -79,7 +79,7 @@ def cumul(res: RMAResult, order: Sequence[int] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index([res.labels[j] for j in idx], name="added"))
 
 
-@dataclass
+@dataclass(eq=False)
 class RegtestResult:
     """Egger-type regression test for funnel-plot asymmetry."""
 
@@ -150,7 +150,7 @@ def regtest(res: RMAResult, model: str = "rma") -> RegtestResult:
     raise MetaAnalysisError(f"unknown regtest model {model!r}; choose 'rma' or 'lm'")
 
 
-@dataclass
+@dataclass(eq=False)
 class TrimfillResult:
     """Trim-and-fill: the estimated number of missing studies and the model with them filled in."""
 
@@ -288,7 +288,7 @@ def _batch_intercept_fit(Y: np.ndarray, V: np.ndarray, method: str, threshold: f
     return (w * Y).sum(1) / s1, np.sqrt(1 / s1), tau2
 
 
-@dataclass
+@dataclass(eq=False)
 class BootstrapResult:
     """Non-parametric bootstrap of a model without moderators (studies resampled with replacement)."""
 

@@ -285,7 +285,7 @@ def _stars(p: float) -> str:
     return ""
 
 
-@dataclass
+@dataclass(eq=False)
 class RMAResult:
     """A fitted meta-analytic model (the attributes follow metafor's names).
 
@@ -555,7 +555,7 @@ class RMAResult:
                 f"{self.level:g}% confidence interval, and a {self.level:g}% prediction interval is reported.")
 
 
-@dataclass
+@dataclass(eq=False)
 class SubgroupResult:
     """Separate fits per subgroup, the overall fit and the test for subgroup differences."""
 

@@ -129,7 +129,7 @@ def effect_sizes(records: list[tuple[int, ExtractionRecord]], measure: str, outc
     return frame, problems
 
 
-@dataclass
+@dataclass(eq=False)
 class MetaReport:
     """Everything ``neuromodmap evidence meta`` produces, held in memory until written."""
 
@@ -210,7 +210,8 @@ class MetaReport:
             measure=self.measure, measure_label=MEASURES[self.measure], method=METHODS[self.method],
             by=self.by, pooled=pooled.to_dict("records"), studies=self.study_table().to_dict("records"),
             small_study=self.small_study.to_dict("records"), notes=self.notes,
-            methods=self.methods_paragraph(), provenance=self.provenance, has_bt="estimate_bt" in pooled,
+            methods=self.methods_paragraph(), provenance=self.provenance,
+            references=[line[2:] for line in self.methods_paragraph().split("\n") if line.startswith("- ")], has_bt="estimate_bt" in pooled,
             fmt=_fmt, has_funnel="funnel" in self.figures, has_forest="forest" in self.figures,
         )
 
