@@ -178,6 +178,12 @@ class MetaReport:
         if m in ("SMD", "MD"):
             first += "; negative values favour the active arm on scales where lower scores are better"
         parts = [first]
+        back = {"RR": "ratios (exponentiated)", "OR": "ratios (exponentiated)",
+                "PLO": "proportions (inverse logit)",
+                "PFT": "proportions (inverse Freeman-Tukey with the harmonic mean of the sample sizes; Miller 1978)",
+                "ZCOR": "correlations (inverse Fisher z)"}.get(m)
+        if back:
+            parts[0] += f". Pooled estimates and intervals are also reported back-transformed to {back}"
         parts[0] += "."
         ref = fit if fit is not None else next(iter(self.result.fits.values()))
         parts.append(ref.methods_sentence())
