@@ -157,3 +157,28 @@ def test_structural_matrices_share_the_atlas(data_root):
     sc = load_connectome("enigma-schaefer400-sc", data_root)
     assert sc.kind == "structural" and sc.matrix.shape == (414, 414)
     assert "structural" in sc.units
+
+
+def test_pinned_checksums_match_the_reference_copies(data_root):
+    """Every pinned sha256 is that of the shared copy, and URLs point at the pinned commits."""
+    import hashlib
+
+    from neuromodmap.connectome import _data
+
+    for relpath, digest in _data._SHA256.items():
+        remote = _data.remote(relpath)
+        assert hashlib.sha256((data_root / remote.relpath).read_bytes()).hexdigest() == digest, relpath
+        commit = {"enigma_hcp": _data.ENIGMA_COMMIT, "hansen_brainstem": _data.HANSEN_COMMIT,
+                  "tian_schaefer": _data.TIAN_COMMIT}[relpath.split("/")[0]]
+        assert commit in remote.url and remote.url.endswith(relpath.split("/", 1)[1])
+        assert remote.citation and remote.licence
+
+
+def test_missing_local_file_without_download_is_a_clear_error(tmp_path, monkeypatch):
+    from neuromodmap.config import DataNotFoundError
+
+    monkeypatch.setenv("NEUROMODMAP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NEUROMODMAP_DATA", raising=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="connectomes/enigma_hcp/funcMatrix_with_ctx_schaefer_300.csv"):
+        load_connectome("enigma-schaefer300", tmp_path / "empty", download=False)

@@ -110,6 +110,9 @@ class TargetMap:
         parts.append(
             f"Hubs were regions in the top {self.top_percent:g} % of connectivity for the largest number of targets "
             "(after Yamamoto, Elias et al. 2022, Stereotact Funct Neurosurg 100:14-25).")
+        if self.connectome.nuclei.size:
+            parts.append("Brainstem and diencephalic nuclei have no volume in this atlas: their values are in the "
+                         "tables but not in the images.")
         if len(self.skipped):
             parts.append(f"{len(self.skipped)} target(s) could not be mapped: "
                          + "; ".join(f"{r.id} ({r.reason})" for r in self.skipped.itertuples()) + ".")
