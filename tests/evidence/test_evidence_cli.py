@@ -115,13 +115,14 @@ def test_meta_smd_from_xlsx_reproduces_metafor(tmp_path, ref):
     ws.title = "extraction"
     ws.append(["study_id", "modality", "outcome_measure", "active_n", "active_mean", "active_sd", "control_n",
                "control_mean", "control_sd"])
-    for name, n1, m1, s1, n2, m2, s2 in NORMAND1999:
-        ws.append([name, "tms", "HAM-D", n1, m1, s1, n2, m2, s2])
+    for i, (name, n1, m1, s1, n2, m2, s2) in enumerate(NORMAND1999):
+        ws.append([name, "tms", "HAM-D" if i % 2 else "VAS", n1, m1, s1, n2, m2, s2])
     wb.create_sheet("dictionary")
     path = tmp_path / "normand.xlsx"
     wb.save(path)
     out = tmp_path / "out"
     _ok(runner.invoke(app, ["evidence", "meta", str(path), "--measure", "SMD", "--by", "none", "-o", str(out)]))
+    assert "pain and depression outcomes pooled together (HAM-D, VAS)" in (out / "report.html").read_text()
     pooled = pd.read_csv(out / "pooled.csv").iloc[0]
     exp = ref["dat.normand1999_SMD"]["REML"]  # metadat dat.normand1999.html
     assert [pooled.estimate, pooled.se, pooled.ci_lb, pooled.ci_ub] == pytest.approx(

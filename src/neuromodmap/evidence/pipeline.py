@@ -29,7 +29,12 @@ from neuromodmap.evidence._io import read_sheet
 from neuromodmap.evidence._methods import regtest, trimfill
 from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, rma
 from neuromodmap.evidence._transforms import back_transform
-from neuromodmap.evidence.sheet import CellProblem, ExtractionRecord, validate_rows
+from neuromodmap.evidence.sheet import (
+    OUTCOME_MEASURES,
+    CellProblem,
+    ExtractionRecord,
+    validate_rows,
+)
 from neuromodmap.provenance import Provenance
 
 __all__ = ["effect_sizes", "run_meta", "MetaReport", "SheetValidationError", "CITATIONS", "GROUPABLE"]
@@ -316,6 +321,11 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     if len(effects) == 1:
         raise MetaAnalysisError(f"{path}: only one study ({effects['study'].iloc[0]}) has the data needed "
                                 f"for {measure}; at least 2 are needed to pool")
+    scales = sorted({str(o) for o in effects["outcome_measure"] if o is not None and o == o})
+    domains = sorted({OUTCOME_MEASURES[o][1] for o in scales if o in OUTCOME_MEASURES} - {"other"})
+    if len(domains) > 1:
+        notes.append(f"pain and depression outcomes pooled together ({', '.join(scales)}); "
+                     "consider --by outcome_measure or separate sheets")
     dup = effects["study_id"].value_counts()
     for sid, n in dup[dup > 1].items():
         notes.append(f"study {sid} contributes {n} rows, pooled as if independent")
