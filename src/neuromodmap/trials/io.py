@@ -463,7 +463,7 @@ class TrialReader:
                 if not any(c.strip() for c in row):
                     continue
                 if header is None:
-                    if normalise_key(row[0]) == "trialid":
+                    if "trialid" in {normalise_key(c) for c in row}:
                         header = row
                         continue
                     header = list(CSV_COLUMNS)
