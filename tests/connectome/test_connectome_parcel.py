@@ -182,3 +182,12 @@ def test_missing_local_file_without_download_is_a_clear_error(tmp_path, monkeypa
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataNotFoundError, match="connectomes/enigma_hcp/funcMatrix_with_ctx_schaefer_300.csv"):
         load_connectome("enigma-schaefer300", tmp_path / "empty", download=False)
+
+
+def test_hansen_schaefer100_variant(data_root):
+    c = load_connectome("hansen-brainstem-schaefer100", data_root)
+    assert c.matrix.shape == (183, 183)
+    pag = c.seed((0.57, -32.57, -8.94), 3)
+    assert c.labels[pag.regions[0]] == "PAG_2020"
+    m1 = c.seed((-41, -7, 45), 10)
+    assert m1.method == "sphere" and all(c.regions.structure[i] == "cortex" for i in m1.regions)

@@ -22,7 +22,12 @@ import pandas as pd
 
 from neuromodmap.connectome._atlas import DEFAULT_MAX_DISTANCE
 from neuromodmap.connectome._errors import ConnectomeError, CoordinateError, TargetsFileError
-from neuromodmap.connectome._parcel import DEFAULT_CONNECTOME, ParcelConnectome, load_connectome
+from neuromodmap.connectome._parcel import (
+    DEFAULT_CONNECTOME,
+    NUCLEUS_MAX_DISTANCE,
+    ParcelConnectome,
+    load_connectome,
+)
 from neuromodmap.provenance import Provenance
 
 __all__ = ["map_targets", "TargetMap", "DEFAULT_RADIUS"]
@@ -97,7 +102,9 @@ class TargetMap:
             c.methods(),
             "Each target's connectivity profile was the mean of the connectome rows of the regions its sphere "
             "covers, weighted by voxel count; spheres that covered no region were assigned to the nearest region "
-            f"within {DEFAULT_MAX_DISTANCE:g} mm (distance reported), and farther targets were excluded.",
+            f"within {DEFAULT_MAX_DISTANCE:g} mm"
+            + (f" (or the nearest nucleus centroid within {NUCLEUS_MAX_DISTANCE:g} mm)" if c.nuclei.size else "")
+            + " (distance reported), and farther targets were excluded.",
         ]
         ov = self.overlap
         if ov.get("r") is not None:
