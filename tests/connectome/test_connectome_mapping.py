@@ -140,3 +140,5 @@ def test_save_writes_tables_images_figures_and_escaped_html(data_root, tmp_path)
     profiles = pd.read_csv(out / "profiles.csv", index_col=0)
     assert np.allclose(profiles.to_numpy(), result.profiles.to_numpy())
     assert not list(out.rglob("*.tmp"))
+    section = result.html_section()
+    assert section.startswith('<section class="connectome"') and "&lt;script&gt;" in section

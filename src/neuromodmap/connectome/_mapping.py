@@ -134,11 +134,15 @@ class TargetMap:
         return (f"{len(self.targets)} targets on {self.connectome.name} ({len(self.skipped)} skipped); "
                 f"{overlap}; top hubs: {hubs}")
 
-    def html_section(self, figure_dir: str | None = None) -> str:
-        """An HTML section (Jinja2, autoescaped) with methods, tables and figure links."""
+    def html_section(self, figures: list[dict] | None = None) -> str:
+        """An HTML section (Jinja2, autoescaped): summary, methods, overlap, hubs, targets.
+
+        ``figures`` are ``{"src": relative path, "caption": text}`` dicts to embed, as written
+        by :meth:`save`.
+        """
         from neuromodmap.connectome._report import render_section
 
-        return render_section(self, figure_dir)
+        return render_section(self, figures=figures)
 
     def save(self, out_dir: str | os.PathLike, *, figures: bool = True) -> list[Path]:
         """Write CSVs, NIfTI images, figures and ``connectome.html`` to ``out_dir``."""

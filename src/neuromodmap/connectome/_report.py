@@ -122,7 +122,7 @@ def _environment() -> jinja2.Environment:
                                   .read_text(encoding="utf-8")))
 
 
-def render_section(result, figure_dir: str | None = None, figures: list[dict] | None = None) -> str:
+def render_section(result, figures: list[dict] | None = None) -> str:
     """The HTML section (escaped): summary, methods, overlap, hubs, targets, figures."""
     ov = result.overlap if result.overlap.get("r") is not None else None
     targets = result.targets.copy()
