@@ -260,3 +260,17 @@ def test_gzip_labelled_roundtrip(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"title\tabstract\tlabel\nOne\tA\t1\nTwo\tB\t0\n"))
     result = read_records(path)
     assert [r.extra["label"] for r in result.records] == ["1", "0"]
+
+
+def test_read_many_in_parallel_matches_sequential(gambling_files, tmp_path: Path) -> None:
+    from neuromodmap.literature import read_many
+
+    empty = tmp_path / "empty.ris"
+    empty.write_text("")
+    paths = [*gambling_files, empty]
+    parallel = read_many(paths, workers=2, parallel_bytes=0)
+    sequential = read_many(paths, workers=1)
+    assert isinstance(parallel[-1], LiteratureImportError) and "file is empty" in str(parallel[-1])
+    assert [[r.model_dump() for r in res.records] for res in parallel[:-1]] == \
+        [[r.model_dump() for r in res.records] for res in sequential[:-1]]
+    assert sum(len(res.records) for res in parallel[:-1]) == 645

@@ -16,7 +16,7 @@ from neuromodmap.literature.export import (
     extraction_sheet,
     included_records,
 )
-from neuromodmap.literature.io import detect_format, read_records
+from neuromodmap.literature.io import detect_format, read_many, read_records
 from neuromodmap.literature.prisma import PrismaFlow, prisma_flow
 from neuromodmap.literature.records import ImportIssue, ImportResult, LiteratureImportError, Record
 from neuromodmap.literature.screening import ScreeningSession, record_decision
@@ -28,7 +28,7 @@ __all__ = [
     "DedupResult", "deduplicate",
     "EUtilsClient", "EUtilsError",
     "export_extraction_sheet", "extraction_sheet", "included_records",
-    "detect_format", "read_records",
+    "detect_format", "read_many", "read_records",
     "PrismaFlow", "prisma_flow",
     "ImportIssue", "ImportResult", "LiteratureImportError", "Record",
     "ScreeningSession", "record_decision",

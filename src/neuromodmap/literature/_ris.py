@@ -7,9 +7,8 @@ import re
 from pathlib import Path
 
 from neuromodmap.literature._text import database_from_tag
-from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+from neuromodmap.literature.records import ImportIssue, Record, normalise_doi
 
-_TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 _PMID_URL = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|list_uids=|pmid[:=])(\d{1,9})\b", re.I)
 _HTML_TAG = re.compile(r"<[^>]{1,40}>")
@@ -22,6 +21,9 @@ KNOWN_TAGS = set(
     "NL RP OP CN CA SE NV RI TA TT LB FU FX PA PI PU WE J9 JI WP ED CP MA BN EF".split()
 )
 
+# the tags a Record is built from; the rest are recognised and dropped
+_USED_TAGS = set("TY TI T1 CT BT AB N2 AU A1 PY Y1 DA Y2 T2 JF JO JA J2 J1 DO L2 UR C1 AN KW M3 LA SP EP VL IS "
+                 "DB DP".split())
 _CONTENT_TAGS = {"TI", "T1", "AU", "A1", "AB", "N2", "PY", "Y1", "DO"}
 _TITLE_TAGS = ("TI", "T1", "CT", "BT")
 _ABSTRACT_TAGS = ("AB", "N2")
@@ -56,11 +58,14 @@ def parse_ris(text: str, path: Path, database: str | None, issues: list[ImportIs
             records.append(record)
         fields = None
 
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r\n").replace("\ufeff", "")
-        match = _TAG.match(line)
-        if match:
-            tag, value = match.group(1), (match.group(2) or "").strip()
+    if "\ufeff" in text:
+        text = text.replace("\ufeff", "")
+    for number, line in enumerate(text.splitlines(), start=1):
+        # string tests, not a regex: this loop runs once per line of 100,000-record exports
+        tag = line[:2]
+        if line[2:5] == "  -" and (len(line) == 5 or line[5] == " ") and tag.isalnum() and tag.isupper() \
+                and tag[0].isalpha():
+            value = line[6:].strip()
             if tag == "TY":
                 if fields is not None:
                     close(f"record has no ER line; it ends where the next TY starts (line {number})")
@@ -80,9 +85,10 @@ def parse_ris(text: str, path: Path, database: str | None, issues: list[ImportIs
                 # content before any TY (a lost TY line): keep it as a record, ER/TY closes it
                 fields = {}
                 start_line = number
-            if tag not in KNOWN_TAGS:
-                unknown[tag] = unknown.get(tag, 0) + 1
-                last_tag = None
+            if tag not in _USED_TAGS:
+                if tag not in KNOWN_TAGS:
+                    unknown[tag] = unknown.get(tag, 0) + 1
+                last_tag = None  # known but unused (addresses, notes...): not kept
                 continue
             fields.setdefault(tag, []).append(value)
             last_tag = tag
@@ -149,12 +155,13 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         db_name == "PubMed"
     ):
         pmid = fields["AN"][0].strip()
-    authors = [_clean(a) for a in fields.get("AU", []) + fields.get("A1", []) if a.strip()]
-    keywords = [_clean(k) for k in fields.get("KW", []) if k.strip()]
+    # values are already stripped; only markup needs cleaning
+    authors = [_clean(a) if "<" in a or "&" in a else a for a in fields.get("AU", []) + fields.get("A1", []) if a]
+    keywords = [_clean(k) if "<" in k or "&" in k else k for k in fields.get("KW", []) if k]
     pages = "-".join(p for p in (_first(fields, ("SP",)), _first(fields, ("EP",))) if p)
     publication_types = [_clean(v) for v in fields.get("M3", []) if v and not normalise_doi(v)]
     return Record(
-        record_id=make_record_id(str(path), position),
+        record_id="pending",  # read_records sets the content-based id
         title=title,
         abstract=abstract,
         authors=authors,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 from pathlib import Path
@@ -47,6 +48,7 @@ def database_from_name(path: Path) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def database_from_tag(value: str) -> str:
     for pattern, label in _DB_TAG_NAMES:
         if re.search(pattern, value, re.IGNORECASE):

@@ -44,22 +44,21 @@ def import_(
     show_issues: int = typer.Option(5, help="Problems to list per file."),
 ) -> None:
     """Import search exports (format detected from the content) into the database."""
-    from neuromodmap.literature.io import read_records
+    from neuromodmap.literature.io import read_many
     from neuromodmap.literature.records import LiteratureImportError
     from neuromodmap.literature.store import save_import
 
+    results = read_many(files, database=database)
     con = _open(db)
     table = Table(title="Imported records")
     for column in ("file", "format", "database", "records", "skipped", "notes"):
         table.add_column(column)
     failed = []
-    for path in files:
-        try:
-            result = read_records(path, database=database)
-            save_import(con, result)
-        except LiteratureImportError as exc:
-            failed.append(str(exc))
+    for path, result in zip(files, results, strict=True):
+        if isinstance(result, LiteratureImportError):
+            failed.append(str(result))
             continue
+        save_import(con, result)
         notes = sum(1 for i in result.issues if i.action != "skipped")
         table.add_row(escape(path.name), result.format, escape(result.source_database), str(len(result.records)),
                       str(result.n_skipped), str(notes))

@@ -36,6 +36,8 @@ _STOP_JOURNAL = re.compile(r"\b(?:the|of|and|journal|j)\b")
 
 
 def _ascii(value: str) -> str:
+    if value.isascii():
+        return value.lower()
     return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
 
 
@@ -66,7 +68,7 @@ def _normalise_journal(journal: str) -> str:
 
 class _UnionFind:
     def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
+        self.parent = list(range(n))
 
     def find(self, i: int) -> int:
         parent = self.parent
@@ -242,26 +244,47 @@ def deduplicate(
     for i in range(n):
         for key in _block_keys(titles[i], surnames[i], records[i].year):
             blocks[key].append(i)
+    def consider(i: int, j: int, score: float) -> None:
+        decision, reason = _judge(records[i], records[j], score, surnames[i], surnames[j],
+                                  journals[i], journals[j], merge_threshold, year_tolerance)
+        if decision == "merged":
+            uf.union(i, j)
+        pair_rows.append((i, j, "fuzzy title", score, decision, reason))
+
     for members in blocks.values():
-        if len(members) < 2 or len(members) > max_block:
+        size = len(members)
+        if size < 2 or size > max_block:
+            continue
+        if size <= 16:
+            # most blocks hold a handful of records: direct calls beat a cdist matrix
+            for x in range(size):
+                for y in range(x + 1, size):
+                    i, j = members[x], members[y]
+                    if i > j:
+                        i, j = j, i
+                    if (i, j) in seen:
+                        continue
+                    seen.add((i, j))
+                    if uf.find(i) == uf.find(j):
+                        continue  # already linked through identifiers or other pairs
+                    score = fuzz.ratio(titles[i], titles[j], score_cutoff=review_threshold)
+                    if score:
+                        consider(i, j, float(score))
             continue
         block_titles = [titles[i] for i in members]
         scores = process.cdist(block_titles, block_titles, scorer=fuzz.ratio, score_cutoff=review_threshold,
                                dtype=np.uint8, workers=1)
-        rows, cols = np.nonzero(np.triu(scores, k=1))
+        rows, cols = np.nonzero(scores)
         for a, b in zip(rows.tolist(), cols.tolist(), strict=True):
+            if a >= b:
+                continue
             i, j = sorted((members[a], members[b]))
             if (i, j) in seen:
                 continue
             seen.add((i, j))
             if uf.find(i) == uf.find(j):
-                continue  # already linked through identifiers or other pairs
-            score = float(fuzz.ratio(titles[i], titles[j]))
-            decision, reason = _judge(records[i], records[j], score, surnames[i], surnames[j],
-                                      journals[i], journals[j], merge_threshold, year_tolerance)
-            if decision == "merged":
-                uf.union(i, j)
-            pair_rows.append((i, j, "fuzzy title", score, decision, reason))
+                continue
+            consider(i, j, float(fuzz.ratio(titles[i], titles[j])))
 
     roots = [uf.find(i) for i in range(n)]
     completeness = [

@@ -26,7 +26,7 @@ from neuromodmap.literature.records import (
 )
 from neuromodmap.provenance import Provenance
 
-__all__ = ["read_records", "detect_format", "FORMATS"]
+__all__ = ["read_records", "read_many", "detect_format", "FORMATS"]
 
 FORMATS = ("ris", "medline", "pubmed_xml", "bibtex", "csv", "xlsx")
 
@@ -124,3 +124,38 @@ def read_records(
     )
     return ImportResult(records=records, issues=issues, format=fmt,
                         source_database=", ".join(databases), provenance=provenance)
+
+
+def _read_one(args: tuple[str, str | None]) -> ImportResult | LiteratureImportError:
+    path, database = args
+    try:
+        return read_records(path, database=database)
+    except LiteratureImportError as exc:
+        return exc
+
+
+def read_many(
+    paths: list[str | os.PathLike],
+    *,
+    database: str | None = None,
+    workers: int | None = None,
+    parallel_bytes: int = 8_000_000,
+) -> list[ImportResult | LiteratureImportError]:
+    """Read several exports, in parallel processes when there is enough to read.
+
+    Returns one entry per path, in order: its :class:`ImportResult`, or the
+    :class:`LiteratureImportError` that stopped it (the other files are still read).
+    Files totalling fewer than ``parallel_bytes`` are read in this process: starting
+    workers costs more than it saves.
+    """
+    jobs = [(str(p), database) for p in paths]
+    size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) < 2 or size < parallel_bytes:
+        return [_read_one(job) for job in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the caller may hold a DuckDB connection and threads
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_read_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
