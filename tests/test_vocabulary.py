@@ -56,3 +56,22 @@ def test_subtypes_cover_issue_list():
     assert {"neuropathic", "fbss", "crps", "fibromyalgia", "migraine", "cluster_headache", "low_back",
             "phantom", "post_stroke", "cancer", "acute"} == set(v.PAIN_SUBTYPES)
     assert {"mdd", "trd", "bipolar", "perinatal", "post_stroke_depression"} == set(v.DEPRESSION_SUBTYPES)
+
+
+def test_atomic_write_leaves_no_partial_file_and_normal_permissions(tmp_path):
+    import os
+
+    from neuromodmap._utils import atomic_write
+
+    target = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as fh:
+            fh.write("partial")
+            raise RuntimeError("interrupted")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_write(target) as fh:
+        fh.write("ok")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_text() == "ok"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
