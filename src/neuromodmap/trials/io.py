@@ -73,6 +73,7 @@ FORMATS = (
 )
 _HEAD = 64 * 1024
 _ROOT = re.compile(r"<(?![?!/])([A-Za-z_][\w.:-]*)")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _REGISTRY_ID = re.compile(r'^\s*"?[A-Za-z]{2,}[A-Za-z0-9/-]*\d{3,}')
 
 
@@ -259,15 +260,15 @@ class TrialReader:
         fh = self._open()
         gz = self.format == "jsonl_gz"
         chunks = gzip_chunks(fh) if gz else file_chunks(fh)
-        first = next(chunks, b"")
-        enc, _ = self._text_encoding(first)
-
-        def all_chunks():
-            yield first
-            yield from chunks
-
         lineno = 0
         try:
+            first = next(chunks, b"")
+            enc, _ = self._text_encoding(first)
+
+            def all_chunks():
+                yield first
+                yield from chunks
+
             for lineno, line in iter_lines(all_chunks(), enc):
                 if isinstance(line, UnicodeDecodeError):
                     hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
@@ -437,7 +438,8 @@ class TrialReader:
         enc, bom = self._text_encoding(head)
         first_line = head[bom:].decode(enc, "replace").split("\n", 1)[0]
         fh.seek(bom)
-        text = io.TextIOWrapper(fh, encoding=enc, errors="strict", newline="")
+        # undecodable bytes become lone surrogates, so one bad row does not cost the file
+        text = io.TextIOWrapper(fh, encoding=enc, errors="surrogateescape", newline="")
         limit = csv.field_size_limit()
         csv.field_size_limit(MAX_FIELD_CHARS + 1)
         try:
@@ -461,6 +463,10 @@ class TrialReader:
                     self._problem(f"line {line}", f"unreadable CSV row: {err}")
                     continue
                 if not any(c.strip() for c in row):
+                    continue
+                if any(_SURROGATE.search(c) for c in row):
+                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                    self._problem(f"line {line}", f"not valid {enc}{hint}", registry_id=row[0][:40] or None)
                     continue
                 if header is None:
                     if "trialid" in {normalise_key(c) for c in row}:

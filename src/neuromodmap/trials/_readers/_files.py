@@ -66,7 +66,7 @@ def _byte_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | _Oversiz
         buf = parts.pop()
         for part in parts:
             lineno += 1
-            yield lineno, part
+            yield lineno, (part if len(part) <= MAX_RECORD_BYTES else _Oversize(len(part)))
         if len(buf) > MAX_RECORD_BYTES:
             skipping = len(buf)
             buf = b""
@@ -189,9 +189,15 @@ def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
             pos = 0
             found = False
             while pos + _LOCAL.size <= size:
-                if mm[pos : pos + 4] != b"PK\x03\x04":
-                    if not found:
-                        yield "(archive)", ZipMemberError("not a readable ZIP file")
+                sig = mm[pos : pos + 4]
+                if sig in (b"PK\x01\x02", b"PK\x05\x06"):  # reached the central directory
+                    return
+                if sig != b"PK\x03\x04":
+                    yield "(archive)", ZipMemberError(
+                        "truncated or corrupt ZIP: unreadable data after the last whole member"
+                        if found
+                        else "not a readable ZIP file"
+                    )
                     return
                 found = True
                 (_, _, flags, method, _, _, _, csize, usize, nlen, elen) = _LOCAL.unpack_from(mm, pos)
@@ -225,3 +231,4 @@ def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
                 if not name.endswith("/"):
                     yield name, data
                 pos = end
+            yield "(archive)", ZipMemberError("truncated ZIP: the archive ends after the last whole member")

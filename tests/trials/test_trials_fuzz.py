@@ -1,0 +1,310 @@
+"""Hostile and broken inputs for every importer: nothing crashes, every good record is kept,
+every bad one is reported with its file, line/record and reason."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from test_trials_io_helpers import (
+    corpus_lines,
+    sample_ictrp,
+    v2_files,
+    v2_studies,
+    write_ictrp_csv,
+    write_ictrp_xml,
+    write_zip,
+)
+
+from neuromodmap.trials import ImportProblem, read_trials
+from neuromodmap.trials._readers import _common, _files
+
+# no shrinking phase: a failure prints its seed, and shrinking large inputs takes minutes
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<clinical_study><id_info><nct_id>NCT99999999</nct_id></id_info><brief_title>&lol9;</brief_title></clinical_study>
+"""
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE clinical_study [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<clinical_study><id_info><nct_id>NCT99999998</nct_id></id_info><brief_title>&xxe;</brief_title></clinical_study>
+"""
+
+
+def _read(path, **kw):
+    problems: list[ImportProblem] = []
+    records = list(read_trials(path, problems=problems, **kw))
+    return records, problems
+
+
+@pytest.fixture(scope="module")
+def good_lines(corpus_path):
+    return [line.rstrip(b"\n") for line in corpus_lines(corpus_path, 40)]
+
+
+def _nct(line: bytes) -> str:
+    return json.loads(line)["protocolSection"]["identificationModule"]["nctId"]
+
+
+# ---------------------------------------------------------------- JSON lines
+_garbage = st.one_of(
+    # (a byte-order mark at the start of a file rightly decides its encoding: not garbage)
+    st.binary(min_size=1, max_size=60).filter(lambda b: b"\n" not in b and b.strip() and not b.startswith(_BOMS)),
+    st.sampled_from([b"{", b"[1, 2]", b'"just a string"', b"null", b'{"protocolSection": 5}', b"{}",
+                     b'{"protocolSection": {"identificationModule": {"nctId": 12}}}', b"\x80\x81garbage",
+                     b"[" * 5000 + b"]" * 5000]),
+)
+
+
+@FUZZ
+@given(data=st.data())
+def test_jsonl_with_malformed_and_truncated_lines(tmp_path_factory, good_lines, data):
+    lines: list[bytes] = []
+    expected_good: list[str] = []
+    bad_lines: list[int] = []
+    for line in good_lines[:15]:
+        kind = data.draw(st.sampled_from(["good", "good", "truncate", "garbage"]))
+        if kind == "good":
+            lines.append(line)
+            expected_good.append(_nct(line))
+        elif kind == "truncate":
+            cut = data.draw(st.integers(1, len(line) - 1))
+            lines.append(line[:cut])
+            bad_lines.append(len(lines))
+        else:
+            lines.append(data.draw(_garbage))
+            bad_lines.append(len(lines))
+    path = tmp_path_factory.mktemp("jsonl") / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    # detection may call a file whose lines are mostly broken a single JSON document; read it
+    # as JSON lines, which is what it is
+    records, problems = _read(path, format="jsonl")
+    assert [r.trial.registry_id for r in records] == expected_good
+    assert sorted(int(p.location.split()[-1]) for p in problems) == bad_lines
+    assert all(p.source == str(path) and p.reason for p in problems)
+
+
+@FUZZ
+@given(cut=st.integers(min_value=20, max_value=10_000))
+def test_truncated_gzip_keeps_complete_lines(tmp_path_factory, good_lines, cut):
+    blob = gzip.compress(b"\n".join(good_lines) + b"\n")
+    cut = min(cut, len(blob) - 1)
+    path = tmp_path_factory.mktemp("gz") / "cut.jsonl.gz"
+    path.write_bytes(blob[:cut])
+    records, problems = _read(path, format="jsonl_gz")
+    ids = [r.trial.registry_id for r in records]
+    assert ids == [_nct(x) for x in good_lines[: len(ids)]]  # a clean prefix, nothing invented
+    assert len(ids) < len(good_lines)
+    assert problems, "a truncated gzip must be reported"
+    assert "truncated" in problems[-1].reason or "corrupt" in problems[-1].reason or "invalid JSON" in problems[0].reason
+
+
+@FUZZ
+@given(cut=st.integers(min_value=100, max_value=200_000))
+def test_truncated_zip_keeps_complete_members(tmp_path_factory, trials_dir, cut):
+    tmp = tmp_path_factory.mktemp("zip")
+    whole = write_zip(tmp / "whole.zip", v2_files(trials_dir)).read_bytes()
+    cut = min(cut, len(whole) - 1)
+    path = tmp / "cut.zip"
+    path.write_bytes(whole[:cut])
+    records, problems = _read(path, format="ctgov_v2_zip")
+    ids = [r.trial.registry_id for r in records]
+    all_ids = [p.stem for p in v2_files(trials_dir)]
+    assert ids == all_ids[: len(ids)]
+    assert len(ids) < len(all_ids) or problems == []
+    if len(ids) < len(all_ids):
+        assert problems and all(p.source == str(path) for p in problems)
+
+
+# ---------------------------------------------------------------- encodings
+def test_latin1_line_reported_then_read_with_encoding(tmp_path, good_lines):
+    study = json.loads(good_lines[0])
+    study["protocolSection"]["identificationModule"]["briefTitle"] = "Étude de la douleur chronique"
+    latin = json.dumps(study, ensure_ascii=False).encode("latin-1")
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b"\n".join([good_lines[1], latin, good_lines[2]]) + b"\n")
+    records, problems = _read(path)
+    assert [r.trial.registry_id for r in records] == [_nct(good_lines[1]), _nct(good_lines[2])]
+    assert len(problems) == 1 and problems[0].location == "line 2"
+    assert "utf-8" in problems[0].reason and "encoding=" in problems[0].reason
+    records, problems = _read(path, encoding="latin-1")
+    assert problems == [] and records[1].trial.title == "Étude de la douleur chronique"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-16-le"])
+def test_jsonl_in_utf16_and_with_bom(tmp_path, good_lines, encoding):
+    text = "\n".join(x.decode("utf-8") for x in good_lines[:5]) + "\n"
+    path = tmp_path / f"{encoding}.jsonl"
+    path.write_bytes(text.encode(encoding))
+    records, problems = _read(path)
+    assert problems == []
+    assert [r.trial.registry_id for r in records] == [_nct(x) for x in good_lines[:5]]
+
+
+def test_ictrp_csv_utf16_and_bad_bytes(tmp_path):
+    path = write_ictrp_csv(tmp_path / "utf16.csv", sample_ictrp(), encoding="utf-16")
+    records, problems = _read(path)
+    assert problems == [] and len(records) == 5
+    raw = write_ictrp_csv(tmp_path / "cp1252.csv", sample_ictrp()).read_bytes().replace(b"Gambia", b"Gamb\xefa")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(raw)
+    records, problems = _read(bad)
+    # only the ISRCTN row (line 4) holds the byte; the other four rows are kept
+    assert [r.trial.registry_id for r in records] == ["NCT02552212", "EUCTR2015-001894-41-DE", "ChiCTR2000012345", "ACTRN12618000123456"]
+    assert len(problems) == 1 and problems[0].location == "line 4" and "encoding=" in problems[0].reason
+
+
+# ---------------------------------------------------------------- XML bombs
+@pytest.mark.parametrize("payload", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["billion-laughs", "external-entity"])
+def test_xml_entity_attacks_are_refused(tmp_path, trials_dir, payload):
+    path = tmp_path / "bomb.xml"
+    path.write_bytes(payload)
+    records, problems = _read(path)
+    assert records == []
+    assert len(problems) == 1 and problems[0].reason.startswith("refused")
+    # inside a ZIP the other members still import
+    import zipfile
+
+    bulk = tmp_path / "bulk.zip"
+    with zipfile.ZipFile(bulk, "w") as zf:
+        zf.writestr("NCT99999999.xml", payload)
+        zf.write(trials_dir / "ctgov_legacy_xml" / "NCT02654730.xml", "NCT02654730.xml")
+    records, problems = _read(bulk)
+    assert [r.trial.registry_id for r in records] == ["NCT02654730"]
+    assert problems[0].location == "member NCT99999999.xml" and problems[0].reason.startswith("refused")
+
+
+def test_ictrp_xml_bomb_refused(tmp_path):
+    path = tmp_path / "ictrp.xml"
+    path.write_bytes(
+        BILLION_LAUGHS.replace(b"clinical_study", b"Trials_downloaded_from_ICTRP").replace(
+            b"<id_info><nct_id>NCT99999999</nct_id></id_info><brief_title>&lol9;</brief_title>",
+            b"<Trial><TrialID>X1</TrialID><Public_title>&lol9;</Public_title></Trial>",
+        )
+    )
+    records, problems = _read(path)
+    assert records == [] and problems[0].reason.startswith("refused")
+
+
+def test_truncated_ictrp_xml_keeps_earlier_trials(tmp_path):
+    whole = write_ictrp_xml(tmp_path / "whole.xml", sample_ictrp()).read_bytes()
+    cut = whole.index(b"<TrialID>ChiCTR")
+    path = tmp_path / "cut.xml"
+    path.write_bytes(whole[:cut])
+    records, problems = _read(path)
+    assert [r.trial.registry_id for r in records] == ["NCT02552212", "EUCTR2015-001894-41-DE", "ISRCTN12345678"]
+    assert len(problems) == 1 and "invalid XML" in problems[0].reason and problems[0].location == "after Trial 3"
+
+
+# ---------------------------------------------------------------- oversize, missing, wrong types
+def test_oversize_field_and_line(tmp_path, good_lines, monkeypatch):
+    monkeypatch.setattr(_common, "MAX_FIELD_CHARS", 1000)
+    from neuromodmap.trials._readers import v2
+
+    monkeypatch.setattr(v2, "MAX_FIELD_CHARS", 1000)
+    monkeypatch.setattr(_files, "MAX_RECORD_BYTES", 50_000)
+    study = json.loads(good_lines[0])
+    study["protocolSection"]["descriptionModule"]["briefSummary"] = "pain " * 400
+    huge = json.loads(good_lines[1])
+    huge["protocolSection"]["descriptionModule"]["detailedDescription"] = "x" * 60_000
+    path = tmp_path / "oversize.jsonl"
+    short = min(good_lines, key=len)  # a real record with no field over the lowered limit
+    path.write_bytes(b"\n".join([json.dumps(study).encode(), json.dumps(huge).encode(), short]) + b"\n")
+    records, problems = _read(path)
+    assert [r.trial.registry_id for r in records] == [_nct(short)]
+    assert problems[0].location == "line 1" and problems[0].field == "brief_summary"
+    assert problems[0].registry_id == _nct(good_lines[0])
+    assert problems[1].location == "line 2" and "limit" in problems[1].reason
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda s: s.pop("protocolSection"), "protocolSection"),
+        (lambda s: s["protocolSection"]["identificationModule"].pop("nctId"), "protocolSection.identificationModule.nctId"),
+        (lambda s: s["protocolSection"]["conditionsModule"].__setitem__("conditions", "Axial Spondyloarthritis"),
+         "protocolSection.conditionsModule.conditions"),
+        (lambda s: s["protocolSection"]["designModule"]["enrollmentInfo"].__setitem__("count", "many"),
+         "protocolSection.designModule.enrollmentInfo.count"),
+        (lambda s: s.__setitem__("hasResults", "yes"), "hasResults"),
+        (lambda s: s["protocolSection"]["statusModule"]["startDateStruct"].__setitem__("date", "sometime"),
+         "protocolSection.statusModule.startDateStruct.date"),
+        (lambda s: s["protocolSection"].__setitem__("designModule", ["not", "an", "object"]),
+         "protocolSection.designModule"),
+    ],
+)
+def test_missing_modules_and_wrong_types_name_the_field(tmp_path, trials_dir, mutate, field):
+    study = json.loads((trials_dir / "ctgov_v2_json" / "NCT02552212.json").read_text())
+    bad = copy.deepcopy(study)
+    mutate(bad)
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps({"studies": [bad, v2_studies(trials_dir)[0]]}))
+    records, problems = _read(path)
+    assert [r.trial.registry_id for r in records] == ["NCT00465816"]
+    assert len(problems) == 1
+    assert problems[0].field == field and problems[0].location == "study 1"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+_PATHS = [
+    ("protocolSection", "identificationModule", "briefTitle"),
+    ("protocolSection", "identificationModule", "secondaryIdInfos"),
+    ("protocolSection", "statusModule"),
+    ("protocolSection", "statusModule", "overallStatus"),
+    ("protocolSection", "designModule", "phases"),
+    ("protocolSection", "designModule", "designInfo"),
+    ("protocolSection", "armsInterventionsModule", "interventions"),
+    ("protocolSection", "contactsLocationsModule", "locations"),
+    ("protocolSection", "outcomesModule"),
+    ("derivedSection", "conditionBrowseModule", "meshes"),
+    ("hasResults",),
+]
+
+
+@FUZZ
+@given(path=st.sampled_from(_PATHS), value=_json_values)
+def test_any_value_anywhere_never_crashes(trials_dir, path, value):
+    from neuromodmap.trials._readers._common import FieldError
+    from neuromodmap.trials._readers.v2 import study_to_trial
+
+    study = json.loads((trials_dir / "ctgov_v2_json" / "NCT02552212.json").read_text())
+    node = study
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    try:
+        trial = study_to_trial(study)
+    except FieldError as err:
+        assert err.field and err.reason and err.registry_id == "NCT02552212"
+    else:
+        assert trial.registry_id == "NCT02552212"
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_ictrp_csv_random_cells(tmp_path_factory, text):
+    rec = sample_ictrp()[4] | {"Public_title": text, "Target_size": text[:10], "Date_registration": text[:12]}
+    path = write_ictrp_csv(tmp_path_factory.mktemp("csv") / "x.csv", [rec, sample_ictrp()[0]])
+    records, problems = _read(path, format="ictrp_csv")
+    assert "NCT02552212" in [r.trial.registry_id for r in records]
+    assert len(records) + len(problems) >= 2
