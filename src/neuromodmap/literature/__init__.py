@@ -1,36 +1,43 @@
 """neuromodmap.literature: search exports → de-duplication → screening → PRISMA 2020.
 
-Import search exports (:func:`read_records`), store them (:func:`save_import`), find
-duplicates (:func:`deduplicate`), apply criteria (:func:`load_profile`,
-:func:`apply_criteria`), screen with active learning (:class:`ScreeningSession`,
-:func:`simulate`), draw the flow diagram (:func:`prisma_flow`) and export the included
-records (:func:`export_extraction_sheet`). Live PubMed searches: :class:`EUtilsClient`.
+Import search exports (:func:`read_records`, :func:`read_many`), store them
+(:func:`save_import`), find duplicates (:func:`deduplicate`), apply criteria
+(:func:`load_profile`, :func:`apply_criteria`), screen with active learning
+(:class:`ScreeningSession`, :func:`simulate`), draw the flow diagram (:func:`prisma_flow`)
+and export the included records (:func:`export_extraction_sheet`). Live PubMed searches:
+:class:`EUtilsClient`.
+
+Names are imported on first use, so reading a file does not load scikit-learn.
 """
 
-from neuromodmap.literature.activelearning import ActiveLearner, SimulationResult, simulate
-from neuromodmap.literature.criteria import CriteriaProfile, apply_criteria, load_profile
-from neuromodmap.literature.dedup import DedupResult, deduplicate
-from neuromodmap.literature.eutils import EUtilsClient, EUtilsError
-from neuromodmap.literature.export import (
-    export_extraction_sheet,
-    extraction_sheet,
-    included_records,
-)
-from neuromodmap.literature.io import detect_format, read_many, read_records
-from neuromodmap.literature.prisma import PrismaFlow, prisma_flow
-from neuromodmap.literature.records import ImportIssue, ImportResult, LiteratureImportError, Record
-from neuromodmap.literature.screening import ScreeningSession, record_decision
-from neuromodmap.literature.store import load_records, open_store, save_dedup, save_import
+from __future__ import annotations
 
-__all__ = [
-    "ActiveLearner", "SimulationResult", "simulate",
-    "CriteriaProfile", "apply_criteria", "load_profile",
-    "DedupResult", "deduplicate",
-    "EUtilsClient", "EUtilsError",
-    "export_extraction_sheet", "extraction_sheet", "included_records",
-    "detect_format", "read_many", "read_records",
-    "PrismaFlow", "prisma_flow",
-    "ImportIssue", "ImportResult", "LiteratureImportError", "Record",
-    "ScreeningSession", "record_decision",
-    "load_records", "open_store", "save_dedup", "save_import",
-]
+import importlib
+
+_EXPORTS = {
+    "activelearning": ("ActiveLearner", "SimulationResult", "simulate"),
+    "criteria": ("CriteriaProfile", "apply_criteria", "load_profile"),
+    "dedup": ("DedupResult", "deduplicate"),
+    "eutils": ("EUtilsClient", "EUtilsError"),
+    "export": ("export_extraction_sheet", "extraction_sheet", "included_records"),
+    "io": ("detect_format", "read_many", "read_records"),
+    "prisma": ("PrismaFlow", "prisma_flow"),
+    "records": ("ImportIssue", "ImportResult", "LiteratureImportError", "Record"),
+    "screening": ("ScreeningSession", "record_decision"),
+    "store": ("load_records", "open_store", "save_dedup", "save_import"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,8 +7,6 @@ import io
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from neuromodmap.literature.records import (
     ImportIssue,
     LiteratureImportError,
@@ -33,7 +31,9 @@ _COLUMNS = {
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 
 
-def read_table(data: bytes, text: str | None, path: Path, fmt: str) -> pd.DataFrame:
+def read_table(data: bytes, text: str | None, path: Path, fmt: str):
+    import pandas as pd  # only tables need pandas; RIS/XML imports stay light
+
     try:
         if fmt == "xlsx":
             return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
@@ -48,7 +48,7 @@ def read_table(data: bytes, text: str | None, path: Path, fmt: str) -> pd.DataFr
         raise LiteratureImportError(f"{path}: cannot read as a {fmt.upper()} table ({exc})") from exc
 
 
-def parse_table(frame: pd.DataFrame, path: Path, database: str | None, fmt: str,
+def parse_table(frame, path: Path, database: str | None, fmt: str,
                 issues: list[ImportIssue]) -> list[Record]:
     lower = {str(c).strip().lower(): c for c in frame.columns}
     mapped: dict[str, str] = {}

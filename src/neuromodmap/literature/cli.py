@@ -264,6 +264,8 @@ def simulate(
     n_prior_included: int = typer.Option(1, help="Relevant records given as prior knowledge."),
     n_prior_excluded: int = typer.Option(1, help="Irrelevant records given as prior knowledge."),
     out: Path = typer.Option(Path("simulation"), "-o", "--out", help="Output folder."),
+    require_abstract: bool = typer.Option(False, help="Leave out records without an abstract (as Ferdinands 2020 "
+                                                      "did for ASReview's published simulations)."),
 ) -> None:
     """Simulate active-learning screening on a labelled dataset; writes simulation.json + recall curve."""
     from neuromodmap._utils import atomic_write
@@ -279,6 +281,8 @@ def simulate(
     except LiteratureImportError as exc:
         _fail(str(exc))
     records = result.records
+    if require_abstract:
+        records = [r for r in records if r.abstract.strip()]
     missing = [r.source_position for r in records if r.extra.get(label, "").strip() not in ("0", "1", "0.0", "1.0")]
     if not records or label not in records[0].extra:
         columns = ", ".join(records[0].extra) if records else "none"

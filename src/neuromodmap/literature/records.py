@@ -6,7 +6,6 @@ import hashlib
 import re
 from typing import Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from neuromodmap.provenance import Provenance
@@ -128,7 +127,7 @@ class ImportResult(BaseModel):
     def n_skipped(self) -> int:
         return sum(1 for issue in self.issues if issue.action == "skipped")
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self):
         """One row per record."""
         return records_to_frame(self.records)
 
@@ -139,7 +138,10 @@ class ImportResult(BaseModel):
         )
 
 
-def records_to_frame(records: list[Record]) -> pd.DataFrame:
+def records_to_frame(records: list[Record]):
+    """A pandas DataFrame with one row per record."""
+    import pandas as pd
+
     rows = [r.model_dump() for r in records]
     columns = list(Record.model_fields)
     return pd.DataFrame(rows, columns=columns)
