@@ -35,7 +35,8 @@ def _clean(value: str) -> str:
     # Lens puts HTML paragraphs in abstracts; entities appear in several exports
     value = _HTML_TAG.sub(" ", value) if "<" in value else value
     value = html.unescape(value) if "&" in value else value
-    return " ".join(value.split())
+    # collapse runs of whitespace only where there are any (splitting long abstracts is costly)
+    return " ".join(value.split()) if ("  " in value or "\t" in value or "\n" in value) else value.strip()
 
 
 def parse_ris(text: str, path: Path, database: str | None, issues: list[ImportIssue]) -> list[Record]:
