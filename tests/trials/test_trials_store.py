@@ -1,0 +1,198 @@
+"""The DuckDB trials store: upsert, idempotent re-import, provenance, labels, kill-and-rerun."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+from test_trials_io_helpers import corpus_lines, sample_ictrp, v2_files, write_ictrp_xml, xml_files
+
+from neuromodmap.trials import Classification, Label, TrialFileError, TrialStore, read_trials
+
+_VOLATILE = ["imported_at", "import_run_id"]
+
+
+def _table(store: TrialStore, drop=()) -> pd.DataFrame:
+    df = store.con.execute("SELECT * FROM trials ORDER BY registry_id").df()
+    return df.drop(columns=list(drop))
+
+
+@pytest.fixture
+def corpus_slice(tmp_path, corpus_path):
+    path = tmp_path / "slice.jsonl"
+    path.write_bytes(b"".join(corpus_lines(corpus_path, 3000)))
+    return path
+
+
+def test_import_real_files_and_read_back(tmp_path, trials_dir, corpus_slice):
+    store = TrialStore(tmp_path / "t.duckdb")
+    files = [corpus_slice, *v2_files(trials_dir), *xml_files(trials_dir)]
+    report = store.import_files(files, progress=False, as_of=dt.date(2018, 7, 1))
+    assert report.problems == [] and report.n_read == 3000 + 12 + 60
+    # NCT00980226.xml repeats NCT00081588, and NCT00001177 is both in the corpus slice and an
+    # XML file: one row each, the later import (the full XML record) wins
+    assert len(store) == 3000 + 12 + 59 - 1
+    assert store.get_trial("NCT00001177").source_format == "ctgov_xml"
+    # a round trip through DuckDB gives back the very Trial the reader made
+    for path in (trials_dir / "ctgov_v2_json" / "NCT02552212.json", trials_dir / "ctgov_legacy_xml" / "NCT02654730.xml"):
+        original = next(iter(read_trials(path))).trial
+        assert store.get_trial(original.registry_id) == original
+    assert store.get_trial("NCT99999999") is None
+    assert store.get_raw("NCT02552212")["protocolSection"]["identificationModule"]["acronym"] == "C-AXSPAND"
+    df = store.trials_df()
+    assert "raw" not in df.columns and df["registry_id"].is_unique
+    row = df.set_index("registry_id").loc["NCT02654730"]
+    assert row["as_of"].date() == dt.date(2018, 5, 11)  # the record's own download_date
+    assert row["source"].endswith("NCT02654730.xml")
+    assert list(row["countries"]) == ["Gambia"] and row["enrollment"] == 61
+    first = df.set_index("registry_id").loc["NCT00000102"]
+    assert first["as_of"].date() == dt.date(2018, 7, 1)  # the caller's as_of for the corpus
+    assert list(first["conditions"]) == [] and list(first["phases"]) == []  # empty, not NULL
+    types = dict(store.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'trials'").fetchall())
+    assert types["conditions"] == "VARCHAR[]" and types["start_date"] == "DATE"
+    assert types["raw"] == "JSON" and types["interventions"] == "JSON" and types["enrollment"] == "INTEGER"
+    trials = list(store.iter_trials(chunk_size=500))
+    assert len(trials) == len(store) and trials[0].registry_id == "NCT00000102"
+    runs = store.import_runs_df()
+    assert len(runs) == len(files) and set(runs["status"]) == {"completed"}
+    assert runs.iloc[0]["format"] == "jsonl" and runs.iloc[0]["n_ok"] == 3000
+    store.close()
+
+
+def test_reimport_is_idempotent(tmp_path, trials_dir, corpus_slice):
+    store = TrialStore(tmp_path / "t.duckdb")
+    files = [corpus_slice, *v2_files(trials_dir)]
+    first = store.import_files(files, progress=False, as_of=dt.date(2018, 7, 1))
+    before = _table(store)
+    again = store.import_files(files, progress=False, as_of=dt.date(2018, 7, 1))
+    # unchanged records are left exactly as they were, provenance columns included
+    pd.testing.assert_frame_equal(_table(store), before)
+    assert first.n_upserted == 3012 and again.n_upserted == 0
+    # a changed record is updated in place
+    changed = tmp_path / "NCT02552212.json"
+    study = json.loads((trials_dir / "ctgov_v2_json" / "NCT02552212.json").read_text())
+    study["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
+    changed.write_text(json.dumps(study))
+    report = store.import_files([changed], progress=False)
+    assert report.n_upserted == 1 and len(store) == 3012
+    assert store.get_trial("NCT02552212").overall_status == "TERMINATED"
+    store.close()
+
+
+def test_ictrp_copy_never_replaces_the_ctgov_record(tmp_path, trials_dir):
+    ictrp = write_ictrp_xml(tmp_path / "ictrp.xml", sample_ictrp())
+    ctgov = trials_dir / "ctgov_v2_json" / "NCT02552212.json"
+    for order in ([ictrp, ctgov], [ctgov, ictrp]):
+        store = TrialStore(tmp_path / f"{order[0].stem}.duckdb")
+        store.import_files(order, progress=False)
+        assert store.get_trial("NCT02552212").source_format == "ctgov_v2"
+        assert len(store) == 5  # the 5 ICTRP records, NCT02552212 once
+        store.close()
+
+
+def test_problems_are_recorded_with_the_run(tmp_path, corpus_path):
+    lines = corpus_lines(corpus_path, 5)
+    path = tmp_path / "broken.jsonl"
+    path.write_bytes(lines[0] + b'{"protocolSection": {}\n' + lines[1] + b"not json\n")
+    unknown = tmp_path / "notes.txt"
+    unknown.write_text("meeting notes")
+    store = TrialStore(tmp_path / "t.duckdb")
+    collected = []
+    report = store.import_files([path, unknown], progress=False, problems=collected)
+    assert report.n_read == 2 and len(report.problems) == 3 and collected == report.problems
+    problems = store.problems_df()
+    assert list(problems["location"]) == ["line 2", "line 4", "file"]
+    assert problems["source"].iloc[0] == str(path) and "notes.txt" in problems["reason"].iloc[2]
+    runs = store.import_runs_df().set_index("source")
+    assert runs.loc[str(path), "n_problems"] == 2 and runs.loc[str(unknown), "status"] == "failed"
+    with pytest.raises(TrialFileError, match="missing.json"):
+        store.import_files([path, tmp_path / "missing.json"], progress=False)
+    store.close()
+
+
+def test_labels_round_trip(tmp_path, trials_dir):
+    store = TrialStore(tmp_path / "t.duckdb")
+    store.import_files(v2_files(trials_dir), progress=False)
+    labels = [
+        Classification(registry_id="NCT02552212", neuromod=False, indication="other"),
+        Classification(
+            registry_id="NCT04207047", neuromod=True, modalities=["tms"], modality_group=["noninvasive_cortical"],
+            indication="depression", depression_subtype=["trd"], targets=["dlpfc_left"], invasive=False,
+            evidence=[Label(label="modality", value="tms", field="title", text="rTMS")],
+        ),
+    ]
+    assert store.write_labels(labels, classifier_version="test-1") == 2
+    df = store.labels_df().set_index("registry_id")
+    assert bool(df.loc["NCT04207047", "neuromod"]) and list(df.loc["NCT04207047", "modalities"]) == ["tms"]
+    assert json.loads(df.loc["NCT04207047", "evidence"])[0]["text"] == "rTMS"
+    assert df.loc["NCT02552212", "classifier_version"] == "test-1"
+    labels[0] = Classification(registry_id="NCT02552212", neuromod=True, modalities=["scs"], indication="pain")
+    store.write_labels(labels[:1], classifier_version="test-2")
+    df = store.labels_df().set_index("registry_id")
+    assert len(df) == 2 and df.loc["NCT02552212", "indication"] == "pain"
+    store.close()
+
+
+def test_read_only_store(tmp_path, trials_dir):
+    with pytest.raises(FileNotFoundError):
+        TrialStore(tmp_path / "absent.duckdb", read_only=True)
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        store.import_files(v2_files(trials_dir)[:2], progress=False)
+    with TrialStore(tmp_path / "t.duckdb", read_only=True) as ro:
+        assert len(ro) == 2
+
+
+_KILLABLE = textwrap.dedent(
+    """
+    import sys, datetime as dt
+    from neuromodmap.trials.io import read_trials
+    from neuromodmap.trials.store import TrialStore
+    src, db = sys.argv[1], sys.argv[2]
+    store = TrialStore(db)
+
+    def records():
+        for i, rec in enumerate(read_trials(src), start=1):
+            if i % 1000 == 0:
+                print(i, flush=True)
+            yield rec
+
+    store._upsert(records(), source=src, as_of=dt.date(2018, 7, 1),
+                  run_id=store._start_run(kind="file", source=src, fmt="jsonl", query=None, as_of=None),
+                  batch_size=1000, background=False)
+    print("done", flush=True)
+    """
+)
+
+
+def test_killed_import_then_rerun_equals_clean_run(tmp_path, corpus_path):
+    src = tmp_path / "slice.jsonl"
+    src.write_bytes(b"".join(corpus_lines(corpus_path, 8000)))
+    killed_db = tmp_path / "killed.duckdb"
+    env = {**os.environ, "NEUROMODMAP_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, str(src), str(killed_db)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    for line in proc.stdout:
+        if line.strip() == "4000":  # three batches committed, the fourth in flight
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    with TrialStore(killed_db) as store:
+        partial = len(store)
+        assert 1000 <= partial < 8000  # really killed midway
+        assert set(store.import_runs_df()["status"]) == {"interrupted"}
+        store.import_files([src], progress=False, as_of=dt.date(2018, 7, 1))
+        rerun = _table(store, _VOLATILE)
+    with TrialStore(tmp_path / "clean.duckdb") as clean_store:
+        clean_store.import_files([src], progress=False, as_of=dt.date(2018, 7, 1))
+        clean = _table(clean_store, _VOLATILE)
+    assert len(clean) == 8000
+    pd.testing.assert_frame_equal(rerun, clean)
