@@ -42,13 +42,14 @@ def import_(
     db: Path = _DB_OPTION,
     database: str = typer.Option(None, "--database", help="Database the search ran in (default: from the file)."),
     show_issues: int = typer.Option(5, help="Problems to list per file."),
+    workers: int = typer.Option(1, help="Parse files in this many processes (helps with many large files)."),
 ) -> None:
     """Import search exports (format detected from the content) into the database."""
     from neuromodmap.literature.io import read_many
     from neuromodmap.literature.records import LiteratureImportError
     from neuromodmap.literature.store import save_import
 
-    results = read_many(files, database=database)
+    results = read_many(files, database=database, workers=workers)
     con = _open(db)
     table = Table(title="Imported records")
     for column in ("file", "format", "database", "records", "skipped", "notes"):

@@ -143,6 +143,8 @@ def read_many(
 ) -> list[ImportResult | LiteratureImportError]:
     """Read several exports, in parallel processes when there is enough to read.
 
+    ``workers`` > 1 parses files in that many processes.
+
     Returns one entry per path, in order: its :class:`ImportResult`, or the
     :class:`LiteratureImportError` that stopped it (the other files are still read).
     Files totalling fewer than ``parallel_bytes`` are read in this process: starting
@@ -150,7 +152,9 @@ def read_many(
     """
     jobs = [(str(p), database) for p in paths]
     size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
-    workers = workers if workers is not None else (os.cpu_count() or 1)
+    # one process by default: on the 2-core reference machine two workers were slower (28 s
+    # against 23 s for 100,000 records, benchmarks/literature_speed.py); more cores change that
+    workers = workers or 1
     if workers <= 1 or len(jobs) < 2 or size < parallel_bytes:
         return [_read_one(job) for job in jobs]
     import multiprocessing as mp
