@@ -73,7 +73,7 @@ class SurveyResult:
 # Counting helpers
 # ---------------------------------------------------------------------------
 def _as_list(value) -> list:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return []
     if isinstance(value, float) and math.isnan(value):
         return []
@@ -102,8 +102,12 @@ def _count_single(series: pd.Series, denominator: int, key: str) -> pd.DataFrame
 
 
 def _has_data(series: pd.Series) -> bool:
-    return bool(series.map(lambda v: bool(_as_list(v)) if not isinstance(v, (str, int, float, bool, dt.date))
-                           else (v is not None and not (isinstance(v, float) and math.isnan(v)))).any())
+    def present(v) -> bool:
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return len(v) > 0
+        return not pd.isna(v) and v != ""
+
+    return bool(series.map(present).any())
 
 
 # ---------------------------------------------------------------------------
@@ -332,7 +336,7 @@ def survey(
         if multi:
             t = _count_multi(nm[column], n, key=name)
         else:
-            t = _count_single(nm[column].map(lambda v: None if v is None else str(v)), n, name)
+            t = _count_single(nm[column].map(lambda v: None if pd.isna(v) else str(v)), n, name)
         add(name, title_, t, _barh(t, name, title_, out, name))
         if name == "country":
             cont = nm[column].map(lambda cs: sorted({c for c in (continent(x) for x in _as_list(cs)) if c}))
