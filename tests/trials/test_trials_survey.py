@@ -81,6 +81,11 @@ def test_seed_comparison_table(surveyed):
     assert t.loc["all", "seed_004_percent"] == str(SEED_004["n_trials"])
     pain = labels[labels["neuromod"] & labels["indication"].isin(["pain", "both"])]
     assert t.loc["all", "our_n_trials"] == len(pain)
+    central = pain[pain["modality_group"].map(
+        lambda gs: bool({"noninvasive_cortical", "spinal_cord", "deep_brain", "motor_cortex"} & set(gs)))]
+    assert t.loc["all", "our_percent_central"] == len(central)
+    n_scs = sum("spinal_cord" in gs for gs in pain["modality_group"])
+    assert t.loc["spinal_cord", "our_percent_central"] == pytest.approx(100 * n_scs / len(central), abs=0.05)
 
 
 def test_methods_paragraph_names_source_and_classifier(surveyed):
