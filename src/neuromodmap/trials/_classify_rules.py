@@ -78,6 +78,24 @@ def capital_runs(text: str) -> frozenset[str]:
     return frozenset(_RUN.findall(text.translate(_CAPITALS_ONLY)))
 
 
+class Hit:
+    """A match found on lower-cased text, reported with the original text's spelling."""
+
+    __slots__ = ("_start", "_end", "_text")
+
+    def __init__(self, start: int, end: int, text: str):
+        self._start, self._end, self._text = start, end, text
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def group(self, index: int = 0) -> str:
+        return self._text
+
+
 class TermFinder:
     """Find vocabulary terms fast: anchors first, the full regex only near them.
 
@@ -87,14 +105,17 @@ class TermFinder:
     such anchors from the patterns with the regex parser: lower-case stems, looked for with
     ``str.find`` in the lower-cased text, and acronyms, looked up in the record's
     :func:`capital_runs`. Around each anchor it runs only the patterns that anchor there,
-    in a window as wide as the longest possible match, so every match that
-    ``regex.finditer`` finds on the whole text is found.
+    in a window as wide as the longest possible match, so every match of
+    ``regex.finditer`` on the whole text that contains an anchor is found (acronyms count in
+    their usual spellings: "DBS", "rTMS", "RTMS", not "Dbs" or "TACs").
     """
 
-    def __init__(self, patterns: tuple[str, ...], exact: tuple[str, ...] = (), stems: tuple[str, ...] = ()):
+    def __init__(self, patterns: tuple[str, ...], exact: tuple[str, ...] = (), stems: tuple[str, ...] = (),
+                 lowercase_only: bool = False):
         """``exact`` patterns (brand names) are searched in the whole text of a record that
         has another anchor; ``stems`` are short lower-case anchors that stand in for every
-        key containing them ("stimul" for "spinal cord stimulator")."""
+        key containing them ("stimul" for "spinal cord stimulator"); with ``lowercase_only``
+        acronyms are found as lower-case substrings too (no capital-run scan needed)."""
         from re import _parser
 
         # brand names start with a capital; without a leading look-behind the regex engine
@@ -110,10 +131,17 @@ class TermFinder:
         upper: dict[str, set[str]] = {}
         for p in patterns:
             for key in _required_literals(p):
-                runs = _RUN.findall(key)
-                run = max(runs, key=len) if runs else ""
-                if len(run) >= 3 or (run and re.fullmatch(r"[a-z]?-?[A-Z]+", key)):
-                    upper.setdefault(run, set()).add(p)  # "DBS", the "TMS" of "rTMS", the "ES" of "tES"
+                # an acronym is a word that is one block of capitals, perhaps after a lower-case
+                # prefix ("DBS", "rTMS", "taVNS", "tES", the "TMS" of "deep TMS"); "MRgFUS" or
+                # "HD-tDCS" are not: capital_runs turns them into "MRFUS", "HD DCS"
+                words = [w for w in key.split() if re.fullmatch(r"[a-z]{0,2}-?[A-Z]{2,}s?", w)]
+                run = max((_RUN.search(w).group(0) for w in words), key=len) if words else ""
+                if not lowercase_only and run and (len(run) >= 3 or len(key) <= 3):
+                    upper.setdefault(run, set()).add(p)
+                    for w in words:  # "TDCS", "RTMS": the prefix written in capitals too
+                        if w[:1].islower() and "-" not in w:
+                            upper.setdefault(w.upper().rstrip("S") if w.endswith("s") else w.upper(),
+                                             set()).add(p)
                 else:
                     key = key.lower()  # a word, or a mixed token such as "HF10"
                     key = next((st for st in stems if st in key), key)
@@ -126,25 +154,39 @@ class TermFinder:
         self.lower = tuple(sorted(lower))
         self.upper = frozenset(upper)
         self._regex_of = {k: vocabulary.compile_synonyms(tuple(ps)) for k, ps in (lower | upper).items()}
+        # the same patterns for lower-cased text: no IGNORECASE and no leading look-behind, so
+        # the engine rejects most branches on their first character (boundary checked after)
+        self._fast_of = {
+            k: re.compile("(?:" + "|".join(sorted((p.lower() for p in ps), key=len, reverse=True)) + r")(?![\w])")
+            for k, ps in (lower | upper).items()
+        }
 
     def present(self, low: str, runs: frozenset[str]) -> bool:
         """Cheap test: could the text (lower-cased ``low``, capital ``runs``) hold a term?"""
         return not self.upper.isdisjoint(runs) or any(map(low.__contains__, self.lower))
 
+    def keys_in(self, low: str, runs: frozenset[str]) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The anchors present in a text (lower-cased ``low``, capital ``runs``)."""
+        return tuple(k for k in self.lower if k in low), self.upper & runs
+
     def finditer(self, text: str, low: str | None = None, runs: frozenset[str] | None = None,
-                 exact: bool = False):
+                 exact: bool = False, keys: tuple[tuple[str, ...], frozenset[str]] | None = None):
         """The regex matches of every term in ``text``, in order, leftmost-longest.
 
         With ``exact``, brand names are searched in the whole text too (callers pass it for
-        records that already have an anchor somewhere)."""
+        records that already have an anchor somewhere). ``keys`` (from :meth:`keys_in` on the
+        whole record) limits the anchors looked for."""
         low = text.lower() if low is None else low
-        runs = capital_runs(text) if runs is None else runs
+        lower_keys, upper_keys = keys if keys is not None else (self.lower, self.upper)
         found = []
-        for key in self.lower:
+        for key in lower_keys:
             if key in low:
-                found += self._around(text, low, key)
-        for key in self.upper & runs:
-            found += self._around(text, text, key)
+                found += self._around(text, low, key, low)
+        if upper_keys:
+            if runs is None:
+                runs = capital_runs(text)
+            for key in upper_keys & runs:
+                found += self._around(text, text, key, low)
         if exact and self.exact is not None and found:
             found += [m for m in self.exact.finditer(text)
                       if m.start() == 0 or not (text[m.start() - 1].isalnum() or text[m.start() - 1] in "-_")]
@@ -154,7 +196,7 @@ class TermFinder:
                 last = m.end()
                 yield m
 
-    def _around(self, text: str, haystack: str, key: str) -> list:
+    def _around(self, text: str, haystack: str, key: str, low: str | None = None) -> list:
         n, w = len(text), self.width
         windows: list[list[int]] = []
         i = haystack.find(key)
@@ -165,12 +207,23 @@ class TermFinder:
             else:
                 windows.append([a, b])
             i = haystack.find(key, i + 1)
-        regex = self._regex_of[key]
+        fast = low is not None and len(low) == n  # lower() kept every offset (no İ-like letters)
+        regex = self._fast_of[key] if fast else self._regex_of[key]
         out = []
         for a, b in windows:
             while b < n and (text[b].isalnum() or text[b] == "_"):
                 b += 1  # end on a word boundary so the trailing (?!\w) is honest
-            out += regex.finditer(text, a, b)
+            if not fast:
+                out += regex.finditer(text, a, b)
+                continue
+            pos = a
+            while (m := regex.search(low, pos, b)) is not None:
+                j = m.start()
+                if j and (low[j - 1].isalnum() or low[j - 1] in "_-"):
+                    pos = j + 1  # starts inside a word ("ect" of "effect"): try one further on
+                    continue
+                out.append(Hit(j, m.end(), text[j:m.end()]))
+                pos = max(m.end(), j + 1)
         return out
 
     def search(self, text: str):
@@ -326,12 +379,12 @@ def _alt(patterns) -> re.Pattern[str]:
 
 
 PAIN = TermFinder(vocabulary.INDICATIONS["pain"].synonyms + (
-    r"pains", r"aching", r"analgesia", r"hypoalgesi[ac]"), stems=("algesi",))
+    r"pains", r"aching", r"analgesia", r"hypoalgesi[ac]"), stems=("algesi",), lowercase_only=True)
 #: "pain" that is not the condition under study
 PAIN_NOT = re.compile(r"pain (?:at|on) (?:the )?injection|injection[- ]site pain|pain on injection"
                       r"|anaesthe|anesthe", _I)
 DEPRESSION = TermFinder(vocabulary.INDICATIONS["depression"].synonyms + (
-    r"depressed", r"mood disorders?", r"affective disorders?"))
+    r"depressed", r"mood disorders?", r"affective disorders?"), lowercase_only=True)
 #: "depression" that is not the mood disorder
 DEPRESSION_NOT = re.compile(
     r"(?:respiratory|ST[- ]segment|ST|bone marrow|marrow|myocardial|cardiac|CNS|central nervous system|immune"
@@ -340,8 +393,10 @@ DEPRESSION_NOT = re.compile(
 
 PAIN_SUBTYPES = {code: _alt(s.synonyms) for code, s in vocabulary.PAIN_SUBTYPES.items()}
 DEPRESSION_SUBTYPES = {code: _alt(s.synonyms) for code, s in vocabulary.DEPRESSION_SUBTYPES.items()}
-PAIN_SUBTYPE_TERMS = TermFinder(tuple(p for s in vocabulary.PAIN_SUBTYPES.values() for p in s.synonyms))
-DEPRESSION_SUBTYPE_TERMS = TermFinder(tuple(p for s in vocabulary.DEPRESSION_SUBTYPES.values() for p in s.synonyms))
+PAIN_SUBTYPE_TERMS = TermFinder(tuple(p for s in vocabulary.PAIN_SUBTYPES.values() for p in s.synonyms),
+                                lowercase_only=True)
+DEPRESSION_SUBTYPE_TERMS = TermFinder(tuple(p for s in vocabulary.DEPRESSION_SUBTYPES.values() for p in s.synonyms),
+                                      lowercase_only=True)
 
 #: pain that is not chronic: surgery, labour, procedures, emergencies, the laboratory
 ACUTE_PAIN = re.compile(
@@ -350,6 +405,8 @@ ACUTE_PAIN = re.compile(
     r"|obstetric|procedur|emergency|pre-?hospital|experimental(?:ly induced)? pain|pain threshold|healthy (?:volunteers"
     r"|subjects|adults|participants)|sub-?acute|injection pain|venipuncture|cannulation|arthroscop|anaesthe|anesthe"
     r"|\bblock\b|incision", _I)
+#: laboratory pain: not chronic, but not the "acute" (clinical) subtype either
+EXPERIMENTAL_PAIN = re.compile(r"experimental|threshold|healthy|sub-?acute", _I)
 #: explicit words only; a chronic subtype ("low back pain") yields to an explicit "subacute"
 CHRONIC_WORDS = re.compile(r"chronic|persistent|refractory|intractable|long[- ]standing|longstanding", _I)
 CHRONIC_PAIN = re.compile(
@@ -367,3 +424,53 @@ IMPLIED_TARGET = {"scs": "spinal_cord", "drg": "drg", "vns": "vagus", "tvns": "v
 #: a specific code makes the generic one redundant
 TARGET_PARENT = {"dlpfc_left": "dlpfc", "dlpfc_right": "dlpfc", "thalamus_sensory": "thalamus",
                  "thalamus_cm": "thalamus", "itp": "thalamus", "scc": "acc"}
+
+
+# ------------------------------------------------------------------------- fast cues
+def _split_top(pattern: str) -> list[str]:
+    """Split a regex at its top-level ``|``."""
+    parts, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+class Cue:
+    """A case-insensitive cue regex that runs fast: matched on lower-cased text without
+    IGNORECASE, with the alternatives' shared ``\\b`` hoisted so that the regex engine can
+    reject most branches on their first literal character."""
+
+    def __init__(self, pattern: str):
+        alts = _split_top(pattern.lower())
+        bounded = [a[2:] for a in alts if a.startswith(r"\b")]
+        other = [a for a in alts if not a.startswith(r"\b")]
+        parts = ([r"\b(?:" + "|".join(bounded) + ")"] if bounded else []) + other
+        self.pattern = pattern
+        self.regex = re.compile("|".join(parts))
+
+    def search(self, text: str) -> re.Match | None:
+        return self.regex.search(text.lower())
+
+
+for _name in ("STIM_CONTEXT", "INTERVENTION_CUES", "STRONG_INTERVENTION_CUES", "MEASUREMENT_CUES", "AIM_CUES",
+              "BACKGROUND_CUES", "POPULATION_BEFORE", "FUS_FUNCTIONAL", "FUS_ABLATION", "PAIN_NOT", "DEPRESSION_NOT",
+              "ACUTE_PAIN", "CHRONIC_WORDS", "CHRONIC_PAIN"):
+    globals()[_name] = Cue(globals()[_name].pattern)
+OTHER_SENSES = {key: Cue(rx.pattern) for key, rx in OTHER_SENSES.items()}
+del _name

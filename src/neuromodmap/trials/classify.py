@@ -31,6 +31,7 @@ Decisions on the traps named in issue 2 are documented in ``docs/trials_classify
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ class _Record:
         text = self.texts.get(field)
         if not text:
             return iter(())
-        low, runs = self.low(field), self.runs(field)
+        low = self.low(field)
+        runs = self.runs(field) if finder.upper else frozenset()
         if not finder.present(low, runs):
             return iter(())
         return finder.finditer(text, low, runs, exact=exact)
@@ -139,10 +141,10 @@ def _is_acronym_form(matched: str) -> bool:
 
 
 # --------------------------------------------------------------------------- modalities
-def _mentions(record: _Record) -> list[_Mention]:
+def _mentions(record: _Record, keys) -> list[_Mention]:
     out = []
-    for field, _ in record.fields:
-        for m in record.find(R.MODALITY_TERMS, field, exact=True):
+    for field, text in record.fields:
+        for m in R.MODALITY_TERMS.finditer(text, record.low(field), exact=True, keys=keys):
             lx = _lexeme_of(m.group(0))
             if lx is None:
                 continue
@@ -154,14 +156,23 @@ def _mentions(record: _Record) -> list[_Mention]:
     return out
 
 
-def _modalities(record: _Record, evidence: list[Label]) -> tuple[list[str], list[_Mention]]:
+def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str], list[_Mention]]:
     """Return the tested modality codes and the mentions that decided them."""
     texts = record.texts
-    mentions = _mentions(record)
+    mentions = _mentions(record, keys)
     if not mentions:
         return [], []
     blob = "\n".join(texts.values())
     named = {m.code for m in mentions if m.kind == "name"}
+    memo: dict[tuple[int, str], re.Match | None] = {}
+
+    def cue(regex: re.Pattern, text: str) -> re.Match | None:
+        # many mentions share a sentence: search each sentence for each cue once
+        key = (id(regex), text)
+        if key not in memo:
+            memo[key] = regex.search(text)
+        return memo[key]
+
     rejected: dict[str, str] = {}
 
     accepted: list[tuple[_Mention, str]] = []
@@ -172,14 +183,14 @@ def _modalities(record: _Record, evidence: list[Label]) -> tuple[list[str], list
             key = m.text.upper()
             other = R.OTHER_SENSES.get(key)
             if other is not None and m.code not in named:
-                hit = other.search(blob)
+                hit = cue(other, blob)
                 if hit:
                     rejected.setdefault(m.code, f"{m.text} = '{hit.group(0)}'")
                     continue
             if key == "CES" and text[m.end:m.end + 2].upper() == "-D":
                 continue
-            if m.code not in named and not R.STIM_CONTEXT.search(sentence):
-                if not (key in R.RECORD_CONTEXT_OK and R.STIM_CONTEXT.search(blob)):
+            if m.code not in named and not cue(R.STIM_CONTEXT, sentence):
+                if not (key in R.RECORD_CONTEXT_OK and cue(R.STIM_CONTEXT, blob)):
                     rejected.setdefault(m.code, f"'{m.text}' without stimulation context")
                     continue
         accepted.append((m, sentence))
@@ -194,11 +205,11 @@ def _modalities(record: _Record, evidence: list[Label]) -> tuple[list[str], list
     summary_aim: set[str] = set()
 
     def measuring_here(m: _Mention, sentence: str) -> bool:
-        return bool(R.MEASUREMENT_CUES.search(sentence)) and not _repetitive(m, sentence)
+        return bool(cue(R.MEASUREMENT_CUES, sentence)) and not _repetitive(m, sentence)
 
     for m, sentence in accepted:
         if m.field in _TITLE_FIELDS or m.field in _KEYWORD_FIELDS or m.field == "intervention_mesh":
-            measuring = R.MEASUREMENT_CUES.search(sentence) and not _repetitive(m, sentence)
+            measuring = cue(R.MEASUREMENT_CUES, sentence) and not _repetitive(m, sentence)
             weight = 0.0 if measuring else 3.0
             if measuring:
                 measured[m.code] += 1
@@ -206,21 +217,21 @@ def _modalities(record: _Record, evidence: list[Label]) -> tuple[list[str], list
             weight = 4.0
         else:
             summary = m.field == "brief_summary"
-            if R.MEASUREMENT_CUES.search(sentence) and not _repetitive(m, sentence):
+            if cue(R.MEASUREMENT_CUES, sentence) and not _repetitive(m, sentence):
                 measured[m.code] += 1
                 weight = 0.0
-            elif R.STRONG_INTERVENTION_CUES.search(sentence):
+            elif cue(R.STRONG_INTERVENTION_CUES, sentence):
                 weight = 2.0
-            elif R.INTERVENTION_CUES.search(sentence):
-                weight = 0.5 if R.BACKGROUND_CUES.search(sentence) else (2.0 if summary else 1.5)
+            elif cue(R.INTERVENTION_CUES, sentence):
+                weight = 0.5 if cue(R.BACKGROUND_CUES, sentence) else (2.0 if summary else 1.5)
             else:
-                weight = 0.0 if R.BACKGROUND_CUES.search(sentence) else (0.5 if summary else 0.25)
+                weight = 0.0 if cue(R.BACKGROUND_CUES, sentence) else (0.5 if summary else 0.25)
         population = bool(R.POPULATION_BEFORE.search(texts[m.field][max(0, m.start - 60): m.start]))
         if weight and population:
             weight = 0.25  # "after STN DBS", "candidates for DBS": the population, not the arm
             if m.field in _TITLE_FIELDS:
                 title_population.add(m.code)
-        elif m.field == "brief_summary" and R.AIM_CUES.search(sentence) and not measuring_here(m, sentence):
+        elif m.field == "brief_summary" and cue(R.AIM_CUES, sentence) and not measuring_here(m, sentence):
             summary_aim.add(m.code)
         score[m.code] += weight
         if weight >= 3.0:
@@ -444,8 +455,10 @@ def classify(trial: Trial) -> Classification:
     evidence: list[Label] = []
     codes: list[str] = []
     mentions: list[_Mention] = []
-    if any(R.MODALITY_TERMS.present(record.low(f), record.runs(f)) for f, _ in record.fields):
-        codes, mentions = _modalities(record, evidence)
+    blob = "\n".join(text for _, text in record.fields)
+    keys = R.MODALITY_TERMS.keys_in(blob.lower(), R.capital_runs(blob))
+    if keys[0] or keys[1]:
+        codes, mentions = _modalities(record, keys, evidence)
     neuromod = bool(codes)
     indication = _indication(record, evidence)
     pain_subtype = depression_subtype = []
@@ -453,6 +466,12 @@ def classify(trial: Trial) -> Classification:
     if indication in ("pain", "both"):
         pain_subtype = _subtypes(record, "pain", evidence)
         chronic = _chronic(record, pain_subtype, evidence)
+        setting = evidence[-1].text.lower()
+        if chronic is False and "acute" not in pain_subtype and not R.EXPERIMENTAL_PAIN.search(setting):
+            # pain in an acute setting (labour, surgery, a procedure) is the "acute" subtype
+            pain_subtype = sorted(pain_subtype + ["acute"], key=list(vocabulary.PAIN_SUBTYPES).index)
+            evidence.append(Label(label="pain_subtype", value="acute", field=evidence[-1].field,
+                                  text=evidence[-1].text))
     if indication in ("depression", "both"):
         depression_subtype = _subtypes(record, "depression", evidence)
     targets = _targets(codes, mentions, record, evidence) if neuromod else []
