@@ -5,7 +5,12 @@ Import: :func:`read_trials` reads any supported file (format detected from conte
 ClinicalTrials.gov API v2, :func:`link_registries` links ICTRP records to NCT records.
 """
 
-from neuromodmap.trials.classify import classify, classify_many
+from neuromodmap.trials.classify import (
+    CLASSIFIER_VERSION,
+    classification_row,
+    classify,
+    classify_many,
+)
 from neuromodmap.trials.ctgov import FetchError, FetchReport, fetch_studies
 from neuromodmap.trials.dedup import link_registries
 from neuromodmap.trials.io import (
@@ -19,6 +24,8 @@ from neuromodmap.trials.models import Classification, ImportProblem, Interventio
 from neuromodmap.trials.store import ImportReport, TrialStore
 
 __all__ = [
+    "CLASSIFIER_VERSION",
+    "classification_row",
     "Classification",
     "FORMATS",
     "FetchError",
