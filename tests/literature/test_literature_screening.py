@@ -55,8 +55,11 @@ def test_session_criteria_ranking_and_resume(store) -> None:
     assert len(criteria) == len(session.criteria.excluded) > 0
     assert all(criteria["reason"] != "")
     first = session.next_record()
-    # before any decision: the record with the most review-question terms comes first
+    # before any decision, records that use the review-question terms come first
     assert session.topic.search(first.title + " " + first.abstract)
+    with_terms = sum(bool(session.topic.search(r.title + " " + r.abstract)) for r in session.records)
+    head = [session.records[i] for i in session.ranking()[:with_terms]]
+    assert sum(bool(session.topic.search(r.title + " " + r.abstract)) for r in head) >= 0.8 * with_terms
     session.decide(first.record_id, True)
     second = session.next_record()
     session.decide(second.record_id, False, reason="not about neuromodulation")
