@@ -36,7 +36,10 @@ def read_table(data: bytes, text: str | None, path: Path, fmt: str):
 
     try:
         if fmt == "xlsx":
-            return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+            try:
+                return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+            except Exception as exc:  # zipfile, openpyxl and XML errors of a damaged workbook
+                raise LiteratureImportError(f"{path}: damaged or unreadable XLSX workbook ({exc})") from exc
         sample = text[:20000]
         try:
             dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t")
