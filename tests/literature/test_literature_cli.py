@@ -37,7 +37,27 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
     result = _run("dedup", "--db", db, "--review", str(tmp_path / "review.csv"))
     assert result.exit_code == 0, result.output
     assert "645 records gave" in result.output
-    assert (tmp_path / "review.csv").read_text().startswith("record_id_a,record_id_b")
+    review = list(csv.DictReader((tmp_path / "review.csv").open()))
+    assert review and "verdict" in review[0]
+    # the reviewer decides: the preprint pair is not a duplicate, the next pair is
+    for row in review:
+        row["verdict"] = "not_duplicate" if "osf.io" in row["reason"] else "duplicate"
+    with (tmp_path / "decided.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(review[0]))
+        writer.writeheader()
+        writer.writerows(review)
+    result = _run("dedup", "--db", db, "--decisions", str(tmp_path / "decided.csv"))
+    assert result.exit_code == 0, result.output
+    assert "0 pairs left for review" in result.output
+    # the review list: 3 pairs preprint/article (Browne) and 3 pairs BMJ letter/erratum, which join
+    # two clusters; merging them leaves one unique record fewer
+    assert sorted(row["verdict"] for row in review) == ["duplicate"] * 3 + ["not_duplicate"] * 3
+    assert "645 records gave 272 unique" in result.output
+    (tmp_path / "bad.csv").write_text("record_id_a,record_id_b,verdict\na,b,maybe\n")
+    result = _run("dedup", "--db", db, "--decisions", str(tmp_path / "bad.csv"))
+    assert result.exit_code == 1 and "line 2, field verdict: 'maybe'" in result.output
+    result = _run("dedup", "--db", db)  # back to the automatic result for the rest of the test
+    assert "645 records gave 273 unique" in result.output
     result = _run("criteria", "--db", db, "--profile", "pain")
     assert result.exit_code == 0 and "case report" in result.output
     result = _run("screen", "--db", db, "--profile", "depression", "--reviewer", "AB", input="i\ne\ni\nq\n")

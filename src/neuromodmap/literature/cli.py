@@ -78,6 +78,8 @@ def dedup(
     merge_threshold: float = typer.Option(95.0, help="Title similarity (0-100) that merges a pair."),
     review_threshold: float = typer.Option(85.0, help="Title similarity that lists a pair for review."),
     review_csv: Path = typer.Option(None, "--review", help="Write the borderline pairs to this CSV."),
+    decisions_csv: Path = typer.Option(None, "--decisions", help="The review CSV with its verdict column "
+                                                                   "filled in (duplicate / not_duplicate)."),
 ) -> None:
     """Find duplicates across databases (DOI/PMID, then fuzzy title + year + author + journal)."""
     from neuromodmap._utils import atomic_write
@@ -88,7 +90,9 @@ def dedup(
     records = load_records(con)
     if not records:
         _fail(f"{db} holds no literature records; run `neuromodmap literature import` first")
-    result = deduplicate(records, merge_threshold=merge_threshold, review_threshold=review_threshold)
+    decisions = _read_pair_verdicts(decisions_csv) if decisions_csv else None
+    result = deduplicate(records, merge_threshold=merge_threshold, review_threshold=review_threshold,
+                         decisions=decisions)
     save_dedup(con, result)
     table = Table(title="Records per database")
     for column in ("database", "identified", "only here"):
@@ -102,9 +106,33 @@ def dedup(
         review = result.review.copy()
         review["title_a"] = [by_id[i].title for i in review["record_id_a"]]
         review["title_b"] = [by_id[i].title for i in review["record_id_b"]]
+        review["verdict"] = ""  # fill in duplicate / not_duplicate, then pass the file to --decisions
         with atomic_write(review_csv, "w", encoding="utf-8", newline="") as fh:
             review.to_csv(fh, index=False)
         _console.print(f"{len(review)} pairs to review written to {review_csv}")
+
+
+def _read_pair_verdicts(path: Path) -> dict[frozenset[str], bool]:
+    import csv
+
+    yes, no = {"duplicate", "yes", "y", "1", "true", "merge"}, {"not_duplicate", "no", "n", "0", "false", "keep"}
+    out: dict[frozenset[str], bool] = {}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"record_id_a", "record_id_b", "verdict"} - set(reader.fieldnames or [])
+            if missing:
+                _fail(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            for line, row in enumerate(reader, start=2):
+                verdict = (row["verdict"] or "").strip().lower()
+                if not verdict:
+                    continue
+                if verdict not in yes | no:
+                    _fail(f"{path}, line {line}, field verdict: {verdict!r} is neither duplicate nor not_duplicate")
+                out[frozenset((row["record_id_a"], row["record_id_b"]))] = verdict in yes
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        _fail(f"{path}: cannot read the decisions ({exc})")
+    return out
 
 
 def _profile(profile: str, question: str | None):

@@ -189,6 +189,7 @@ def deduplicate(
     review_threshold: float = 85.0,
     year_tolerance: int = 1,
     max_block: int = 5000,
+    decisions: dict[frozenset[str], bool] | None = None,
 ) -> DedupResult:
     """Find duplicate records.
 
@@ -208,6 +209,9 @@ def deduplicate(
     max_block : int
         Blocks larger than this (a very common title start) are skipped for that key; the
         other keys still pair their records.
+    decisions : dict, optional
+        A reviewer's verdicts on review pairs: ``{frozenset((id_a, id_b)): True}`` merges
+        the pair, ``False`` keeps it apart and off the review list.
 
     Returns
     -------
@@ -244,9 +248,15 @@ def deduplicate(
     for i in range(n):
         for key in _block_keys(titles[i], surnames[i], records[i].year):
             blocks[key].append(i)
+    decisions = decisions or {}
+
     def consider(i: int, j: int, score: float) -> None:
         decision, reason = _judge(records[i], records[j], score, surnames[i], surnames[j],
                                   journals[i], journals[j], merge_threshold, year_tolerance)
+        verdict = decisions.get(frozenset((records[i].record_id, records[j].record_id))) \
+            if decision == "review" else None
+        if verdict is not None:
+            decision, reason = ("merged", "reviewer: duplicate") if verdict else ("kept apart", "reviewer: not a duplicate")
         if decision == "merged":
             uf.union(i, j)
         pair_rows.append((i, j, "fuzzy title", score, decision, reason))
