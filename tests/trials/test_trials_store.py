@@ -165,7 +165,7 @@ _KILLABLE = textwrap.dedent(
 
     store._upsert(records(), source=src, as_of=dt.date(2018, 7, 1),
                   run_id=store._start_run(kind="file", source=src, fmt="jsonl", query=None, as_of=None),
-                  batch_size=1000, background=False)
+                  batch_size=1000)
     print("done", flush=True)
     """
 )

@@ -359,6 +359,5 @@ def _store_page(store, report: FetchReport, studies: list, next_token: str | Non
         run_id=report.run_id,
         batch_size=len(records) + 1,
         checkpoint=checkpoint,
-        background=False,
     )
     return written

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process, utils
 
+from neuromodmap.trials.store import _rollback
+
 __all__ = ["link_registries", "normalise_id"]
 
 _NCT = re.compile(r"NCT\s*-?\s*(\d{8})", re.I)
@@ -131,7 +133,7 @@ def link_registries(store, *, fuzzy_threshold: float = 90, fuzzy: bool = True) -
                 store.con.unregister("_links")
         store.con.execute("COMMIT")
     except BaseException:
-        store.con.execute("ROLLBACK")
+        _rollback(store.con)
         raise
     return out.sort_values(["registry_id", "linked_id", "method"]).reset_index(drop=True)
 
