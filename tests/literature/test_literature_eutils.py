@@ -131,3 +131,23 @@ def test_errors_are_clear(ncbi) -> None:
     with EUtilsClient(base_url="http://127.0.0.1:9/eutils", cache=False, backoff=0.01, max_attempts=2,
                       timeout=2) as client, pytest.raises(EUtilsError, match="cannot reach"):
         client.esearch("x")
+
+
+def test_pubmed_command_imports_hits(ncbi, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from neuromodmap.cli import app
+
+    fake, url = ncbi()
+    monkeypatch.setenv("NEUROMODMAP_CACHE", str(tmp_path / "cache"))
+    db = tmp_path / "db.duckdb"
+    result = CliRunner().invoke(app, ["literature", "pubmed", "odontogenic cyst", "--db", str(db),
+                                      "--batch-size", "5", "--max-records", "7", "--base-url", url])
+    assert result.exit_code == 0, result.output
+    assert "7 PubMed records imported (10 hits)" in " ".join(result.output.split())
+    assert [r[2]["retmax"] for r in fake.requests[1:]] == ["5", "2"]
+    con = open_store(db)
+    assert con.execute("SELECT count(*), min(source_database) FROM literature_records").fetchone() == (7, "PubMed")
+    fake.esearch_error = "Invalid query"
+    result = CliRunner().invoke(app, ["literature", "pubmed", "((", "--db", str(db), "--base-url", url])
+    assert result.exit_code == 1 and "esearch: Invalid query" in result.output and "Traceback" not in result.output
