@@ -273,3 +273,29 @@ def test_zip_of_other_things_is_refused(tmp_path):
         zf.writestr("readme.txt", "holiday pictures")
     with pytest.raises(TrialFileError, match="photos.zip"):
         detect_format(path)
+
+
+def test_reader_position_for_progress_bars(tmp_path, corpus_path, trials_dir):
+    from neuromodmap.trials.io import TrialReader
+
+    gz = tmp_path / "slice.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"".join(corpus_lines(corpus_path, 2000))))
+    bulk = write_zip(tmp_path / "bulk.zip", v2_files(trials_dir))
+    for path in (gz, bulk):
+        reader = TrialReader(path)
+        seen = []
+        for i, _ in enumerate(reader):
+            if i % 5 == 0:
+                seen.append(reader.position)
+        assert seen == sorted(seen) and 0 <= seen[0] < reader.size
+        assert reader.position == reader.size == path.stat().st_size
+
+
+def test_jsonl_with_broken_first_lines_still_detected(tmp_path, corpus_path):
+    lines = corpus_lines(corpus_path, 5)
+    path = tmp_path / "broken_start.jsonl"
+    path.write_bytes(lines[0][:50] + b"\n" + lines[1][:70] + b"\n" + b"".join(lines[2:]))
+    assert detect_format(path) == "jsonl"
+    problems: list[ImportProblem] = []
+    assert len(list(read_trials(path, problems=problems))) == 3
+    assert [p.location for p in problems] == ["line 1", "line 2"]

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import warnings
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,16 +134,16 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
-    """Two or more non-empty lines of which one parses alone as a JSON object: JSON lines."""
+    """Two or more non-empty lines, one of the first five a JSON object alone: JSON lines."""
     with open(path, "rb") as fh:
         lines = []
         for _, line in iter_lines(file_chunks(fh), enc):
-            if isinstance(line, str) and line.strip():
-                lines.append(line)
-            if len(lines) == 2:
-                break
             if not isinstance(line, str):
                 lines.append("")
+            elif line.strip():
+                lines.append(line)
+            if len(lines) == 5:
+                break
     if len(lines) < 2:
         return False
     for line in lines:
@@ -201,6 +202,7 @@ class TrialReader:
             raise TrialFileError(f"{path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
         self.size = self.path.stat().st_size
         self._fh: BinaryIO | None = None
+        self._zip_position = 0
         self._done = False
 
     @property
@@ -208,6 +210,8 @@ class TrialReader:
         """Bytes of the file consumed so far."""
         if self._done:
             return self.size
+        if self.format.endswith("_zip"):
+            return min(self.size, self._zip_position)
         fh = self._fh
         try:
             return fh.tell() if fh is not None and not fh.closed else 0
@@ -358,8 +362,13 @@ class TrialReader:
 
     # -- ZIP
     def _zip(self) -> Iterator[ImportedRecord]:
-        self._open()  # keeps position() meaningful; members are read by zipfile
-        for name, data in iter_zip_members(self.path):
+        try:  # progress by members done (zipfile reads the archive itself)
+            with zipfile.ZipFile(self.path) as zf:
+                n_members = max(1, len(zf.infolist()))
+        except (zipfile.BadZipFile, OSError):
+            n_members = 0
+        for done, (name, data) in enumerate(iter_zip_members(self.path), start=1):
+            self._zip_position = self.size * done // n_members if n_members else 0
             loc = f"member {name}"
             if isinstance(data, ZipMemberError):
                 self._problem(loc, str(data))
@@ -373,8 +382,6 @@ class TrialReader:
                 yield from self._xml_record(data, loc)
             elif first:
                 self._problem(loc, "neither JSON nor XML; skipped")
-            if self._fh is not None and not self._fh.closed:
-                self._fh.seek(0)  # a rough position: zipfile reads the file itself
 
     # -- legacy XML
     def _ctgov_xml(self) -> Iterator[ImportedRecord]:
