@@ -167,7 +167,7 @@ class TermFinder:
 
     def keys_in(self, low: str, runs: frozenset[str]) -> tuple[tuple[str, ...], frozenset[str]]:
         """The anchors present in a text (lower-cased ``low``, capital ``runs``)."""
-        return tuple(k for k in self.lower if k in low), self.upper & runs
+        return tuple([k for k in self.lower if k in low]), self.upper & runs
 
     def finditer(self, text: str, low: str | None = None, runs: frozenset[str] | None = None,
                  exact: bool = False, keys: tuple[tuple[str, ...], frozenset[str]] | None = None):
@@ -265,7 +265,21 @@ def _required_literals(pattern: str) -> list[str]:
     def best(options: list[list[str]]) -> list[str]:
         return min(options, key=badness) if options else []
 
-    keys = best(candidates(_parser.parse(pattern, 0)))
+    parsed = _parser.parse(pattern, 0)
+    keys = best(candidates(parsed))
+    if badness(keys)[0]:
+        # a common word is the best anchor: try each way of taking the first optional group
+        # ("low-intensity (focused )?ultrasound" -> "intensity focused ultrasound",
+        # "intensity ultrasound")
+        items = list(parsed)
+        for i, (op, av) in enumerate(items):
+            if op is _parser.MAX_REPEAT and av[0] == 0 and av[1] == 1:
+                with_it = items[:i] + list(av[2]) + items[i + 1:]
+                without = items[:i] + items[i + 1:]
+                split = best(candidates(with_it)) + best(candidates(without))
+                if split and badness(split)[0] < badness(keys)[0]:
+                    keys = split
+                break
     if not keys:
         raise ValueError(f"vocabulary pattern {pattern!r} has no literal of 3+ characters to anchor on")
     return keys
@@ -276,7 +290,7 @@ def _required_literals(pattern: str) -> list[str]:
 MODALITY_TERMS = TermFinder(
     tuple(p for m in vocabulary.MODALITIES.values() for p in m.synonyms + m.variants + m.ambiguous),
     exact=tuple(p for m in vocabulary.MODALITIES.values() for p in m.devices),
-    stems=("stimul", "convuls", "acupunct", "auricular", "vag"),
+    stems=("stimul", "convuls", "acupunct", "auricular"),
 )
 PREFILTER: re.Pattern[str] = MODALITY_TERMS.regex
 
