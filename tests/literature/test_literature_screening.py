@@ -153,8 +153,9 @@ def test_export_to_extraction_sheet(store, tmp_path: Path) -> None:
         record = session.next_record()
         session.decide(record.record_id, True)
         chosen.append(record)
-    path, n = export_extraction_sheet(store, tmp_path / "sheet.csv")
-    assert n == 3
+    paths, n = export_extraction_sheet(store, tmp_path / "sheet.csv")
+    path = paths[0]
+    assert n == 3 and paths[1].name == "sheet.dictionary.csv"
     rows = list(csv.DictReader(path.open()))
     assert list(rows[0]) == list(COLUMNS)
     for row, record in zip(rows, chosen, strict=True):
@@ -166,5 +167,6 @@ def test_export_to_extraction_sheet(store, tmp_path: Path) -> None:
 
     sheet_rows, problems = read_sheet(path)  # the evidence stage reads the sheet back
     assert len(sheet_rows) == 3
-    xlsx, _ = export_extraction_sheet(store, tmp_path / "sheet.xlsx")
-    assert xlsx.read_bytes()[:2] == b"PK"
+    xlsx_paths, _ = export_extraction_sheet(store, tmp_path / "sheet.xlsx")
+    assert xlsx_paths[0].read_bytes()[:2] == b"PK"
+    assert len(read_sheet(xlsx_paths[0])[0]) == 3

@@ -247,8 +247,12 @@ def export(
     from neuromodmap.literature.export import export_extraction_sheet
 
     con = _open(db)
-    path, n = export_extraction_sheet(con, out, stage=stage)
-    _console.print(f"{n} included records written to {path}")
+    try:
+        paths, n = export_extraction_sheet(con, out, stage=stage)
+    except ValueError as exc:  # SheetError: an unsupported suffix
+        _fail(str(exc))
+    _console.print(f"{n} included records written to {paths[0]}"
+                   + (f" (data dictionary: {', '.join(str(p) for p in paths[1:])})" if len(paths) > 1 else ""))
 
 
 @app.command()

@@ -8,7 +8,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from neuromodmap._utils import atomic_write
 from neuromodmap.evidence.sheet import COLUMNS
 from neuromodmap.literature.dedup import first_author_surname
 from neuromodmap.literature.records import Record
@@ -58,8 +57,15 @@ def extraction_sheet(records: list[Record], databases: dict[str, list[str]] | No
 
 
 def export_extraction_sheet(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, *,
-                            stage: str | None = None) -> tuple[Path, int]:
-    """Write the included records as an extraction sheet (CSV, or XLSX by suffix)."""
+                            stage: str | None = None) -> tuple[list[Path], int]:
+    """Write the included records as an extraction sheet (CSV, or XLSX by suffix).
+
+    Written by :func:`neuromodmap.evidence.write_sheet`, so the file is the evidence
+    stage's own template (data dictionary beside it, drop-down lists in XLSX, spreadsheet
+    formulas defused). Returns the files written and the number of records.
+    """
+    from neuromodmap.evidence import write_sheet
+
     records = included_records(con, stage)
     clusters = load_dedup(con)
     databases: dict[str, list[str]] = {}
@@ -68,12 +74,5 @@ def export_extraction_sheet(con: duckdb.DuckDBPyConnection, path: str | os.PathL
         for record_id, cluster_id in zip(clusters["record_id"], clusters["cluster_id"], strict=True):
             databases[record_id] = by_cluster[cluster_id]
     sheet = extraction_sheet(records, databases)
-    path = Path(path)
-    if path.suffix.lower() == ".xlsx":
-        with atomic_write(path, "wb") as fh:
-            sheet.to_excel(fh, index=False, sheet_name="extraction")
-    else:
-        with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-            sheet.to_csv(fh, index=False)
-    return path, len(sheet)
-
+    rows = [{key: value for key, value in row.items() if value != ""} for row in sheet.to_dict("records")]
+    return write_sheet(Path(path), rows), len(rows)
