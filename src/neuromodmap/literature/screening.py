@@ -175,16 +175,27 @@ class ScreeningSession:
     # -- criteria ---------------------------------------------------------------------------
     def _store_criteria(self) -> None:
         excluded = self.criteria.excluded
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rows = pd.DataFrame({
+            "record_id": excluded["record_id"],
+            "stage": "criteria",
+            "decision": "exclude",
+            "reason": [f"{r}: {d}" if d else r for r, d in zip(excluded["reason"], excluded["detail"], strict=True)],
+            "method": "criteria",
+            "reviewer": "",
+            "profile": self.profile.name,
+            "decided_at": now,
+        })
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute("DELETE FROM literature_decisions WHERE stage = 'criteria'")
-            for row in excluded.itertuples():
+            if len(rows):
+                # one set-based insert: a big search can have thousands of automatic exclusions
+                self.con.register("_lit_criteria", rows)
                 self.con.execute(
                     "INSERT INTO literature_decisions (record_id, stage, decision, reason, method, reviewer, profile,"
-                    " decided_at) VALUES (?, 'criteria', 'exclude', ?, 'criteria', '', ?, ?)",
-                    [row.record_id, f"{row.reason}: {row.detail}" if row.detail else row.reason, self.profile.name,
-                     dt.datetime.now(dt.UTC).replace(tzinfo=None)],
-                )
+                    " decided_at) SELECT * FROM _lit_criteria")
+                self.con.unregister("_lit_criteria")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
