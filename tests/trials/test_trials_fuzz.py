@@ -308,3 +308,39 @@ def test_ictrp_csv_random_cells(tmp_path_factory, text):
     records, problems = _read(path, format="ictrp_csv")
     assert "NCT02552212" in [r.trial.registry_id for r in records]
     assert len(records) + len(problems) >= 2
+
+
+def test_lone_surrogate_escape_is_reported_not_stored(tmp_path, good_lines):
+    from neuromodmap.trials import TrialStore
+
+    bad = json.dumps({"protocolSection": {"identificationModule": {"nctId": "NCT00000001", "briefTitle": "x \ud800 y"}}})
+    pair = json.dumps({"protocolSection": {"identificationModule": {"nctId": "NCT00000002", "briefTitle": "ok \U0001f600"}}})
+    path = tmp_path / "surrogate.jsonl"
+    path.write_bytes(b"\n".join([good_lines[0], bad.encode(), pair.encode()]) + b"\n")
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        report = store.import_files([path], progress=False)
+        assert [p.location for p in report.problems] == ["line 2"] and "surrogate" in report.problems[0].reason
+        assert len(store) == 2 and store.get_trial("NCT00000002").title == "ok \U0001f600"
+
+
+def test_database_refusal_isolates_the_bad_record(tmp_path, good_lines):
+    from neuromodmap.trials import TrialStore
+    from neuromodmap.trials.io import ImportedRecord
+
+    records = list(read_trials(_write(tmp_path / "ok.jsonl", good_lines[:6])))
+    # a record whose raw text is not JSON: DuckDB's JSON column refuses the whole batch
+    broken = records[3]
+    records[3] = ImportedRecord(broken.trial, broken.raw, broken.source, broken.location, raw_json="{not json")
+    problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        written = store.upsert(records, source="test", as_of=None, problems=problems)
+        assert written == 5 and len(store) == 5
+        assert len(problems) == 1 and problems[0].registry_id == broken.trial.registry_id
+        assert problems[0].location == broken.location and "refused by the database" in problems[0].reason
+        with pytest.raises(Exception, match="(?i)json"):
+            store.upsert(records[3:4], source="test", as_of=None)
+
+
+def _write(path, lines):
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path

@@ -34,6 +34,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 from neuromodmap import __version__
 from neuromodmap.trials._readers._common import FieldError, ImportedRecord
 from neuromodmap.trials._readers.v2 import study_to_trial
+from neuromodmap.trials.io import _encodable
 from neuromodmap.trials.models import ImportProblem
 
 __all__ = ["fetch_studies", "FetchReport", "FetchError", "DEFAULT_BASE_URL"]
@@ -334,6 +335,9 @@ def _store_page(store, report: FetchReport, studies: list, next_token: str | Non
     problems: list[ImportProblem] = []
     for i, study in enumerate(studies, start=1):
         location = f"page {page} study {i}"
+        if not _encodable(study):
+            problems.append(ImportProblem(source=source, location=location, reason="text holds an unpaired UTF-16 surrogate"))
+            continue
         try:
             trial = study_to_trial(study, source_format="ctgov_api")
         except FieldError as err:
@@ -359,5 +363,6 @@ def _store_page(store, report: FetchReport, studies: list, next_token: str | Non
         run_id=report.run_id,
         batch_size=len(records) + 1,
         checkpoint=checkpoint,
+        problems=report.problems,
     )
     return written

@@ -75,6 +75,7 @@ FORMATS = (
 _HEAD = 64 * 1024
 _ROOT = re.compile(r"<(?![?!/])([A-Za-z_][\w.:-]*)")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _REGISTRY_ID = re.compile(r'^\s*"?[A-Za-z]{2,}[A-Za-z0-9/-]*\d{3,}')
 
 
@@ -304,6 +305,9 @@ class TrialReader:
         if not isinstance(obj, dict):
             self._problem(location, f"expected a JSON object (a study), got {type(obj).__name__}")
             return
+        if (raw_json is None or _SURROGATE_ESCAPE.search(raw_json)) and not _encodable(obj):
+            self._problem(location, "text holds an unpaired UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode")
+            return
         try:
             trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None)
         except FieldError as err:
@@ -489,6 +493,15 @@ class TrialReader:
                 yield from self._ictrp_record(record, f"line {line}", "ictrp_csv")
         finally:
             csv.field_size_limit(limit)
+
+
+def _encodable(obj: Any) -> bool:
+    """False when a parsed JSON value holds a lone surrogate (valid JSON, invalid Unicode)."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _salvage_array(text: str) -> Iterator[dict]:

@@ -24,6 +24,7 @@ the same ``trials`` table as a clean run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -131,10 +132,8 @@ _UPSERT_SQL = (
 
 def _rollback(con) -> None:
     """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
-    try:
+    with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass
 
 
 def _now() -> dt.datetime:
@@ -301,7 +300,8 @@ class TrialStore:
                     else:  # all new (a fresh import): one bulk insert straight from the frame
                         written += con.execute(_INSERT_FRAME_SQL).fetchone()[0]
                 finally:
-                    con.unregister("_trial_frame")
+                    with contextlib.suppress(duckdb.Error):
+                        con.unregister("_trial_frame")
             if checkpoint is not None:
                 checkpoint(con)
             con.execute(
@@ -324,11 +324,14 @@ class TrialStore:
         batch_size: int = 5000,
         on_batch: Callable[[int, int], None] | None = None,
         checkpoint: Callable | None = None,
+        problems: list[ImportProblem] | None = None,
     ) -> tuple[int, int]:
         """Upsert in batches, one transaction each; return (records read, rows written).
 
         ``checkpoint(con)`` runs inside the last batch's transaction (the API client moves
-        its page token there, so rows and checkpoint commit together).
+        its page token there, so rows and checkpoint commit together). A batch the database
+        refuses is retried record by record, so one bad record is reported in ``problems``
+        (or raised, when None) and the others are kept.
         """
         n_read = 0
         n_written = 0
@@ -339,7 +342,12 @@ class TrialStore:
             if not batch and checkpoint is None:
                 return
             df = self._batch_frame(batch, source, as_of, run_id) if batch else None
-            n_written += self._write_batch(self.con, df, len(batch), run_id, checkpoint)
+            try:
+                n_written += self._write_batch(self.con, df, len(batch), run_id, checkpoint)
+            except duckdb.Error as err:
+                if problems is None:
+                    raise
+                n_written += self._write_one_by_one(batch, source, as_of, run_id, checkpoint, problems, err)
             if on_batch is not None:
                 on_batch(n_read, n_written)
             batch.clear()
@@ -353,6 +361,26 @@ class TrialStore:
         flush()
         return n_read, n_written
 
+    def _write_one_by_one(self, batch, source, as_of, run_id, checkpoint, problems, first_error) -> int:
+        written = 0
+        for rec in batch.values():
+            try:
+                written += self._write_batch(
+                    self.con, self._batch_frame({rec.trial.registry_id: rec}, source, as_of, run_id), 1, run_id, None
+                )
+            except duckdb.Error as err:
+                problems.append(
+                    ImportProblem(
+                        source=rec.source or source,
+                        location=rec.location,
+                        registry_id=rec.trial.registry_id,
+                        reason=f"refused by the database: {str(err).splitlines()[0][:200]}",
+                    )
+                )
+        if checkpoint is not None:
+            self._write_batch(self.con, None, 0, run_id, checkpoint)
+        return written
+
     def upsert(
         self,
         records: Iterable[ImportedRecord],
@@ -360,6 +388,7 @@ class TrialStore:
         source: str,
         as_of: dt.date | None,
         batch_size: int = 5000,
+        problems: list[ImportProblem] | None = None,
     ) -> int:
         """Insert or update records by registry id; return the number of rows written.
 
@@ -375,14 +404,27 @@ class TrialStore:
             ``download_date``).
         batch_size : int
             Records per transaction.
+        problems : list, optional
+            Records the database refuses are reported here and skipped (the rest of their
+            batch is kept); when None such an error is raised.
         """
         run_id = self._start_run(kind="records", source=source, fmt=None, query=None, as_of=as_of)
+        found: list[ImportProblem] = []
         try:
-            n_read, n_written = self._upsert(records, source=source, as_of=as_of, run_id=run_id, batch_size=batch_size)
+            n_read, n_written = self._upsert(
+                records,
+                source=source,
+                as_of=as_of,
+                run_id=run_id,
+                batch_size=batch_size,
+                problems=found if problems is not None else None,
+            )
         except BaseException:
             self.con.execute("UPDATE import_runs SET status = 'failed', finished = ? WHERE run_id = ?", [_now(), run_id])
             raise
-        self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=[], status="completed")
+        self._finish_run(run_id, n_read=n_read, n_ok=n_read - len(found), problems=found, status="completed")
+        if problems is not None:
+            problems.extend(found)
         return n_written
 
     def import_files(
@@ -445,7 +487,13 @@ class TrialStore:
 
                 try:
                     n_read, n_written = self._upsert(
-                        reader, source=str(path), as_of=as_of, run_id=run_id, batch_size=batch_size, on_batch=on_batch
+                        reader,
+                        source=str(path),
+                        as_of=as_of,
+                        run_id=run_id,
+                        batch_size=batch_size,
+                        on_batch=on_batch,
+                        problems=file_problems,
                     )
                 except BaseException:
                     self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
