@@ -111,11 +111,13 @@ class TermFinder:
     """
 
     def __init__(self, patterns: tuple[str, ...], exact: tuple[str, ...] = (), stems: tuple[str, ...] = (),
-                 lowercase_only: bool = False):
+                 lowercase_only: bool = False, secondary: tuple[str, ...] = ()):
         """``exact`` patterns (brand names) are searched in the whole text of a record that
         has another anchor; ``stems`` are short lower-case anchors that stand in for every
         key containing them ("stimul" for "spinal cord stimulator"); with ``lowercase_only``
-        acronyms are found as lower-case substrings too (no capital-run scan needed)."""
+        acronyms are found as lower-case substrings too (no capital-run scan needed);
+        ``secondary`` anchors are looked for only in records that hold another anchor (each
+        costs a pass over the text, and their terms come with "stimulation" or an acronym)."""
         from re import _parser
 
         # brand names start with a capital; without a leading look-behind the regex engine
@@ -152,6 +154,7 @@ class TermFinder:
             if shorter:
                 lower[min(shorter, key=len)] |= lower.pop(key)
         self.lower = tuple(sorted(lower))
+        self.primary = tuple(k for k in self.lower if k not in secondary)
         self.upper = frozenset(upper)
         self._regex_of = {k: vocabulary.compile_synonyms(tuple(ps)) for k, ps in (lower | upper).items()}
         # the same patterns for lower-cased text: no IGNORECASE and no leading look-behind, so
@@ -163,7 +166,7 @@ class TermFinder:
 
     def present(self, low: str, runs: frozenset[str]) -> bool:
         """Cheap test: could the text (lower-cased ``low``, capital ``runs``) hold a term?"""
-        return not self.upper.isdisjoint(runs) or any(map(low.__contains__, self.lower))
+        return not self.upper.isdisjoint(runs) or any(map(low.__contains__, self.primary))
 
     def keys_in(self, low: str, runs: frozenset[str]) -> tuple[tuple[str, ...], frozenset[str]]:
         """The anchors present in a text (lower-cased ``low``, capital ``runs``)."""
@@ -291,6 +294,11 @@ MODALITY_TERMS = TermFinder(
     tuple(p for m in vocabulary.MODALITIES.values() for p in m.synonyms + m.variants + m.ambiguous),
     exact=tuple(p for m in vocabulary.MODALITIES.values() for p in m.devices),
     stems=("stimul", "convuls", "acupunct", "auricular"),
+    # spelled beside "stimulation", an acronym or a device; HF10, BurstDR, eCoin, gammaCore
+    # and Calmare are brand names, searched like the other devices
+    secondary=("auricular", "burstdr", "calmare", "cervical vagus", "coil", "differential target multiplexed",
+               "ecoin", "external trigeminal", "gammacore", "hd-tdcs", "hf10", "implanted vagus", "khz",
+               "sacral", "supraorbital", "theta", "transcutaneous electric", "brain pacemaker"),
 )
 PREFILTER: re.Pattern[str] = MODALITY_TERMS.regex
 
