@@ -149,7 +149,8 @@ def test_fetch_all_pages_through_every_fault(tmp_path, studies):
         assert run["status"] == "completed" and run["checkpoint"] is None and run["total_count"] == 3012
         assert run["kind"] == "api" and "query.cond=chronic+pain" in run["source"]
         assert store.get_trial("NCT02552212").source_format == "ctgov_api"
-        assert "as of" not in report.methods_sentence() and report.as_of.isoformat() in report.methods_sentence()
+        sentence = report.methods_sentence()
+        assert report.as_of.isoformat() in sentence and "query.cond=chronic+pain" in sentence and "3,012 studies" in sentence
 
 
 def test_rate_limit(tmp_path, studies):
