@@ -33,6 +33,16 @@ LABELS = Path(__file__).resolve().parents[1] / "data" / "trial_labels.csv"
 # real records outside the labelled sample, read for these tests
 VNS_VERBAL_SCALE = ["NCT02421913", "NCT02584335", "NCT02903680"]  # "VNS" = verbal numerical scale
 DBS_DRIED_BLOOD = ["NCT00511381", "NCT00796146", "NCT00802802"]  # "DBS" = dried blood spots
+# acronyms each record defines as something else, e.g. "Tele Minas Saude (TMS)"
+DEFINED_OTHERWISE = {
+    "NCT00000748": "tms",  # trimethoprim / sulfamethoxazole
+    "NCT02646943": "tms",  # Tele Minas Saude, a tele-health system
+    "NCT03195283": "tms",  # traditional 3-meals a day service
+    "NCT01509287": "dbs",  # Donnai-Barrow syndrome
+    "NCT03236506": "dbs",  # dry blood spot
+    "NCT02568930": "mcs",  # mechanical circulatory support
+    "NCT00350402": "mst",  # respiratory muscle strength training
+}
 
 
 def _labels() -> list[dict]:
@@ -43,7 +53,8 @@ def _labels() -> list[dict]:
 @pytest.fixture(scope="module")
 def records(corpus_path) -> dict[str, Trial]:
     """The labelled and trap records, mapped by the project's own v2 importer."""
-    wanted = {r["registry_id"] for r in _labels()} | set(VNS_VERBAL_SCALE) | set(DBS_DRIED_BLOOD)
+    wanted = ({r["registry_id"] for r in _labels()} | set(VNS_VERBAL_SCALE) | set(DBS_DRIED_BLOOD)
+              | set(DEFINED_OTHERWISE))
     out: dict[str, Trial] = {}
     with gzip.open(corpus_path, "rt", encoding="utf-8") as f:
         for line in f:
@@ -131,6 +142,14 @@ def test_vns_meaning_verbal_numeric_scale(records, rid):
     assert not c.neuromod
     assert c.indication == "pain"  # ketamine after surgery, lidocaine for wound care, migraine in the ED
     assert any("verbal numeric" in e.text.lower() for e in c.evidence if e.label == "neuromod")
+
+
+@pytest.mark.parametrize("rid", sorted(DEFINED_OTHERWISE))
+def test_acronym_the_record_defines_otherwise(records, rid):
+    c = classify(records[rid])
+    assert not c.neuromod
+    code = DEFINED_OTHERWISE[rid]
+    assert any(e.text.startswith(f"{code}: ") and " = " in e.text for e in c.evidence if e.label == "neuromod")
 
 
 def test_tens_for_labour_pain_is_neuromodulation_for_acute_not_chronic_pain(records):

@@ -156,8 +156,45 @@ def _mentions(record: _Record, keys) -> list[_Mention]:
                 continue  # brand names are capitalised: "Percept" the device, not "percept"
             if lx.kind in ("abbrev", "ambiguous", "weak") and not _is_acronym_form(m.group(0)):
                 continue
-            out.append(_Mention(lx.code, lx.kind, field, m.group(0), m.start(), m.end()))
+            kind = lx.kind
+            if kind == "name" and " " not in m.group(0) and m.group(0).isupper():
+                kind = "abbrev"  # "TACS", "ITBS" in capitals: an acronym like any other, not "tACS"
+            out.append(_Mention(lx.code, kind, field, m.group(0), m.start(), m.end()))
     return out
+
+
+_PARENTHESISED = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]{1,9})\b")
+
+
+def _defined_acronyms(record: _Record) -> dict[str, str]:
+    """Acronyms the record defines as "long form (ACRONYM)" (Schwartz & Hearst 2003, PSB)."""
+    out: dict[str, str] = {}
+    for _, text in record.fields:
+        for m in _PARENTHESISED.finditer(text):
+            acronym = m.group(1)
+            if sum(c.isupper() for c in acronym) < 2 or acronym.upper() in out:
+                continue
+            long_form = _long_form(acronym, text[max(0, m.start() - 90): m.start()].rstrip())
+            if long_form:
+                out[acronym.upper()] = long_form
+    return out
+
+
+def _long_form(acronym: str, before: str) -> str | None:
+    """The words before a parenthesised acronym that spell it: each letter found right to
+    left, the first at the start of a word."""
+    letters = [c.lower() for c in acronym if c.isalnum()]
+    i = len(before) - 1
+    for j in range(len(letters) - 1, -1, -1):
+        while i >= 0 and (before[i].lower() != letters[j]
+                          or (j == 0 and i > 0 and before[i - 1].isalnum())):
+            i -= 1
+        if i < 0:
+            return None
+        i -= 1
+    long_form = before[i + 1:].strip()
+    words = long_form.split()
+    return long_form if 0 < len(words) <= len(letters) + 3 else None
 
 
 def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str], list[_Mention]]:
@@ -180,6 +217,7 @@ def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str]
     rejected: dict[str, str] = {}
 
     accepted: list[tuple[_Mention, str]] = []
+    defined: dict[str, str] | None = None
     for m in mentions:
         text = texts[m.field]
         sentence = _sentence(text, m.start, m.end)
@@ -193,6 +231,16 @@ def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str]
                     continue
             if key == "CES" and text[m.end:m.end + 2].upper() == "-D":
                 continue
+            if defined is None:
+                defined = _defined_acronyms(record)
+            long_form = defined.get(key)
+            if long_form and m.code not in named:
+                sense = R.MODALITY_TERMS.search(long_form)
+                same = sense and (lx := _lexeme_of(sense.group(0))) and lx.code == m.code
+                if not same and not R.STIM_CONTEXT.search(long_form):
+                    # "Tele Minas Saude (TMS)", "Dry Blood Spot (DBS)": the record says what it means
+                    rejected.setdefault(m.code, f"{m.text} = '{_snippet(long_form)}'")
+                    continue
             if m.code not in named and not cue(R.STIM_CONTEXT, sentence):
                 if not (key in R.RECORD_CONTEXT_OK and cue(R.STIM_CONTEXT, blob)):
                     rejected.setdefault(m.code, f"'{m.text}' without stimulation context")
