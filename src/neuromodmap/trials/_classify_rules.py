@@ -74,8 +74,8 @@ _RUN = re.compile(r"[A-Z]{2,}")
 
 
 def capital_runs(text: str) -> frozenset[str]:
-    """The runs of 2+ capitals in ``text`` once lower-case letters are dropped (one pass)."""
-    return frozenset(_RUN.findall(text.translate(_CAPITALS_ONLY)))
+    """The runs of capitals in ``text`` once lower-case letters are dropped (one pass)."""
+    return frozenset(text.translate(_CAPITALS_ONLY).split())
 
 
 class Hit:
