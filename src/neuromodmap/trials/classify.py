@@ -61,8 +61,7 @@ class _Mention:
     end: int
 
 
-def _label(**values) -> Label:
-    return Label.model_construct(**values)
+_label = Label
 
 
 class _Record:
@@ -538,9 +537,7 @@ def classify(trial: Trial) -> Classification:
         why = next((c for c in codes if vocabulary.modality(c).invasive), codes[0])
         evidence.append(_label(label="invasive", value=str(invasive).lower(), field="modality", text=why))
     groups = sorted({vocabulary.group_of(c) for c in codes}, key=list(vocabulary.MODALITY_GROUPS).index)
-    # every value is built here from vocabulary codes: skip pydantic's re-validation (a third
-    # of the time of a record with no stimulation term)
-    return Classification.model_construct(
+    return Classification(
         registry_id=trial.registry_id, neuromod=neuromod, modalities=codes, modality_group=groups,
         indication=indication, pain_subtype=pain_subtype, depression_subtype=depression_subtype,
         chronic_pain=chronic, targets=targets, invasive=invasive, evidence=evidence,
