@@ -54,7 +54,7 @@ def _labels() -> list[dict]:
 def records(corpus_path) -> dict[str, Trial]:
     """The labelled and trap records, mapped by the project's own v2 importer."""
     wanted = ({r["registry_id"] for r in _labels()} | set(VNS_VERBAL_SCALE) | set(DBS_DRIED_BLOOD)
-              | set(DEFINED_OTHERWISE))
+              | set(DEFINED_OTHERWISE) | {"NCT02632279"})
     out: dict[str, Trial] = {}
     with gzip.open(corpus_path, "rt", encoding="utf-8") as f:
         for line in f:
@@ -178,10 +178,13 @@ def test_parkinson_dbs_is_neuromodulation_with_indication_other(records, rid):
     assert "stn" in c.targets
 
 
-def test_drug_trial_after_dbs_is_not_a_dbs_trial(records):
-    # L-dopa versus dopamine agonists in patients who already have STN DBS
-    c = classify(records["NCT02347059"])
+@pytest.mark.parametrize("rid", ["NCT02347059", "NCT02632279"])
+def test_drug_trial_in_patients_who_have_dbs_is_not_a_dbs_trial(records, rid):
+    # L-dopa versus dopamine agonists after STN DBS; tryptophan depletion in patients
+    # treated with STN DBS
+    c = classify(records[rid])
     assert not c.neuromod
+    assert any("population" in e.text for e in c.evidence if e.label == "neuromod")
 
 
 @pytest.mark.parametrize("rid,indication", [("NCT00725322", "pain"), ("NCT02899611", "other"),

@@ -382,7 +382,13 @@ BACKGROUND_CUES = re.compile(
 #: "candidates for DBS", "patients already implanted with a stimulator")
 POPULATION_BEFORE = re.compile(
     r"(?:\bafter|\bfollowing|\breceiving|\balready|\bpreviously|\bprior|\bpatients (?:with|who have|who had)|\bimplanted with"
-    r"|criteria for|candidates? for|eligible for|contraindications? (?:to|for)|\bwith an?)\s+(?:[\w()/-]+\s+){0,3}$", _I)
+    r"|criteria for|candidates? for|eligible for|contraindications? (?:to|for)|\bwith an?)\s+(?:[\w()/-]+\s+){0,3}\(?$", _I)
+
+#: "... in patients treated with STN DBS" names who is studied, not the arm ("patients will
+#: be treated with rTMS" is the arm)
+TREATED_POPULATION_BEFORE = re.compile(
+    r"\b(?:patients|subjects|people|individuals|participants|children|adults)\s+(?:(?!will\b|be\b)[\w'-]+\s+){0,3}"
+    r"(?:treated|implanted|stimulated)\s+(?:with|by)\s+(?:[\w()/-]+\s+){0,3}\(?$", _I)
 
 #: focused ultrasound counts as neuromodulation only for a functional brain target
 FUS_FUNCTIONAL = re.compile(
@@ -491,7 +497,7 @@ class Cue:
 
 
 for _name in ("STIM_CONTEXT", "INTERVENTION_CUES", "STRONG_INTERVENTION_CUES", "MEASUREMENT_CUES", "AIM_CUES",
-              "BACKGROUND_CUES", "POPULATION_BEFORE", "FUS_FUNCTIONAL", "FUS_ABLATION", "PAIN_NOT", "DEPRESSION_NOT",
+              "BACKGROUND_CUES", "POPULATION_BEFORE", "TREATED_POPULATION_BEFORE", "FUS_FUNCTIONAL", "FUS_ABLATION", "PAIN_NOT", "DEPRESSION_NOT",
               "ACUTE_PAIN", "CHRONIC_WORDS", "CHRONIC_PAIN"):
     globals()[_name] = Cue(globals()[_name].pattern)
 OTHER_SENSES = {key: Cue(rx.pattern) for key, rx in OTHER_SENSES.items()}

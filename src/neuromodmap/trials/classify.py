@@ -277,7 +277,8 @@ def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str]
                 weight = 0.5 if cue(R.BACKGROUND_CUES, sentence) else (2.0 if summary else 1.5)
             else:
                 weight = 0.0 if cue(R.BACKGROUND_CUES, sentence) else (0.5 if summary else 0.25)
-        population = bool(R.POPULATION_BEFORE.search(texts[m.field][max(0, m.start - 60): m.start]))
+        before = texts[m.field][max(0, m.start - 60): m.start]
+        population = bool(R.POPULATION_BEFORE.search(before) or R.TREATED_POPULATION_BEFORE.search(before))
         if weight and population:
             weight = 0.25  # "after STN DBS", "candidates for DBS": the population, not the arm
             if m.field in _TITLE_FIELDS:
