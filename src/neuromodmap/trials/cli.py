@@ -72,6 +72,10 @@ def import_cmd(
         _fail(str(exc))
     console.print(f"Imported {report.n_upserted:,} trials into {db} in {report.seconds:.1f} s")
     _report_problems(problems, problems_csv=problems_csv)
+    unreadable = sorted({p.source for p in problems if p.location == "file"})
+    if unreadable:
+        console.print(f"[bold red]error:[/] could not read {len(unreadable)} file(s): {', '.join(unreadable)}")
+        raise typer.Exit(code=1)
 
 
 @app.command()
