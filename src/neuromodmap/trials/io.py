@@ -62,6 +62,9 @@ from neuromodmap.trials.models import ImportProblem
 
 __all__ = ["FORMATS", "ImportedRecord", "TrialFileError", "TrialReader", "detect_format", "read_trials"]
 
+#: lines per block when processes share a JSON-lines file (see ``TrialReader(shard=...)``)
+SHARD_BLOCK = 256
+
 FORMATS = (
     "ctgov_v2_json",
     "jsonl",
@@ -191,9 +194,14 @@ class TrialReader:
         Text encoding for JSON lines and CSV files without a byte-order mark (default UTF-8).
     format : str, optional
         Skip detection and read as this format (one of :data:`FORMATS`).
+    shard : (int or tuple of int, int), optional
+        ``(k, n)``: read only the JSON lines of the blocks (of :data:`SHARD_BLOCK` lines)
+        whose number modulo ``n`` is ``k`` (or one of ``k``, a tuple), so processes can share
+        one file without parsing a line twice; each reports the problems of its own lines
+        (a truncated file: the one holding residue 0). JSON-lines formats only.
     """
 
-    def __init__(self, path, *, problems=None, encoding=None, format=None):
+    def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None):
         self.path = Path(path)
         self.source = str(path)
         self.problems = problems
@@ -202,6 +210,17 @@ class TrialReader:
         if self.format not in FORMATS:
             raise TrialFileError(f"{path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
         self.size = self.path.stat().st_size
+        self._mine: frozenset[int] | None = None
+        if shard is not None:
+            k, n = shard
+            mine = frozenset(k if isinstance(k, tuple | list | set | frozenset) else (k,))
+            if self.format not in ("jsonl", "jsonl_gz") or not mine or not all(0 <= r < n for r in mine):
+                raise ValueError(f"shard={shard!r} needs a JSON-lines file and 0 <= k < n")
+            self._mine = mine if len(mine) < n else None
+            self._shard_n = n
+        self.shard = shard
+        #: the line being read (JSON lines): its block ``line // SHARD_BLOCK`` orders shards
+        self.line = 0
         self._fh: BinaryIO | None = None
         self._zip_position = 0
         self._done = False
@@ -274,7 +293,11 @@ class TrialReader:
                 yield first
                 yield from chunks
 
+            mine = self._mine
             for lineno, line in iter_lines(all_chunks(), enc):
+                if mine is not None and ((lineno - 1) // SHARD_BLOCK) % self._shard_n not in mine:
+                    continue  # another process's block
+                self.line = lineno
                 if isinstance(line, UnicodeDecodeError):
                     hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
                     self._problem(f"line {lineno}", f"not valid {enc} ({line.reason} at byte {line.start}){hint}")
@@ -286,9 +309,11 @@ class TrialReader:
                     continue
                 yield from self._json_record(line, f"line {lineno}")
         except EOFError as err:
-            self._problem(f"after line {lineno}", f"{err}; the records before it were read")
+            if self._mine is None or 0 in self._mine:  # every shard sees it: report it once
+                self._problem(f"after line {lineno}", f"{err}; the records before it were read")
         except zlib.error as err:
-            self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
+            if self._mine is None or 0 in self._mine:
+                self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
 
     def _json_record(self, text: str, location: str, obj: Any = None) -> Iterator[ImportedRecord]:
         raw_json = None

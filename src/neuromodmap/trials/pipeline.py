@@ -1,23 +1,82 @@
-"""Import → classify → store in one streaming pass (what the CLI and the demo run)."""
+"""Import → classify → store (what the CLI and the demo run), on both cores where it pays.
+
+Two processes share the work on Linux (the ``fork`` start method, so library callers need no
+``if __name__ == "__main__"`` guard); elsewhere, for small inputs, or with
+``NEUROMODMAP_SERIAL=1`` everything runs serially in this process, with the same output.
+
+- :func:`classify_to_csv` splits a JSON-lines file into blocks of lines: this process reads,
+  classifies and writes the even blocks, a worker the odd ones; rows keep the file's order.
+- :func:`import_and_classify` imports into the store in this process while a worker reads
+  the same files again and classifies them; its labels are bulk-loaded at the end. Only
+  compact label rows cross between the processes (pickling a :class:`Trial` costs more than
+  parsing it again).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import sys
+import tempfile
 import time
+import traceback
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from neuromodmap._utils import atomic_write, progress_bar
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
-from neuromodmap.trials.io import ImportedRecord, read_trials
-from neuromodmap.trials.models import ImportProblem
+from neuromodmap.trials.io import TrialReader
+from neuromodmap.trials.models import Classification, ImportProblem
 
-__all__ = ["classify_to_csv", "import_and_classify", "CSV_COLUMNS"]
+__all__ = ["classify_to_csv", "import_and_classify", "CSV_COLUMNS", "label_record"]
 
 CSV_COLUMNS = [
     "registry_id", "neuromod", "modalities", "modality_group", "indication", "pain_subtype",
     "depression_subtype", "chronic_pain", "targets", "invasive", "evidence",
 ]
+# below this size a second process costs more than it saves
+_PARALLEL_MIN_BYTES = 2_000_000
+_JSONL = ("jsonl", "jsonl_gz")
+
+
+def label_record(c: Classification, seq: int = 0) -> dict:
+    """One ``trial_labels`` row as plain JSON-able values (``seq`` orders duplicates)."""
+    return {
+        "seq": seq, "registry_id": c.registry_id, "neuromod": c.neuromod, "modalities": c.modalities,
+        "modality_group": c.modality_group, "indication": c.indication, "pain_subtype": c.pain_subtype,
+        "depression_subtype": c.depression_subtype, "chronic_pain": c.chronic_pain, "targets": c.targets,
+        "invasive": c.invasive, "evidence": [e.model_dump() for e in c.evidence],
+    }
+
+
+def _fork_context():
+    """The ``fork`` multiprocessing context, or None where it is missing or switched off."""
+    if os.environ.get("NEUROMODMAP_SERIAL") or sys.platform != "linux" or (os.cpu_count() or 1) < 2:
+        return None
+    try:
+        return mp.get_context("fork")
+    except ValueError:
+        return None
+
+
+def _start(ctx, target, args):
+    proc = ctx.Process(target=target, args=args, daemon=True)
+    with warnings.catch_warnings():  # the child runs pure Python, never the parent's DuckDB threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        proc.start()
+    return proc
+
+
+def _stop(proc) -> None:
+    if proc.is_alive():
+        proc.terminate()
+    proc.join(5)
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:
@@ -31,13 +90,151 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _records(inputs: list[Path], problems: list[ImportProblem], progress) -> Iterator[ImportedRecord]:
-    task = progress.add_task("reading", total=None)
+def _formats(inputs: list[Path]) -> list[str | None]:
+    formats = []
     for path in inputs:
-        progress.update(task, description=f"{Path(path).name}")
-        for record in read_trials(path, problems=problems):
+        try:
+            formats.append(TrialReader(path).format)
+        except Exception:  # noqa: BLE001 - the reader in the main process reports it properly
+            formats.append(None)
+    return formats
+
+
+# ---------------------------------------------------------------------- classify → CSV
+def _csv_shard_worker(paths: list[str], shard: tuple[int, int], out: mp.Queue) -> None:
+    """Classify one shard of each file; send ("rows", file, block, rows) then ("done", file, problems)."""
+    try:
+        for i, path in enumerate(paths):
+            problems: list[ImportProblem] = []
+            reader = TrialReader(path, problems=problems, shard=shard)
+            block, rows = -1, []
+            for rec in reader:
+                b = (reader.line - 1) // _block_size()
+                if b != block and rows:
+                    out.put(("rows", i, block, rows))
+                    rows = []
+                block = b
+                rows.append(list(classification_row(classify(rec.trial)).values()))
+            if rows:
+                out.put(("rows", i, block, rows))
+            out.put(("done", i, [p.model_dump() for p in problems]))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which falls back to serial
+        out.put(("error", traceback.format_exc()))
+
+
+def _block_size() -> int:
+    from neuromodmap.trials.io import SHARD_BLOCK
+
+    return SHARD_BLOCK
+
+
+class _WorkerFailed(Exception):
+    pass
+
+
+def _get(out: mp.Queue, proc) -> tuple:
+    while True:
+        try:
+            msg = out.get(timeout=1.0)
+        except queue.Empty:
+            if not proc.is_alive():
+                raise _WorkerFailed(f"the worker process stopped (exit code {proc.exitcode})") from None
+            continue
+        if msg[0] == "error":
+            raise _WorkerFailed(msg[1])
+        return msg
+
+
+def _csv_parallel(ctx, inputs: list[Path], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
+    """Rows of every input, this process taking shard 0 and a worker shard 1, in file order.
+
+    Finished blocks wait in ``ready`` until every block before them is written, so the two
+    processes never wait for each other (a block with no readable line holds the rest back
+    until the end of its file, costing memory, never order).
+    """
+    out = ctx.Queue()
+    proc = _start(ctx, _csv_shard_worker, ([str(p) for p in inputs], (1, 2), out))
+    n = n_neuromod = 0
+    task = progress.add_task("classifying", total=None)
+    try:
+        for path in inputs:
+            progress.update(task, description=path.name)
+            ready: dict[int, list] = {}
+            next_block = 0
+            worker_done = False
+
+            def take(msg, ready=ready) -> bool:
+                """File a worker message; True when the worker finished this file."""
+                nonlocal n_neuromod
+                if msg[0] == "done":
+                    problems.extend(ImportProblem(**p) for p in msg[2])
+                    return True
+                ready[msg[2]] = msg[3]
+                n_neuromod += sum(r[1] == "true" for r in msg[3])
+                return False
+
+            def flush(ready=ready) -> None:
+                nonlocal next_block, n
+                while next_block in ready:
+                    rows = ready.pop(next_block)
+                    writer.writerows(rows)
+                    n += len(rows)
+                    progress.advance(task, len(rows))
+                    next_block += 1
+
+            def drain() -> None:
+                nonlocal worker_done
+                while not worker_done:
+                    try:
+                        msg = out.get_nowait()
+                    except queue.Empty:
+                        if not proc.is_alive():
+                            _get(out, proc)  # raises with the reason
+                        return
+                    if msg[0] == "error":
+                        raise _WorkerFailed(msg[1])
+                    worker_done = take(msg)
+
+            reader = TrialReader(path, problems=problems, shard=(0, 2))
+            block, rows = -1, []
+            for rec in reader:
+                b = (reader.line - 1) // _block_size()
+                if b != block and rows:
+                    ready[block] = rows
+                    rows = []
+                    drain()
+                    flush()
+                block = b
+                c = classify(rec.trial)
+                rows.append(list(classification_row(c).values()))
+                n_neuromod += bool(c.neuromod)
+            if rows:
+                ready[block] = rows
+            while not worker_done:
+                worker_done = take(_get(out, proc))
+            flush()
+            for b in sorted(ready):  # after a block with no readable line
+                writer.writerows(ready[b])
+                n += len(ready[b])
+        proc.join(10)
+    finally:
+        _stop(proc)
+        out.close()
+    return n, n_neuromod
+
+
+def _csv_serial(inputs: list[Path], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
+    n = n_neuromod = 0
+    task = progress.add_task("classifying", total=None)
+    for path in inputs:
+        progress.update(task, description=path.name)
+        for rec in TrialReader(path, problems=problems):
+            c = classify(rec.trial)
+            writer.writerow(classification_row(c).values())
+            n += 1
+            n_neuromod += bool(c.neuromod)
             progress.advance(task)
-            yield record
+    return n, n_neuromod
 
 
 def classify_to_csv(
@@ -50,63 +247,216 @@ def classify_to_csv(
 ) -> dict:
     """Classify trials from files (or, with no inputs, from the store ``db``) into ``output``.
 
-    With both inputs and ``db``, the records and their labels are also upserted into the store.
-    The CSV is written atomically: an interrupted run leaves no partial file.
+    With both inputs and ``db``, the files are also imported into the store (one import run
+    per file, with its provenance) and the labels stored. The CSV is written atomically: an
+    interrupted run leaves no partial file.
+
+    Returns
+    -------
+    dict
+        ``n_trials`` (rows written), ``n_neuromod``, ``seconds``.
     """
     problems = problems if problems is not None else []
+    inputs = [Path(p) for p in inputs or []]
+    output = Path(output)
     start = time.perf_counter()
-    n_trials = n_neuromod = 0
-    store = None
-    if db is not None:
+    if inputs and db is not None:
         from neuromodmap.trials.store import TrialStore
 
-        store = TrialStore(db)
-    try:
-        with progress_bar() as progress, atomic_write(output, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            if inputs:
-                for batch in _batched(_records(inputs, problems, progress), batch_size):
-                    labels = [classify(r.trial) for r in batch]
-                    writer.writerows(classification_row(c) for c in labels)
-                    n_trials += len(labels)
-                    n_neuromod += sum(c.neuromod for c in labels)
-                    if store is not None:
-                        by_source: dict[str, list[ImportedRecord]] = {}
-                        for r in batch:
-                            by_source.setdefault(r.source, []).append(r)
-                        for source, recs in by_source.items():
-                            store.upsert(recs, source=source, as_of=None)
-                        store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
-            else:
+        with TrialStore(db) as store:
+            stats = import_and_classify(store, inputs, problems=problems, csv_output=output)
+        return {"n_trials": stats["n_classified"], "n_neuromod": stats["n_neuromod"],
+                "seconds": time.perf_counter() - start}
+    n_trials = n_neuromod = 0
+    with progress_bar() as progress, atomic_write(output, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        if inputs:
+            ctx = _fork_context()
+            parallel = ctx is not None and all(
+                f in _JSONL for f in _formats(inputs)
+            ) and sum(p.stat().st_size for p in inputs) >= _PARALLEL_MIN_BYTES
+            done = False
+            if parallel:
+                found: list[ImportProblem] = []
+                try:
+                    n_trials, n_neuromod = _csv_parallel(ctx, inputs, writer, found, progress)
+                    problems.extend(found)
+                    done = True
+                except _WorkerFailed as err:  # start again, serially, into a fresh file
+                    warnings.warn(f"parallel classification failed, running serially: {err}", stacklevel=2)
+                    fh.seek(0)
+                    fh.truncate()
+                    writer.writerow(CSV_COLUMNS)
+            if not done:
+                n_trials, n_neuromod = _csv_serial(inputs, writer, problems, progress)
+        else:
+            from neuromodmap.trials.store import TrialStore
+
+            if db is None:
+                raise ValueError("give input files, a database, or both")
+            with TrialStore(db) as store:
                 task = progress.add_task("classifying store", total=None)
                 for batch in _batched(store.iter_trials(), batch_size):
                     labels = [classify(t) for t in batch]
-                    writer.writerows(classification_row(c) for c in labels)
+                    writer.writerows(classification_row(c).values() for c in labels)
                     store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
                     n_trials += len(labels)
-                    n_neuromod += sum(c.neuromod for c in labels)
+                    n_neuromod += sum(bool(c.neuromod) for c in labels)
                     progress.advance(task, len(labels))
-    finally:
-        if store is not None:
-            store.close()
     return {"n_trials": n_trials, "n_neuromod": n_neuromod, "seconds": time.perf_counter() - start}
 
 
-def import_and_classify(store, inputs: list[Path], *, as_of=None, problems: list[ImportProblem] | None = None) -> dict:
-    """Import ``inputs`` into ``store`` and classify every imported trial (labels stored too)."""
+# ---------------------------------------------------------------------- import + classify
+def _seq(file_index: int, position: int) -> int:
+    """A record's order across files and processes (a later duplicate wins)."""
+    return (file_index << 40) | position
+
+
+def _label_worker(paths: list[str], formats: list[str | None], labels_path: str, csv_path: str | None) -> None:
+    """Read and classify the files (the blocks not in ``_MAIN_SHARE`` of JSON lines, unless
+    writing the CSV); write label rows as JSON lines and, optionally, the CSV rows."""
+    with contextlib.ExitStack() as stack:
+        labels = stack.enter_context(open(labels_path, "w", encoding="utf-8"))
+        writer = None
+        if csv_path is not None:
+            writer = csv.writer(stack.enter_context(open(csv_path, "w", newline="", encoding="utf-8")))
+            writer.writerow(CSV_COLUMNS)
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        for i, (path, fmt) in enumerate(zip(paths, formats, strict=True)):
+            shard = None
+            if writer is None and fmt in _JSONL:
+                shard = (tuple(r for r in range(_SHARES) if r != _MAIN_SHARE), _SHARES)
+            try:
+                reader = TrialReader(path, problems=[], shard=shard)
+            except Exception:  # noqa: BLE001 - the importer reports unreadable files
+                continue
+            for k, rec in enumerate(reader):
+                c = classify(rec.trial)
+                labels.write(dumps(label_record(c, _seq(i, reader.line if shard else k))))
+                labels.write("\n")
+                if writer is not None:
+                    writer.writerow(classification_row(c).values())
+
+
+# this process classifies one block in _SHARES of each JSON-lines file while it imports (the
+# records are parsed already), the worker the rest: that balances the two processes
+_SHARES = 5
+_MAIN_SHARE = 0
+
+
+def import_and_classify(
+    store,
+    inputs: list[Path],
+    *,
+    as_of=None,
+    problems: list[ImportProblem] | None = None,
+    csv_output: Path | None = None,
+) -> dict:
+    """Import ``inputs`` into ``store`` and classify every stored trial (labels stored too).
+
+    Parameters
+    ----------
+    store : TrialStore
+        Open for writing.
+    inputs : list of path
+        Trial files of any supported format.
+    as_of : date, optional
+        The date the files' data refer to.
+    problems : list, optional
+        Skipped records are appended here.
+    csv_output : path, optional
+        Also write the ``trials classify`` CSV (one row per record read), atomically.
+
+    Returns
+    -------
+    dict
+        ``n_imported`` (rows new or changed), ``n_classified`` (trials labelled),
+        ``n_neuromod``, ``import_seconds``, ``seconds``, ``problems``.
+    """
     problems = problems if problems is not None else []
+    inputs = [Path(p) for p in inputs]
     start = time.perf_counter()
-    report = store.import_files(inputs, as_of=as_of, problems=problems)
-    t_import = time.perf_counter() - start
-    n = n_neuromod = 0
+    ctx = _fork_context()
+    formats = _formats(inputs)
+    # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
+    parallel = (
+        ctx is not None
+        and inputs
+        and all(f is not None and not f.startswith("ictrp") for f in formats)
+        and sum(p.stat().st_size for p in inputs if p.is_file()) >= _PARALLEL_MIN_BYTES
+    )
+    n_loaded = 0
+    csv_done = False
+    if parallel:
+        parent = csv_output.parent if csv_output is not None else (
+            store.db_path.parent if store.db_path is not None else None)
+        tmp = Path(tempfile.mkdtemp(prefix=".neuromodmap-", dir=parent))
+        try:
+            labels_path = tmp / "labels.jsonl"
+            csv_tmp = tmp / "classified.csv" if csv_output is not None else None
+            proc = _start(ctx, _label_worker, ([str(p) for p in inputs], formats, str(labels_path),
+                                               str(csv_tmp) if csv_tmp else None))
+            on_record = None
+            own_path = tmp / "labels-main.jsonl"
+            if csv_tmp is None:  # take a share of the classifying (the CSV keeps file order)
+                own = open(own_path, "w", encoding="utf-8")  # noqa: SIM115 - closed below or in finally
+                dumps = json.JSONEncoder(ensure_ascii=False).encode
+                file_index = {str(p): i for i, p in enumerate(inputs)}
+
+                def on_record(reader, rec) -> None:
+                    if reader.format in _JSONL and ((reader.line - 1) // _block_size()) % _SHARES == _MAIN_SHARE:
+                        c = classify(rec.trial)
+                        own.write(dumps(label_record(c, _seq(file_index[reader.source], reader.line))))
+                        own.write("\n")
+            try:
+                report = store.import_files(inputs, as_of=as_of, problems=problems, on_record=on_record)
+                t_import = time.perf_counter() - start
+                if on_record is not None:
+                    own.close()
+                # the checkpoint the store would do on closing, while the worker still classifies
+                store.con.execute("CHECKPOINT")
+                proc.join()
+            finally:
+                _stop(proc)
+                if on_record is not None:
+                    own.close()
+            if proc.exitcode == 0:
+                n_loaded = store.load_labels_file(labels_path, classifier_version=CLASSIFIER_VERSION,
+                                                  also=[own_path] if on_record is not None else [])
+                if csv_tmp is not None:
+                    with atomic_write(csv_output, "wb") as out, open(csv_tmp, "rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    csv_done = True
+            else:
+                warnings.warn(f"the classifier process failed (exit code {proc.exitcode}); classifying serially",
+                              stacklevel=2)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        report = store.import_files(inputs, as_of=as_of, problems=problems)
+        t_import = time.perf_counter() - start
+    # serially: every stored trial (as before); after the worker: what it did not label
+    # (trials stored before, or all of them when it failed)
+    unlabelled = CLASSIFIER_VERSION if parallel else None
     with progress_bar() as progress:
-        task = progress.add_task("classifying", total=report.n_upserted or None)
-        for batch in _batched(store.iter_trials(), 5000):
+        task = progress.add_task("classifying", total=None)
+        for batch in _batched(store.iter_trials(unlabelled=unlabelled), 5000):
             labels = [classify(t) for t in batch]
             store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
-            n += len(labels)
-            n_neuromod += sum(c.neuromod for c in labels)
             progress.advance(task, len(labels))
+    if csv_output is not None and not csv_done:
+        with atomic_write(csv_output, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for path in inputs:
+                with contextlib.suppress(Exception):
+                    for rec in TrialReader(path, problems=[]):
+                        writer.writerow(classification_row(classify(rec.trial)).values())
+    n, n_neuromod = store.con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE neuromod) FROM trial_labels WHERE classifier_version = ?",
+        [CLASSIFIER_VERSION],
+    ).fetchone()
     return {"n_imported": report.n_upserted, "n_classified": n, "n_neuromod": n_neuromod,
-            "import_seconds": t_import, "seconds": time.perf_counter() - start, "problems": problems}
+            "import_seconds": t_import, "seconds": time.perf_counter() - start, "problems": problems,
+            "n_labels_loaded": n_loaded}

@@ -325,6 +325,7 @@ class TrialStore:
         on_batch: Callable[[int, int], None] | None = None,
         checkpoint: Callable | None = None,
         problems: list[ImportProblem] | None = None,
+        on_record: Callable[[ImportedRecord], None] | None = None,
     ) -> tuple[int, int]:
         """Upsert in batches, one transaction each; return (records read, rows written).
 
@@ -354,6 +355,8 @@ class TrialStore:
 
         for rec in records:
             n_read += 1
+            if on_record is not None:
+                on_record(rec)
             batch.pop(rec.trial.registry_id, None)  # a later duplicate wins, as across batches
             batch[rec.trial.registry_id] = rec
             if len(batch) >= batch_size:
@@ -436,6 +439,7 @@ class TrialStore:
         as_of: dt.date | None = None,
         encoding: str | None = None,
         batch_size: int = 5000,
+        on_record: Callable[[TrialReader, ImportedRecord], None] | None = None,
     ) -> ImportReport:
         """Import trial files of any supported format, with a progress bar.
 
@@ -455,6 +459,9 @@ class TrialStore:
             Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
         batch_size : int
             Records per transaction.
+        on_record : callable, optional
+            Called as ``on_record(reader, record)`` for every record read (the pipeline
+            classifies some of them on the way, see :mod:`neuromodmap.trials.pipeline`).
 
         Raises
         ------
@@ -494,6 +501,7 @@ class TrialStore:
                         batch_size=batch_size,
                         on_batch=on_batch,
                         problems=file_problems,
+                        on_record=None if on_record is None else (lambda rec, reader=reader: on_record(reader, rec)),
                     )
                 except BaseException:
                     self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
@@ -521,11 +529,20 @@ class TrialStore:
                 data[name] = ""
         return Trial.model_validate(data)
 
-    def iter_trials(self, *, chunk_size: int = 2000) -> Iterator[Trial]:
-        """Every stored trial, in registry-id order, read in chunks (bounded memory)."""
+    def iter_trials(self, *, chunk_size: int = 2000, unlabelled: str | None = None) -> Iterator[Trial]:
+        """Every stored trial, in registry-id order, read in chunks (bounded memory).
+
+        With ``unlabelled`` (a classifier version), only the trials that have no label from
+        that version yet.
+        """
         cur = self.con.cursor()
+        where, params = "", []
+        if unlabelled is not None:
+            where = (" WHERE registry_id NOT IN (SELECT registry_id FROM trial_labels"
+                     " WHERE classifier_version = ?)")
+            params = [unlabelled]
         try:
-            cur.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials ORDER BY registry_id")  # noqa: S608
+            cur.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials{where} ORDER BY registry_id", params)  # noqa: S608
             while rows := cur.fetchmany(chunk_size):
                 for row in rows:
                     yield self._trial_from_row(row)
@@ -626,6 +643,39 @@ class TrialStore:
             if len(batch) >= batch_size:
                 flush()
         flush()
+        return n
+
+    def load_labels_file(self, path: str | os.PathLike, *, classifier_version: str, also: Iterable = ()) -> int:
+        """Bulk-load labels from a JSON-lines file of :func:`label_record` rows; return rows written.
+
+        Used by the two-process pipeline (a worker classifies while this process imports).
+        Only labels of stored trials are kept, and for a registry id met twice the later line
+        wins, as in an import (rows order by their ``seq``). ``also``: more such files.
+        One transaction: all or nothing.
+        """
+        columns = {
+            "seq": "BIGINT", "registry_id": "VARCHAR", "neuromod": "BOOLEAN", "modalities": "VARCHAR[]",
+            "modality_group": "VARCHAR[]", "indication": "VARCHAR", "pain_subtype": "VARCHAR[]",
+            "depression_subtype": "VARCHAR[]", "chronic_pain": "BOOLEAN", "targets": "VARCHAR[]",
+            "invasive": "BOOLEAN", "evidence": "JSON",
+        }
+        files = [str(f) for f in (path, *also) if Path(f).stat().st_size > 0]
+        if not files:
+            return 0
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            n = self.con.execute(
+                "INSERT OR REPLACE INTO trial_labels SELECT registry_id, neuromod, modalities, modality_group,"
+                " indication, pain_subtype, depression_subtype, chronic_pain, targets, invasive, evidence,"
+                " ?, CAST(? AS TIMESTAMP) FROM read_json(?, format = 'newline_delimited', columns = ?)"
+                " WHERE registry_id IN (SELECT registry_id FROM trials)"
+                " QUALIFY row_number() OVER (PARTITION BY registry_id ORDER BY seq DESC) = 1",
+                [classifier_version, _now(), files, columns],
+            ).fetchone()[0]
+            self.con.execute("COMMIT")
+        except BaseException:
+            _rollback(self.con)
+            raise
         return n
 
     def labels_df(self) -> pd.DataFrame:
