@@ -29,7 +29,7 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -194,11 +194,12 @@ class TrialReader:
         Text encoding for JSON lines and CSV files without a byte-order mark (default UTF-8).
     format : str, optional
         Skip detection and read as this format (one of :data:`FORMATS`).
-    shard : (int or tuple of int, int), optional
+    shard : (int or tuple of int, int) or callable, optional
         ``(k, n)``: read only the JSON lines of the blocks (of :data:`SHARD_BLOCK` lines)
-        whose number modulo ``n`` is ``k`` (or one of ``k``, a tuple), so processes can share
-        one file without parsing a line twice; each reports the problems of its own lines
-        (a truncated file: the one holding residue 0). JSON-lines formats only.
+        whose number modulo ``n`` is ``k`` (or one of ``k``, a tuple); a callable
+        ``take(block) -> bool`` decides block by block. So processes can share one file
+        without parsing a line twice; each reports the problems of its own lines (a
+        truncated file: the one that took block 0). JSON-lines formats only.
     """
 
     def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None):
@@ -210,14 +211,20 @@ class TrialReader:
         if self.format not in FORMATS:
             raise TrialFileError(f"{path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
         self.size = self.path.stat().st_size
-        self._mine: frozenset[int] | None = None
+        self._take: Callable[[int], bool] | None = None
         if shard is not None:
-            k, n = shard
-            mine = frozenset(k if isinstance(k, tuple | list | set | frozenset) else (k,))
-            if self.format not in ("jsonl", "jsonl_gz") or not mine or not all(0 <= r < n for r in mine):
-                raise ValueError(f"shard={shard!r} needs a JSON-lines file and 0 <= k < n")
-            self._mine = mine if len(mine) < n else None
-            self._shard_n = n
+            if self.format not in ("jsonl", "jsonl_gz"):
+                raise ValueError(f"shard= needs a JSON-lines file, not {self.format}")
+            if callable(shard):
+                self._take = shard
+            else:
+                k, n = shard
+                mine = frozenset(k if isinstance(k, tuple | list | set | frozenset) else (k,))
+                if not mine or not all(0 <= r < n for r in mine):
+                    raise ValueError(f"shard={shard!r}: need 0 <= k < n")
+                if len(mine) < n:
+                    self._take = lambda block: block % n in mine
+        self._took_first = True  # block 0 is this reader's: it reports a truncated file
         self.shard = shard
         #: the line being read (JSON lines): its block ``line // SHARD_BLOCK`` orders shards
         self.line = 0
@@ -293,10 +300,17 @@ class TrialReader:
                 yield first
                 yield from chunks
 
-            mine = self._mine
+            take = self._take
+            block, keep = -1, True
             for lineno, line in iter_lines(all_chunks(), enc):
-                if mine is not None and ((lineno - 1) // SHARD_BLOCK) % self._shard_n not in mine:
-                    continue  # another process's block
+                if take is not None:
+                    if (lineno - 1) // SHARD_BLOCK != block:
+                        block = (lineno - 1) // SHARD_BLOCK
+                        keep = take(block)
+                        if block == 0:
+                            self._took_first = keep
+                    if not keep:
+                        continue  # another process's block
                 self.line = lineno
                 if isinstance(line, UnicodeDecodeError):
                     hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
@@ -309,10 +323,10 @@ class TrialReader:
                     continue
                 yield from self._json_record(line, f"line {lineno}")
         except EOFError as err:
-            if self._mine is None or 0 in self._mine:  # every shard sees it: report it once
+            if self._took_first:  # every shard sees it: report it once
                 self._problem(f"after line {lineno}", f"{err}; the records before it were read")
         except zlib.error as err:
-            if self._mine is None or 0 in self._mine:
+            if self._took_first:
                 self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
 
     def _json_record(self, text: str, location: str, obj: Any = None) -> Iterator[ImportedRecord]:

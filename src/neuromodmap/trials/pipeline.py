@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -313,9 +314,48 @@ def _seq(file_index: int, position: int) -> int:
     return (file_index << 40) | position
 
 
-def _label_worker(paths: list[str], formats: list[str | None], labels_path: str, csv_path: str | None) -> None:
-    """Read and classify the files (the blocks not in ``_MAIN_SHARE`` of JSON lines, unless
-    writing the CSV); write label rows as JSON lines and, optionally, the CSV rows."""
+class _Claims:
+    """Who classifies each block of lines of a JSON-lines file: the first process to reach it.
+
+    The importing process parses every record anyway, so a block it reaches before the
+    worker costs it only the classifying; the worker skips such blocks without parsing them.
+    The two processes so share the work in whatever ratio the machine gives.
+    """
+
+    MAIN, WORKER = 1, 2
+
+    def __init__(self, ctx, n_files: int, lag: int = 256):
+        self.stride = (1 << 22) // max(n_files, 1)
+        self.owner = ctx.RawArray("b", self.stride * max(n_files, 1))
+        self.worker_at = ctx.RawArray("q", max(n_files, 1))  # the worker's latest block per file
+        self.lock = ctx.Lock()
+        # the importer only takes blocks this far ahead of the worker, leaving the worker
+        # enough to do while the importer writes its final checkpoint
+        self.lag = lag
+
+    def claim(self, file_index: int, block: int, who: int) -> bool:
+        if block >= self.stride:  # beyond the table (a file of over a billion lines): the worker's
+            return who == self.WORKER
+        i = file_index * self.stride + block
+        with self.lock:
+            if who == self.WORKER:
+                self.worker_at[file_index] = block
+            elif block - self.worker_at[file_index] <= self.lag:
+                return False
+            if self.owner[i] == 0:
+                self.owner[i] = who
+            return self.owner[i] == who
+
+
+def _seq(file_index: int, position: int) -> int:
+    """A record's order across files and processes (a later duplicate wins)."""
+    return (file_index << 40) | position
+
+
+def _label_worker(paths: list[str], formats: list[str | None], labels_path: str, csv_path: str | None,
+                  claims: _Claims | None) -> None:
+    """Read and classify the files (with ``claims``, only the blocks of JSON lines it claims);
+    write label rows as JSON lines and, optionally, the CSV rows (all records, in order)."""
     with contextlib.ExitStack() as stack:
         labels = stack.enter_context(open(labels_path, "w", encoding="utf-8"))
         writer = None
@@ -325,8 +365,8 @@ def _label_worker(paths: list[str], formats: list[str | None], labels_path: str,
         dumps = json.JSONEncoder(ensure_ascii=False).encode
         for i, (path, fmt) in enumerate(zip(paths, formats, strict=True)):
             shard = None
-            if writer is None and fmt in _JSONL:
-                shard = (tuple(r for r in range(_SHARES) if r != _MAIN_SHARE), _SHARES)
+            if claims is not None and fmt in _JSONL:
+                shard = functools.partial(claims.claim, i, who=_Claims.WORKER)
             try:
                 reader = TrialReader(path, problems=[], shard=shard)
             except Exception:  # noqa: BLE001 - the importer reports unreadable files
@@ -337,12 +377,6 @@ def _label_worker(paths: list[str], formats: list[str | None], labels_path: str,
                 labels.write("\n")
                 if writer is not None:
                     writer.writerow(classification_row(c).values())
-
-
-# this process classifies one block in _SHARES of each JSON-lines file while it imports (the
-# records are parsed already), the worker the rest: that balances the two processes
-_SHARES = 5
-_MAIN_SHARE = 0
 
 
 def import_and_classify(
@@ -388,6 +422,7 @@ def import_and_classify(
     )
     n_loaded = 0
     csv_done = False
+    timings: dict[str, float] = {}
     if parallel:
         parent = csv_output.parent if csv_output is not None else (
             store.db_path.parent if store.db_path is not None else None)
@@ -395,19 +430,28 @@ def import_and_classify(
         try:
             labels_path = tmp / "labels.jsonl"
             csv_tmp = tmp / "classified.csv" if csv_output is not None else None
+            # with a CSV to write (in file order) the worker classifies everything
+            claims = _Claims(ctx, len(inputs)) if csv_tmp is None else None
             proc = _start(ctx, _label_worker, ([str(p) for p in inputs], formats, str(labels_path),
-                                               str(csv_tmp) if csv_tmp else None))
+                                               str(csv_tmp) if csv_tmp else None, claims))
             on_record = None
             own_path = tmp / "labels-main.jsonl"
-            if csv_tmp is None:  # take a share of the classifying (the CSV keeps file order)
+            if claims is not None:
                 own = open(own_path, "w", encoding="utf-8")  # noqa: SIM115 - closed below or in finally
                 dumps = json.JSONEncoder(ensure_ascii=False).encode
                 file_index = {str(p): i for i, p in enumerate(inputs)}
+                state: dict = {"key": None, "mine": False}
 
                 def on_record(reader, rec) -> None:
-                    if reader.format in _JSONL and ((reader.line - 1) // _block_size()) % _SHARES == _MAIN_SHARE:
+                    if reader.format not in _JSONL:
+                        return
+                    i, block = file_index[reader.source], (reader.line - 1) // _block_size()
+                    if state["key"] != (i, block):
+                        state["key"] = (i, block)
+                        state["mine"] = claims.claim(i, block, _Claims.MAIN)
+                    if state["mine"]:
                         c = classify(rec.trial)
-                        own.write(dumps(label_record(c, _seq(file_index[reader.source], reader.line))))
+                        own.write(dumps(label_record(c, _seq(i, reader.line))))
                         own.write("\n")
             try:
                 report = store.import_files(inputs, as_of=as_of, problems=problems, on_record=on_record)
@@ -416,7 +460,9 @@ def import_and_classify(
                     own.close()
                 # the checkpoint the store would do on closing, while the worker still classifies
                 store.con.execute("CHECKPOINT")
+                timings["checkpoint_done"] = time.perf_counter() - start
                 proc.join()
+                timings["worker_done"] = time.perf_counter() - start
             finally:
                 _stop(proc)
                 if on_record is not None:
@@ -459,4 +505,4 @@ def import_and_classify(
     ).fetchone()
     return {"n_imported": report.n_upserted, "n_classified": n, "n_neuromod": n_neuromod,
             "import_seconds": t_import, "seconds": time.perf_counter() - start, "problems": problems,
-            "n_labels_loaded": n_loaded}
+            "n_labels_loaded": n_loaded, "parallel": bool(parallel), "timings": timings}

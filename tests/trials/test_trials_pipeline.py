@@ -1,0 +1,146 @@
+"""The two-process pipeline gives exactly what one process gives, on real corpus records.
+
+Every expected label here comes from calling :func:`classify` on the record directly, not
+from the pipeline; the parallel paths are forced on small slices by lowering the size
+threshold and the shard block size (the forked worker inherits both).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from neuromodmap.trials import io as trials_io
+from neuromodmap.trials import pipeline
+from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
+from neuromodmap.trials.io import TrialReader, read_trials
+from neuromodmap.trials.models import ImportProblem
+from neuromodmap.trials.store import TrialStore
+
+N_LINES = 1200
+
+
+@pytest.fixture(scope="module")
+def corpus_slice(tmp_path_factory, corpus_path: Path) -> Path:
+    """The first real corpus lines, with two broken lines and a later changed duplicate."""
+    lines = []
+    with gzip.open(corpus_path, "rt", encoding="utf-8") as src:
+        for i, line in enumerate(src):
+            if i >= N_LINES:
+                break
+            lines.append(line)
+    dup = json.loads(lines[10])
+    dup["protocolSection"]["identificationModule"]["briefTitle"] = (
+        "Repetitive transcranial magnetic stimulation of the left DLPFC for treatment-resistant depression"
+    )
+    lines[700] = "{not json\n"                 # line 701
+    lines[1001] = '{"protocolSection": \n'     # line 1002, truncated
+    lines.append(json.dumps(dup) + "\n")       # line 1201: the later copy of line 11 wins
+    path = tmp_path_factory.mktemp("pipeline") / "slice.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as dst:
+        dst.writelines(lines)
+    return path
+
+
+@pytest.fixture
+def force_parallel(monkeypatch):
+    monkeypatch.delenv("NEUROMODMAP_SERIAL", raising=False)
+    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(trials_io, "SHARD_BLOCK", 16)  # many blocks in a small slice
+    if pipeline._fork_context() is None:
+        pytest.skip("no fork start method or a single core: the serial path is tested elsewhere")
+
+
+def _expected_rows(path: Path) -> list[list[str]]:
+    return [list(classification_row(classify(r.trial)).values()) for r in read_trials(path, problems=[])]
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == pipeline.CSV_COLUMNS
+    return rows[1:]
+
+
+def test_reader_shards_partition_the_file(corpus_slice, monkeypatch):
+    monkeypatch.setattr(trials_io, "SHARD_BLOCK", 16)
+    whole = [(r.location, r.trial.registry_id) for r in read_trials(corpus_slice, problems=[])]
+    parts, problem_lines = [], []
+    for k in range(3):
+        problems: list[ImportProblem] = []
+        parts.append([(r.location, r.trial.registry_id) for r in TrialReader(corpus_slice, problems=problems, shard=(k, 3))])
+        problem_lines += [p.location for p in problems]
+    assert sorted(x for part in parts for x in part) == sorted(whole)
+    assert all(set(a).isdisjoint(b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert sorted(problem_lines) == ["line 1002", "line 701"]  # each reported once, by its owner
+    # a callable decides block by block
+    odd = [r.location for r in TrialReader(corpus_slice, problems=[], shard=lambda b: b % 2 == 1)]
+    assert odd and all(((int(loc.split()[1]) - 1) // 16) % 2 == 1 for loc in odd)
+    with pytest.raises(ValueError, match="0 <= k < n"):
+        TrialReader(corpus_slice, shard=(2, 2))
+
+
+def test_classify_to_csv_two_processes_equal_one(tmp_path, corpus_slice, force_parallel, monkeypatch):
+    problems: list[ImportProblem] = []
+    stats = pipeline.classify_to_csv([corpus_slice], tmp_path / "par.csv", problems=problems)
+    rows = _read_csv(tmp_path / "par.csv")
+    expected = _expected_rows(corpus_slice)
+    assert rows == expected  # same rows, in the file's order
+    assert stats["n_trials"] == len(expected) == N_LINES - 1  # 2 broken lines, 1 duplicate added
+    assert stats["n_neuromod"] == sum(r[1] == "true" for r in expected) > 0
+    assert sorted(p.location for p in problems) == ["line 1002", "line 701"]
+    assert all(p.source == str(corpus_slice) for p in problems)
+    monkeypatch.setenv("NEUROMODMAP_SERIAL", "1")
+    pipeline.classify_to_csv([corpus_slice], tmp_path / "ser.csv", problems=[])
+    assert (tmp_path / "ser.csv").read_bytes() == (tmp_path / "par.csv").read_bytes()
+
+
+def test_import_and_classify_labels_every_stored_trial(tmp_path, corpus_slice, force_parallel):
+    problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [corpus_slice], problems=problems)
+        assert stats["parallel"] is True
+        assert {"n_imported", "n_classified", "n_neuromod", "import_seconds", "seconds", "problems"} <= set(stats)
+        labels = store.labels_df().set_index("registry_id")
+        trials = list(store.iter_trials())
+        runs = store.import_runs_df()
+    assert len(labels) == len(trials) == stats["n_classified"] == N_LINES - 2
+    assert sorted(p.location for p in problems) == ["line 1002", "line 701"]
+    assert len(runs) == 1 and runs.iloc[0]["source"] == str(corpus_slice)
+    for trial in trials:  # each stored trial carries the label of its stored text
+        c = classify(trial)
+        row = labels.loc[trial.registry_id]
+        assert (row["neuromod"], list(row["modalities"]), row["indication"]) == (c.neuromod, c.modalities, c.indication)
+        assert row["classifier_version"] == CLASSIFIER_VERSION
+        assert json.loads(row["evidence"]) == [e.model_dump() for e in c.evidence]
+    # the later copy of the duplicated record won, in the trials and in the labels
+    with gzip.open(corpus_slice, "rt", encoding="utf-8") as fh:
+        dup_id = json.loads(fh.readlines()[-1])["protocolSection"]["identificationModule"]["nctId"]
+    assert labels.loc[dup_id]["neuromod"] and list(labels.loc[dup_id]["modalities"]) == ["tms"]
+    assert stats["n_neuromod"] == int(labels["neuromod"].sum())
+
+
+def test_failed_worker_falls_back_to_serial(tmp_path, corpus_slice, force_parallel, monkeypatch):
+    def broken_worker(*args):
+        raise SystemExit(3)
+
+    monkeypatch.setattr(pipeline, "_label_worker", broken_worker)
+    with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [corpus_slice], problems=[])
+        assert stats["n_classified"] == len(store) == N_LINES - 2
+
+
+def test_classify_with_db_imports_once_per_file(tmp_path, corpus_slice, trials_dir, force_parallel):
+    xml = trials_dir / "ctgov_legacy_xml" / "NCT02654730.xml"
+    out = tmp_path / "with_db.csv"
+    pipeline.classify_to_csv([corpus_slice, xml], out, db=tmp_path / "t.duckdb", problems=[])
+    assert _read_csv(out) == _expected_rows(corpus_slice) + _expected_rows(xml)
+    with TrialStore(tmp_path / "t.duckdb", read_only=True) as store:
+        runs = store.import_runs_df()
+        assert sorted(runs["source"]) == sorted([str(corpus_slice), str(xml)])  # one run per file
+        assert set(runs["status"]) == {"completed"}
+        assert len(store.labels_df()) == len(store) == N_LINES - 2 + 1
