@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
@@ -44,14 +45,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
         raise
 
 
-def progress_bar(transient: bool = False, disable: bool | None = None) -> Progress:
-    """A rich progress bar with count, rate-friendly columns and ETA."""
-    if disable is None:
-        disable = bool(os.environ.get("NEUROMODMAP_NO_PROGRESS"))
+def progress_bar(transient: bool = False, disable: bool | None = None, *, unit: str = "",
+                 by_bytes: bool = False) -> Progress:
+    """The rich progress bar every stage uses: description, bar, count, elapsed time and ETA.
+
+    ``unit`` is printed after the count ("studies"). With ``by_bytes`` the bar counts bytes
+    read and shows a ``records`` field (add tasks with ``records=0``). ``NEUROMODMAP_NO_PROGRESS``
+    turns every bar off.
+    """
+    disable = bool(disable) or bool(os.environ.get("NEUROMODMAP_NO_PROGRESS"))
+    if by_bytes:
+        count = [DownloadColumn(), TextColumn("{task.fields[records]:,} records")]
+    else:
+        count = [MofNCompleteColumn()] + ([TextColumn(unit)] if unit else [])
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *count,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=transient,

@@ -18,16 +18,6 @@ from neuromodmap.connectome import (
 )
 
 
-@pytest.fixture(scope="module")
-def schaefer400(data_root):
-    return load_connectome("enigma-schaefer400", data_root)
-
-
-@pytest.fixture(scope="module")
-def hansen(data_root):
-    return load_connectome("hansen-brainstem", data_root)
-
-
 def _labels(path: Path) -> list[str]:
     return [t for t in path.read_text().replace("\n", ",").split(",") if t]
 

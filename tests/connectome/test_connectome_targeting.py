@@ -8,7 +8,6 @@ import pytest
 from neuromodmap.connectome import (
     SGACC_SEED,
     CoordinateError,
-    load_connectome,
     search_anticorrelated,
     site_to_seed,
     target_catalogue,
@@ -16,8 +15,8 @@ from neuromodmap.connectome import (
 
 
 @pytest.fixture(scope="module")
-def fc(data_root):
-    return load_connectome("enigma-schaefer400", data_root)
+def fc(schaefer400):
+    return schaefer400
 
 
 @pytest.fixture(scope="module")

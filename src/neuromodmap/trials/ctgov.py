@@ -14,24 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import httpx
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
 from neuromodmap import __version__
+from neuromodmap._utils import progress_bar
 from neuromodmap.trials._readers._common import FieldError, ImportedRecord
 from neuromodmap.trials._readers.v2 import study_to_trial
 from neuromodmap.trials.io import _encodable
@@ -244,18 +236,10 @@ def fetch_studies(
         reraise=False,
     )
 
-    bar = Progress(
-        TextColumn("[bold]ClinicalTrials.gov"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("studies"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not progress or bool(os.environ.get("NEUROMODMAP_NO_PROGRESS")),
-    )
+    bar = progress_bar(disable=not progress, unit="studies")
     try:
         with bar:
-            task = bar.add_task("fetch", total=report.total_count, completed=done)
+            task = bar.add_task("ClinicalTrials.gov", total=report.total_count, completed=done)
             while True:
                 page_params = dict(params)
                 if token:

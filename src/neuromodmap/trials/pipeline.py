@@ -32,7 +32,7 @@ from pathlib import Path
 
 from neuromodmap._utils import atomic_write, progress_bar
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
-from neuromodmap.trials.io import TrialReader
+from neuromodmap.trials.io import TrialFileError, TrialReader
 from neuromodmap.trials.models import Classification, ImportProblem
 
 __all__ = ["classify_to_csv", "import_and_classify", "CSV_COLUMNS", "label_record"]
@@ -485,7 +485,7 @@ def import_and_classify(
     # serially: every stored trial (as before); after the worker: what it did not label
     # (trials stored before, or all of them when it failed)
     unlabelled = CLASSIFIER_VERSION if parallel else None
-    with progress_bar() as progress:
+    with progress_bar(transient=True) as progress:
         task = progress.add_task("classifying", total=None)
         for batch in _batched(store.iter_trials(unlabelled=unlabelled), 5000):
             labels = [classify(t) for t in batch]
@@ -496,7 +496,8 @@ def import_and_classify(
             writer = csv.writer(fh)
             writer.writerow(CSV_COLUMNS)
             for path in inputs:
-                with contextlib.suppress(Exception):
+                # unreadable files were already reported by the import above
+                with contextlib.suppress(TrialFileError):
                     for rec in TrialReader(path, problems=[]):
                         writer.writerow(classification_row(classify(rec.trial)).values())
     n, n_neuromod = store.con.execute(

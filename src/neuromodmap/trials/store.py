@@ -39,16 +39,9 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from neuromodmap import __version__
+from neuromodmap._utils import progress_bar
 from neuromodmap.store import connect
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
 from neuromodmap.trials.io import TrialReader
@@ -474,7 +467,7 @@ class TrialStore:
             raise TrialFileError(f"no such file: {', '.join(missing)}")
         report = ImportReport(files=[str(p) for p in paths])
         started = time.perf_counter()
-        with _import_progress(progress) as bar:
+        with progress_bar(disable=not progress, by_bytes=True) as bar:
             for path in paths:
                 file_problems: list[ImportProblem] = []
                 try:
@@ -681,26 +674,3 @@ class TrialStore:
     def labels_df(self) -> pd.DataFrame:
         """The stored classifications, one row per trial (evidence as JSON text)."""
         return self.con.execute("SELECT * FROM trial_labels ORDER BY registry_id").df()
-
-
-class _import_progress:
-    """A rich progress bar over bytes read, with a record count; silent when disabled."""
-
-    def __init__(self, enabled: bool):
-        disable = (not enabled) or bool(os.environ.get("NEUROMODMAP_NO_PROGRESS"))
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[records]:,} records"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            disable=disable,
-        )
-
-    def __enter__(self) -> Progress:
-        self.progress.__enter__()
-        return self.progress
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
