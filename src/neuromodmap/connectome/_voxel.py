@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,92 +248,318 @@ class NiftiConnectome(VoxelConnectome):
 # ---------------------------------------------------------------------------------------------
 # Engine
 # ---------------------------------------------------------------------------------------------
-def _prepare_inplace(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre the columns of (time, n) float32 in place; return their norms and a bad-column mask.
+# Voxels are processed in blocks of _BLOCK columns: one GEMM (seeds x time) @ (time x block),
+# then every element-wise step (1/norm, Fisher z, the four running sums) on that block while it
+# is still in cache, instead of streaming several seeds x voxels arrays through memory. Local
+# threads take blocks in turn (numpy and BLAS release the GIL; BLAS runs one thread per block).
+_BLOCK = 1024
 
-    Two passes over the data (mean, then centre + sum of squares by einsum); a NaN anywhere in a
-    column shows up in its mean, so no separate finiteness pass is needed.
+
+@dataclass
+class _Run:
+    """One run ready for the block loop: centred series, voxel 1/norms and unit seed series."""
+
+    x: np.ndarray  # (time, voxels) float32, centred in place; invalid columns zeroed
+    inv_norm: np.ndarray  # (voxels,) float32, 0 at invalid voxels
+    bad: np.ndarray  # (voxels,) bool: NaN/inf or zero variance
+    seeds: np.ndarray  # (seeds, time) float32, centred, unit norm; zero rows for invalid seeds
+    seed_bad: np.ndarray  # (seeds,) bool
+
+
+def _blocks(n_voxels: int, block: int | None = None) -> list[tuple[int, int]]:
+    block = block or _BLOCK
+    return [(v0, min(n_voxels, v0 + block)) for v0 in range(0, n_voxels, block)]
+
+
+def _centre_columns(x: np.ndarray, sl: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Centre ``x[:, sl]`` in place; return the columns' squared norms and NaN/inf mask.
+
+    The mean is summed in float64, so a constant column centres to exact zeros (and is then
+    caught as zero variance); a NaN or inf anywhere in a column shows up in its mean.
     """
-    mean = x.mean(axis=0, dtype=np.float64)
+    xs = x[:, sl]
+    mean = np.add.reduce(xs, axis=0, dtype=np.float64)
+    mean /= x.shape[0]
     nan_cols = ~np.isfinite(mean)
     if nan_cols.any():
-        x[:, nan_cols] = 0.0
         mean[nan_cols] = 0.0
-    x -= mean.astype(np.float32)
-    norm = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float32).astype(np.float64))
+    xs -= mean.astype(np.float32)
+    return np.einsum("ij,ij->j", xs, xs, dtype=np.float32), nan_cols
+
+
+def _prepare_run(x: np.ndarray, seed_sets: list[np.ndarray], pmap=map, n_parts: int = 1) -> _Run:
+    """Centre a (time, voxels) run in place, get 1/norms, and build the unit seed series."""
+    n_time, n_voxels = x.shape
+    step = -(-n_voxels // n_parts)
+    parts = list(pmap(lambda v0: _centre_columns(x, slice(v0, v0 + step)), range(0, n_voxels, step)))
+    norm2 = np.concatenate([p[0] for p in parts])
+    nan_cols = np.concatenate([p[1] for p in parts])
+    with np.errstate(invalid="ignore", over="ignore"):
+        norm = np.sqrt(norm2.astype(np.float64))
     bad = nan_cols | ~np.isfinite(norm) | (norm <= 1e-30)
-    norm[bad] = np.inf  # r = 0 there, then masked
-    return norm, bad
+    if bad.any():
+        x[:, bad] = 0.0  # no NaN or overflow can reach the GEMM output (it is multiplied by 0)
+        norm[bad] = np.inf
+    inv_norm = (1.0 / norm).astype(np.float32)
+    # seed series = mean of the seed voxels' (centred) series, as in Lead-DBS; centred and
+    # normalised in float64 (small), so that seeds . x = seeds . (x - mean) to rounding
+    seeds = np.zeros((len(seed_sets), n_time))
+    for s, idx in enumerate(seed_sets):
+        good = idx[~bad[idx]]
+        if good.size:
+            seeds[s] = x[:, good].mean(axis=1, dtype=np.float64)
+    seeds -= seeds.mean(axis=1, keepdims=True)
+    seed_norm = np.sqrt(np.einsum("ij,ij->i", seeds, seeds))
+    seed_bad = ~np.isfinite(seed_norm) | (seed_norm <= 1e-30)
+    seed_norm[seed_bad] = np.inf
+    seeds /= seed_norm[:, None]
+    return _Run(x=x, inv_norm=inv_norm, bad=bad, seeds=seeds.astype(np.float32), seed_bad=seed_bad)
 
 
-def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.ndarray]) -> dict:
-    """One subject's contribution: r, r², Fisher z and z² sums per seed × voxel, and validity counts."""
-    r_sum = None
-    n_runs = 0
-    bad_voxels = 0
-    n_seeds = len(seed_sets)
+def _load_runs(source: VoxelConnectome, subject: str) -> list[np.ndarray]:
+    runs = []
     for run in source.runs(subject):
         if run.shape[0] < _MIN_TIMEPOINTS:
             raise TimeSeriesError(f"subject {subject}: a run has {run.shape[0]} time points "
                                   f"(at least {_MIN_TIMEPOINTS} needed)")
-        run = np.asarray(run, dtype=np.float32)
-        norm, bad = _prepare_inplace(run)
-        # seed series = mean of the seed voxels' raw (centred) series, as in Lead-DBS
-        seeds = np.zeros((run.shape[0], n_seeds), dtype=np.float32)
-        for s, idx in enumerate(seed_sets):
-            good = idx[~bad[idx]]
-            if good.size:
-                seeds[:, s] = run[:, good].mean(axis=1)
-        seed_norm, seed_bad = _prepare_inplace(seeds)
-        seeds /= seed_norm.astype(np.float32)
-        # the one GEMM per run; dividing the small (seeds, voxels) result by the voxel norms
-        # spares a read-write pass over the big series
-        r = seeds.T @ run
-        r /= norm.astype(np.float32)
-        r[:, bad] = np.nan
-        r[seed_bad, :] = np.nan
-        if r_sum is None:
-            r_sum = r
-        else:
-            r_sum += r
-        n_runs += 1
-        bad_voxels = max(bad_voxels, int(bad.sum()))
-    if n_runs > 1:
-        r_sum /= n_runs
-    valid = np.isfinite(r_sum)
-    np.nan_to_num(r_sum, copy=False)
-    z = np.arctanh(np.clip(r_sum, -_R_CLIP, _R_CLIP))  # float32: the slow transcendental at half width
-    return {"r": r_sum, "z": z, "valid": valid, "log": (subject, n_runs, bad_voxels)}
+        runs.append(np.ascontiguousarray(run, dtype=np.float32))
+    return runs
+
+
+class _Work:
+    """Per-thread float32 work buffers for one block (flat, so any block width is contiguous)."""
+
+    def __init__(self, n_seeds: int, block: int | None = None):
+        self.n_seeds = n_seeds
+        block = block or _BLOCK
+        self._flat = [np.empty(n_seeds * block, dtype=np.float32) for _ in range(3)]
+
+    def views(self, width: int) -> list[np.ndarray]:
+        return [f[:self.n_seeds * width].reshape(self.n_seeds, width) for f in self._flat]
+
+
+_R_ONE = np.float32(1)
+
+
+def _block_rz(runs: list[_Run], seed_bad: np.ndarray, voxel_bad: np.ndarray, v0: int, v1: int,
+              work: _Work) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One subject's r (averaged over runs) and 2 x Fisher z for the voxels v0:v1.
+
+    Invalid entries (a bad seed or voxel in any run) are 0 in both. Returns (r, z2, scratch).
+    """
+    r, z, tmp = work.views(v1 - v0)
+    for k, run in enumerate(runs):
+        out = r if k == 0 else tmp
+        np.matmul(run.seeds, run.x[:, v0:v1], out=out)
+        out *= run.inv_norm[v0:v1]
+        if k:
+            r += tmp
+    if len(runs) > 1:
+        r *= np.float32(1 / len(runs))
+        cols = np.flatnonzero(voxel_bad[v0:v1])
+        if cols.size:
+            r[:, cols] = 0.0
+        if seed_bad.any():
+            r[seed_bad] = 0.0
+    # Fisher z = artanh(r) = log((1 + r) / (1 - r)) / 2: numpy's float32 log is vectorised, its
+    # arctanh is not (10x slower); the 1/2 is applied to the group sums at the end
+    np.clip(r, -_R_CLIP, _R_CLIP, out=z)
+    np.subtract(_R_ONE, z, out=tmp)
+    z += _R_ONE
+    z /= tmp
+    np.log(z, out=z)
+    return r, z, tmp
 
 
 class _Accumulator:
-    """Running float64 sums of r, r², z, z² and valid counts; fed one subject at a time."""
+    """Running float64 sums of r, r², 2z and (2z)² per seed × voxel, fed block by block.
 
-    def __init__(self, n_seeds: int, n_voxels: int):
-        shape = (n_seeds, n_voxels)
-        self.r, self.r2, self.z, self.z2 = (np.zeros(shape) for _ in range(4))
-        self.n = np.zeros(shape, dtype=np.int32)
+    Each sum is one array of shape (blocks, seeds, block width), so a block's sums are
+    contiguous. Invalid (seed, voxel) pairs add zeros; they are counted per subject as a bad
+    seed or a bad voxel, so the per-pair subject counts are rebuilt at the end without a count
+    map per subject.
+    """
+
+    def __init__(self, n_seeds: int, n_voxels: int, block: int | None = None):
+        self.n_seeds, self.n_voxels = n_seeds, n_voxels
+        self.blocks = _blocks(n_voxels, block)
+        self.width = self.blocks[0][1]
+        self.sums = [np.zeros((len(self.blocks), n_seeds, self.width)) for _ in range(4)]
+        self.n = 0
+        self.bad_seed = np.zeros(n_seeds, dtype=np.int64)
+        self.bad_voxel = np.zeros(n_voxels, dtype=np.int64)
+        self.bad_both: list[tuple[np.ndarray, np.ndarray]] = []
         self.log: list[tuple] = []
 
-    def add(self, part: dict) -> None:
-        r, z = part["r"], part["z"]
-        self.r += r
-        self.r2 += np.square(r, dtype=np.float64)
-        self.z += z
-        self.z2 += np.square(z, dtype=np.float64)
-        self.n += part["valid"]
-        self.log.append(part["log"])
+    def _block(self, k: int, b: int) -> np.ndarray:
+        v0, v1 = self.blocks[b]
+        return self.sums[k][b, :, :v1 - v0]
+
+    def add_block(self, b: int, r: np.ndarray, z: np.ndarray, tmp: np.ndarray) -> None:
+        s_r, s_r2, s_z, s_z2 = (self._block(k, b) for k in range(4))
+        np.add(s_r, r, out=s_r)
+        np.add(s_r2, np.multiply(r, r, out=tmp), out=s_r2)
+        np.add(s_z, z, out=s_z)
+        np.add(s_z2, np.multiply(z, z, out=tmp), out=s_z2)
+
+    def add_subject(self, seed_bad: np.ndarray, voxel_bad: np.ndarray, log: tuple) -> None:
+        self.n += 1
+        self.bad_seed += seed_bad
+        self.bad_voxel += voxel_bad
+        if seed_bad.any() and voxel_bad.any():  # pairs bad on both counts were subtracted twice
+            self.bad_both.append((np.flatnonzero(seed_bad), np.flatnonzero(voxel_bad)))
+        self.log.append(log)
+
+    def _counts(self, b: int, out: np.ndarray) -> np.ndarray:
+        v0, v1 = self.blocks[b]
+        np.subtract((self.n - self.bad_seed)[:, None], self.bad_voxel[None, v0:v1], out=out, casting="unsafe")
+        for seeds, voxels in self.bad_both:
+            voxels = voxels[(voxels >= v0) & (voxels < v1)] - v0
+            if voxels.size:
+                out[np.ix_(seeds, voxels)] += 1
+        return out
+
+    def finish(self, pmap=map) -> tuple[np.ndarray, ...]:
+        """Subject counts (int32), AvgR, AvgRFz, VarR and T (float32), seeds x voxels.
+
+        The sums become the maps in place, block by block with per-thread float64 scratch (no
+        temporaries per block). Then each map is copied out to a (seeds, voxels) float32 array
+        and its sums are freed before the next is allocated, so the outputs mostly reuse memory
+        just given back instead of fresh pages.
+        """
+        import threading
+
+        local = threading.local()
+        n_seeds = self.n_seeds
+
+        def scratch(width: int) -> list[np.ndarray]:
+            if not hasattr(local, "flat"):
+                local.flat = [np.empty(n_seeds * self.width) for _ in range(2)]
+            return [f[:n_seeds * width].reshape(n_seeds, width) for f in local.flat]
+
+        def stats(b: int) -> None:
+            v0, v1 = self.blocks[b]
+            nf, tmp = scratch(v1 - v0)
+            n = self._counts(b, nf)
+            avg_r, var_r, avg_z, var_z = (self._block(k, b) for k in range(4))  # sums of r, r², 2z, (2z)²
+            with np.errstate(invalid="ignore", divide="ignore"):
+                avg_r /= nf
+                avg_z *= 0.5
+                avg_z /= nf
+                var_r -= np.multiply(np.multiply(avg_r, avg_r, out=tmp), nf, out=tmp)
+                var_z *= 0.25
+                var_z -= np.multiply(np.multiply(avg_z, avg_z, out=tmp), nf, out=tmp)
+                np.multiply(nf, np.subtract(nf, 1, out=tmp), out=tmp)
+                few = (self.n - self.bad_seed).min() - self.bad_voxel[v0:v1].max() < 2  # n < 2 somewhere (rare)
+                if few:
+                    mask_few, mask_none = n < 2, n == 0
+                nf -= 1
+                var_r /= nf
+                var_z /= tmp  # the squared standard error of the mean Fisher z
+                np.divide(avg_z, np.sqrt(var_z, out=var_z), out=var_z)  # one-sample t
+            if few:
+                var_r[mask_few] = np.nan
+                var_z[mask_few] = np.nan
+                avg_r[mask_none] = np.nan
+                avg_z[mask_none] = np.nan
+
+        list(pmap(stats, range(len(self.blocks))))
+        shape = (n_seeds, self.n_voxels)
+        out = []
+        for k in range(4):
+            dst = np.empty(shape, dtype=np.float32)
+
+            def copy(b: int, k=k, dst=dst) -> None:
+                v0, v1 = self.blocks[b]
+                dst[:, v0:v1] = self._block(k, b)
+
+            list(pmap(copy, range(len(self.blocks))))
+            self.sums[k] = None
+            out.append(dst)
+        counts = np.empty(shape, dtype=np.int32)
+        list(pmap(lambda b: self._counts(b, counts[:, self.blocks[b][0]:self.blocks[b][1]]), range(len(self.blocks))))
+        avg_r, var_r, avg_z, t = out
+        return counts, avg_r, avg_z, var_r, t
 
 
-def _run_local(source, names, seed_sets, acc: _Accumulator, scheduler: str, n_workers: int | None) -> None:
-    import dask
+def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.ndarray],
+                     block: int | None = None) -> dict:
+    """One subject's r and 2z per block (float32), for the distributed path."""
+    runs = [_prepare_run(x, seed_sets) for x in _load_runs(source, subject)]
+    seed_bad = np.logical_or.reduce([run.seed_bad for run in runs])
+    voxel_bad = np.logical_or.reduce([run.bad for run in runs])
+    work = _Work(len(seed_sets), block)
+    blocks = []
+    for v0, v1 in _blocks(source.n_voxels, block):
+        r, z, _ = _block_rz(runs, seed_bad, voxel_bad, v0, v1, work)
+        blocks.append(np.stack([r, z]))
+    return {"blocks": blocks, "seed_bad": seed_bad, "voxel_bad": voxel_bad,
+            "log": (subject, len(runs), max(int(run.bad.sum()) for run in runs))}
 
-    batch = 1 if scheduler == "synchronous" else (n_workers or os.cpu_count() or 1)
-    for start in range(0, len(names), batch):
-        tasks = [dask.delayed(_subject_partial)(source, s, seed_sets) for s in names[start:start + batch]]
-        # one batch of subjects in flight: memory stays bounded whatever the number of subjects
-        for part in dask.compute(*tasks, scheduler=scheduler, num_workers=batch):
-            acc.add(part)
+
+def _add_partial(acc: _Accumulator, part: dict) -> None:
+    tmp = np.empty(part["blocks"][0].shape[1:], dtype=np.float32)
+    for b, rz in enumerate(part["blocks"]):
+        acc.add_block(b, rz[0], rz[1], tmp[:, :rz.shape[2]])
+    acc.add_subject(part["seed_bad"], part["voxel_bad"], part["log"])
+
+
+def _local_subject(subject, series, seed_sets, acc: _Accumulator, n_threads: int, pmap, work) -> None:
+    runs = [_prepare_run(x, seed_sets, pmap, n_threads) for x in series]
+    seed_bad = np.logical_or.reduce([run.seed_bad for run in runs])
+    voxel_bad = np.logical_or.reduce([run.bad for run in runs])
+
+    def one(b: int) -> None:
+        v0, v1 = acc.blocks[b]
+        acc.add_block(b, *_block_rz(runs, seed_bad, voxel_bad, v0, v1, work()))
+
+    list(pmap(one, range(len(acc.blocks))))
+    acc.add_subject(seed_bad, voxel_bad, (subject, len(runs), max(int(run.bad.sum()) for run in runs)))
+
+
+def _run_local(source, names, seed_sets, acc: _Accumulator, n_threads: int, pmap) -> None:
+    """Subjects one after the other; each subject's voxel blocks spread over ``n_threads``.
+
+    The next subject's runs are read in the background while this one is computed (so at most
+    two subjects' series are held).
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+    n_seeds = len(seed_sets)
+
+    def work() -> _Work:
+        if not hasattr(local, "work"):
+            local.work = _Work(n_seeds)
+        return local.work
+
+    reader = ThreadPoolExecutor(1) if n_threads > 1 else None
+    try:
+        pending = reader.submit(_load_runs, source, names[0]) if reader else None
+        for i, subject in enumerate(names):
+            series = pending.result() if reader else _load_runs(source, subject)
+            if reader and i + 1 < len(names):
+                pending = reader.submit(_load_runs, source, names[i + 1])
+            _local_subject(subject, series, seed_sets, acc, n_threads, pmap, work)
+            del series
+    finally:
+        if reader:
+            reader.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _threads(n_threads: int):
+    """A parallel ``map`` over ``n_threads`` threads, each running BLAS single-threaded."""
+    if n_threads <= 1:
+        yield map
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_threads) as pool:
+        yield pool.map
 
 
 def _run_distributed(source, names, seed_sets, acc: _Accumulator, address: str) -> None:
@@ -346,7 +573,7 @@ def _run_distributed(source, names, seed_sets, acc: _Accumulator, address: str) 
         queue = queue[in_flight:]
         done = as_completed(first)
         for future in done:
-            acc.add(future.result())
+            _add_partial(acc, future.result())
             future.release()
             if queue:
                 done.add(client.submit(_subject_partial, source_f, queue.pop(0), seeds_f, pure=False))
@@ -445,30 +672,16 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     if not names:
         raise ConnectomeError(f"{source.name}: no subjects")
     acc = _Accumulator(len(seed_sets), source.n_voxels)
-    if scheduler and "://" in scheduler:
-        _run_distributed(source, names, seed_sets, acc, scheduler)
-    else:
-        _run_local(source, names, seed_sets, acc, scheduler or "threads", n_workers)
-    n = acc.n.astype(np.float64)
-    # in place on the accumulators: the group maps cost no second set of seed x voxel arrays
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg_r = np.divide(acc.r, n, out=acc.r)
-        avg_z = np.divide(acc.z, n, out=acc.z)
-        var_r = acc.r2
-        var_r -= n * np.square(avg_r)
-        var_r /= n - 1
-        var_z = acc.z2
-        var_z -= n * np.square(avg_z)
-        var_z /= n * (n - 1)  # the squared standard error of the mean Fisher z
-        t = np.divide(avg_z, np.sqrt(var_z, out=var_z), out=var_z)
-    for arr in (avg_r, avg_z):
-        arr[n == 0] = np.nan
-    for arr in (var_r, t):
-        arr[n < 2] = np.nan
-    if np.all(acc.n == 0):
+    n_threads = 1 if scheduler == "synchronous" else (n_workers or os.cpu_count() or 1)
+    with _threads(n_threads) as pmap:
+        if scheduler and "://" in scheduler:
+            _run_distributed(source, names, seed_sets, acc, scheduler)
+        else:
+            _run_local(source, names, seed_sets, acc, n_threads, pmap)
+        n, avg_r, avg_z, var_r, t = acc.finish(pmap)
+    if not n.any():
         raise TimeSeriesError(f"{source.name}: no valid time series for any seed (all NaN or zero variance)")
     order = {name: i for i, name in enumerate(names)}  # completion order differs on a cluster
     log = pd.DataFrame(sorted(acc.log, key=lambda row: order[row[0]]), columns=["subject", "n_runs", "invalid_voxels"])
-    return VoxelMaps(source=source, seeds=table, avg_r=avg_r.astype(np.float32), avg_rfz=avg_z.astype(np.float32),
-                     var_r=var_r.astype(np.float32), t=t.astype(np.float32), n_subjects=acc.n, subjects=log,
-                     provenance=source.provenance)
+    return VoxelMaps(source=source, seeds=table, avg_r=avg_r, avg_rfz=avg_z, var_r=var_r, t=t, n_subjects=n,
+                     subjects=log, provenance=source.provenance)
