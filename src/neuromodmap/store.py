@@ -6,27 +6,57 @@ Each stage owns its tables (``trials_*``, ``literature_*``, ...) and creates the
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import duckdb
 
-__all__ = ["DEFAULT_DB", "connect"]
+__all__ = ["DEFAULT_DB", "ROW_GROUP_SIZE", "connect", "cursor"]
 
 DEFAULT_DB = "neuromodmap.duckdb"
 
+# Rows per row group of a store opened for writing (DuckDB's default is 122,880). A
+# transaction that inserts at least a row group's worth is written straight to the database
+# file ("optimistic writing") instead of going through the write-ahead log and being
+# compressed again at the next checkpoint; the bulk imports commit in multiples of this size,
+# which makes importing the 101k-record corpus about twice as fast.
+ROW_GROUP_SIZE = 10240
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the project database at ``path`` (default ``./neuromodmap.duckdb``)."""
+    """Open (creating if needed) the project database at ``path`` (default ``./neuromodmap.duckdb``).
+
+    A writable store is attached to a DuckDB instance named after the file (so every
+    connection to one file in this process shares one instance, as ``duckdb.connect(path)``
+    would) with :data:`ROW_GROUP_SIZE`. The file stays an ordinary DuckDB database.
+    """
     path = Path(path or DEFAULT_DB)
     if read_only and not path.exists():
         raise FileNotFoundError(f"database {path} does not exist; import data first")
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS meta_info (key VARCHAR PRIMARY KEY, value VARCHAR)"
-        if not read_only
-        else "SELECT 1"
-    )
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    resolved = str(path.resolve())
+    con = duckdb.connect(":memory:neuromodmap-" + hashlib.sha256(resolved.encode()).hexdigest()[:24])
+    try:
+        # ATTACH takes no prepared parameters; the path is quoted as an SQL string literal
+        con.execute(f"ATTACH IF NOT EXISTS {_quote(resolved)} AS store (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute("USE store")
+        con.execute("CREATE TABLE IF NOT EXISTS meta_info (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A second connection to the same database as ``con`` (for reading while ``con`` writes)."""
+    ((name,),) = con.execute("SELECT current_database()").fetchall()
+    cur = con.cursor()
+    cur.execute('USE "' + name.replace('"', '""') + '"')
+    return cur

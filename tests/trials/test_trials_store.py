@@ -180,14 +180,16 @@ def test_killed_import_then_rerun_equals_clean_run(tmp_path, corpus_path):
         [sys.executable, "-c", _KILLABLE, str(src), str(killed_db)], stdout=subprocess.PIPE, text=True, env=env
     )
     for line in proc.stdout:
-        if line.strip() == "4000":  # three batches committed, the fourth in flight
+        # a fresh import commits every four batches: records 1-4000 are committed, the next
+        # four batches are in flight
+        if line.strip() == "6000":
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     with TrialStore(killed_db) as store:
         partial = len(store)
-        assert 1000 <= partial < 8000  # really killed midway
+        assert 4000 <= partial < 8000  # really killed midway
         assert set(store.import_runs_df()["status"]) == {"interrupted"}
         store.import_files([src], progress=False, as_of=dt.date(2018, 7, 1))
         rerun = _table(store, _VOLATILE)
@@ -196,3 +198,32 @@ def test_killed_import_then_rerun_equals_clean_run(tmp_path, corpus_path):
         clean = _table(clean_store, _VOLATILE)
     assert len(clean) == 8000
     pd.testing.assert_frame_equal(rerun, clean)
+
+
+def test_bulk_flush_refused_falls_back_row_by_row(tmp_path, corpus_path):
+    """If moving staged rows to ``trials`` fails (here: a row written behind the stage's back
+    takes one of the ids), every other staged row is still stored and the clash is reported
+    with the record's file line."""
+    from neuromodmap.trials.store import _Stage
+
+    src = tmp_path / "slice.jsonl"
+    src.write_bytes(b"".join(corpus_lines(corpus_path, 30)))
+    records = list(read_trials(src))
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        run_id = store._start_run(kind="file", source=str(src), fmt="jsonl", query=None, as_of=None)
+        problems = []
+        stage = _Stage(store.con, run_id, str(src), problems)
+        df = store._batch_frame({r.trial.registry_id: r for r in records}, str(src), None, run_id)
+        assert stage.add(df, len(records))
+        clash = records[7]
+        store.con.execute("INSERT INTO trials (registry_id, title) VALUES (?, 'written elsewhere')",
+                          [clash.trial.registry_id])
+        assert stage.flush() == 29
+        assert len(store) == 30
+        assert store.con.execute("SELECT title FROM trials WHERE registry_id = ?",
+                                 [clash.trial.registry_id]).fetchall() == [("written elsewhere",)]
+        assert [(p.registry_id, p.location, p.source) for p in problems] == [
+            (clash.trial.registry_id, "line 8", str(src))]
+        assert "refused by the database" in problems[0].reason
+        # a batch holding an id already stored is not staged: it must take the upsert path
+        assert not stage.add(df.iloc[:3], 3)

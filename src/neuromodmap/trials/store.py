@@ -42,7 +42,7 @@ import pandas as pd
 
 from neuromodmap import __version__
 from neuromodmap._utils import progress_bar
-from neuromodmap.store import connect
+from neuromodmap.store import ROW_GROUP_SIZE, connect, cursor
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
 from neuromodmap.trials.io import TrialReader
 from neuromodmap.trials.models import Classification, ImportProblem, Trial
@@ -110,6 +110,18 @@ _INSERT_NEW_SQL = (
     " WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
 )
 _INSERT_FRAME_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT {_SELECT_CAST} FROM _trial_frame"  # noqa: S608
+# A fresh import gathers its batches in a temp table and moves them to ``trials`` in bulk,
+# one transaction per _BATCHES_PER_FLUSH batches; with the default batch size that is two
+# whole row groups, which DuckDB writes straight to the file instead of the write-ahead log
+# (see neuromodmap.store.ROW_GROUP_SIZE). ``_location`` stays behind, for reports.
+_BATCHES_PER_FLUSH = 4
+_BATCH = ROW_GROUP_SIZE // 2
+_STAGE_CREATE_SQL = f"CREATE OR REPLACE TEMP TABLE _trial_stage AS SELECT {_SELECT_CAST}, _location FROM _trial_frame"  # noqa: S608
+_STAGE_ADD_SQL = f"INSERT INTO _trial_stage SELECT {_SELECT_CAST}, _location FROM _trial_frame"  # noqa: S608
+_STAGE_FLUSH_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT * EXCLUDE (_location) FROM _trial_stage"  # noqa: S608
+_ANY_STAGED_SQL = (
+    "SELECT count(*) FROM _trial_frame b WHERE EXISTS (SELECT 1 FROM _trial_stage s WHERE s.registry_id = b.registry_id)"
+)
 _ANY_KNOWN_SQL = (
     "SELECT count(*) FROM _trial_frame b WHERE EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
 )
@@ -127,6 +139,89 @@ def _rollback(con) -> None:
     """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
     with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
+
+
+class _Stage:
+    """The batches of a fresh import, gathered in a temp table and moved to ``trials`` in bulk.
+
+    A batch goes to the stage when none of its ids is stored or staged already; otherwise the
+    stage is flushed first and the batch takes the upsert path (so a later duplicate still
+    wins). Each flush is one transaction that also advances the run's counts, so a killed
+    import leaves only whole flushes behind, as it left whole batches before.
+    """
+
+    def __init__(self, con, run_id: str, source: str, problems: list[ImportProblem] | None):
+        self.con = con
+        self.source = source
+        self.run_id = run_id
+        self.problems = problems
+        self.rows = 0  # rows in the stage
+        self.batches = 0  # batches staged
+        self.n_read = 0  # records read into it
+
+    def add(self, df: pd.DataFrame, n_batch: int) -> bool:
+        """Stage ``df``; False when it must take the upsert path (nothing was staged)."""
+        con = self.con
+        con.register("_trial_frame", df)
+        try:
+            if con.execute(_ANY_KNOWN_SQL).fetchall()[0][0] or (
+                self.rows and con.execute(_ANY_STAGED_SQL).fetchall()[0][0]
+            ):
+                return False
+            con.execute(_STAGE_ADD_SQL if self.rows else _STAGE_CREATE_SQL)
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("_trial_frame")
+        self.rows += len(df)
+        self.batches += 1
+        self.n_read += n_batch
+        return True
+
+    def flush(self) -> int:
+        """Move the staged rows to ``trials`` in one transaction; return the rows written."""
+        if not self.rows:
+            return 0
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            written = con.execute(_STAGE_FLUSH_SQL).fetchall()[0][0]
+            con.execute(
+                "UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
+                [self.n_read, self.n_read, self.run_id],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error:
+            _rollback(con)
+            if self.problems is None:
+                raise
+            written = self._one_by_one()
+        except BaseException:
+            _rollback(con)
+            raise
+        self.drop()
+        return written
+
+    def _one_by_one(self) -> int:
+        """After a refused flush: each staged row in its own transaction, refusals reported."""
+        con, written = self.con, 0
+        for registry_id, location in con.execute("SELECT registry_id, _location FROM _trial_stage").fetchall():
+            con.execute("BEGIN TRANSACTION")
+            try:
+                written += con.execute(_STAGE_FLUSH_SQL + " WHERE registry_id = ?", [registry_id]).fetchall()[0][0]
+                con.execute("COMMIT")
+            except duckdb.Error as err:
+                _rollback(con)
+                self.problems.append(ImportProblem(
+                    source=self.source, location=location or "", registry_id=registry_id,
+                    reason=f"refused by the database: {str(err).splitlines()[0][:200]}",
+                ))
+        con.execute("UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
+                    [self.n_read, written, self.run_id])
+        return written
+
+    def drop(self) -> None:
+        self.con.execute("DROP TABLE IF EXISTS _trial_stage")
+        self.rows = self.batches = self.n_read = 0
 
 
 def _now() -> dt.datetime:
@@ -274,6 +369,7 @@ class TrialStore:
         ]
         cols["imported_at"] = _now()
         cols["import_run_id"] = run_id
+        cols["_location"] = [r.location for r in records]
         return pd.DataFrame(cols)
 
     def _write_batch(self, con, df: pd.DataFrame | None, n_batch: int, run_id: str, checkpoint) -> int:
@@ -314,7 +410,7 @@ class TrialStore:
         source: str,
         as_of: dt.date | None,
         run_id: str,
-        batch_size: int = 5000,
+        batch_size: int = _BATCH,
         on_batch: Callable[[int, int], None] | None = None,
         checkpoint: Callable | None = None,
         problems: list[ImportProblem] | None = None,
@@ -330,6 +426,8 @@ class TrialStore:
         n_read = 0
         n_written = 0
         batch: dict[str, ImportedRecord] = {}
+        # the API client's checkpoint must commit with each batch, so it writes batch by batch
+        stage = _Stage(self.con, run_id, source, problems) if checkpoint is None else None
 
         def flush() -> None:
             nonlocal n_written
@@ -337,24 +435,40 @@ class TrialStore:
                 return
             df = self._batch_frame(batch, source, as_of, run_id) if batch else None
             try:
-                n_written += self._write_batch(self.con, df, len(batch), run_id, checkpoint)
+                if stage is not None and df is not None:
+                    if stage.add(df, len(batch)):
+                        if stage.batches >= _BATCHES_PER_FLUSH:
+                            n_written += stage.flush()
+                        df = None
+                    else:
+                        n_written += stage.flush()
+                if df is not None or checkpoint is not None:
+                    n_written += self._write_batch(self.con, df, len(batch), run_id, checkpoint)
             except duckdb.Error as err:
                 if problems is None:
                     raise
+                if stage is not None:  # a value the stage refused: keep order, then go one by one
+                    n_written += stage.flush()
                 n_written += self._write_one_by_one(batch, source, as_of, run_id, checkpoint, problems, err)
             if on_batch is not None:
                 on_batch(n_read, n_written)
             batch.clear()
 
-        for rec in records:
-            n_read += 1
-            if on_record is not None:
-                on_record(rec)
-            batch.pop(rec.trial.registry_id, None)  # a later duplicate wins, as across batches
-            batch[rec.trial.registry_id] = rec
-            if len(batch) >= batch_size:
-                flush()
-        flush()
+        try:
+            for rec in records:
+                n_read += 1
+                if on_record is not None:
+                    on_record(rec)
+                batch.pop(rec.trial.registry_id, None)  # a later duplicate wins, as across batches
+                batch[rec.trial.registry_id] = rec
+                if len(batch) >= batch_size:
+                    flush()
+            flush()
+            if stage is not None:
+                n_written += stage.flush()
+        finally:
+            if stage is not None:
+                stage.drop()
         return n_read, n_written
 
     def _write_one_by_one(self, batch, source, as_of, run_id, checkpoint, problems, first_error) -> int:
@@ -383,7 +497,7 @@ class TrialStore:
         *,
         source: str,
         as_of: dt.date | None,
-        batch_size: int = 5000,
+        batch_size: int = _BATCH,
         problems: list[ImportProblem] | None = None,
     ) -> int:
         """Insert or update records by registry id; return the number of rows written.
@@ -399,7 +513,7 @@ class TrialStore:
             The date the data refer to, for records without their own (legacy XML carries its
             ``download_date``).
         batch_size : int
-            Records per transaction.
+            Records per batch. A fresh import commits every four batches, an update every batch.
         problems : list, optional
             Records the database refuses are reported here and skipped (the rest of their
             batch is kept); when None such an error is raised.
@@ -431,7 +545,7 @@ class TrialStore:
         problems: list[ImportProblem] | None = None,
         as_of: dt.date | None = None,
         encoding: str | None = None,
-        batch_size: int = 5000,
+        batch_size: int = _BATCH,
         on_record: Callable[[TrialReader, ImportedRecord], None] | None = None,
     ) -> ImportReport:
         """Import trial files of any supported format, with a progress bar.
@@ -451,7 +565,7 @@ class TrialStore:
         encoding : str, optional
             Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
         batch_size : int
-            Records per transaction.
+            Records per batch. A fresh import commits every four batches, an update every batch.
         on_record : callable, optional
             Called as ``on_record(reader, record)`` for every record read (the pipeline
             classifies some of them on the way, see :mod:`neuromodmap.trials.pipeline`).
@@ -528,7 +642,7 @@ class TrialStore:
         With ``unlabelled`` (a classifier version), only the trials that have no label from
         that version yet.
         """
-        cur = self.con.cursor()
+        cur = cursor(self.con)
         where, params = "", []
         if unlabelled is not None:
             where = (" WHERE registry_id NOT IN (SELECT registry_id FROM trial_labels"
