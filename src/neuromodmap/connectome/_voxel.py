@@ -271,32 +271,68 @@ def _blocks(n_voxels: int, block: int | None = None) -> list[tuple[int, int]]:
     return [(v0, min(n_voxels, v0 + block)) for v0 in range(0, n_voxels, block)]
 
 
-def _centre_columns(x: np.ndarray, sl: slice) -> tuple[np.ndarray, np.ndarray]:
-    """Centre ``x[:, sl]`` in place; return the columns' squared norms and NaN/inf mask.
+_ROWS = 32  # time points per chunk in the centring pass (a chunk of a column range stays in cache)
+_FLAT = 1e-6  # a series whose standard deviation is below this fraction of its mean is constant
 
-    The mean is summed in float64, so a constant column centres to exact zeros (and is then
-    caught as zero variance); a NaN or inf anywhere in a column shows up in its mean.
+
+def _centre_part(x: np.ndarray, c0: int, c1: int, gather: np.ndarray):
+    """Centre the columns ``c0:c1`` of a (time, voxels) run in place, in chunks of rows.
+
+    Pass 1 sums each chunk in float32 and the chunk sums in float64 (the mean); pass 2
+    subtracts it and, while the chunk is in cache, adds the residual sums and sums of squares
+    (float64 across chunks) and copies out the seed voxels' columns ``gather`` (absolute
+    indices within c0:c1), so the seed series cost no strided pass over the whole run.
+
+    Returns the squared norms of the centred columns, their means, and the gathered columns as
+    (len(gather), time) float32.
     """
-    xs = x[:, sl]
-    mean = np.add.reduce(xs, axis=0, dtype=np.float64)
-    mean /= x.shape[0]
-    nan_cols = ~np.isfinite(mean)
-    if nan_cols.any():
-        mean[nan_cols] = 0.0
-    xs -= mean.astype(np.float32)
-    return np.einsum("ij,ij->j", xs, xs, dtype=np.float32), nan_cols
+    n_time = x.shape[0]
+    xs = x[:, c0:c1]
+    width = c1 - c0
+    part = np.empty(width, dtype=np.float32)
+    total = np.zeros(width)
+    for t0 in range(0, n_time, _ROWS):
+        total += np.add.reduce(xs[t0:t0 + _ROWS], axis=0, out=part)
+    mean = total / n_time
+    mean[~np.isfinite(mean)] = np.nan  # NaN/inf columns stay NaN (flagged by the caller)
+    mean32 = np.nan_to_num(mean, nan=0.0).astype(np.float32)
+    resid = np.zeros(width)
+    sq = np.zeros(width)
+    local = gather - c0
+    cols = np.empty((len(gather), n_time), dtype=np.float32)
+    for t0 in range(0, n_time, _ROWS):
+        chunk = xs[t0:t0 + _ROWS]
+        chunk -= mean32
+        resid += np.add.reduce(chunk, axis=0, out=part)
+        sq += np.einsum("ij,ij->j", chunk, chunk, out=part)
+        if local.size:
+            cols[:, t0:t0 + _ROWS] = chunk[:, local].T
+    resid /= n_time
+    # centred about mean32, not the exact mean: remove the (tiny) residual mean's share
+    norm2 = sq - n_time * resid * resid
+    mean += resid
+    return norm2, mean, cols
 
 
 def _prepare_run(x: np.ndarray, seed_sets: list[np.ndarray], pmap=map, n_parts: int = 1) -> _Run:
-    """Centre a (time, voxels) run in place, get 1/norms, and build the unit seed series."""
+    """Centre a (time, voxels) run in place, get 1/norms, and build the unit seed series.
+
+    A voxel is left out (``bad``) when its series holds a NaN or inf, or is constant: its
+    standard deviation is below ``_FLAT`` times its mean (float32 holds 24 bits, so such a
+    series is constant up to rounding) or its norm is below 1e-30.
+    """
     n_time, n_voxels = x.shape
     step = -(-n_voxels // n_parts)
-    parts = list(pmap(lambda v0: _centre_columns(x, slice(v0, v0 + step)), range(0, n_voxels, step)))
+    seed_voxels = np.unique(np.concatenate(seed_sets))
+    bounds = [(v0, min(n_voxels, v0 + step)) for v0 in range(0, n_voxels, step)]
+    parts = list(pmap(lambda b: _centre_part(x, b[0], b[1], seed_voxels[(seed_voxels >= b[0]) &
+                                                                        (seed_voxels < b[1])]), bounds))
     norm2 = np.concatenate([p[0] for p in parts])
-    nan_cols = np.concatenate([p[1] for p in parts])
+    mean = np.concatenate([p[1] for p in parts])
+    cols = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
     with np.errstate(invalid="ignore", over="ignore"):
-        norm = np.sqrt(norm2.astype(np.float64))
-    bad = nan_cols | ~np.isfinite(norm) | (norm <= 1e-30)
+        norm = np.sqrt(norm2)
+        bad = ~np.isfinite(norm) | (norm <= 1e-30) | (norm <= _FLAT * np.abs(mean) * np.sqrt(n_time))
     if bad.any():
         x[:, bad] = 0.0  # no NaN or overflow can reach the GEMM output (it is multiplied by 0)
         norm[bad] = np.inf
@@ -307,7 +343,7 @@ def _prepare_run(x: np.ndarray, seed_sets: list[np.ndarray], pmap=map, n_parts: 
     for s, idx in enumerate(seed_sets):
         good = idx[~bad[idx]]
         if good.size:
-            seeds[s] = x[:, good].mean(axis=1, dtype=np.float64)
+            seeds[s] = cols[np.searchsorted(seed_voxels, good)].mean(axis=0, dtype=np.float64)
     seeds -= seeds.mean(axis=1, keepdims=True)
     seed_norm = np.sqrt(np.einsum("ij,ij->i", seeds, seeds))
     seed_bad = ~np.isfinite(seed_norm) | (seed_norm <= 1e-30)
@@ -422,10 +458,9 @@ class _Accumulator:
     def finish(self, pmap=map) -> tuple[np.ndarray, ...]:
         """Subject counts (int32), AvgR, AvgRFz, VarR and T (float32), seeds x voxels.
 
-        The sums become the maps in place, block by block with per-thread float64 scratch (no
-        temporaries per block). Then each map is copied out to a (seeds, voxels) float32 array
-        and its sums are freed before the next is allocated, so the outputs mostly reuse memory
-        just given back instead of fresh pages.
+        Each map is computed block by block from the float64 sums with per-thread scratch (no
+        temporaries per block) straight into its float32 output; a sum is freed as soon as no
+        map still needs it, so most outputs reuse memory just given back rather than fresh pages.
         """
         import threading
 
@@ -434,52 +469,59 @@ class _Accumulator:
 
         def scratch(width: int) -> list[np.ndarray]:
             if not hasattr(local, "flat"):
-                local.flat = [np.empty(n_seeds * self.width) for _ in range(2)]
+                local.flat = [np.empty(n_seeds * self.width) for _ in range(4)]
             return [f[:n_seeds * width].reshape(n_seeds, width) for f in local.flat]
 
-        def stats(b: int) -> None:
-            v0, v1 = self.blocks[b]
-            nf, tmp = scratch(v1 - v0)
-            n = self._counts(b, nf)
-            avg_r, var_r, avg_z, var_z = (self._block(k, b) for k in range(4))  # sums of r, r², 2z, (2z)²
-            with np.errstate(invalid="ignore", divide="ignore"):
-                avg_r /= nf
-                avg_z *= 0.5
-                avg_z /= nf
-                var_r -= np.multiply(np.multiply(avg_r, avg_r, out=tmp), nf, out=tmp)
-                var_z *= 0.25
-                var_z -= np.multiply(np.multiply(avg_z, avg_z, out=tmp), nf, out=tmp)
-                np.multiply(nf, np.subtract(nf, 1, out=tmp), out=tmp)
-                few = (self.n - self.bad_seed).min() - self.bad_voxel[v0:v1].max() < 2  # n < 2 somewhere (rare)
-                if few:
-                    mask_few, mask_none = n < 2, n == 0
-                nf -= 1
-                var_r /= nf
-                var_z /= tmp  # the squared standard error of the mean Fisher z
-                np.divide(avg_z, np.sqrt(var_z, out=var_z), out=var_z)  # one-sample t
-            if few:
-                var_r[mask_few] = np.nan
-                var_z[mask_few] = np.nan
-                avg_r[mask_none] = np.nan
-                avg_z[mask_none] = np.nan
+        s_r, s_r2, s_z, s_z2 = range(4)  # the sums of r, r², 2z and (2z)²
 
-        list(pmap(stats, range(len(self.blocks))))
+        def var_r(b, n, a, _, out):
+            np.divide(self._block(s_r, b), n, out=a)  # mean r
+            np.multiply(np.multiply(a, a, out=a), n, out=a)
+            np.subtract(self._block(s_r2, b), a, out=out)
+            out /= np.subtract(n, 1, out=a)
+
+        def avg_r(b, n, _a, _b, out):
+            np.divide(self._block(s_r, b), n, out=out)
+
+        def t(b, n, a, ss, out):  # one-sample t of Fisher z: mean * sqrt(n (n - 1) / sum of squared deviations)
+            np.divide(self._block(s_z, b), n, out=a)
+            a *= 0.5  # mean z
+            np.multiply(self._block(s_z2, b), 0.25, out=ss)
+            ss -= np.multiply(np.multiply(a, a, out=out), n, out=out)
+            np.subtract(n, 1, out=out)
+            out *= n
+            out /= ss
+            np.sqrt(out, out=out)
+            out *= a
+
+        def avg_z(b, n, _a, _b, out):
+            np.divide(self._block(s_z, b), n, out=out)
+            out *= 0.5
+
         shape = (n_seeds, self.n_voxels)
-        out = []
-        for k in range(4):
+        out = {}
+        # order: each sum is freed after its last use, before the next map is allocated
+        for name, fn, done in (("VarR", var_r, [s_r2]), ("AvgR", avg_r, [s_r]), ("T", t, [s_z2]),
+                               ("AvgRFz", avg_z, [s_z])):
             dst = np.empty(shape, dtype=np.float32)
 
-            def copy(b: int, k=k, dst=dst) -> None:
+            def one(b: int, fn=fn, dst=dst, two=name in ("VarR", "T")) -> None:
                 v0, v1 = self.blocks[b]
-                dst[:, v0:v1] = self._block(k, b)
+                n, a, ss, res = scratch(v1 - v0)
+                self._counts(b, n)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    fn(b, n, a, ss, res)
+                if two and (self.n - self.bad_seed).min() - self.bad_voxel[v0:v1].max() < 2:  # rare
+                    res[n < 2] = np.nan
+                dst[:, v0:v1] = res
 
-            list(pmap(copy, range(len(self.blocks))))
-            self.sums[k] = None
-            out.append(dst)
+            list(pmap(one, range(len(self.blocks))))
+            for k in done:
+                self.sums[k] = None
+            out[name] = dst
         counts = np.empty(shape, dtype=np.int32)
         list(pmap(lambda b: self._counts(b, counts[:, self.blocks[b][0]:self.blocks[b][1]]), range(len(self.blocks))))
-        avg_r, var_r, avg_z, t = out
-        return counts, avg_r, avg_z, var_r, t
+        return counts, out["AvgR"], out["AvgRFz"], out["VarR"], out["T"]
 
 
 def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.ndarray],
