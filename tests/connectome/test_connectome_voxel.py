@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io as sio
 from scipy import stats
@@ -26,6 +27,7 @@ from neuromodmap.connectome import (
     TimeSeriesError,
     voxel_seed_maps,
 )
+from neuromodmap.connectome import _voxel as engine
 
 DIM = (10, 10, 1)
 # 1-based MATLAB affine: voxel (1,1,1) at (-10,-10,0) mm, 2 mm voxels
@@ -81,9 +83,7 @@ def test_leaddbs_geometry(leaddbs):
     assert leaddbs.xyz()[10].tolist() == [-10.0, -8.0, 0.0]
 
 
-def test_group_maps_match_numpy_and_scipy(leaddbs, hcp):
-    xyz = leaddbs.xyz()
-    maps = voxel_seed_maps(leaddbs, xyz[SEEDS], radius=0)
+def _check_group_maps(maps, hcp):
     r, z = _expected(hcp)
     assert maps.avg_r.dtype == np.float32
     assert np.allclose(maps.avg_r, r.mean(axis=0), atol=2e-6)
@@ -95,6 +95,23 @@ def test_group_maps_match_numpy_and_scipy(leaddbs, hcp):
     t = stats.ttest_1samp(z, 0, axis=0).statistic
     assert np.allclose(maps.t[off_seed], t[off_seed], rtol=1e-4)
     assert maps.n_subjects.min() == 7
+
+
+def test_group_maps_match_numpy_and_scipy(leaddbs, hcp):
+    # the HCP series are raw intensities (mean about 10,000, SD about 20): float32 work must
+    # centre before the matrix product to stay within these tolerances
+    _check_group_maps(voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0), hcp)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_voxel_blocks_and_threads_match_numpy(leaddbs, hcp, monkeypatch, workers):
+    # several voxel blocks with a ragged last one (94 = 40 + 40 + 14), one or two threads
+    monkeypatch.setattr(engine, "_BLOCK", 40)
+    maps = voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0, n_workers=workers)
+    _check_group_maps(maps, hcp)
+    whole = voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0, scheduler="synchronous")
+    monkeypatch.undo()
+    assert np.allclose(maps.avg_rfz, whole.avg_rfz, atol=1e-6)
 
 
 def test_sphere_seed_is_the_mean_series_and_runs_average(hcp, tmp_path):
@@ -156,8 +173,45 @@ def test_nan_and_zero_variance_series_are_excluded_per_subject(hcp, tmp_path):
         voxel_seed_maps(src, src.xyz()[[0]], radius=0)
 
 
-def test_dask_distributed_address(leaddbs, hcp):
+def test_invalid_pairs_across_runs_blocks_and_threads(hcp, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "_BLOCK", 40)
+    series = {k: v.copy() for k, v in hcp.items()}
+    names = list(series)
+    series[names[0]][50, 600:] = 9672.3  # flat in its 2nd run only (not a float32-exact constant)
+    series[names[1]][0, 10] = np.nan  # seed 1's only voxel has a NaN in the 1st run ...
+    series[names[1]][85] = 2.5  # ... and another voxel is flat: a bad seed and a bad voxel at once
+    source = LeadDBSConnectome(_leaddbs(tmp_path / "runs", series, runs_per_subject=2))
+    # seed 1: voxel 0 alone; seed 2: voxel 45 and its 4 in-plane neighbours 2 mm away, which
+    # fall in both halves of the centring pass (voxels 0-46 and 47-93 on two threads)
+    table = pd.DataFrame(source.xyz()[[0, 45]], columns=["x", "y", "z"]).assign(radius=[0.0, 2.0])
+    maps = voxel_seed_maps(source, table, n_workers=2)
+    assert maps.seeds.n_voxels.tolist() == [1, 5]
+    expected_n = np.full((2, 94), 7)
+    expected_n[0] -= 1  # subject 1: seed 1 out everywhere (counted once where voxels are out too)
+    expected_n[1, [0, 85]] -= 1
+    expected_n[:, 50] -= 1  # subject 0
+    assert maps.n_subjects.tolist() == expected_n.tolist()
+    assert maps.subjects.invalid_voxels.tolist()[:2] == [1, 2]
+    # numpy reference: mean seed series per run, r averaged over the 2 runs, valid subjects only
+    members = [[0], source.sphere(source.xyz()[45], 2.0)]
+    assert members[1].tolist() == [35, 44, 45, 46, 55]
+    r = np.full((7, 2, 94), np.nan)
+    for i, tc in enumerate(hcp.values()):
+        runs = []
+        for half in (tc[:, :600], tc[:, 600:]):
+            runs.append([[np.corrcoef(half[m].mean(axis=0), v)[0, 1] for v in half] for m in members])
+        r[i] = np.mean(runs, axis=0)
+    r[0, :, 50] = np.nan
+    r[1, 0] = np.nan
+    r[1, 1, [0, 85]] = np.nan
+    assert np.allclose(maps.avg_r, np.nanmean(r, axis=0), atol=2e-6)
+    assert np.allclose(maps.var_r, np.nanvar(r, axis=0, ddof=1), atol=1e-6)
+
+
+def test_dask_distributed_address(leaddbs, hcp, monkeypatch):
     from distributed import LocalCluster
+
+    monkeypatch.setattr(engine, "_BLOCK", 40)  # the workers send their r and z block by block
 
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         maps = voxel_seed_maps(leaddbs, leaddbs.xyz()[[5]], radius=0, scheduler=cluster.scheduler_address)
