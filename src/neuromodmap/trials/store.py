@@ -224,6 +224,86 @@ class _Stage:
         self.rows = self.batches = self.n_read = 0
 
 
+def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[str, list]:
+    """The ``trials`` columns of ``records`` (plus ``_location``), as lists of plain values.
+
+    Everything but the import run's id and time, so a worker process can build them and
+    send them to the process that writes the store (see :mod:`neuromodmap.trials.pipeline`).
+    """
+    trials = [r.trial for r in records]
+    cols: dict[str, Any] = (
+        dict(zip(TRIAL_COLUMNS, map(list, zip(*map(_TRIAL_VALUES, trials), strict=True)), strict=True))
+        if trials else {c: [] for c in TRIAL_COLUMNS}
+    )
+    cols["interventions"] = [
+        json.dumps([iv.model_dump() for iv in t.interventions]) if t.interventions else "[]" for t in trials
+    ]
+    raws = [r.raw_json if r.raw_json is not None else json.dumps(r.raw, ensure_ascii=False, default=str) for r in records]
+    sources = [r.source or source for r in records]
+    as_ofs = [r.as_of or as_of for r in records]
+    cols["raw"] = raws
+    cols["source"] = sources
+    cols["as_of"] = as_ofs
+    cols["record_hash"] = [
+        hashlib.blake2b(f"{s}\x1f{a}\x1f{t.source_format}\x1f{raw}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        for s, a, t, raw in zip(sources, as_ofs, trials, raws, strict=True)
+    ]
+    cols["_location"] = [r.location for r in records]
+    return cols
+
+
+def _frame(cols: dict[str, list], run_id: str) -> pd.DataFrame:
+    df = pd.DataFrame(cols)
+    df["imported_at"] = _now()
+    df["import_run_id"] = run_id
+    return df
+
+
+class _Writer:
+    """Writes batch frames of one import run: staged in bulk when new, upserted otherwise.
+
+    A batch the database refuses is retried record by record, so one bad record is reported
+    in ``problems`` (or raised, when None) and the others are kept. ``checkpoint(con)`` (the
+    API client's page token) commits with every batch, so then nothing is staged.
+    """
+
+    def __init__(self, store: TrialStore, run_id: str, source: str, problems: list[ImportProblem] | None,
+                 checkpoint: Callable | None = None):
+        self.store = store
+        self.run_id = run_id
+        self.problems = problems
+        self.checkpoint = checkpoint
+        self.stage = _Stage(store.con, run_id, source, problems) if checkpoint is None else None
+        self.written = 0
+
+    def write(self, df: pd.DataFrame | None, n_batch: int) -> None:
+        stage, store = self.stage, self.store
+        try:
+            if stage is not None and df is not None:
+                if stage.add(df, n_batch):
+                    if stage.batches >= _BATCHES_PER_FLUSH:
+                        self.written += stage.flush()
+                    df = None
+                else:
+                    self.written += stage.flush()
+            if df is not None or self.checkpoint is not None:
+                self.written += store._write_batch(store.con, df, n_batch, self.run_id, self.checkpoint)
+        except duckdb.Error:
+            if self.problems is None or df is None:
+                raise
+            if stage is not None:  # a value the stage refused: keep order, then go one by one
+                self.written += stage.flush()
+            self.written += store._write_one_by_one(df, self.run_id, self.checkpoint, self.problems)
+
+    def finish(self) -> None:
+        if self.stage is not None:
+            self.written += self.stage.flush()
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.stage.drop()
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -351,26 +431,7 @@ class TrialStore:
 
     # ------------------------------------------------------------------ upsert
     def _batch_frame(self, batch: dict[str, ImportedRecord], source: str, as_of, run_id: str) -> pd.DataFrame:
-        records = list(batch.values())
-        trials = [r.trial for r in records]
-        cols: dict[str, Any] = dict(zip(TRIAL_COLUMNS, map(list, zip(*map(_TRIAL_VALUES, trials), strict=True)), strict=True))
-        cols["interventions"] = [
-            json.dumps([iv.model_dump() for iv in t.interventions]) if t.interventions else "[]" for t in trials
-        ]
-        raws = [r.raw_json if r.raw_json is not None else json.dumps(r.raw, ensure_ascii=False, default=str) for r in records]
-        sources = [r.source or source for r in records]
-        as_ofs = [r.as_of or as_of for r in records]
-        cols["raw"] = raws
-        cols["source"] = sources
-        cols["as_of"] = as_ofs
-        cols["record_hash"] = [
-            hashlib.blake2b(f"{s}\x1f{a}\x1f{t.source_format}\x1f{raw}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-            for s, a, t, raw in zip(sources, as_ofs, trials, raws, strict=True)
-        ]
-        cols["imported_at"] = _now()
-        cols["import_run_id"] = run_id
-        cols["_location"] = [r.location for r in records]
-        return pd.DataFrame(cols)
+        return _frame(record_columns(list(batch.values()), source, as_of), run_id)
 
     def _write_batch(self, con, df: pd.DataFrame | None, n_batch: int, run_id: str, checkpoint) -> int:
         """One transaction: upsert a batch frame, advance the run's counts and checkpoint."""
@@ -424,34 +485,15 @@ class TrialStore:
         (or raised, when None) and the others are kept.
         """
         n_read = 0
-        n_written = 0
         batch: dict[str, ImportedRecord] = {}
-        # the API client's checkpoint must commit with each batch, so it writes batch by batch
-        stage = _Stage(self.con, run_id, source, problems) if checkpoint is None else None
+        writer = _Writer(self, run_id, source, problems, checkpoint)
 
         def flush() -> None:
-            nonlocal n_written
             if not batch and checkpoint is None:
                 return
-            df = self._batch_frame(batch, source, as_of, run_id) if batch else None
-            try:
-                if stage is not None and df is not None:
-                    if stage.add(df, len(batch)):
-                        if stage.batches >= _BATCHES_PER_FLUSH:
-                            n_written += stage.flush()
-                        df = None
-                    else:
-                        n_written += stage.flush()
-                if df is not None or checkpoint is not None:
-                    n_written += self._write_batch(self.con, df, len(batch), run_id, checkpoint)
-            except duckdb.Error as err:
-                if problems is None:
-                    raise
-                if stage is not None:  # a value the stage refused: keep order, then go one by one
-                    n_written += stage.flush()
-                n_written += self._write_one_by_one(batch, source, as_of, run_id, checkpoint, problems, err)
+            writer.write(self._batch_frame(batch, source, as_of, run_id) if batch else None, len(batch))
             if on_batch is not None:
-                on_batch(n_read, n_written)
+                on_batch(n_read, writer.written)
             batch.clear()
 
         try:
@@ -464,26 +506,24 @@ class TrialStore:
                 if len(batch) >= batch_size:
                     flush()
             flush()
-            if stage is not None:
-                n_written += stage.flush()
+            writer.finish()
         finally:
-            if stage is not None:
-                stage.drop()
+            writer.close()
+        n_written = writer.written
         return n_read, n_written
 
-    def _write_one_by_one(self, batch, source, as_of, run_id, checkpoint, problems, first_error) -> int:
+    def _write_one_by_one(self, df: pd.DataFrame, run_id: str, checkpoint, problems: list[ImportProblem]) -> int:
         written = 0
-        for rec in batch.values():
+        for k in range(len(df)):
+            row = df.iloc[k:k + 1]
             try:
-                written += self._write_batch(
-                    self.con, self._batch_frame({rec.trial.registry_id: rec}, source, as_of, run_id), 1, run_id, None
-                )
+                written += self._write_batch(self.con, row, 1, run_id, None)
             except duckdb.Error as err:
                 problems.append(
                     ImportProblem(
-                        source=rec.source or source,
-                        location=rec.location,
-                        registry_id=rec.trial.registry_id,
+                        source=row["source"].iat[0],
+                        location=row["_location"].iat[0],
+                        registry_id=row["registry_id"].iat[0],
                         reason=f"refused by the database: {str(err).splitlines()[0][:200]}",
                     )
                 )
