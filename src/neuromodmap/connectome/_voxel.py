@@ -469,34 +469,32 @@ class _Accumulator:
 
         def scratch(width: int) -> list[np.ndarray]:
             if not hasattr(local, "flat"):
-                local.flat = [np.empty(n_seeds * self.width) for _ in range(4)]
+                local.flat = [np.empty(n_seeds * self.width) for _ in range(3)]
             return [f[:n_seeds * width].reshape(n_seeds, width) for f in local.flat]
 
         s_r, s_r2, s_z, s_z2 = range(4)  # the sums of r, r², 2z and (2z)²
+        # each map's last step writes into its float32 output directly
 
-        def var_r(b, n, a, _, out):
-            np.divide(self._block(s_r, b), n, out=a)  # mean r
-            np.multiply(np.multiply(a, a, out=a), n, out=a)
-            np.subtract(self._block(s_r2, b), a, out=out)
-            out /= np.subtract(n, 1, out=a)
+        def var_r(b, n, a, _, dst):  # (sum r² - (sum r)² / n) / (n - 1)
+            r = self._block(s_r, b)
+            np.multiply(r, r, out=a)
+            a /= n
+            np.subtract(self._block(s_r2, b), a, out=a)
+            np.divide(a, np.subtract(n, 1, out=_), out=dst)
 
-        def avg_r(b, n, _a, _b, out):
-            np.divide(self._block(s_r, b), n, out=out)
+        def avg_r(b, n, _a, _b, dst):
+            np.divide(self._block(s_r, b), n, out=dst)
 
-        def t(b, n, a, ss, out):  # one-sample t of Fisher z: mean * sqrt(n (n - 1) / sum of squared deviations)
-            np.divide(self._block(s_z, b), n, out=a)
-            a *= 0.5  # mean z
-            np.multiply(self._block(s_z2, b), 0.25, out=ss)
-            ss -= np.multiply(np.multiply(a, a, out=out), n, out=out)
-            np.subtract(n, 1, out=out)
-            out *= n
-            out /= ss
-            np.sqrt(out, out=out)
-            out *= a
+        def t(b, n, a, ss, dst):  # one-sample t of Fisher z, from Z = sum 2z and Q = sum (2z)²:
+            z = self._block(s_z, b)  # mean / sqrt(var / n) = Z sqrt((n - 1) / (n Q - Z²))
+            np.multiply(n, self._block(s_z2, b), out=ss)
+            ss -= np.multiply(z, z, out=a)
+            np.subtract(n, 1, out=a)
+            a /= ss
+            np.multiply(np.sqrt(a, out=a), z, out=dst)
 
-        def avg_z(b, n, _a, _b, out):
-            np.divide(self._block(s_z, b), n, out=out)
-            out *= 0.5
+        def avg_z(b, n, a, _, dst):
+            np.multiply(np.divide(self._block(s_z, b), n, out=a), 0.5, out=dst)
 
         shape = (n_seeds, self.n_voxels)
         out = {}
@@ -507,13 +505,12 @@ class _Accumulator:
 
             def one(b: int, fn=fn, dst=dst, two=name in ("VarR", "T")) -> None:
                 v0, v1 = self.blocks[b]
-                n, a, ss, res = scratch(v1 - v0)
+                n, a, ss = scratch(v1 - v0)
                 self._counts(b, n)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    fn(b, n, a, ss, res)
+                    fn(b, n, a, ss, dst[:, v0:v1])
                 if two and (self.n - self.bad_seed).min() - self.bad_voxel[v0:v1].max() < 2:  # rare
-                    res[n < 2] = np.nan
-                dst[:, v0:v1] = res
+                    dst[:, v0:v1][n < 2] = np.nan
 
             list(pmap(one, range(len(self.blocks))))
             for k in done:
