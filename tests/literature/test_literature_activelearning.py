@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from neuromodmap.literature import ActiveLearner, read_records, simulate
-from neuromodmap.literature.activelearning import screening_metrics
+from neuromodmap.literature.activelearning import (
+    double_balance_counts,
+    record_text,
+    screening_metrics,
+)
 
 
 def test_wss_definition_small_example() -> None:
@@ -82,3 +86,55 @@ def test_naive_bayes_matches_scikit_learn(adhd) -> None:
     clf = MultinomialNB(alpha=3.822).fit(learner.features_[labelled], y, sample_weight=weights)
     log_proba = clf.predict_log_proba(learner.features_)
     np.testing.assert_allclose(learner.scores(labelled, y), log_proba[:, 1] - log_proba[:, 0], rtol=1e-9, atol=1e-9)
+
+
+def test_double_balance_follows_asreview_formula() -> None:
+    # ASReview v1 DoubleBalance (asreview/models/balance/double.py): w1 = a (n1/n0)^-alpha,
+    # w0 = 1 - (1 - b)(1 + ln n)^-beta, relevant share of the n training rows = w1 n1 n / (w1 n1 + w0 n0)
+    labels = np.array([1] * 10 + [0] * 500)
+    w1 = 2.155 * (10 / 500) ** -0.94
+    w0 = 1 - (1 - 0.789) * (1 + np.log(510)) ** -1.0
+    share = w1 * 10 * 510 / (w1 * 10 + w0 * 500)  # about 325 of 510 rows
+    for seed in range(5):
+        counts = double_balance_counts(labels, np.random.default_rng(seed))
+        assert counts.sum() == 510  # the training set keeps its size
+        assert counts[:10].sum() in (int(np.floor(share)), int(np.ceil(share)))
+        assert counts[:10].min() >= counts[:10].sum() // 10  # whole copies of every relevant record first
+        assert set(np.unique(counts[10:])) <= {0, 1}  # irrelevant records subsampled without replacement
+        assert counts[10:].sum() == 510 - counts[:10].sum()
+    # one of each: at least one relevant row, and n - 2 caps it, so both records once
+    assert double_balance_counts(np.array([1, 0]), np.random.default_rng(0)).tolist() == [1, 1]
+
+
+def test_double_balance_naive_bayes_is_multinomial_nb_on_the_resample(adhd) -> None:
+    # reference: scikit-learn MultinomialNB(alpha=3.822) fitted on the resampled rows (duplicates
+    # as ASReview builds them); the class prior only shifts every score by the same constant
+    from sklearn.naive_bayes import MultinomialNB
+
+    texts, labels = adhd
+    learner = ActiveLearner("nb", random_state=7, balance="double").fit_features(texts)
+    labelled = np.arange(0, 851, 5)
+    y = labels[labelled]
+    counts = double_balance_counts(y, np.random.default_rng(7))
+    rows = np.repeat(labelled, counts)
+    clf = MultinomialNB(alpha=3.822).fit(learner.features_[rows], labels[rows])
+    log_proba = clf.predict_log_proba(learner.features_)
+    diff = learner.scores(labelled, y) - (log_proba[:, 1] - log_proba[:, 0])
+    np.testing.assert_allclose(diff, diff[0], atol=1e-8)
+
+
+def test_record_text_fields(labelled_dir: Path) -> None:
+    record = read_records(labelled_dir / "Cohen_2006_ADHD.csv.gz").records[0]
+    text = record_text(record, ("title", "abstract", "keywords"))
+    assert text.startswith(record.title) and "Clonidine" in text.split(record.abstract)[1]  # MeSH term after
+    assert record_text(record, ("title",), title_weight=2) == f"{record.title} {record.title}"
+    with pytest.raises(ValueError, match="unknown field"):
+        record_text(record, ("title", "journal"))
+
+
+def test_simulation_is_deterministic_per_seed(adhd) -> None:
+    texts, labels = adhd
+    a = simulate(texts, labels, seed=4, balance="double")
+    b = simulate(texts, labels, seed=4, balance="double")
+    assert np.array_equal(a.order, b.order) and a.wss_95 == b.wss_95
+    assert a.to_dict()["balance"] == "double"

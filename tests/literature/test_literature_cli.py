@@ -112,3 +112,12 @@ def test_simulate(tmp_path: Path, labelled_dir: Path) -> None:
     assert summary["seeds"] == [0, 1] and len(summary["runs"]) == 2
     result = _run("simulate", str(path), "--label", "nope", "-o", str(out))
     assert result.exit_code == 1 and "no label column 'nope'" in result.output
+    # the model settings are options and are recorded
+    assert (data["model"], data["balance"], data["fields"]) == ("nb", "weighted", "title,abstract,keywords")
+    result = _run("simulate", str(path), "--fields", "title,abstract", "--balance", "double", "--raw-tf",
+                  "-o", str(tmp_path / "sim3"))
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "sim3" / "simulation.json").read_text())
+    assert (data["balance"], data["fields"], data["features"]["sublinear_tf"]) == ("double", "title,abstract", False)
+    result = _run("simulate", str(path), "--fields", "title,journal", "-o", str(out))
+    assert result.exit_code == 1 and "--fields" in result.output

@@ -28,9 +28,19 @@ from sklearn.svm import LinearSVC
 from neuromodmap._utils import atomic_write
 from neuromodmap.provenance import Provenance
 
-__all__ = ["ActiveLearner", "SimulationResult", "simulate", "MODELS", "screening_metrics"]
+__all__ = ["ActiveLearner", "SimulationResult", "simulate", "MODELS", "BALANCES", "FIELDS", "record_text",
+           "screening_metrics", "double_balance_counts"]
 
 MODELS = ("nb", "logistic", "svm")
+BALANCES = ("double", "weighted", "none")
+FIELDS = ("title", "abstract", "keywords")
+
+# The default configuration (chosen by the mean WSS@95 over all public labelled sets and label
+# levels, not per dataset; every configuration tried is listed in docs/literature.md).
+DEFAULT_BALANCE = "weighted"
+DEFAULT_FIELDS = ("title", "abstract", "keywords")
+DEFAULT_NGRAM_MAX = 2
+DEFAULT_SUBLINEAR_TF = True
 
 ASREVIEW_CITATION = (
     "van de Schoot R, de Bruin J, Schram R, et al. An open source machine learning framework for "
@@ -47,7 +57,15 @@ class ActiveLearner:
     model : {"nb", "logistic", "svm"}
         Naive Bayes (ASReview's default), logistic regression or linear SVM.
     random_state : int, optional
-        Seed for the models that use one.
+        Seed of the balance strategy's resampling and of the models that use one.
+    balance : {"double", "weighted", "none"}
+        How the few relevant records are made to count: ``"double"`` is ASReview's dynamic
+        resampling (:func:`double_balance_counts`), ``"weighted"`` weights each class by its
+        inverse frequency, ``"none"`` fits on the labelled records as they are.
+    ngram_max : int
+        Longest word n-gram in the TF-IDF vocabulary (1 = single words, 2 = words and pairs).
+    sublinear_tf : bool
+        Use 1 + log(tf) instead of raw term counts.
 
     Examples
     --------
@@ -55,25 +73,52 @@ class ActiveLearner:
     >>> order = learner.rank(labelled_idx, labels)           # doctest: +SKIP
     """
 
-    def __init__(self, model: str = "nb", random_state: int | None = None) -> None:
+    def __init__(self, model: str = "nb", random_state: int | None = None, *, balance: str = DEFAULT_BALANCE,
+                 ngram_max: int = DEFAULT_NGRAM_MAX, sublinear_tf: bool = DEFAULT_SUBLINEAR_TF) -> None:
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        if balance not in BALANCES:
+            raise ValueError(f"unknown balance strategy {balance!r}; choose one of {', '.join(BALANCES)}")
         self.model = model
+        self.balance = balance
+        self.ngram_max = int(ngram_max)
+        self.sublinear_tf = bool(sublinear_tf)
         self.random_state = random_state
+        self._rng = np.random.default_rng(random_state)
         self.features_: sparse.csr_matrix | None = None
+        self._features_t: sparse.csr_matrix | None = None
         self.vectorizer_: TfidfVectorizer | None = None
 
     def fit_features(self, texts: list[str]) -> ActiveLearner:
-        """Learn the TF-IDF vocabulary of ``texts`` (title + abstract of each record)."""
-        self.vectorizer_ = TfidfVectorizer(stop_words="english", ngram_range=(1, 1), sublinear_tf=False)
+        """Learn the TF-IDF vocabulary of ``texts`` (one string per record, see :func:`record_text`)."""
+        self.vectorizer_ = TfidfVectorizer(stop_words="english", ngram_range=(1, self.ngram_max),
+                                           sublinear_tf=self.sublinear_tf)
         self.features_ = self.vectorizer_.fit_transform(texts).tocsr()
+        self._features_t = None
         return self
 
     def _classifier(self):
+        class_weight = "balanced" if self.balance == "weighted" else None
         if self.model == "logistic":
-            return LogisticRegression(C=1.0, class_weight="balanced", solver="liblinear",
+            return LogisticRegression(C=1.0, class_weight=class_weight, solver="liblinear",
                                       random_state=self.random_state)
-        return LinearSVC(C=1.0, class_weight="balanced", random_state=self.random_state)
+        return LinearSVC(C=1.0, class_weight=class_weight, random_state=self.random_state)
+
+    def training_weights(self, labels: np.ndarray) -> np.ndarray:
+        """Weight of each labelled record in the next fit, by the balance strategy.
+
+        ``"double"`` draws a new resample at every call (from ``random_state``), so the
+        weights are copy counts: how often each record appears in ASReview's resampled
+        training set.
+        """
+        labels = np.asarray(labels, dtype=int)
+        if self.balance == "double":
+            return double_balance_counts(labels, self._rng).astype(float)
+        if self.balance == "weighted":
+            n_pos = int(labels.sum())
+            n_neg = len(labels) - n_pos
+            return np.where(labels == 1, n_neg / max(n_pos, 1), 1.0)
+        return np.ones(len(labels))
 
     def scores(self, labelled: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Relevance score of every record after fitting on the labelled ones.
@@ -82,14 +127,21 @@ class ActiveLearner:
         """
         if self.features_ is None:
             raise RuntimeError("call fit_features first")
+        labelled = np.asarray(labelled, dtype=int)
         labels = np.asarray(labels, dtype=int)
         if len(set(labels.tolist())) < 2:
             return np.zeros(self.features_.shape[0])
-        X = self.features_[labelled]
+        weights = self.training_weights(labels)
         if self.model == "nb":
-            return _nb_scores(self.features_, X, labels)
+            if self._features_t is None:
+                self._features_t = self.features_.T.tocsr()
+            return _nb_scores(self.features_, self._features_t, labelled, labels, weights)
+        keep = weights > 0
         clf = self._classifier()
-        clf.fit(X, labels)
+        if self.balance == "weighted":  # class_weight="balanced" does it
+            clf.fit(self.features_[labelled], labels)
+        else:
+            clf.fit(self.features_[labelled[keep]], labels[keep], sample_weight=weights[keep])
         return clf.decision_function(self.features_)
 
     def rank(self, labelled: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -102,21 +154,94 @@ class ActiveLearner:
         return candidates[np.argsort(-scores[candidates], kind="stable")]
 
 
-def _nb_scores(features: sparse.csr_matrix, X: sparse.csr_matrix, labels: np.ndarray,
-               alpha: float = 3.822) -> np.ndarray:
-    """Log-odds of relevance under multinomial naive Bayes with balanced class weights.
+def double_balance_counts(labels: np.ndarray, rng: np.random.Generator, *, a: float = 2.155,
+                          alpha: float = 0.94, b: float = 0.789, beta: float = 1.0) -> np.ndarray:
+    """ASReview's "double" balance strategy as copy counts of the labelled records.
 
-    The same model as ``MultinomialNB(alpha).fit(X, y, sample_weight=w)`` with the relevant
-    records weighted n_irrelevant/n_relevant (so both classes weigh the same and the prior
-    log-ratio is 0), computed directly: scikit-learn's input checks cost more than the fit
-    when the model is refit after every decision.
+    Re-implements ``DoubleBalance.sample`` of ASReview v0.x/v1 (asreview/asreview,
+    ``asreview/models/balance/double.py``, Apache-2.0; defaults a=2.155, alpha=0.94,
+    b=0.789, beta=1.0): the training set keeps its size n = n_1 + n_0, and the relevant
+    records get the share w_1 n_1 / (w_1 n_1 + w_0 n_0) of it, with
+    w_1 = a (n_1/n_0)^-alpha and w_0 = 1 - (1 - b)(1 + ln n)^-beta, rounded up or down at
+    random (at least 1, at most n - 2). Each class fills its share by whole copies of all
+    its records plus a random draw without replacement for the remainder. Early on the few
+    relevant records are copied many times and the irrelevant ones subsampled.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        How many times each labelled record is in the resampled training set.
     """
-    n_pos = int(labels.sum())
-    n_neg = len(labels) - n_pos
-    pos = np.asarray(X[labels == 1].sum(axis=0)).ravel() * (n_neg / n_pos) + alpha
-    neg = np.asarray(X[labels == 0].sum(axis=0)).ravel() + alpha
-    weights = (np.log(pos) - np.log(pos.sum())) - (np.log(neg) - np.log(neg.sum()))
-    return features @ weights
+    labels = np.asarray(labels, dtype=int)
+    one_idx = np.flatnonzero(labels == 1)
+    zero_idx = np.flatnonzero(labels == 0)
+    n_one, n_zero = len(one_idx), len(zero_idx)
+    counts = np.zeros(len(labels), dtype=int)
+    if n_one == 0 or n_zero == 0:
+        counts[:] = 1
+        return counts
+    n_train = n_one + n_zero
+    one_weight = a * (n_one / n_zero) ** (-alpha)
+    zero_weight = 1 - (1 - b) * (1 + math.log(n_train)) ** (-beta)
+    share = one_weight * n_one * n_train / (one_weight * n_one + zero_weight * n_zero)
+    n_one_train = math.floor(share) + int(rng.random() < share - math.floor(share))
+    n_one_train = max(1, min(n_train - 2, n_one_train))
+    for idx, n_fill in ((one_idx, n_one_train), (zero_idx, n_train - n_one_train)):
+        copies, rest = divmod(n_fill, len(idx))
+        counts[idx] += copies
+        if rest:
+            counts[rng.choice(idx, rest, replace=False)] += 1
+    return counts
+
+
+def _nb_scores(features: sparse.csr_matrix, features_t: sparse.csr_matrix, labelled: np.ndarray,
+               labels: np.ndarray, weights: np.ndarray, alpha: float = 3.822) -> np.ndarray:
+    """Log-odds of relevance under multinomial naive Bayes, up to a constant.
+
+    The same ranking as ``MultinomialNB(alpha).fit(X, y, sample_weight=weights)`` (the class
+    prior only adds a constant), computed directly: scikit-learn's input checks cost more
+    than the fit when the model is refit after every decision. ``features_t`` is the
+    transposed feature matrix, so the weighted term counts of each class are one
+    sparse matrix-vector product.
+    """
+    n = features.shape[0]
+    w_pos = np.zeros(n)
+    w_neg = np.zeros(n)
+    w_pos[labelled[labels == 1]] = weights[labels == 1]
+    w_neg[labelled[labels == 0]] = weights[labels == 0]
+    pos = features_t @ w_pos + alpha
+    neg = features_t @ w_neg + alpha
+    term_weights = (np.log(pos) - np.log(pos.sum())) - (np.log(neg) - np.log(neg.sum()))
+    return features @ term_weights
+
+
+def record_text(record, fields: tuple[str, ...] | list[str] = DEFAULT_FIELDS, *,
+                title_weight: int = 1) -> str:
+    """The text the model sees for one record: the chosen fields joined by spaces.
+
+    Parameters
+    ----------
+    record : Record
+        A literature record (anything with ``title``, ``abstract``, ``keywords`` and
+        ``mesh_terms`` attributes).
+    fields : sequence of {"title", "abstract", "keywords"}
+        ``"keywords"`` is the record's keywords and MeSH terms (Cohen's local build has
+        them in a ``keywords`` column; MEDLINE and PubMed XML imports in ``mesh_terms``).
+    title_weight : int
+        How many times the title is repeated (a crude up-weighting of title words).
+    """
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; choose from {', '.join(FIELDS)}")
+    parts: list[str] = []
+    for name in fields:
+        if name == "title":
+            parts.extend([record.title] * max(1, int(title_weight)))
+        elif name == "abstract":
+            parts.append(record.abstract)
+        else:
+            parts.append("; ".join([*record.keywords, *getattr(record, "mesh_terms", [])]))
+    return " ".join(p for p in parts if p)
 
 
 def screening_metrics(labels_in_order: np.ndarray, n_records: int, n_included: int) -> dict[str, float]:
@@ -158,6 +283,9 @@ class SimulationResult:
     n_screened_at_100: int
     random_wss_95: float
     random_recall_at_10pct: float
+    balance: str = "weighted"
+    fields: str = ""
+    features: dict = field(default_factory=dict)
     provenance: Provenance = field(default_factory=lambda: Provenance(source="simulation"))
 
     def recall_curve(self) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +299,10 @@ class SimulationResult:
             "dataset": self.dataset,
             "label_column": self.label_column,
             "model": self.model,
+            "balance": self.balance,
+            "fields": self.fields,
             "feature_extraction": "tfidf",
+            "features": self.features,
             "query_strategy": "max",
             "seed": self.seed,
             "n_records": self.n_records,
@@ -248,6 +379,10 @@ def simulate(
     n_prior_included: int = 1,
     n_prior_excluded: int = 1,
     batch_size: int = 1,
+    balance: str = DEFAULT_BALANCE,
+    ngram_max: int = DEFAULT_NGRAM_MAX,
+    sublinear_tf: bool = DEFAULT_SUBLINEAR_TF,
+    fields: str = "",
     dataset: str = "",
     label_column: str = "",
 ) -> SimulationResult:
@@ -268,6 +403,10 @@ def simulate(
     batch_size : int
         Records taken from the ranking between refits (1 = refit after every decision,
         as ASReview does).
+    balance, ngram_max, sublinear_tf
+        Passed to :class:`ActiveLearner`.
+    fields : str
+        Which record fields ``texts`` were built from (recorded in the result only).
 
     Returns
     -------
@@ -288,7 +427,8 @@ def simulate(
     prior = list(rng.choice(np.flatnonzero(labels == 1), n_prior_included, replace=False)) + list(
         rng.choice(np.flatnonzero(labels == 0), n_prior_excluded, replace=False)
     )
-    learner = ActiveLearner(model, random_state=seed).fit_features(texts)
+    learner = ActiveLearner(model, random_state=seed, balance=balance, ngram_max=ngram_max,
+                            sublinear_tf=sublinear_tf).fit_features(texts)
     order: list[int] = [int(i) for i in prior]
     found = int(labels[order].sum())
     while len(order) < n and found < n_included:
@@ -310,7 +450,8 @@ def simulate(
         source=dataset or "labelled records",
         as_of=dt.date.today(),
         citation=ASREVIEW_CITATION,
-        extra={"label_column": label_column, "model": model, "seed": str(seed)},
+        extra={"label_column": label_column, "model": model, "balance": balance, "fields": fields,
+               "seed": str(seed)},
     )
     return SimulationResult(
         dataset=dataset, label_column=label_column, model=model, seed=seed, n_records=n, n_included=n_included,
@@ -318,5 +459,7 @@ def simulate(
         wss_95=metrics["wss_95"], wss_100=metrics["wss_100"], recall_at_10pct=metrics["recall_at_10pct"],
         n_screened_at_95=metrics["n_screened_at_95"], n_screened_at_100=metrics["n_screened_at_100"],
         random_wss_95=random_metrics["wss_95"], random_recall_at_10pct=random_metrics["recall_at_10pct"],
+        balance=balance, fields=fields,
+        features={"ngram_max": ngram_max, "sublinear_tf": sublinear_tf, "n_features": int(learner.features_.shape[1])},
         provenance=provenance,
     )

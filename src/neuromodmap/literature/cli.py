@@ -294,6 +294,13 @@ def simulate(
     seed: int = typer.Option(0, help="Seed of the prior records (and of the random baseline)."),
     repeat: int = typer.Option(1, help="Run seeds seed, seed+1, ... and summarise."),
     model: str = typer.Option("nb", help="nb, logistic or svm."),
+    balance: str = typer.Option(None, help="Class balance: double (ASReview's resampling), weighted or none "
+                                          "[default: the screener's]."),
+    fields: str = typer.Option(None, help="Record fields the model reads, comma-separated, from title, abstract, "
+                                         "keywords (keywords = keywords + MeSH terms) [default: the screener's]."),
+    ngram_max: int = typer.Option(None, help="Longest word n-gram in the TF-IDF features [default: the screener's]."),
+    sublinear_tf: bool = typer.Option(None, "--sublinear-tf/--raw-tf",
+                                      help="1 + log(term count) instead of raw counts [default: the screener's]."),
     n_prior_included: int = typer.Option(1, help="Relevant records given as prior knowledge."),
     n_prior_excluded: int = typer.Option(1, help="Irrelevant records given as prior knowledge."),
     out: Path = typer.Option(Path("simulation"), "-o", "--out", help="Output folder."),
@@ -302,13 +309,21 @@ def simulate(
 ) -> None:
     """Simulate active-learning screening on a labelled dataset; writes simulation.json + recall curve."""
     from neuromodmap._utils import atomic_write
-    from neuromodmap.literature.activelearning import MODELS
+    from neuromodmap.literature import activelearning as al
     from neuromodmap.literature.activelearning import simulate as run_simulation
     from neuromodmap.literature.io import read_records
     from neuromodmap.literature.records import LiteratureImportError
 
-    if model not in MODELS:
-        _fail(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if model not in al.MODELS:
+        _fail(f"unknown model {model!r}; choose one of {', '.join(al.MODELS)}")
+    balance = balance or al.DEFAULT_BALANCE
+    if balance not in al.BALANCES:
+        _fail(f"unknown balance strategy {balance!r}; choose one of {', '.join(al.BALANCES)}")
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(al.DEFAULT_FIELDS)
+    if not field_list or any(f not in al.FIELDS for f in field_list):
+        _fail(f"--fields takes a comma-separated list from {', '.join(al.FIELDS)}")
+    ngram_max = ngram_max or al.DEFAULT_NGRAM_MAX
+    sublinear_tf = al.DEFAULT_SUBLINEAR_TF if sublinear_tf is None else sublinear_tf
     try:
         result = read_records(dataset)
     except LiteratureImportError as exc:
@@ -322,13 +337,15 @@ def simulate(
         _fail(f"{dataset}: no label column {label!r} (other columns: {columns})")
     if missing:
         _fail(f"{dataset}: column {label!r} must hold 0 or 1; rows {missing[:10]} do not")
-    texts = [f"{r.title} {r.abstract}" for r in records]
+    texts = [al.record_text(r, field_list) for r in records]
     labels = [int(float(r.extra[label])) for r in records]
     runs = []
     for k in range(repeat):
         try:
             sim = run_simulation(texts, labels, model=model, seed=seed + k, n_prior_included=n_prior_included,
-                                 n_prior_excluded=n_prior_excluded, dataset=str(dataset), label_column=label)
+                                 n_prior_excluded=n_prior_excluded, balance=balance, ngram_max=ngram_max,
+                                 sublinear_tf=sublinear_tf, fields=",".join(field_list), dataset=str(dataset),
+                                 label_column=label)
         except ValueError as exc:
             _fail(str(exc))
         target = out if repeat == 1 else out / f"seed_{seed + k}"
@@ -338,7 +355,8 @@ def simulate(
                        f"recall@10% {sim.recall_at_10pct:.1%}, 95% recall after {sim.n_screened_at_95} records")
     if repeat > 1:
         wss = np.array([r.wss_95 for r in runs])
-        summary = {"dataset": str(dataset), "label_column": label, "model": model,
+        summary = {"dataset": str(dataset), "label_column": label, "model": model, "balance": balance,
+                   "fields": ",".join(field_list), "features": runs[0].features,
                    "n_records": runs[0].n_records, "n_included": runs[0].n_included,
                    "seeds": [r.seed for r in runs], "wss_95": float(wss.mean()), "wss_95_sd": float(wss.std(ddof=1)),
                    "recall_at_10pct": float(np.mean([r.recall_at_10pct for r in runs])),

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from neuromodmap.literature.activelearning import ActiveLearner
+from neuromodmap.literature.activelearning import ActiveLearner, record_text
 from neuromodmap.literature.criteria import (
     CriteriaProfile,
     CriteriaResult,
@@ -152,7 +152,8 @@ class ScreeningSession:
         self.records: list[Record] = [r for r in records if r.record_id in eligible]
         self._index = {r.record_id: i for i, r in enumerate(self.records)}
         self.topic = topic_pattern(profile)
-        self.learner = ActiveLearner(model).fit_features([f"{r.title} {r.abstract}" for r in self.records]) \
+        # the simulation's default model, balance and fields (title, abstract, keywords/MeSH)
+        self.learner = ActiveLearner(model).fit_features([record_text(r) for r in self.records]) \
             if self.records else None
         self._prior: np.ndarray | None = None
         self._ranking: list[int] | None = None
