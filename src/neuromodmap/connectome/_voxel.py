@@ -3,11 +3,19 @@
 Two sources, one interface (:class:`VoxelConnectome`): a Lead-DBS fMRI connectome folder
 (``dataset_info.json``, ``dataset_volsurf.mat`` with ``vol.outidx``, ``vol.space``,
 ``vol.subIDs``, and ``vol/<run>.mat`` holding ``gmtc``, voxels × time) or a list of 4-D NIfTI
-runs in MNI space with a mask. For each subject every seed's map is computed in one pass as
-a matrix product of standardised series (Pearson r), averaged over the subject's runs, then
-Fisher z-transformed; the group AvgR, AvgRFz, VarR and one-sample T maps (Lead-DBS's outputs)
-are accumulated subject by subject in float32 work arrays, so memory stays bounded by one
-subject plus the seed maps. The subject loop runs on Dask (threads, or a distributed cluster).
+runs in MNI space with a mask. For each subject the series are centred (float32, in place) and
+every seed's map is computed, voxel block by voxel block, as a float32 matrix product of the
+unit seed series with the centred series divided by the voxel norms (Pearson r), averaged over
+the subject's runs, then Fisher z-transformed; the running float64 sums behind the group AvgR,
+AvgRFz, VarR and one-sample T maps (Lead-DBS's outputs) are updated on the same block while it
+is in cache, so memory stays bounded by two subjects' series plus the seed maps. Locally the
+voxel blocks are spread over threads (BLAS on one thread in each); with a ``dask.distributed``
+address, subjects go to the cluster's workers.
+
+Accuracy against a float64 computation (tests/connectome/test_connectome_voxel.py, on HCP
+series with means near 10,000): r within 2e-6, VarR within 1e-6, Fisher z within 1e-5 (it is
+computed as log((1 + r) / (1 - r)) / 2 in float32, absolute error about 1e-7), T within 1e-4
+relative.
 """
 
 from __future__ import annotations
@@ -683,10 +691,12 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     radius : float
         Sphere radius for seeds without one (mm); 0 means the nearest voxel.
     scheduler : str, optional
-        ``None`` or ``"threads"`` for local threads, ``"synchronous"`` for a plain loop, or the
-        address of a ``dask.distributed`` scheduler (``"tcp://host:8786"``).
+        ``None`` or ``"threads"`` for local threads over voxel blocks (BLAS limited to one
+        thread each while the maps are computed; the next subject is read in the background),
+        ``"synchronous"`` for a plain loop (BLAS threads as configured), or the address of a
+        ``dask.distributed`` scheduler (``"tcp://host:8786"``), whose workers take subjects.
     n_workers : int, optional
-        Local threads (default: Dask's default).
+        Local threads (default: all cores).
 
     Returns
     -------
