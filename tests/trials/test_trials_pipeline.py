@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -129,9 +131,69 @@ def test_failed_worker_falls_back_to_serial(tmp_path, corpus_slice, force_parall
         raise SystemExit(3)
 
     monkeypatch.setattr(pipeline, "_label_worker", broken_worker)
+    monkeypatch.setattr(pipeline, "_block_worker", broken_worker)
+    problems: list[ImportProblem] = []
+    with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [corpus_slice], problems=problems)
+        assert stats["n_classified"] == len(store) == len(store.labels_df()) == N_LINES - 2
+    assert sorted(p.location for p in problems) == ["line 1002", "line 701"]  # reported once
+
+
+def test_worker_dying_midway_falls_back_without_loss(tmp_path, corpus_slice, force_parallel, monkeypatch):
+    """The worker is killed while sending its sixth block: the run warns, then imports and
+    classifies serially, and the store ends up as a serial import's."""
+    real_worker = pipeline._block_worker
+
+    class DyingPipe:
+        def __init__(self, conn):
+            self.conn, self.n = conn, 0
+
+        def send(self, msg):
+            self.n += 1
+            if self.n == 6:
+                # a message header promising 1,000 bytes, ten of them, then the process is gone
+                os.write(self.conn.fileno(), struct.pack("!i", 1000) + b"\x80\x05 half a")
+                os._exit(9)
+            self.conn.send(msg)
+
+        def close(self):
+            self.conn.close()
+
+    def dying_worker(paths, blocks, labels_path, as_of, conn):
+        real_worker(paths, blocks, labels_path, as_of, DyingPipe(conn))
+
+    monkeypatch.setattr(pipeline, "_block_worker", dying_worker)
     with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:
         stats = pipeline.import_and_classify(store, [corpus_slice], problems=[])
-        assert stats["n_classified"] == len(store) == N_LINES - 2
+        got = _stored(store)
+        assert stats["n_classified"] == len(store.labels_df()) == N_LINES - 2
+    with TrialStore(tmp_path / "serial.duckdb") as serial:
+        serial.import_files([corpus_slice], progress=False)
+        assert got.equals(_stored(serial))
+
+
+def test_shared_import_stores_what_a_serial_import_stores(tmp_path, corpus_slice, force_parallel):
+    problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [corpus_slice], problems=problems)
+        assert stats["n_imported"] == N_LINES - 2
+        got = _stored(store)
+        got_problems = store.problems_df()[["location", "reason"]]
+    serial_problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "serial.duckdb") as serial:
+        serial.import_files([corpus_slice], progress=False, problems=serial_problems)
+        expected = _stored(serial)
+        expected_problems = serial.problems_df()[["location", "reason"]]
+    assert got.equals(expected)  # every column, the raw record and its hash included
+    assert [(p.location, p.reason) for p in problems] == [(p.location, p.reason) for p in serial_problems]
+    assert got_problems.equals(expected_problems)
+
+
+def _stored(store: TrialStore):
+    from neuromodmap.trials.store import TRIAL_COLUMNS
+
+    cols = ", ".join([*TRIAL_COLUMNS, "raw", "source", "as_of", "record_hash"])
+    return store.con.execute(f"SELECT {cols} FROM trials ORDER BY registry_id").df()  # noqa: S608
 
 
 def test_classify_with_db_imports_once_per_file(tmp_path, corpus_slice, trials_dir, force_parallel):

@@ -6,17 +6,18 @@ Two processes share the work on Linux (the ``fork`` start method, so library cal
 
 - :func:`classify_to_csv` splits a JSON-lines file into blocks of lines: this process reads,
   classifies and writes the even blocks, a worker the odd ones; rows keep the file's order.
-- :func:`import_and_classify` imports into the store in this process while a worker reads
-  the same files again and classifies them; its labels are bulk-loaded at the end. Only
-  compact label rows cross between the processes (pickling a :class:`Trial` costs more than
-  parsing it again).
+- :func:`import_and_classify`, for JSON-lines files: both processes read the file and take
+  blocks of lines first come, first served; each parses, classifies and turns its blocks
+  into store columns (plain lists, cheap to send, unlike pickled :class:`Trial` objects), and
+  this process writes every block to the store in file order. Each record is parsed once.
+  Labels are bulk-loaded at the end. For other formats, or with a CSV to write, this process
+  imports while the worker reads the files again and classifies them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import json
 import multiprocessing as mp
 import os
@@ -24,6 +25,7 @@ import queue
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -314,48 +316,9 @@ def _seq(file_index: int, position: int) -> int:
     return (file_index << 40) | position
 
 
-class _Claims:
-    """Who classifies each block of lines of a JSON-lines file: the first process to reach it.
-
-    The importing process parses every record anyway, so a block it reaches before the
-    worker costs it only the classifying; the worker skips such blocks without parsing them.
-    The two processes so share the work in whatever ratio the machine gives.
-    """
-
-    MAIN, WORKER = 1, 2
-
-    def __init__(self, ctx, n_files: int, lag: int = 256):
-        self.stride = (1 << 22) // max(n_files, 1)
-        self.owner = ctx.RawArray("b", self.stride * max(n_files, 1))
-        self.worker_at = ctx.RawArray("q", max(n_files, 1))  # the worker's latest block per file
-        self.lock = ctx.Lock()
-        # the importer only takes blocks this far ahead of the worker, leaving the worker
-        # enough to do while the importer writes its final checkpoint
-        self.lag = lag
-
-    def claim(self, file_index: int, block: int, who: int) -> bool:
-        if block >= self.stride:  # beyond the table (a file of over a billion lines): the worker's
-            return who == self.WORKER
-        i = file_index * self.stride + block
-        with self.lock:
-            if who == self.WORKER:
-                self.worker_at[file_index] = block
-            elif block - self.worker_at[file_index] <= self.lag:
-                return False
-            if self.owner[i] == 0:
-                self.owner[i] = who
-            return self.owner[i] == who
-
-
-def _seq(file_index: int, position: int) -> int:
-    """A record's order across files and processes (a later duplicate wins)."""
-    return (file_index << 40) | position
-
-
-def _label_worker(paths: list[str], formats: list[str | None], labels_path: str, csv_path: str | None,
-                  claims: _Claims | None) -> None:
-    """Read and classify the files (with ``claims``, only the blocks of JSON lines it claims);
-    write label rows as JSON lines and, optionally, the CSV rows (all records, in order)."""
+def _label_worker(paths: list[str], labels_path: str, csv_path: str | None) -> None:
+    """Read and classify the files; write label rows as JSON lines and, optionally, the CSV
+    rows (all records, in order)."""
     with contextlib.ExitStack() as stack:
         labels = stack.enter_context(open(labels_path, "w", encoding="utf-8"))
         writer = None
@@ -363,20 +326,270 @@ def _label_worker(paths: list[str], formats: list[str | None], labels_path: str,
             writer = csv.writer(stack.enter_context(open(csv_path, "w", newline="", encoding="utf-8")))
             writer.writerow(CSV_COLUMNS)
         dumps = json.JSONEncoder(ensure_ascii=False).encode
-        for i, (path, fmt) in enumerate(zip(paths, formats, strict=True)):
-            shard = None
-            if claims is not None and fmt in _JSONL:
-                shard = functools.partial(claims.claim, i, who=_Claims.WORKER)
+        for i, path in enumerate(paths):
             try:
-                reader = TrialReader(path, problems=[], shard=shard)
+                reader = TrialReader(path, problems=[])
             except Exception:  # noqa: BLE001 - the importer reports unreadable files
                 continue
             for k, rec in enumerate(reader):
                 c = classify(rec.trial)
-                labels.write(dumps(label_record(c, _seq(i, reader.line if shard else k))))
+                labels.write(dumps(label_record(c, _seq(i, k))))
                 labels.write("\n")
                 if writer is not None:
                     writer.writerow(classification_row(c).values())
+
+
+class _Blocks:
+    """First come, first served: which process parses, classifies and prepares each block.
+
+    Both processes read every line of a JSON-lines file but parse only the blocks they
+    claim; the worker sends its prepared blocks (store columns) to the importing process,
+    which writes every block to the store in file order. Each record is parsed once.
+    """
+
+    MAIN, WORKER = 1, 2
+
+    def __init__(self, ctx, n_files: int):
+        self.stride = (1 << 22) // max(n_files, 1)
+        self.owner = ctx.RawArray("b", self.stride * max(n_files, 1))
+        self.lock = ctx.Lock()
+
+    def claim(self, file_index: int, block: int, who: int) -> bool:
+        if block >= self.stride:  # beyond the table (a file of over a billion lines): the importer's
+            return who == self.MAIN
+        i = file_index * self.stride + block
+        with self.lock:
+            if self.owner[i] == 0:
+                self.owner[i] = who
+            return self.owner[i] == who
+
+
+class _BlockBuilder:
+    """Collects one process's records block by block; a finished block becomes store columns
+    (and label rows, written at once). ``take`` is the reader's shard callable."""
+
+    def __init__(self, blocks: _Blocks, who: int, file_index: int, source: str, as_of, labels, problems: list):
+        self.blocks, self.who, self.i, self.source, self.as_of = blocks, who, file_index, source, as_of
+        self.labels = labels
+        self.problems = problems
+        self.dumps = json.JSONEncoder(ensure_ascii=False).encode
+        self.block: int | None = None
+        self.records: list = []
+        self.sent = 0  # problems already handed on
+        self.done: list[tuple[int, dict, list]] = []  # finished blocks: (block, columns, problems)
+        self.seen: list[int] = []  # every block met, in file order
+
+    def take(self, block: int) -> bool:
+        self.finish()
+        ok = self.blocks.claim(self.i, block, self.who)
+        self.seen.append(block)
+        if ok:
+            self.block = block
+        return ok
+
+    def add(self, line: int, rec) -> None:
+        self.records.append((line, rec))
+
+    def finish(self) -> None:
+        if self.block is None:
+            return
+        from neuromodmap.trials.store import record_columns
+
+        recs = [rec for _, rec in self.records]
+        for line, rec in self.records:
+            self.labels.write(self.dumps(label_record(classify(rec.trial), _seq(self.i, line))))
+            self.labels.write("\n")
+        cols = record_columns(recs, self.source, self.as_of)
+        self.done.append((self.block, cols, [p.model_dump() for p in self.problems[self.sent:]]))
+        self.sent = len(self.problems)
+        self.block, self.records = None, []
+
+
+class _Sender:
+    """Sends messages over a pipe from a thread, so the worker never waits for the reader.
+
+    A pipe, not a ``multiprocessing.Queue``: once the parent has closed its copy of the
+    sending end, a worker that dies (even midway through a message) shows as end-of-file to
+    the parent instead of a read that never ends.
+    """
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while (msg := self.queue.get()) is not None:
+            self.conn.send(msg)
+
+    def put(self, msg) -> None:
+        self.queue.put(msg)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.conn.close()
+
+
+def _block_worker(paths: list[str], blocks: _Blocks, labels_path: str, as_of, conn) -> None:
+    """Parse, classify and prepare the blocks this process claims; send ("block", file, block,
+    columns, problems) for each, then ("done", file, problems) per file."""
+    out = _Sender(conn)
+    try:
+        with open(labels_path, "w", encoding="utf-8") as labels:
+            for i, path in enumerate(paths):
+                problems: list[ImportProblem] = []
+                builder = _BlockBuilder(blocks, _Blocks.WORKER, i, path, as_of, labels, problems)
+                try:
+                    reader = TrialReader(path, problems=problems, shard=builder.take)
+                except Exception:  # noqa: BLE001 - the importer reports unreadable files
+                    out.put(("done", i, []))
+                    continue
+                for rec in reader:
+                    builder.add(reader.line, rec)
+                    if builder.done:
+                        for item in builder.done:
+                            out.put(("block", i, *item))
+                        builder.done.clear()
+                builder.finish()
+                for item in builder.done:
+                    out.put(("block", i, *item))
+                out.put(("done", i, [p.model_dump() for p in problems[builder.sent:]], time.perf_counter()))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which falls back to serial
+        out.put(("error", traceback.format_exc()))
+    finally:
+        out.close()
+
+
+def _line_of(problem: ImportProblem) -> int:
+    digits = "".join(ch if ch.isdigit() else " " for ch in problem.location).split()
+    return int(digits[0]) if digits else 1 << 62
+
+
+class _SharedFile:
+    """The importing side of one JSON-lines file read by both processes.
+
+    At every block boundary it files the worker's finished blocks and pushes every block
+    that is next in file order (its own or the worker's) to the store, so the store work
+    keeps pace with both processes instead of piling up at the end.
+    """
+
+    def __init__(self, conn, proc, builder: _BlockBuilder, importer, bar, task):
+        self.conn, self.proc, self.builder, self.importer = conn, proc, builder, importer
+        self.bar, self.task = bar, task
+        self.reader: TrialReader | None = None
+        self.ready: dict[int, dict] = {}
+        self.next = 0  # index into builder.seen of the next block to store
+        self.worker_done = False
+        self.worker_problems: list[ImportProblem] = []
+        self.n = 0  # records stored
+        self.read_at = self.worker_finished_at = 0.0  # when each process finished the file
+
+    def take(self, block: int) -> bool:
+        """The reader's shard callable: claim (or leave) the block, then store what is ready."""
+        ok = self.builder.take(block)
+        self.receive(False)
+        self._store()
+        self.bar.update(self.task, completed=self.reader.position, records=self.n)
+        return ok
+
+    def receive(self, wait: bool) -> None:
+        """File the worker's finished blocks (waiting for one message if ``wait``)."""
+        while not self.worker_done:
+            try:
+                if not self.conn.poll(None if wait else 0):
+                    return
+                msg = self.conn.recv()
+            except Exception as err:  # noqa: BLE001 - end of file, or a message cut short
+                self.proc.join(5)
+                raise _WorkerFailed(f"the worker process stopped (exit code {self.proc.exitcode}; "
+                                    f"{type(err).__name__})") from None
+            if msg[0] == "error":
+                raise _WorkerFailed(msg[1])
+            if msg[1] != self.builder.i:
+                raise _WorkerFailed(f"the worker sent file {msg[1]} while file {self.builder.i} is read")
+            if msg[0] == "done":
+                self.worker_problems.extend(ImportProblem(**p) for p in msg[2])
+                self.worker_done = True
+                self.worker_finished_at = msg[3]
+                return
+            _, _, b, cols, probs = msg
+            self.ready[b] = cols
+            self.worker_problems.extend(ImportProblem(**p) for p in probs)
+            wait = False  # got one: take the rest without waiting
+
+    def _store(self) -> None:
+        builder = self.builder
+        for b, cols, _ in builder.done:
+            self.ready[b] = cols
+        builder.done.clear()
+        seen = builder.seen
+        while self.next < len(seen) and seen[self.next] in self.ready:
+            cols = self.ready.pop(seen[self.next])
+            self.next += 1
+            self.n += len(cols["registry_id"])
+            self.importer.add(cols)
+
+    def run(self, reader: TrialReader) -> None:
+        """Read the file (``reader`` uses :meth:`take`), store every block, and give the
+        importer the skipped lines of both processes, in file order."""
+        self.reader = reader
+        builder = self.builder
+        for rec in reader:
+            builder.add(reader.line, rec)
+        builder.finish()
+        self.read_at = time.perf_counter()
+        self._store()
+        while not self.worker_done:
+            self.receive(True)
+            self._store()
+        if self.next != len(builder.seen):
+            raise _WorkerFailed(f"{len(builder.seen) - self.next} blocks of {reader.source} never arrived")
+        problems = self.importer.problems
+        problems[:] = sorted(problems + builder.problems + self.worker_problems, key=_line_of)
+        self.bar.update(self.task, completed=reader.size, records=self.n)
+
+
+def _import_shared(ctx, store, inputs: list[Path], formats: list[str], *, as_of, tmp: Path,
+                   problems: list[ImportProblem], timings: dict | None = None) -> tuple[int, list[Path]]:
+    """Import and classify JSON-lines files with both processes sharing the parsing.
+
+    Returns (rows written, label files). Raises :class:`_WorkerFailed` if the worker dies
+    (the caller imports again serially: the upsert makes that safe).
+    """
+    blocks = _Blocks(ctx, len(inputs))
+    conn, sending = ctx.Pipe(duplex=False)
+    worker_labels = tmp / "labels.jsonl"
+    own_labels = tmp / "labels-main.jsonl"
+    proc = _start(ctx, _block_worker, ([str(p) for p in inputs], blocks, str(worker_labels), as_of, sending))
+    sending.close()  # the worker holds the only sending end: its death reads as end-of-file
+    written = 0
+    try:
+        with open(own_labels, "w", encoding="utf-8") as labels, progress_bar(by_bytes=True) as bar:
+            for i, (path, fmt) in enumerate(zip(inputs, formats, strict=True)):
+                builder = _BlockBuilder(blocks, _Blocks.MAIN, i, str(path), as_of, labels, [])
+                file_problems: list[ImportProblem] = []
+                importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems)
+                side = _SharedFile(conn, proc, builder, importer, bar,
+                                   bar.add_task(path.name, total=path.stat().st_size, records=0))
+                try:
+                    side.run(TrialReader(path, problems=builder.problems, shard=side.take))
+                except BaseException:
+                    importer.abort()
+                    raise
+                written += importer.finish()
+                problems.extend(file_problems)
+                if timings is not None:  # seconds since the start of the pipeline (last file's)
+                    timings.update(main_read_done=side.read_at, worker_done=side.worker_finished_at,
+                                   store_done=time.perf_counter())
+        proc.join(10)
+    finally:
+        _stop(proc)
+        conn.close()
+    if proc.exitcode != 0:
+        raise _WorkerFailed(f"the worker process stopped (exit code {proc.exitcode})")
+    return written, [worker_labels, own_labels]
 
 
 def import_and_classify(
@@ -421,6 +634,7 @@ def import_and_classify(
         and sum(p.stat().st_size for p in inputs if p.is_file()) >= _PARALLEL_MIN_BYTES
     )
     n_loaded = 0
+    n_imported = 0
     csv_done = False
     timings: dict[str, float] = {}
     if parallel:
@@ -428,59 +642,50 @@ def import_and_classify(
             store.db_path.parent if store.db_path is not None else None)
         tmp = Path(tempfile.mkdtemp(prefix=".neuromodmap-", dir=parent))
         try:
-            labels_path = tmp / "labels.jsonl"
-            csv_tmp = tmp / "classified.csv" if csv_output is not None else None
-            # with a CSV to write (in file order) the worker classifies everything
-            claims = _Claims(ctx, len(inputs)) if csv_tmp is None else None
-            proc = _start(ctx, _label_worker, ([str(p) for p in inputs], formats, str(labels_path),
-                                               str(csv_tmp) if csv_tmp else None, claims))
-            on_record = None
-            own_path = tmp / "labels-main.jsonl"
-            if claims is not None:
-                own = open(own_path, "w", encoding="utf-8")  # noqa: SIM115 - closed below or in finally
-                dumps = json.JSONEncoder(ensure_ascii=False).encode
-                file_index = {str(p): i for i, p in enumerate(inputs)}
-                state: dict = {"key": None, "mine": False}
-
-                def on_record(reader, rec) -> None:
-                    if reader.format not in _JSONL:
-                        return
-                    i, block = file_index[reader.source], (reader.line - 1) // _block_size()
-                    if state["key"] != (i, block):
-                        state["key"] = (i, block)
-                        state["mine"] = claims.claim(i, block, _Claims.MAIN)
-                    if state["mine"]:
-                        c = classify(rec.trial)
-                        own.write(dumps(label_record(c, _seq(i, reader.line))))
-                        own.write("\n")
-            try:
-                report = store.import_files(inputs, as_of=as_of, problems=problems, on_record=on_record)
+            if csv_output is None and all(f in _JSONL for f in formats):
+                # both processes parse, classify and prepare blocks; this one writes the store
+                found: list[ImportProblem] = []
+                try:
+                    n_imported, label_files = _import_shared(ctx, store, inputs, formats, as_of=as_of, tmp=tmp,
+                                                             problems=found, timings=timings)
+                    timings.update({k: v - start for k, v in timings.items()})
+                except _WorkerFailed as err:
+                    warnings.warn(f"the classifier process failed ({str(err).strip().splitlines()[-1]}); "
+                                  "importing and classifying serially", stacklevel=2)
+                    n_imported = store.import_files(inputs, as_of=as_of, problems=problems).n_upserted
+                else:
+                    problems.extend(found)
+                    timings["import_done"] = time.perf_counter() - start
+                    n_loaded = store.load_labels_file(label_files[0], classifier_version=CLASSIFIER_VERSION,
+                                                      also=label_files[1:])
                 t_import = time.perf_counter() - start
-                if on_record is not None:
-                    own.close()
-                # the checkpoint the store would do on closing, while the worker still classifies
-                store.con.execute("CHECKPOINT")
-                timings["checkpoint_done"] = time.perf_counter() - start
-                proc.join()
-                timings["worker_done"] = time.perf_counter() - start
-            finally:
-                _stop(proc)
-                if on_record is not None:
-                    own.close()
-            if proc.exitcode == 0:
-                n_loaded = store.load_labels_file(labels_path, classifier_version=CLASSIFIER_VERSION,
-                                                  also=[own_path] if on_record is not None else [])
-                if csv_tmp is not None:
-                    with atomic_write(csv_output, "wb") as out, open(csv_tmp, "rb") as src:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    csv_done = True
             else:
-                warnings.warn(f"the classifier process failed (exit code {proc.exitcode}); classifying serially",
-                              stacklevel=2)
+                # this process imports; a worker reads the files again and classifies them
+                # (and writes the CSV in file order)
+                labels_path = tmp / "labels.jsonl"
+                csv_tmp = tmp / "classified.csv" if csv_output is not None else None
+                proc = _start(ctx, _label_worker, ([str(p) for p in inputs], str(labels_path),
+                                                   str(csv_tmp) if csv_tmp else None))
+                try:
+                    n_imported = store.import_files(inputs, as_of=as_of, problems=problems).n_upserted
+                    t_import = time.perf_counter() - start
+                    proc.join()
+                    timings["worker_done"] = time.perf_counter() - start
+                finally:
+                    _stop(proc)
+                if proc.exitcode == 0:
+                    n_loaded = store.load_labels_file(labels_path, classifier_version=CLASSIFIER_VERSION)
+                    if csv_tmp is not None:
+                        with atomic_write(csv_output, "wb") as out, open(csv_tmp, "rb") as src:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                        csv_done = True
+                else:
+                    warnings.warn(f"the classifier process failed (exit code {proc.exitcode}); classifying serially",
+                                  stacklevel=2)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     else:
-        report = store.import_files(inputs, as_of=as_of, problems=problems)
+        n_imported = store.import_files(inputs, as_of=as_of, problems=problems).n_upserted
         t_import = time.perf_counter() - start
     # serially: every stored trial (as before); after the worker: what it did not label
     # (trials stored before, or all of them when it failed)
@@ -504,6 +709,6 @@ def import_and_classify(
         "SELECT count(*), count(*) FILTER (WHERE neuromod) FROM trial_labels WHERE classifier_version = ?",
         [CLASSIFIER_VERSION],
     ).fetchone()
-    return {"n_imported": report.n_upserted, "n_classified": n, "n_neuromod": n_neuromod,
+    return {"n_imported": n_imported, "n_classified": n, "n_neuromod": n_neuromod,
             "import_seconds": t_import, "seconds": time.perf_counter() - start, "problems": problems,
             "n_labels_loaded": n_loaded, "parallel": bool(parallel), "timings": timings}

@@ -304,6 +304,61 @@ class _Writer:
             self.stage.drop()
 
 
+class _BlockImport:
+    """One file's import run, fed column blocks in file order (the two-process pipeline
+    builds them in both processes, so each record is parsed once).
+
+    ``add`` gathers blocks into batches of ``batch_size`` rows (a later duplicate wins) and
+    writes them; ``finish`` writes the rest and closes the run with ``problems``, which may
+    have grown meanwhile (the skipped lines of either process); ``abort`` marks it failed.
+    """
+
+    def __init__(self, store: TrialStore, path: Path, fmt: str, *, as_of, problems: list[ImportProblem],
+                 batch_size: int = _BATCH):
+        self.store, self.problems, self.batch_size = store, problems, batch_size
+        self.run_id = store._start_run(kind="file", source=str(path), fmt=fmt, query=None, as_of=as_of)
+        self.writer = _Writer(store, self.run_id, str(path), problems)
+        self.pending: dict[str, list] = {}
+        self.n_pending = self.n_read = 0
+
+    def add(self, cols: dict[str, list]) -> None:
+        n = len(cols["registry_id"])
+        if not n:
+            return
+        if self.pending:
+            for name, values in cols.items():
+                self.pending[name] += values
+        else:
+            self.pending = {name: list(values) for name, values in cols.items()}
+        self.n_pending += n
+        self.n_read += n
+        if self.n_pending >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.n_pending:
+            df = _frame(self.pending, self.run_id).drop_duplicates("registry_id", keep="last")
+            self.writer.write(df, self.n_pending)
+        self.pending, self.n_pending = {}, 0
+
+    def finish(self) -> int:
+        """Write what is left, close the run; return the rows written."""
+        try:
+            self._flush()
+            self.writer.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self.writer.close()
+        self.store._finish_run(self.run_id, n_read=self.n_read, n_ok=self.n_read, problems=self.problems,
+                               status="completed")
+        return self.writer.written
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.store._finish_run(self.run_id, n_read=0, n_ok=0, problems=self.problems, status="failed")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -663,6 +718,12 @@ class TrialStore:
             problems.extend(report.problems)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _block_import(self, path: Path, fmt: str, *, as_of: dt.date | None,
+                      problems: list[ImportProblem]) -> _BlockImport:
+        """An import run for one file whose records are pushed as column blocks
+        (:func:`record_columns`) in file order; see :class:`_BlockImport`."""
+        return _BlockImport(self, path, fmt, as_of=as_of, problems=problems)
 
     # ------------------------------------------------------------------ read back
     def _trial_from_row(self, row: tuple) -> Trial:
