@@ -11,7 +11,6 @@ from neuromodmap.trials.classify import (
     classify,
     classify_many,
 )
-from neuromodmap.trials.ctgov import FetchError, FetchReport, fetch_studies
 from neuromodmap.trials.dedup import link_registries
 from neuromodmap.trials.io import (
     FORMATS,
@@ -45,3 +44,13 @@ __all__ = [
     "link_registries",
     "read_trials",
 ]
+
+_LAZY = {"FetchError", "FetchReport", "fetch_studies"}  # the API client pulls in httpx (~0.1 s)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from neuromodmap.trials import ctgov
+
+        return getattr(ctgov, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
