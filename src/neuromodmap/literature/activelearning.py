@@ -1,13 +1,18 @@
 """Active learning for title/abstract screening, as ASReview does it.
 
-TF-IDF features of title + abstract, a naive Bayes (default), logistic regression or linear
-SVM classifier, certainty-based ("max") sampling: after every decision the model is refit
-on the labelled records and the unlabelled record it rates most likely relevant comes next.
-Prior knowledge is a few labelled records (by default one relevant and one irrelevant).
+TF-IDF features of title, abstract and keywords/MeSH terms, a naive Bayes (default),
+logistic regression or linear SVM classifier, certainty-based ("max") sampling: after every
+decision the model is refit on the labelled records and the unlabelled record it rates most
+likely relevant comes next. Prior knowledge is a few labelled records (by default one
+relevant and one irrelevant).
 
-Defaults follow ASReview LAB v1 (van de Schoot et al. 2021, Nat Mach Intell 3:125-133,
-doi:10.1038/s42256-020-00287-7): ``MultinomialNB(alpha=3.822)`` on TF-IDF, classes
-re-weighted so the few relevant records count as much as the many irrelevant ones.
+The model follows ASReview LAB (van de Schoot et al. 2021, Nat Mach Intell 3:125-133,
+doi:10.1038/s42256-020-00287-7): ``MultinomialNB(alpha=3.822)`` on TF-IDF. Two class-balance
+strategies are available: classes re-weighted so the few relevant records count as much as
+the many irrelevant ones (the default, as ASReview's later ``balanced`` weights) and
+ASReview v1's "double" resampling. The default features (keywords/MeSH, word pairs,
+sublinear tf) and balance were chosen by the mean WSS@95 over the public labelled sets; see
+docs/literature.md.
 """
 
 from __future__ import annotations
@@ -322,7 +327,8 @@ class SimulationResult:
     def methods_sentence(self) -> str:
         return (
             f"Screening was simulated on {self.n_records} labelled records ({self.n_included} relevant) "
-            f"with TF-IDF features, a {_MODEL_NAMES[self.model]} classifier and certainty-based sampling "
+            f"with TF-IDF features{' of ' + self.fields.replace(',', ', ') if self.fields else ''}, "
+            f"a {_MODEL_NAMES[self.model]} classifier ({_BALANCE_NAMES[self.balance]}) and certainty-based sampling "
             f"after {len(self.prior_indices)} prior records (seed {self.seed}), as in ASReview "
             f"(van de Schoot et al. 2021); WSS@95 was {self.wss_95:.1%} (random order {self.random_wss_95:.1%}) "
             f"and {self.recall_at_10pct:.1%} of relevant records were found after screening 10%."
@@ -368,6 +374,8 @@ class SimulationResult:
 
 
 _MODEL_NAMES = {"nb": "naive Bayes", "logistic": "logistic regression", "svm": "linear SVM"}
+_BALANCE_NAMES = {"weighted": "classes weighted equally", "double": "ASReview's double resampling",
+                  "none": "no class balancing"}
 
 
 def simulate(
