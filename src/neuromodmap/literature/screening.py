@@ -167,7 +167,9 @@ class ScreeningSession:
         """
         if self._prior is None:
             vocabulary = self.learner.vectorizer_.get_feature_names_out()
-            columns = [i for i, word in enumerate(vocabulary) if self.topic.fullmatch(word)]
+            # single words only: with word pairs in the vocabulary (the default) the regex would
+            # otherwise run over several times more entries
+            columns = [i for i, word in enumerate(vocabulary) if " " not in word and self.topic.fullmatch(word)]
             features = self.learner.features_
             self._prior = (np.asarray(features[:, columns].sum(axis=1)).ravel() if columns
                            else np.zeros(features.shape[0]))
