@@ -200,30 +200,36 @@ def test_killed_import_then_rerun_equals_clean_run(tmp_path, corpus_path):
     pd.testing.assert_frame_equal(rerun, clean)
 
 
-def test_bulk_flush_refused_falls_back_row_by_row(tmp_path, corpus_path):
-    """If moving staged rows to ``trials`` fails (here: a row written behind the stage's back
-    takes one of the ids), every other staged row is still stored and the clash is reported
-    with the record's file line."""
+def test_bulk_flush_refused_falls_back_batch_then_record(tmp_path, corpus_path):
+    """A staged record the database refuses (raw text that is not JSON) fails the bulk
+    flush; the flush is retried batch by batch and the refused batch record by record, so
+    every other record is stored and the bad one is reported with its file line."""
+    from neuromodmap.trials.io import ImportedRecord
     from neuromodmap.trials.store import _Stage
 
     src = tmp_path / "slice.jsonl"
     src.write_bytes(b"".join(corpus_lines(corpus_path, 30)))
     records = list(read_trials(src))
+    bad = records[20]
+    records[20] = ImportedRecord(bad.trial, bad.raw, bad.source, bad.location, raw_json="{not json")
     with TrialStore(tmp_path / "t.duckdb") as store:
         run_id = store._start_run(kind="file", source=str(src), fmt="jsonl", query=None, as_of=None)
         problems = []
-        stage = _Stage(store.con, run_id, str(src), problems)
-        df = store._batch_frame({r.trial.registry_id: r for r in records}, str(src), None, run_id)
-        assert stage.add(df, len(records))
-        clash = records[7]
-        store.con.execute("INSERT INTO trials (registry_id, title) VALUES (?, 'written elsewhere')",
-                          [clash.trial.registry_id])
+        stage = _Stage(store, run_id, str(src), problems)
+        for part in (records[:15], records[15:]):
+            df = store._batch_frame({r.trial.registry_id: r for r in part}, str(src), None, run_id)
+            assert stage.add(df, len(part))
         assert stage.flush() == 29
-        assert len(store) == 30
-        assert store.con.execute("SELECT title FROM trials WHERE registry_id = ?",
-                                 [clash.trial.registry_id]).fetchall() == [("written elsewhere",)]
-        assert [(p.registry_id, p.location, p.source) for p in problems] == [
-            (clash.trial.registry_id, "line 8", str(src))]
+        assert len(store) == 29 and store.get_trial(bad.trial.registry_id) is None
+        assert [(p.registry_id, p.location, p.source) for p in problems] == [(bad.trial.registry_id, "line 21", str(src))]
         assert "refused by the database" in problems[0].reason
         # a batch holding an id already stored is not staged: it must take the upsert path
         assert not stage.add(df.iloc[:3], 3)
+    with TrialStore(tmp_path / "t2.duckdb") as store:
+        run_id = store._start_run(kind="file", source=str(src), fmt="jsonl", query=None, as_of=None)
+        stage = _Stage(store, run_id, str(src), None)
+        first = store._batch_frame({r.trial.registry_id: r for r in records[:10]}, str(src), None, run_id)
+        again = store._batch_frame({r.trial.registry_id: r for r in records[8:12]}, str(src), None, run_id)
+        assert stage.add(first, 10)
+        assert not stage.add(again, 4)  # nor one holding an id staged already: the later copy must win
+        assert stage.rows == 10 and stage.flush() == 10 and len(store) == 10

@@ -110,18 +110,12 @@ _INSERT_NEW_SQL = (
     " WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
 )
 _INSERT_FRAME_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT {_SELECT_CAST} FROM _trial_frame"  # noqa: S608
-# A fresh import gathers its batches in a temp table and moves them to ``trials`` in bulk,
-# one transaction per _BATCHES_PER_FLUSH batches; with the default batch size that is two
-# whole row groups, which DuckDB writes straight to the file instead of the write-ahead log
-# (see neuromodmap.store.ROW_GROUP_SIZE). ``_location`` stays behind, for reports.
+# A fresh import holds its batches back and inserts them together, one transaction per
+# _BATCHES_PER_FLUSH batches; with the default batch size that is two whole row groups, which
+# DuckDB writes straight to the file instead of the write-ahead log (see
+# neuromodmap.store.ROW_GROUP_SIZE). A frame's ``_location`` column is not stored.
 _BATCHES_PER_FLUSH = 4
 _BATCH = ROW_GROUP_SIZE // 2
-_STAGE_CREATE_SQL = f"CREATE OR REPLACE TEMP TABLE _trial_stage AS SELECT {_SELECT_CAST}, _location FROM _trial_frame"  # noqa: S608
-_STAGE_ADD_SQL = f"INSERT INTO _trial_stage SELECT {_SELECT_CAST}, _location FROM _trial_frame"  # noqa: S608
-_STAGE_FLUSH_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT * EXCLUDE (_location) FROM _trial_stage"  # noqa: S608
-_ANY_STAGED_SQL = (
-    "SELECT count(*) FROM _trial_frame b WHERE EXISTS (SELECT 1 FROM _trial_stage s WHERE s.registry_id = b.registry_id)"
-)
 _ANY_KNOWN_SQL = (
     "SELECT count(*) FROM _trial_frame b WHERE EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
 )
@@ -142,49 +136,64 @@ def _rollback(con) -> None:
 
 
 class _Stage:
-    """The batches of a fresh import, gathered in a temp table and moved to ``trials`` in bulk.
+    """The batch frames of a fresh import, held back and inserted into ``trials`` together.
 
-    A batch goes to the stage when none of its ids is stored or staged already; otherwise the
+    A batch joins the stage when none of its ids is stored or staged already; otherwise the
     stage is flushed first and the batch takes the upsert path (so a later duplicate still
-    wins). Each flush is one transaction that also advances the run's counts, so a killed
-    import leaves only whole flushes behind, as it left whole batches before.
+    wins). Each flush is one INSERT straight from the joined frames, in one transaction that
+    also advances the run's counts, so a killed import leaves only whole flushes behind. If
+    the database refuses the flush (a value it cannot take), each batch is written on its
+    own and a refused batch record by record, so only the bad record is lost and reported.
     """
 
-    def __init__(self, con, run_id: str, source: str, problems: list[ImportProblem] | None):
-        self.con = con
+    def __init__(self, store: TrialStore, run_id: str, source: str, problems: list[ImportProblem] | None):
+        self.store = store
+        self.con = store.con
         self.source = source
         self.run_id = run_id
         self.problems = problems
-        self.rows = 0  # rows in the stage
-        self.batches = 0  # batches staged
-        self.n_read = 0  # records read into it
+        self.frames: list[tuple[pd.DataFrame, int]] = []
+        self.ids: set[str] = set()
+        self.rows = 0  # rows staged
+        self.n_read = 0  # records read into them
+
+    @property
+    def batches(self) -> int:
+        return len(self.frames)
 
     def add(self, df: pd.DataFrame, n_batch: int) -> bool:
         """Stage ``df``; False when it must take the upsert path (nothing was staged)."""
+        ids = df["registry_id"].tolist()
+        if not self.ids.isdisjoint(ids):
+            return False
         con = self.con
         con.register("_trial_frame", df)
         try:
-            if con.execute(_ANY_KNOWN_SQL).fetchall()[0][0] or (
-                self.rows and con.execute(_ANY_STAGED_SQL).fetchall()[0][0]
-            ):
+            if con.execute(_ANY_KNOWN_SQL).fetchall()[0][0]:
                 return False
-            con.execute(_STAGE_ADD_SQL if self.rows else _STAGE_CREATE_SQL)
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("_trial_frame")
+        self.frames.append((df, n_batch))
+        self.ids.update(ids)
         self.rows += len(df)
-        self.batches += 1
         self.n_read += n_batch
         return True
 
     def flush(self) -> int:
-        """Move the staged rows to ``trials`` in one transaction; return the rows written."""
-        if not self.rows:
+        """Insert the staged rows into ``trials`` in one transaction; return the rows written."""
+        if not self.frames:
             return 0
         con = self.con
+        df = self.frames[0][0] if len(self.frames) == 1 else pd.concat([f for f, _ in self.frames], ignore_index=True)
         con.execute("BEGIN TRANSACTION")
         try:
-            written = con.execute(_STAGE_FLUSH_SQL).fetchall()[0][0]
+            con.register("_trial_frame", df)
+            try:
+                written = con.execute(_INSERT_FRAME_SQL).fetchall()[0][0]
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister("_trial_frame")
             con.execute(
                 "UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
                 [self.n_read, self.n_read, self.run_id],
@@ -194,34 +203,26 @@ class _Stage:
             _rollback(con)
             if self.problems is None:
                 raise
-            written = self._one_by_one()
+            written = self._batch_by_batch()
         except BaseException:
             _rollback(con)
             raise
         self.drop()
         return written
 
-    def _one_by_one(self) -> int:
-        """After a refused flush: each staged row in its own transaction, refusals reported."""
-        con, written = self.con, 0
-        for registry_id, location in con.execute("SELECT registry_id, _location FROM _trial_stage").fetchall():
-            con.execute("BEGIN TRANSACTION")
+    def _batch_by_batch(self) -> int:
+        """After a refused flush: each batch on its own; a refused one record by record."""
+        store, written = self.store, 0
+        for df, n_batch in self.frames:
             try:
-                written += con.execute(_STAGE_FLUSH_SQL + " WHERE registry_id = ?", [registry_id]).fetchall()[0][0]
-                con.execute("COMMIT")
-            except duckdb.Error as err:
-                _rollback(con)
-                self.problems.append(ImportProblem(
-                    source=self.source, location=location or "", registry_id=registry_id,
-                    reason=f"refused by the database: {str(err).splitlines()[0][:200]}",
-                ))
-        con.execute("UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
-                    [self.n_read, written, self.run_id])
+                written += store._write_batch(self.con, df, n_batch, self.run_id, None)
+            except duckdb.Error:
+                written += store._write_one_by_one(df, self.run_id, None, self.problems)
         return written
 
     def drop(self) -> None:
-        self.con.execute("DROP TABLE IF EXISTS _trial_stage")
-        self.rows = self.batches = self.n_read = 0
+        self.frames, self.ids = [], set()
+        self.rows = self.n_read = 0
 
 
 def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[str, list]:
@@ -273,7 +274,7 @@ class _Writer:
         self.run_id = run_id
         self.problems = problems
         self.checkpoint = checkpoint
-        self.stage = _Stage(store.con, run_id, source, problems) if checkpoint is None else None
+        self.stage = _Stage(store, run_id, source, problems) if checkpoint is None else None
         self.written = 0
 
     def write(self, df: pd.DataFrame | None, n_batch: int) -> None:
