@@ -597,16 +597,20 @@ def _run_local(source, names, seed_sets, acc: _Accumulator, n_threads: int, pmap
 
 @contextmanager
 def _threads(n_threads: int):
-    """A parallel ``map`` over ``n_threads`` threads, each running BLAS single-threaded."""
+    """A parallel ``map`` on Dask's threaded scheduler (``n_threads`` threads, each running
+    BLAS single-threaded)."""
     if n_threads <= 1:
         yield map
         return
-    from concurrent.futures import ThreadPoolExecutor
-
+    import dask
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_threads) as pool:
-        yield pool.map
+    def pmap(fn, items):
+        return dask.compute(*[dask.delayed(fn, pure=False)(x) for x in items],
+                            scheduler="threads", num_workers=n_threads)
+
+    with threadpool_limits(1, user_api="blas"):
+        yield pmap
 
 
 def _run_distributed(source, names, seed_sets, acc: _Accumulator, address: str) -> None:
