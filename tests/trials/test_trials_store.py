@@ -180,8 +180,8 @@ def test_killed_import_then_rerun_equals_clean_run(tmp_path, corpus_path):
         [sys.executable, "-c", _KILLABLE, str(src), str(killed_db)], stdout=subprocess.PIPE, text=True, env=env
     )
     for line in proc.stdout:
-        # a fresh import commits every four batches: records 1-4000 are committed, the next
-        # four batches are in flight
+        # a fresh import commits every two batches: records 1-4000 are committed, the later
+        # ones read so far are still held back
         if line.strip() == "6000":
             proc.send_signal(signal.SIGKILL)
             break

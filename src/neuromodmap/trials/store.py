@@ -111,10 +111,10 @@ _INSERT_NEW_SQL = (
 )
 _INSERT_FRAME_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT {_SELECT_CAST} FROM _trial_frame"  # noqa: S608
 # A fresh import holds its batches back and inserts them together, one transaction per
-# _BATCHES_PER_FLUSH batches; with the default batch size that is two whole row groups, which
+# _BATCHES_PER_FLUSH batches; with the default batch size that is one whole row group, which
 # DuckDB writes straight to the file instead of the write-ahead log (see
 # neuromodmap.store.ROW_GROUP_SIZE). A frame's ``_location`` column is not stored.
-_BATCHES_PER_FLUSH = 4
+_BATCHES_PER_FLUSH = 2
 _BATCH = ROW_GROUP_SIZE // 2
 _ANY_KNOWN_SQL = (
     "SELECT count(*) FROM _trial_frame b WHERE EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
@@ -609,7 +609,7 @@ class TrialStore:
             The date the data refer to, for records without their own (legacy XML carries its
             ``download_date``).
         batch_size : int
-            Records per batch. A fresh import commits every four batches, an update every batch.
+            Records per batch. A fresh import commits every two batches, an update every batch.
         problems : list, optional
             Records the database refuses are reported here and skipped (the rest of their
             batch is kept); when None such an error is raised.
@@ -661,7 +661,7 @@ class TrialStore:
         encoding : str, optional
             Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
         batch_size : int
-            Records per batch. A fresh import commits every four batches, an update every batch.
+            Records per batch. A fresh import commits every two batches, an update every batch.
         on_record : callable, optional
             Called as ``on_record(reader, record)`` for every record read (the pipeline
             classifies some of them on the way, see :mod:`neuromodmap.trials.pipeline`).
