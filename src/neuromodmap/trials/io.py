@@ -301,16 +301,21 @@ class TrialReader:
                 yield from chunks
 
             take = self._take
-            block, keep = -1, True
-            for lineno, line in iter_lines(all_chunks(), enc):
-                if take is not None:
-                    if (lineno - 1) // SHARD_BLOCK != block:
-                        block = (lineno - 1) // SHARD_BLOCK
-                        keep = take(block)
+            keep = None
+            if take is not None:
+                state = [-1, True]  # current block, and whether it is this reader's
+
+                def keep(lineno: int) -> bool:
+                    block = (lineno - 1) // SHARD_BLOCK
+                    if block != state[0]:
+                        state[0], state[1] = block, take(block)
                         if block == 0:
-                            self._took_first = keep
-                    if not keep:
-                        continue  # another process's block
+                            self._took_first = state[1]
+                    return state[1]
+
+            for lineno, line in iter_lines(all_chunks(), enc, keep):
+                if line is None:
+                    continue  # another process's block, left undecoded
                 self.line = lineno
                 if isinstance(line, UnicodeDecodeError):
                     hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"

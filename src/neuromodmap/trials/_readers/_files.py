@@ -7,7 +7,7 @@ import mmap
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -79,12 +79,20 @@ def _byte_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | _Oversiz
 
 
 def iter_lines(
-    chunks: Iterator[bytes], encoding: str
-) -> Iterator[tuple[int, str | _Oversize | UnicodeDecodeError]]:
-    """Numbered text lines; a line that is not valid in ``encoding`` comes back as the error."""
+    chunks: Iterator[bytes], encoding: str, keep: Callable[[int], bool] | None = None
+) -> Iterator[tuple[int, str | _Oversize | UnicodeDecodeError | None]]:
+    """Numbered text lines; a line that is not valid in ``encoding`` comes back as the error.
+
+    With ``keep``, a line for which ``keep(lineno)`` is false comes back as None, undecoded
+    (another process reads it).
+    """
     if encoding.replace("_", "-").lower() in {"utf-8", "utf8", "ascii"}:
         first = True
         for lineno, line in _byte_lines(chunks):
+            if keep is not None and not keep(lineno):
+                first = False
+                yield lineno, None
+                continue
             if isinstance(line, _Oversize):
                 yield lineno, line
                 continue
@@ -111,10 +119,14 @@ def iter_lines(
         text = lines.pop()
         for line in lines:
             lineno += 1
+            if keep is not None and not keep(lineno):
+                yield lineno, None
+                continue
             yield lineno, line.lstrip("\ufeff") if lineno == 1 else line
     text += decoder.decode(b"", final=True)
     if text:
-        yield lineno + 1, text
+        lineno += 1
+        yield lineno, (None if keep is not None and not keep(lineno) else text)
 
 
 def file_chunks(fh: BinaryIO) -> Iterator[bytes]:
