@@ -131,7 +131,7 @@ def test_failed_worker_falls_back_to_serial(tmp_path, corpus_slice, force_parall
         raise SystemExit(3)
 
     monkeypatch.setattr(pipeline, "_label_worker", broken_worker)
-    monkeypatch.setattr(pipeline, "_block_worker", broken_worker)
+    monkeypatch.setattr(pipeline, "_split_worker", broken_worker)
     problems: list[ImportProblem] = []
     with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:
         stats = pipeline.import_and_classify(store, [corpus_slice], problems=problems)
@@ -140,9 +140,9 @@ def test_failed_worker_falls_back_to_serial(tmp_path, corpus_slice, force_parall
 
 
 def test_worker_dying_midway_falls_back_without_loss(tmp_path, corpus_slice, force_parallel, monkeypatch):
-    """The worker is killed while sending its sixth block: the run warns, then imports and
+    """The worker is killed while sending its sixth message: the run warns, then imports and
     classifies serially, and the store ends up as a serial import's."""
-    real_worker = pipeline._block_worker
+    real_worker = pipeline._split_worker
 
     class DyingPipe:
         def __init__(self, conn):
@@ -159,10 +159,10 @@ def test_worker_dying_midway_falls_back_without_loss(tmp_path, corpus_slice, for
         def close(self):
             self.conn.close()
 
-    def dying_worker(paths, blocks, labels_path, as_of, conn):
-        real_worker(paths, blocks, labels_path, as_of, DyingPipe(conn))
+    def dying_worker(paths, labels_path, as_of, pending, conn):
+        real_worker(paths, labels_path, as_of, pending, DyingPipe(conn))
 
-    monkeypatch.setattr(pipeline, "_block_worker", dying_worker)
+    monkeypatch.setattr(pipeline, "_split_worker", dying_worker)
     with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:
         stats = pipeline.import_and_classify(store, [corpus_slice], problems=[])
         got = _stored(store)

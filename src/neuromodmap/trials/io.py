@@ -21,6 +21,7 @@ declarations (billion laughs) and external entities.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -44,6 +45,7 @@ from neuromodmap.trials._readers._common import (
     TrialFileError,
 )
 from neuromodmap.trials._readers._files import (
+    Foreign,
     ZipMemberError,
     file_chunks,
     gzip_chunks,
@@ -202,7 +204,7 @@ class TrialReader:
         truncated file: the one that took block 0). JSON-lines formats only.
     """
 
-    def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None):
+    def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None, on_foreign=None):
         self.path = Path(path)
         self.source = str(path)
         self.problems = problems
@@ -225,6 +227,10 @@ class TrialReader:
                 if len(mine) < n:
                     self._take = lambda block: block % n in mine
         self._took_first = True  # block 0 is this reader's: it reports a truncated file
+        #: with a callable ``shard``: receives (line number, line as read) of the blocks not
+        #: taken, so another process can parse them (this reader still reports a bad file end)
+        self.on_foreign = on_foreign
+        self.text_encoding: str | None = None
         self.shard = shard
         #: the line being read (JSON lines): its block ``line // SHARD_BLOCK`` orders shards
         self.line = 0
@@ -300,6 +306,7 @@ class TrialReader:
                 yield first
                 yield from chunks
 
+            self.text_encoding = enc
             take = self._take
             keep = None
             if take is not None:
@@ -309,30 +316,49 @@ class TrialReader:
                     block = (lineno - 1) // SHARD_BLOCK
                     if block != state[0]:
                         state[0], state[1] = block, take(block)
-                        if block == 0:
+                        if block == 0 and self.on_foreign is None:
                             self._took_first = state[1]
                     return state[1]
 
-            for lineno, line in iter_lines(all_chunks(), enc, keep):
+            on_foreign = self.on_foreign
+            for lineno, line in iter_lines(all_chunks(), enc, keep, raw=on_foreign is not None):
                 if line is None:
                     continue  # another process's block, left undecoded
-                self.line = lineno
-                if isinstance(line, UnicodeDecodeError):
-                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
-                    self._problem(f"line {lineno}", f"not valid {enc} ({line.reason} at byte {line.start}){hint}")
+                if on_foreign is not None and type(line) is Foreign:
+                    on_foreign(lineno, line.line)
                     continue
-                if not isinstance(line, str):
-                    self._problem(f"line {lineno}", f"line is {line.size:,} bytes (limit {MAX_RECORD_BYTES:,})")
-                    continue
-                if not line.strip():
-                    continue
-                yield from self._json_record(line, f"line {lineno}")
+                yield from self._line_records(lineno, line, enc)
         except EOFError as err:
             if self._took_first:  # every shard sees it: report it once
                 self._problem(f"after line {lineno}", f"{err}; the records before it were read")
         except zlib.error as err:
             if self._took_first:
                 self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
+
+    def _line_records(self, lineno: int, line, enc: str) -> Iterator[ImportedRecord]:
+        self.line = lineno
+        if isinstance(line, UnicodeDecodeError):
+            hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+            self._problem(f"line {lineno}", f"not valid {enc} ({line.reason} at byte {line.start}){hint}")
+            return
+        if not isinstance(line, str):
+            self._problem(f"line {lineno}", f"line is {line.size:,} bytes (limit {MAX_RECORD_BYTES:,})")
+            return
+        if not line.strip(" \t\r\n"):  # blank in JSON's sense: str.strip() would also eat \x1c-\x1f
+            return
+        yield from self._json_record(line, f"line {lineno}")
+
+    def parse_line(self, lineno: int, line, enc: str) -> Iterator[ImportedRecord]:
+        """The records of one JSON line that another reader of this file handed on as read
+        (see ``on_foreign``): decoded here, with the same checks and problems."""
+        if isinstance(line, bytes):
+            if lineno == 1 and line.startswith(codecs.BOM_UTF8):
+                line = line[3:]
+            try:
+                line = line.decode(enc)
+            except UnicodeDecodeError as err:
+                line = err
+        yield from self._line_records(lineno, line, enc)
 
     def _json_record(self, text: str, location: str, obj: Any = None) -> Iterator[ImportedRecord]:
         raw_json = None

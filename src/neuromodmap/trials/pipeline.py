@@ -339,70 +339,21 @@ def _label_worker(paths: list[str], labels_path: str, csv_path: str | None) -> N
                     writer.writerow(classification_row(c).values())
 
 
-class _Blocks:
-    """First come, first served: which process parses, classifies and prepares each block.
+class _Labeller:
+    """Classifies records and writes their label rows (JSON lines) as it goes."""
 
-    Both processes read every line of a JSON-lines file but parse only the blocks they
-    claim; the worker sends its prepared blocks (store columns) to the importing process,
-    which writes every block to the store in file order. Each record is parsed once.
-    """
-
-    MAIN, WORKER = 1, 2
-
-    def __init__(self, ctx, n_files: int):
-        self.stride = (1 << 22) // max(n_files, 1)
-        self.owner = ctx.RawArray("b", self.stride * max(n_files, 1))
-        self.lock = ctx.Lock()
-
-    def claim(self, file_index: int, block: int, who: int) -> bool:
-        if block >= self.stride:  # beyond the table (a file of over a billion lines): the importer's
-            return who == self.MAIN
-        i = file_index * self.stride + block
-        with self.lock:
-            if self.owner[i] == 0:
-                self.owner[i] = who
-            return self.owner[i] == who
-
-
-class _BlockBuilder:
-    """Collects one process's records block by block; a finished block becomes store columns
-    (and label rows, written at once). ``take`` is the reader's shard callable."""
-
-    def __init__(self, blocks: _Blocks, who: int, file_index: int, source: str, as_of, labels, problems: list):
-        self.blocks, self.who, self.i, self.source, self.as_of = blocks, who, file_index, source, as_of
-        self.labels = labels
-        self.problems = problems
+    def __init__(self, labels, file_index: int):
+        self.labels, self.i = labels, file_index
         self.dumps = json.JSONEncoder(ensure_ascii=False).encode
-        self.block: int | None = None
-        self.records: list = []
-        self.sent = 0  # problems already handed on
-        self.done: list[tuple[int, dict, list]] = []  # finished blocks: (block, columns, problems)
-        self.seen: list[int] = []  # every block met, in file order
 
-    def take(self, block: int) -> bool:
-        self.finish()
-        ok = self.blocks.claim(self.i, block, self.who)
-        self.seen.append(block)
-        if ok:
-            self.block = block
-        return ok
-
-    def add(self, line: int, rec) -> None:
-        self.records.append((line, rec))
-
-    def finish(self) -> None:
-        if self.block is None:
-            return
+    def columns(self, records: list[tuple[int, object]], source: str, as_of) -> dict:
+        """Label ``(line, record)`` pairs; return the records' store columns."""
         from neuromodmap.trials.store import record_columns
 
-        recs = [rec for _, rec in self.records]
-        for line, rec in self.records:
+        for line, rec in records:
             self.labels.write(self.dumps(label_record(classify(rec.trial), _seq(self.i, line))))
             self.labels.write("\n")
-        cols = record_columns(recs, self.source, self.as_of)
-        self.done.append((self.block, cols, [p.model_dump() for p in self.problems[self.sent:]]))
-        self.sent = len(self.problems)
-        self.block, self.records = None, []
+        return record_columns([rec for _, rec in records], source, as_of)
 
 
 class _Sender:
@@ -432,30 +383,67 @@ class _Sender:
         self.conn.close()
 
 
-def _block_worker(paths: list[str], blocks: _Blocks, labels_path: str, as_of, conn) -> None:
-    """Parse, classify and prepare the blocks this process claims; send ("block", file, block,
-    columns, problems) for each, then ("done", file, problems) per file."""
+class _Splitter:
+    """The worker's side of one JSON-lines file: it reads every line and, block by block,
+    either prepares the block itself or hands its lines, as read, to the importing process.
+
+    The importer gets a block whenever fewer than ``ahead`` of its blocks are waiting, so it
+    never idles and never falls far behind; the rest the worker parses, classifies and turns
+    into store columns. Messages go out in file order.
+    """
+
+    def __init__(self, out: _Sender, file_index: int, source: str, as_of, labeller: _Labeller,
+                 problems: list[ImportProblem], pending, ahead: int = 2):
+        self.out, self.i, self.source, self.as_of = out, file_index, source, as_of
+        self.labeller, self.problems, self.pending, self.ahead = labeller, problems, pending, ahead
+        self.block: int | None = None
+        self.mine = True
+        self.records: list[tuple[int, object]] = []
+        self.lines: list[tuple[int, object]] = []
+        self.sent = 0  # problems already handed on
+        self.reader: TrialReader | None = None
+
+    def take(self, block: int) -> bool:
+        self.finish()
+        with self.pending.get_lock():
+            give = self.pending.value < self.ahead
+            if give:
+                self.pending.value += 1
+        self.block, self.mine = block, not give
+        return self.mine
+
+    def foreign(self, lineno: int, line) -> None:
+        self.lines.append((lineno, line))
+
+    def finish(self) -> None:
+        if self.block is None:
+            return
+        problems = [p.model_dump() for p in self.problems[self.sent:]]
+        self.sent = len(self.problems)
+        at = self.reader.position  # bytes read, for the importer's progress bar
+        if self.mine:
+            cols = self.labeller.columns(self.records, self.source, self.as_of)
+            self.out.put(("cols", self.i, at, cols, problems))
+        else:
+            self.out.put(("lines", self.i, at, self.reader.text_encoding, self.lines, problems))
+        self.block, self.records, self.lines = None, [], []
+
+
+def _split_worker(paths: list[str], labels_path: str, as_of, pending, conn) -> None:
+    """Read every file; prepare some blocks, hand the others on (see :class:`_Splitter`);
+    then ("done", file, problems, time) per file."""
     out = _Sender(conn)
     try:
         with open(labels_path, "w", encoding="utf-8") as labels:
             for i, path in enumerate(paths):
                 problems: list[ImportProblem] = []
-                builder = _BlockBuilder(blocks, _Blocks.WORKER, i, path, as_of, labels, problems)
-                try:
-                    reader = TrialReader(path, problems=problems, shard=builder.take)
-                except Exception:  # noqa: BLE001 - the importer reports unreadable files
-                    out.put(("done", i, []))
-                    continue
+                split = _Splitter(out, i, path, as_of, _Labeller(labels, i), problems, pending)
+                reader = TrialReader(path, problems=problems, shard=split.take, on_foreign=split.foreign)
+                split.reader = reader
                 for rec in reader:
-                    builder.add(reader.line, rec)
-                    if builder.done:
-                        for item in builder.done:
-                            out.put(("block", i, *item))
-                        builder.done.clear()
-                builder.finish()
-                for item in builder.done:
-                    out.put(("block", i, *item))
-                out.put(("done", i, [p.model_dump() for p in problems[builder.sent:]], time.perf_counter()))
+                    split.records.append((reader.line, rec))
+                split.finish()
+                out.put(("done", i, [p.model_dump() for p in problems[split.sent:]], time.perf_counter()))
     except BaseException:  # noqa: BLE001 - reported to the parent, which falls back to serial
         out.put(("error", traceback.format_exc()))
     finally:
@@ -467,122 +455,76 @@ def _line_of(problem: ImportProblem) -> int:
     return int(digits[0]) if digits else 1 << 62
 
 
-class _SharedFile:
-    """The importing side of one JSON-lines file read by both processes.
-
-    At every block boundary it files the worker's finished blocks and pushes every block
-    that is next in file order (its own or the worker's) to the store, so the store work
-    keeps pace with both processes instead of piling up at the end.
-    """
-
-    def __init__(self, conn, proc, builder: _BlockBuilder, importer, bar, task):
-        self.conn, self.proc, self.builder, self.importer = conn, proc, builder, importer
-        self.bar, self.task = bar, task
-        self.reader: TrialReader | None = None
-        self.ready: dict[int, dict] = {}
-        self.next = 0  # index into builder.seen of the next block to store
-        self.worker_done = False
-        self.worker_problems: list[ImportProblem] = []
-        self.n = 0  # records stored
-        self.read_at = self.worker_finished_at = 0.0  # when each process finished the file
-
-    def take(self, block: int) -> bool:
-        """The reader's shard callable: claim (or leave) the block, then store what is ready."""
-        ok = self.builder.take(block)
-        self.receive(False)
-        self._store()
-        self.bar.update(self.task, completed=self.reader.position, records=self.n)
-        return ok
-
-    def receive(self, wait: bool) -> None:
-        """File the worker's finished blocks (waiting for one message if ``wait``)."""
-        while not self.worker_done:
-            try:
-                if not self.conn.poll(None if wait else 0):
-                    return
-                msg = self.conn.recv()
-            except Exception as err:  # noqa: BLE001 - end of file, or a message cut short
-                self.proc.join(5)
-                raise _WorkerFailed(f"the worker process stopped (exit code {self.proc.exitcode}; "
-                                    f"{type(err).__name__})") from None
-            if msg[0] == "error":
-                raise _WorkerFailed(msg[1])
-            if msg[1] != self.builder.i:
-                raise _WorkerFailed(f"the worker sent file {msg[1]} while file {self.builder.i} is read")
-            if msg[0] == "done":
-                self.worker_problems.extend(ImportProblem(**p) for p in msg[2])
-                self.worker_done = True
-                self.worker_finished_at = msg[3]
-                return
-            _, _, b, cols, probs = msg
-            self.ready[b] = cols
-            self.worker_problems.extend(ImportProblem(**p) for p in probs)
-            wait = False  # got one: take the rest without waiting
-
-    def _store(self) -> None:
-        builder = self.builder
-        for b, cols, _ in builder.done:
-            self.ready[b] = cols
-        builder.done.clear()
-        seen = builder.seen
-        while self.next < len(seen) and seen[self.next] in self.ready:
-            cols = self.ready.pop(seen[self.next])
-            self.next += 1
-            self.n += len(cols["registry_id"])
-            self.importer.add(cols)
-
-    def run(self, reader: TrialReader) -> None:
-        """Read the file (``reader`` uses :meth:`take`), store every block, and give the
-        importer the skipped lines of both processes, in file order."""
-        self.reader = reader
-        builder = self.builder
-        for rec in reader:
-            builder.add(reader.line, rec)
-        builder.finish()
-        self.read_at = time.perf_counter()
-        self._store()
-        while not self.worker_done:
-            self.receive(True)
-            self._store()
-        if self.next != len(builder.seen):
-            raise _WorkerFailed(f"{len(builder.seen) - self.next} blocks of {reader.source} never arrived")
-        problems = self.importer.problems
-        problems[:] = sorted(problems + builder.problems + self.worker_problems, key=_line_of)
-        self.bar.update(self.task, completed=reader.size, records=self.n)
+def _receive(conn, proc) -> tuple:
+    try:
+        msg = conn.recv()
+    except Exception as err:  # noqa: BLE001 - end of file, or a message cut short
+        proc.join(5)
+        raise _WorkerFailed(f"the worker process stopped (exit code {proc.exitcode}; {type(err).__name__})") from None
+    if msg[0] == "error":
+        raise _WorkerFailed(msg[1])
+    return msg
 
 
 def _import_shared(ctx, store, inputs: list[Path], formats: list[str], *, as_of, tmp: Path,
                    problems: list[ImportProblem], timings: dict | None = None) -> tuple[int, list[Path]]:
-    """Import and classify JSON-lines files with both processes sharing the parsing.
+    """Import and classify JSON-lines files with both processes sharing the work.
 
+    The worker reads the files; this process parses and classifies the blocks it is handed,
+    writes every block to the store in file order and so parses each record exactly once.
     Returns (rows written, label files). Raises :class:`_WorkerFailed` if the worker dies
     (the caller imports again serially: the upsert makes that safe).
     """
-    blocks = _Blocks(ctx, len(inputs))
+    pending = ctx.Value("i", 0)
     conn, sending = ctx.Pipe(duplex=False)
     worker_labels = tmp / "labels.jsonl"
     own_labels = tmp / "labels-main.jsonl"
-    proc = _start(ctx, _block_worker, ([str(p) for p in inputs], blocks, str(worker_labels), as_of, sending))
+    proc = _start(ctx, _split_worker, ([str(p) for p in inputs], str(worker_labels), as_of, pending, sending))
     sending.close()  # the worker holds the only sending end: its death reads as end-of-file
     written = 0
     try:
         with open(own_labels, "w", encoding="utf-8") as labels, progress_bar(by_bytes=True) as bar:
             for i, (path, fmt) in enumerate(zip(inputs, formats, strict=True)):
-                builder = _BlockBuilder(blocks, _Blocks.MAIN, i, str(path), as_of, labels, [])
                 file_problems: list[ImportProblem] = []
+                own_problems: list[ImportProblem] = []
+                worker_problems: list[ImportProblem] = []
+                parser = TrialReader(path, problems=own_problems, format=fmt)
+                labeller = _Labeller(labels, i)
                 importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems)
-                side = _SharedFile(conn, proc, builder, importer, bar,
-                                   bar.add_task(path.name, total=path.stat().st_size, records=0))
+                task = bar.add_task(path.name, total=path.stat().st_size, records=0)
+                n = 0
                 try:
-                    side.run(TrialReader(path, problems=builder.problems, shard=side.take))
+                    while True:
+                        msg = _receive(conn, proc)
+                        if msg[1] != i:
+                            raise _WorkerFailed(f"the worker sent file {msg[1]} while file {i} is read")
+                        if msg[0] == "done":
+                            worker_problems.extend(ImportProblem(**p) for p in msg[2])
+                            if timings is not None:
+                                timings["worker_done"] = msg[3]
+                            break
+                        if msg[0] == "cols":
+                            _, _, at, cols, probs = msg
+                        else:
+                            _, _, at, enc, lines, probs = msg
+                            records = [(lineno, rec) for lineno, line in lines
+                                       for rec in parser.parse_line(lineno, line, enc)]
+                            cols = labeller.columns(records, str(path), as_of)
+                            with pending.get_lock():
+                                pending.value -= 1
+                        worker_problems.extend(ImportProblem(**p) for p in probs)
+                        importer.add(cols)
+                        n += len(cols["registry_id"])
+                        bar.update(task, completed=at, records=n)
+                    file_problems[:] = sorted(file_problems + own_problems + worker_problems, key=_line_of)
+                    bar.update(task, completed=path.stat().st_size)
                 except BaseException:
                     importer.abort()
                     raise
                 written += importer.finish()
                 problems.extend(file_problems)
                 if timings is not None:  # seconds since the start of the pipeline (last file's)
-                    timings.update(main_read_done=side.read_at, worker_done=side.worker_finished_at,
-                                   store_done=time.perf_counter())
+                    timings["store_done"] = time.perf_counter()
         proc.join(10)
     finally:
         _stop(proc)

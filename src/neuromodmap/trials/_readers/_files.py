@@ -46,6 +46,16 @@ class _Oversize:
         self.size = size
 
 
+class Foreign:
+    """A line of another process's block, handed on as read (bytes, or text for multi-byte
+    encodings, or an :class:`_Oversize` marker)."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, line):
+        self.line = line
+
+
 def _byte_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | _Oversize]]:
     """Split a byte stream into numbered lines without ever holding an oversize line."""
     buf = b""
@@ -79,19 +89,19 @@ def _byte_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | _Oversiz
 
 
 def iter_lines(
-    chunks: Iterator[bytes], encoding: str, keep: Callable[[int], bool] | None = None
-) -> Iterator[tuple[int, str | _Oversize | UnicodeDecodeError | None]]:
+    chunks: Iterator[bytes], encoding: str, keep: Callable[[int], bool] | None = None, raw: bool = False
+) -> Iterator[tuple[int, str | _Oversize | UnicodeDecodeError | Foreign | None]]:
     """Numbered text lines; a line that is not valid in ``encoding`` comes back as the error.
 
     With ``keep``, a line for which ``keep(lineno)`` is false comes back as None, undecoded
-    (another process reads it).
+    (another process reads it), or with ``raw`` as :class:`Foreign`.
     """
     if encoding.replace("_", "-").lower() in {"utf-8", "utf8", "ascii"}:
         first = True
         for lineno, line in _byte_lines(chunks):
             if keep is not None and not keep(lineno):
                 first = False
-                yield lineno, None
+                yield lineno, (Foreign(line) if raw else None)
                 continue
             if isinstance(line, _Oversize):
                 yield lineno, line
@@ -119,14 +129,19 @@ def iter_lines(
         text = lines.pop()
         for line in lines:
             lineno += 1
+            if lineno == 1:
+                line = line.lstrip("\ufeff")
             if keep is not None and not keep(lineno):
-                yield lineno, None
+                yield lineno, (Foreign(line) if raw else None)
                 continue
-            yield lineno, line.lstrip("\ufeff") if lineno == 1 else line
+            yield lineno, line
     text += decoder.decode(b"", final=True)
     if text:
         lineno += 1
-        yield lineno, (None if keep is not None and not keep(lineno) else text)
+        if keep is not None and not keep(lineno):
+            yield lineno, (Foreign(text) if raw else None)
+        else:
+            yield lineno, text
 
 
 def file_chunks(fh: BinaryIO) -> Iterator[bytes]:
