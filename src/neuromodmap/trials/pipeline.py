@@ -6,12 +6,14 @@ Two processes share the work on Linux (the ``fork`` start method, so library cal
 
 - :func:`classify_to_csv` splits a JSON-lines file into blocks of lines: this process reads,
   classifies and writes the even blocks, a worker the odd ones; rows keep the file's order.
-- :func:`import_and_classify`, for JSON-lines files: both processes read the file and take
-  blocks of lines first come, first served; each parses, classifies and turns its blocks
-  into store columns (plain lists, cheap to send, unlike pickled :class:`Trial` objects), and
-  this process writes every block to the store in file order. Each record is parsed once.
-  Labels are bulk-loaded at the end. For other formats, or with a CSV to write, this process
-  imports while the worker reads the files again and classifies them.
+- :func:`import_and_classify`, for JSON-lines files: the worker reads the file and, block
+  by block, either parses, classifies and turns the block into store columns itself, or hands
+  its raw lines to this process whenever fewer than two blocks wait here. This process
+  parses and classifies the blocks it is handed and writes every block to the store in file
+  order, so each record is parsed once and only plain lists cross between the processes
+  (pickling a :class:`Trial` costs more than parsing it). Labels are bulk-loaded at the end.
+  For other formats, or with a CSV to write, this process imports while the worker reads the
+  files again and classifies them.
 """
 
 from __future__ import annotations
