@@ -385,13 +385,18 @@ class TrialReader:
             return
         yield ImportedRecord(trial, obj, self.source, location, raw_json=raw_json)
 
-    def _v2_json(self) -> Iterator[ImportedRecord]:
-        fh = self._open()
-        data = fh.read(MAX_RECORD_BYTES + 1)
+    def _read_whole(self, what: str, hint: str = "") -> bytes | None:
+        """The whole file, or None (reported) past the record limit."""
+        data = self._open().read(MAX_RECORD_BYTES + 1)
         if len(data) > MAX_RECORD_BYTES:
-            self._problem("file", f"JSON file larger than {MAX_RECORD_BYTES:,} bytes; use JSON lines or a ZIP")
-            return
-        yield from self._json_document(data, "")
+            self._problem("file", f"{what} larger than {MAX_RECORD_BYTES:,} bytes{hint}")
+            return None
+        return data
+
+    def _v2_json(self) -> Iterator[ImportedRecord]:
+        data = self._read_whole("JSON file", "; use JSON lines or a ZIP")
+        if data is not None:
+            yield from self._json_document(data, "")
 
     def _json_document(self, data: bytes, prefix: str) -> Iterator[ImportedRecord]:
         enc, bom = self._text_encoding(data[:400])
@@ -459,12 +464,9 @@ class TrialReader:
 
     # -- legacy XML
     def _ctgov_xml(self) -> Iterator[ImportedRecord]:
-        fh = self._open()
-        data = fh.read(MAX_RECORD_BYTES + 1)
-        if len(data) > MAX_RECORD_BYTES:
-            self._problem("file", f"XML record larger than {MAX_RECORD_BYTES:,} bytes")
-            return
-        yield from self._xml_record(data, "clinical_study")
+        data = self._read_whole("XML record")
+        if data is not None:
+            yield from self._xml_record(data, "clinical_study")
 
     def _xml_record(self, data: bytes, location: str) -> Iterator[ImportedRecord]:
         try:

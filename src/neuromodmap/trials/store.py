@@ -17,9 +17,9 @@ Tables
     Every record that was skipped, with file, location, field and reason.
 
 Imports are idempotent: a record is upserted by registry id, and a row whose content,
-source and as-of date are unchanged is left exactly as it was. Each batch is one
-transaction, so an import killed midway leaves only whole batches, and re-running it gives
-the same ``trials`` table as a clean run.
+source and as-of date are unchanged is left exactly as it was. A fresh import
+commits every two batches (an update, every batch), so an import killed midway leaves only
+whole commits, and re-running it gives the same ``trials`` table as a clean run.
 """
 
 from __future__ import annotations
@@ -531,7 +531,6 @@ class TrialStore:
         on_batch: Callable[[int, int], None] | None = None,
         checkpoint: Callable | None = None,
         problems: list[ImportProblem] | None = None,
-        on_record: Callable[[ImportedRecord], None] | None = None,
     ) -> tuple[int, int]:
         """Upsert in batches, one transaction each; return (records read, rows written).
 
@@ -555,8 +554,6 @@ class TrialStore:
         try:
             for rec in records:
                 n_read += 1
-                if on_record is not None:
-                    on_record(rec)
                 batch.pop(rec.trial.registry_id, None)  # a later duplicate wins, as across batches
                 batch[rec.trial.registry_id] = rec
                 if len(batch) >= batch_size:
@@ -642,7 +639,6 @@ class TrialStore:
         as_of: dt.date | None = None,
         encoding: str | None = None,
         batch_size: int = _BATCH,
-        on_record: Callable[[TrialReader, ImportedRecord], None] | None = None,
     ) -> ImportReport:
         """Import trial files of any supported format, with a progress bar.
 
@@ -662,9 +658,6 @@ class TrialStore:
             Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
         batch_size : int
             Records per batch. A fresh import commits every two batches, an update every batch.
-        on_record : callable, optional
-            Called as ``on_record(reader, record)`` for every record read (the pipeline
-            classifies some of them on the way, see :mod:`neuromodmap.trials.pipeline`).
 
         Raises
         ------
@@ -704,7 +697,6 @@ class TrialStore:
                         batch_size=batch_size,
                         on_batch=on_batch,
                         problems=file_problems,
-                        on_record=None if on_record is None else (lambda rec, reader=reader: on_record(reader, rec)),
                     )
                 except BaseException:
                     self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
