@@ -466,6 +466,9 @@ class _Accumulator:
     def finish(self, pmap=map) -> tuple[np.ndarray, ...]:
         """Subject counts (int32), AvgR, AvgRFz, VarR and T (float32), seeds x voxels.
 
+        When no seed or voxel was ever invalid, the counts are a read-only broadcast of the
+        number of subjects (no seeds x voxels array).
+
         Each map is computed block by block from the float64 sums with per-thread scratch (no
         temporaries per block) straight into its float32 output; a sum is freed as soon as no
         map still needs it, so most outputs reuse memory just given back rather than fresh pages.
@@ -504,16 +507,47 @@ class _Accumulator:
         def avg_z(b, n, a, _, dst):
             np.multiply(np.divide(self._block(s_z, b), n, out=a), 0.5, out=dst)
 
+        # The same maps when every pair of the block has all n subjects (no seed or voxel was
+        # ever invalid there, the usual case): n is one number, so no count block is built and
+        # each map takes fewer passes.
+        def var_r_all(b, n, a, _, dst):
+            r = self._block(s_r, b)
+            np.multiply(r, r, out=a)
+            a /= n
+            np.subtract(self._block(s_r2, b), a, out=a)
+            np.multiply(a, 1 / (n - 1), out=dst)
+
+        def avg_r_all(b, n, _a, _b, dst):
+            np.divide(self._block(s_r, b), n, out=dst)
+
+        def t_all(b, n, a, ss, dst):
+            z = self._block(s_z, b)
+            np.multiply(self._block(s_z2, b), n, out=a)  # n Q - Z², then (n - 1) / it, its root, times Z
+            a -= np.multiply(z, z, out=ss)
+            np.divide(n - 1, a, out=a)
+            np.multiply(np.sqrt(a, out=a), z, out=dst)
+
+        def avg_z_all(b, n, _a, _b, dst):
+            np.multiply(self._block(s_z, b), 0.5 / n, out=dst)
+
+        no_bad_seed = not self.bad_seed.any()
         shape = (n_seeds, self.n_voxels)
         out = {}
         # order: each sum is freed after its last use, before the next map is allocated
-        for name, fn, done in (("VarR", var_r, [s_r2]), ("AvgR", avg_r, [s_r]), ("T", t, [s_z2]),
-                               ("AvgRFz", avg_z, [s_z])):
+        for name, fn, fn_all, done in (("VarR", var_r, var_r_all, [s_r2]), ("AvgR", avg_r, avg_r_all, [s_r]),
+                                       ("T", t, t_all, [s_z2]), ("AvgRFz", avg_z, avg_z_all, [s_z])):
             dst = np.empty(shape, dtype=np.float32)
 
-            def one(b: int, fn=fn, dst=dst, two=name in ("VarR", "T")) -> None:
+            def one(b: int, fn=fn, fn_all=fn_all, dst=dst, two=name in ("VarR", "T")) -> None:
                 v0, v1 = self.blocks[b]
                 n, a, ss = scratch(v1 - v0)
+                if no_bad_seed and not self.bad_voxel[v0:v1].any():
+                    if two and self.n < 2:
+                        dst[:, v0:v1] = np.nan
+                        return
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        fn_all(b, self.n, a, ss, dst[:, v0:v1])
+                    return
                 self._counts(b, n)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     fn(b, n, a, ss, dst[:, v0:v1])
@@ -524,8 +558,12 @@ class _Accumulator:
             for k in done:
                 self.sums[k] = None
             out[name] = dst
-        counts = np.empty(shape, dtype=np.int32)
-        list(pmap(lambda b: self._counts(b, counts[:, self.blocks[b][0]:self.blocks[b][1]]), range(len(self.blocks))))
+        if no_bad_seed and not self.bad_voxel.any():  # every pair has all subjects: no count map
+            counts = np.broadcast_to(np.int32(self.n), shape)
+        else:
+            counts = np.empty(shape, dtype=np.int32)
+            list(pmap(lambda b: self._counts(b, counts[:, self.blocks[b][0]:self.blocks[b][1]]),
+                      range(len(self.blocks))))
         return counts, out["AvgR"], out["AvgRFz"], out["VarR"], out["T"]
 
 
