@@ -135,7 +135,8 @@ def _breakdown(source: VoxelConnectome, seed_coords: np.ndarray, threads: int, r
     print(f"    CPU seconds per subject: centring, norms and seed series {med['centre']:.3f}; GEMMs "
           f"{med['gemm']:.3f} ({flops / med['gemm'] / 1e9:.0f} GFLOP per CPU-s); 1/norm, Fisher z and the four "
           f"sums {med['rest']:.3f}; total {per_subject:.3f} (GEMM share {med['gemm'] / per_subject:.0%}). "
-          f"Per call: group maps at the end {med['finish']:.3f}")
+          f"Per call: group maps at the end {med['finish']:.3f} (measured alone; in a run the last subject's "
+          "block loop computes them while each block's sums are in cache)")
 
 
 def main() -> None:
@@ -225,7 +226,7 @@ def main() -> None:
     print("[3] peak memory (traced, series generated per subject on demand): "
           + ", ".join(f"{k} subjects {v / 2**20:.0f} MiB" for k, v in peaks.items())
           + f"; one subject's series {subject_bytes / 2**20:.0f} MiB, one float64 seed x voxel map "
-          f"{maps_bytes / 2**20:.0f} MiB (4 float64 sums are kept, then 4 float32 maps + 1 int32 count map); "
+          f"{maps_bytes / 2**20:.0f} MiB (4 float32 sums, written over by the 4 float32 maps at the end; 4 float64 totals once a run has more than 8 subjects); "
           f"process max RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (includes the in-memory data of [2])")
 

@@ -103,6 +103,28 @@ def test_group_maps_match_numpy_and_scipy(leaddbs, hcp):
     _check_group_maps(voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0), hcp)
 
 
+@pytest.mark.parametrize("group", [3, 7])
+def test_float32_groups_folded_into_float64_totals_match_numpy(leaddbs, hcp, monkeypatch, group):
+    # 7 subjects summed in float32 groups of 3 (two folds into the float64 totals, one subject
+    # left in float32 at the end) or of 7 (one fold, nothing left), over two blocks and threads
+    monkeypatch.setattr(engine, "_GROUP", group)
+    monkeypatch.setattr(engine, "_BLOCK", 40)
+    _check_group_maps(voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0, n_workers=2), hcp)
+
+
+def test_series_with_an_outlying_start_keep_float64_accuracy(hcp, tmp_path):
+    # each series is shifted by the mean of its first 8 samples before the float32 products;
+    # a spike of 50 SD in those samples must not cost accuracy
+    series = {k: v.copy() for k, v in hcp.items()}
+    for tc in series.values():
+        tc[:, 0] += 50 * tc.std(axis=1)
+    source = LeadDBSConnectome(_leaddbs(tmp_path / "spike", series))
+    maps = voxel_seed_maps(source, source.xyz()[SEEDS], radius=0)
+    r, _ = _expected(series)
+    assert np.allclose(maps.avg_r, r.mean(axis=0), atol=2e-6)
+    assert np.allclose(maps.var_r, r.var(axis=0, ddof=1), atol=1e-6)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_voxel_blocks_and_threads_match_numpy(leaddbs, hcp, monkeypatch, workers):
     # several voxel blocks with a ragged last one (94 = 40 + 40 + 14), one or two threads

@@ -280,50 +280,55 @@ def _blocks(n_voxels: int, block: int | None = None) -> list[tuple[int, int]]:
 
 
 _ROWS = 32  # time points per chunk in the centring pass (a chunk of a column range stays in cache)
+_SHIFT_ROWS = 8  # each series is shifted by the mean of its first time points
 _FLAT = 1e-6  # a series whose standard deviation is below this fraction of its mean is constant
 
 
 def _centre_part(x: np.ndarray, c0: int, c1: int, gather: np.ndarray):
-    """Centre the columns ``c0:c1`` of a (time, voxels) run in place, in chunks of rows.
+    """Shift the columns ``c0:c1`` of a (time, voxels) run in place, in one pass over rows.
 
-    Pass 1 sums each chunk in float32 and the chunk sums in float64 (the mean); pass 2
-    subtracts it and, while the chunk is in cache, adds the residual sums and sums of squares
-    (float64 across chunks) and copies out the seed voxels' columns ``gather`` (absolute
-    indices within c0:c1), so the seed series cost no strided pass over the whole run.
+    Each column is shifted by the mean of its first few samples, which brings it to within a
+    few standard deviations of zero (resting-state series often have means near 10,000 and a
+    standard deviation near 100, which float32 products could not resolve). While each chunk
+    of rows is in cache, the sums and sums of squares of the shifted values are added (float32
+    within a chunk, float64 across chunks), which give each column's exact mean and centred
+    norm, and the seed voxels' columns ``gather`` (absolute indices within c0:c1) are copied
+    out, so the seed series cost no strided pass over the whole run. The series need no exact
+    centring: the unit seed series are centred (they sum to zero), so the shift left in a
+    column adds nothing but rounding to their products with it.
 
-    Returns the squared norms of the centred columns, their means, and the gathered columns as
-    (len(gather), time) float32.
+    Returns the squared norms of the centred columns, their means, and the gathered (shifted)
+    columns as (len(gather), time) float32.
     """
     n_time = x.shape[0]
     xs = x[:, c0:c1]
     width = c1 - c0
     part = np.empty(width, dtype=np.float32)
+    shift = np.empty(width, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.add.reduce(xs[:_SHIFT_ROWS], axis=0, out=shift)
+        shift /= np.float32(min(_SHIFT_ROWS, n_time))
     total = np.zeros(width)
-    for t0 in range(0, n_time, _ROWS):
-        total += np.add.reduce(xs[t0:t0 + _ROWS], axis=0, out=part)
-    mean = total / n_time
-    mean[~np.isfinite(mean)] = np.nan  # NaN/inf columns stay NaN (flagged by the caller)
-    mean32 = np.nan_to_num(mean, nan=0.0).astype(np.float32)
-    resid = np.zeros(width)
     sq = np.zeros(width)
     local = gather - c0
     cols = np.empty((len(gather), n_time), dtype=np.float32)
-    for t0 in range(0, n_time, _ROWS):
-        chunk = xs[t0:t0 + _ROWS]
-        chunk -= mean32
-        resid += np.add.reduce(chunk, axis=0, out=part)
-        sq += np.einsum("ij,ij->j", chunk, chunk, out=part)
-        if local.size:
-            cols[:, t0:t0 + _ROWS] = chunk[:, local].T
-    resid /= n_time
-    # centred about mean32, not the exact mean: remove the (tiny) residual mean's share
-    norm2 = sq - n_time * resid * resid
-    mean += resid
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t0 in range(0, n_time, _ROWS):
+            chunk = xs[t0:t0 + _ROWS]
+            chunk -= shift
+            total += np.add.reduce(chunk, axis=0, out=part)
+            sq += np.einsum("ij,ij->j", chunk, chunk, out=part)
+            if local.size:
+                cols[:, t0:t0 + _ROWS] = chunk[:, local].T
+        total /= n_time  # the mean of the shifted values
+        norm2 = sq - n_time * total * total
+        mean = total + shift
     return norm2, mean, cols
 
 
 def _prepare_run(x: np.ndarray, seed_sets: list[np.ndarray], pmap=map, n_parts: int = 1) -> _Run:
-    """Centre a (time, voxels) run in place, get 1/norms, and build the unit seed series.
+    """Shift a (time, voxels) run in place (see ``_centre_part``), get the 1/norms of the centred
+    series, and build the unit seed series.
 
     A voxel is left out (``bad``) when its series holds a NaN or inf, or is constant: its
     standard deviation is below ``_FLAT`` times its mean (float32 holds 24 bits, so such a
@@ -415,36 +420,69 @@ def _block_rz(runs: list[_Run], seed_bad: np.ndarray, voxel_bad: np.ndarray, v0:
     return r, z, tmp
 
 
-class _Accumulator:
-    """Running float64 sums of r, r², 2z and (2z)² per seed × voxel, fed block by block.
+_GROUP = 8  # subjects summed in float32 before their sums are added to the float64 totals
 
-    Each sum is one array of shape (blocks, seeds, block width), so a block's sums are
-    contiguous. Invalid (seed, voxel) pairs add zeros; they are counted per subject as a bad
-    seed or a bad voxel, so the per-pair subject counts are rebuilt at the end without a count
-    map per subject.
+
+class _Accumulator:
+    """Running sums of r, r², 2z and (2z)² per seed × voxel, fed block by block.
+
+    Each subject's block is added to float32 sums; after every ``_GROUP`` subjects those are
+    added to float64 totals (allocated at the first such fold) and start again, so float32
+    never sums more than ``_GROUP`` values (relative error below ``_GROUP`` × 6e-8) while the
+    per-subject work streams half the bytes of float64 sums. Each sum is one array of shape
+    (blocks, seeds, block width), so a block's sums are contiguous. At the end the group maps
+    are computed block by block (products and differences in float64) into seeds × voxels
+    float32 outputs. Invalid (seed, voxel) pairs add zeros; they are
+    counted per subject as a bad seed or a bad voxel, so the per-pair subject counts are rebuilt
+    at the end without a count map per subject.
     """
 
     def __init__(self, n_seeds: int, n_voxels: int, block: int | None = None):
+        import threading
+
         self.n_seeds, self.n_voxels = n_seeds, n_voxels
         self.blocks = _blocks(n_voxels, block)
         self.width = self.blocks[0][1]
-        self.sums = [np.zeros((len(self.blocks), n_seeds, self.width)) for _ in range(4)]
+        self.group = _GROUP
+        self.part = [np.empty((len(self.blocks), n_seeds, self.width), dtype=np.float32) for _ in range(4)]
+        self.in_part = np.zeros(len(self.blocks), dtype=np.int64)  # subjects in each block's float32 sums
+        self.total: list[np.ndarray] | None = None
+        self._lock = threading.Lock()
         self.n = 0
         self.bad_seed = np.zeros(n_seeds, dtype=np.int64)
         self.bad_voxel = np.zeros(n_voxels, dtype=np.int64)
         self.bad_both: list[tuple[np.ndarray, np.ndarray]] = []
         self.log: list[tuple] = []
 
-    def _block(self, k: int, b: int) -> np.ndarray:
+    def _view(self, arrays: list[np.ndarray], k: int, b: int) -> np.ndarray:
         v0, v1 = self.blocks[b]
-        return self.sums[k][b, :, :v1 - v0]
+        return arrays[k][b, :, :v1 - v0]
 
     def add_block(self, b: int, r: np.ndarray, z: np.ndarray, tmp: np.ndarray) -> None:
-        s_r, s_r2, s_z, s_z2 = (self._block(k, b) for k in range(4))
-        np.add(s_r, r, out=s_r)
-        np.add(s_r2, np.multiply(r, r, out=tmp), out=s_r2)
-        np.add(s_z, z, out=s_z)
-        np.add(s_z2, np.multiply(z, z, out=tmp), out=s_z2)
+        p_r, p_r2, p_z, p_z2 = (self._view(self.part, k, b) for k in range(4))
+        if self.in_part[b] == 0:  # the first subject of a group writes instead of adding
+            np.copyto(p_r, r)
+            np.multiply(r, r, out=p_r2)
+            np.copyto(p_z, z)
+            np.multiply(z, z, out=p_z2)
+        else:
+            p_r += r
+            p_r2 += np.multiply(r, r, out=tmp)
+            p_z += z
+            p_z2 += np.multiply(z, z, out=tmp)
+        self.in_part[b] += 1
+        if self.in_part[b] == self.group:
+            self._fold(b)
+
+    def _fold(self, b: int) -> None:
+        if self.total is None:
+            with self._lock:
+                if self.total is None:
+                    self.total = [np.zeros(self.part[0].shape) for _ in range(4)]
+        for k in range(4):
+            t = self._view(self.total, k, b)
+            np.add(t, self._view(self.part, k, b), out=t)
+        self.in_part[b] = 0
 
     def add_subject(self, seed_bad: np.ndarray, voxel_bad: np.ndarray, log: tuple) -> None:
         self.n += 1
@@ -463,108 +501,97 @@ class _Accumulator:
                 out[np.ix_(seeds, voxels)] += 1
         return out
 
+    def begin_maps(self) -> None:
+        """Allocate the outputs; from now on ``map_block`` may compute any block's maps (after
+        the last subject's ``add_subject`` and, for that block, its last ``add_block``)."""
+        import threading
+
+        shape = (self.n_seeds, self.n_voxels)
+        self._out = [np.empty(shape, dtype=np.float32) for _ in range(4)]
+        self._local = threading.local()
+        self._mapped = np.zeros(len(self.blocks), dtype=bool)
+
+    def _scratch(self, width: int, count: int) -> list[np.ndarray]:
+        flat = self._local.__dict__.setdefault("flat", [])
+        while len(flat) < count:
+            flat.append(np.empty(self.n_seeds * self.width))
+        return [f[:self.n_seeds * width].reshape(self.n_seeds, width) for f in flat[:count]]
+
+    @staticmethod
+    def _maps(r, r2, z, z2, n, n1, a, b, avg_r, var_r, avg_z, t) -> None:
+        """The four maps from the sums (float32 or float64; products and differences in float64)."""
+        np.multiply(r, r, out=a, dtype=np.float64)  # VarR = (sum r² - (sum r)² / n) / (n - 1)
+        a /= n
+        np.subtract(r2, a, out=a, dtype=np.float64)
+        np.divide(a, n1, out=var_r)
+        np.divide(r, n, out=avg_r)
+        np.multiply(z, z, out=a, dtype=np.float64)  # one-sample t of Fisher z from Z = sum 2z
+        np.multiply(z2, n, out=b, dtype=np.float64)  # and Q = sum (2z)²: mean / sqrt(var / n)
+        b -= a  # = Z sqrt((n - 1) / (n Q - Z²))
+        np.divide(n1, b, out=b)
+        np.sqrt(b, out=b)
+        np.multiply(b, z, out=t)
+        np.multiply(z, 0.5 / n, out=avg_z)
+
+    def map_block(self, b: int) -> None:
+        """AvgR, VarR, AvgRFz and T of block ``b`` into the outputs. Where every pair of the
+        block has all n subjects (no seed or voxel was ever invalid there, the usual case) n is
+        one number; otherwise it is the block's count array."""
+        v0, v1 = self.blocks[b]
+        width = v1 - v0
+        n_subjects = self.n
+        outs = [o[:, v0:v1] for o in self._out]
+        if not self.bad_seed.any() and not self.bad_voxel[v0:v1].any():
+            a, b2 = self._scratch(width, 2)
+            n = n1 = None
+            few = n_subjects < 2
+        else:
+            a, b2, n, n1 = self._scratch(width, 4)
+            self._counts(b, n)
+            np.subtract(n, 1, out=n1)
+            few = (n_subjects - self.bad_seed).min() - self.bad_voxel[v0:v1].max() < 2
+        if self.total is None:  # fewer subjects than a group: the float32 sums are all
+            sums = [self._view(self.part, k, b) for k in range(4)]
+        else:
+            sums = self._scratch(width, 8)[4:]
+            for k, dst in enumerate(sums):
+                if self.in_part[b]:
+                    np.add(self._view(self.total, k, b), self._view(self.part, k, b), out=dst)
+                else:
+                    np.copyto(dst, self._view(self.total, k, b))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if n is None:
+                self._maps(*sums, float(n_subjects), float(n_subjects - 1), a, b2, *outs)
+            else:
+                self._maps(*sums, n, n1, a, b2, *outs)
+        avg_r, var_r, avg_z, t = outs
+        if few:  # rare: pairs with fewer than 2 subjects have no variance or t
+            lacking = (n < 2) if n is not None else slice(None)
+            var_r[lacking] = np.nan
+            t[lacking] = np.nan
+        self._mapped[b] = True
+
     def finish(self, pmap=map) -> tuple[np.ndarray, ...]:
         """Subject counts (int32), AvgR, AvgRFz, VarR and T (float32), seeds x voxels.
 
-        When no seed or voxel was ever invalid, the counts are a read-only broadcast of the
-        number of subjects (no seeds x voxels array).
-
-        Each map is computed block by block from the float64 sums with per-thread scratch (no
-        temporaries per block) straight into its float32 output; a sum is freed as soon as no
-        map still needs it, so most outputs reuse memory just given back rather than fresh pages.
+        Computes the maps of the blocks not yet mapped (all of them, unless the block loop of
+        the last subject mapped its blocks while they were in cache). When no seed or voxel was
+        ever invalid, the counts are a read-only broadcast of the number of subjects (no
+        seeds x voxels array).
         """
-        import threading
-
-        local = threading.local()
-        n_seeds = self.n_seeds
-
-        def scratch(width: int) -> list[np.ndarray]:
-            if not hasattr(local, "flat"):
-                local.flat = [np.empty(n_seeds * self.width) for _ in range(3)]
-            return [f[:n_seeds * width].reshape(n_seeds, width) for f in local.flat]
-
-        s_r, s_r2, s_z, s_z2 = range(4)  # the sums of r, r², 2z and (2z)²
-        # each map's last step writes into its float32 output directly
-
-        def var_r(b, n, a, _, dst):  # (sum r² - (sum r)² / n) / (n - 1)
-            r = self._block(s_r, b)
-            np.multiply(r, r, out=a)
-            a /= n
-            np.subtract(self._block(s_r2, b), a, out=a)
-            np.divide(a, np.subtract(n, 1, out=_), out=dst)
-
-        def avg_r(b, n, _a, _b, dst):
-            np.divide(self._block(s_r, b), n, out=dst)
-
-        def t(b, n, a, ss, dst):  # one-sample t of Fisher z, from Z = sum 2z and Q = sum (2z)²:
-            z = self._block(s_z, b)  # mean / sqrt(var / n) = Z sqrt((n - 1) / (n Q - Z²))
-            np.multiply(n, self._block(s_z2, b), out=ss)
-            ss -= np.multiply(z, z, out=a)
-            np.subtract(n, 1, out=a)
-            a /= ss
-            np.multiply(np.sqrt(a, out=a), z, out=dst)
-
-        def avg_z(b, n, a, _, dst):
-            np.multiply(np.divide(self._block(s_z, b), n, out=a), 0.5, out=dst)
-
-        # The same maps when every pair of the block has all n subjects (no seed or voxel was
-        # ever invalid there, the usual case): n is one number, so no count block is built and
-        # each map takes fewer passes.
-        def var_r_all(b, n, a, _, dst):
-            r = self._block(s_r, b)
-            np.multiply(r, r, out=a)
-            a /= n
-            np.subtract(self._block(s_r2, b), a, out=a)
-            np.multiply(a, 1 / (n - 1), out=dst)
-
-        def avg_r_all(b, n, _a, _b, dst):
-            np.divide(self._block(s_r, b), n, out=dst)
-
-        def t_all(b, n, a, ss, dst):
-            z = self._block(s_z, b)
-            np.multiply(self._block(s_z2, b), n, out=a)  # n Q - Z², then (n - 1) / it, its root, times Z
-            a -= np.multiply(z, z, out=ss)
-            np.divide(n - 1, a, out=a)
-            np.multiply(np.sqrt(a, out=a), z, out=dst)
-
-        def avg_z_all(b, n, _a, _b, dst):
-            np.multiply(self._block(s_z, b), 0.5 / n, out=dst)
-
-        no_bad_seed = not self.bad_seed.any()
-        shape = (n_seeds, self.n_voxels)
-        out = {}
-        # order: each sum is freed after its last use, before the next map is allocated
-        for name, fn, fn_all, done in (("VarR", var_r, var_r_all, [s_r2]), ("AvgR", avg_r, avg_r_all, [s_r]),
-                                       ("T", t, t_all, [s_z2]), ("AvgRFz", avg_z, avg_z_all, [s_z])):
-            dst = np.empty(shape, dtype=np.float32)
-
-            def one(b: int, fn=fn, fn_all=fn_all, dst=dst, two=name in ("VarR", "T")) -> None:
-                v0, v1 = self.blocks[b]
-                n, a, ss = scratch(v1 - v0)
-                if no_bad_seed and not self.bad_voxel[v0:v1].any():
-                    if two and self.n < 2:
-                        dst[:, v0:v1] = np.nan
-                        return
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        fn_all(b, self.n, a, ss, dst[:, v0:v1])
-                    return
-                self._counts(b, n)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    fn(b, n, a, ss, dst[:, v0:v1])
-                if two and (self.n - self.bad_seed).min() - self.bad_voxel[v0:v1].max() < 2:  # rare
-                    dst[:, v0:v1][n < 2] = np.nan
-
-            list(pmap(one, range(len(self.blocks))))
-            for k in done:
-                self.sums[k] = None
-            out[name] = dst
-        if no_bad_seed and not self.bad_voxel.any():  # every pair has all subjects: no count map
+        if not hasattr(self, "_out"):
+            self.begin_maps()
+        list(pmap(self.map_block, [b for b in range(len(self.blocks)) if not self._mapped[b]]))
+        self.total = self.part = None
+        shape = (self.n_seeds, self.n_voxels)
+        if not self.bad_seed.any() and not self.bad_voxel.any():  # every pair has all subjects
             counts = np.broadcast_to(np.int32(self.n), shape)
         else:
             counts = np.empty(shape, dtype=np.int32)
             list(pmap(lambda b: self._counts(b, counts[:, self.blocks[b][0]:self.blocks[b][1]]),
                       range(len(self.blocks))))
-        return counts, out["AvgR"], out["AvgRFz"], out["VarR"], out["T"]
+        avg_r, var_r, avg_z, t = self._out
+        return counts, avg_r, avg_z, var_r, t
 
 
 def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.ndarray],
@@ -589,17 +616,24 @@ def _add_partial(acc: _Accumulator, part: dict) -> None:
     acc.add_subject(part["seed_bad"], part["voxel_bad"], part["log"])
 
 
-def _local_subject(subject, series, seed_sets, acc: _Accumulator, n_threads: int, pmap, work) -> None:
+def _local_subject(subject, series, seed_sets, acc: _Accumulator, n_threads: int, pmap, work,
+                   last: bool = False) -> None:
+    """One subject's blocks on local threads. For the last subject the group maps of each block
+    are computed right after its sums are updated, while they are still in cache."""
     runs = [_prepare_run(x, seed_sets, pmap, n_threads) for x in series]
     seed_bad = np.logical_or.reduce([run.seed_bad for run in runs])
     voxel_bad = np.logical_or.reduce([run.bad for run in runs])
+    acc.add_subject(seed_bad, voxel_bad, (subject, len(runs), max(int(run.bad.sum()) for run in runs)))
+    if last:
+        acc.begin_maps()
 
     def one(b: int) -> None:
         v0, v1 = acc.blocks[b]
         acc.add_block(b, *_block_rz(runs, seed_bad, voxel_bad, v0, v1, work()))
+        if last:
+            acc.map_block(b)
 
     list(pmap(one, range(len(acc.blocks))))
-    acc.add_subject(seed_bad, voxel_bad, (subject, len(runs), max(int(run.bad.sum()) for run in runs)))
 
 
 def _run_local(source, names, seed_sets, acc: _Accumulator, n_threads: int, pmap) -> None:
@@ -626,7 +660,7 @@ def _run_local(source, names, seed_sets, acc: _Accumulator, n_threads: int, pmap
             series = pending.result() if reader else _load_runs(source, subject)
             if reader and i + 1 < len(names):
                 pending = reader.submit(_load_runs, source, names[i + 1])
-            _local_subject(subject, series, seed_sets, acc, n_threads, pmap, work)
+            _local_subject(subject, series, seed_sets, acc, n_threads, pmap, work, last=i + 1 == len(names))
             del series
     finally:
         if reader:
