@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,27 @@ def test_rules_and_reasons() -> None:
     assert table.loc[list(expected), "reason_code"].to_dict() == expected
     assert (result.excluded["reason"] != "").all()  # every exclusion carries its reason
     assert table.loc["r7", "detail"] == "DOI 10.1101/2020.01.01.123456"
+
+
+def test_date_limit_is_checked_to_the_month() -> None:
+    # the seed searched "January 2000 to April 2025" (profiles/default.yaml)
+    records = [_rec(1, year=2025, month=4), _rec(2, year=2025, month=5), _rec(3, year=2025),
+               _rec(4, year=2000, month=1), _rec(5, year=1999, month=12), _rec(6, year=2026)]
+    table = apply_criteria(records, load_profile()).table.set_index("record_id")
+    assert table["eligible"].to_dict() == {"r1": True, "r2": False, "r3": True, "r4": True, "r5": False,
+                                           "r6": False}
+    assert table.loc["r2", "detail"] == "published 2025-05, after 2025-04-30"
+    assert table.loc["r5", "detail"] == "published 1999-12, before 2000-01-01"
+
+
+def test_month_limit_on_real_records(exports_dir: Path) -> None:
+    # real WoS records: DA SEP / PY 2018 and DA MAY / PY 2016; a search ending August 2018
+    records = read_records(exports_dir / "asreview_demo/web_of_science.txt").records[:2]
+    default = load_profile()
+    profile = default.model_copy(update={"years": default.years.model_copy(update={"end": dt.date(2018, 8, 31)})})
+    table = apply_criteria(records, profile).table
+    assert table["eligible"].tolist() == [False, True]
+    assert table["detail"].iloc[0] == "published 2018-09, after 2018-08-31"
 
 
 def test_pain_and_depression_questions() -> None:

@@ -101,6 +101,26 @@ def test_pubmed_xml_fields(exports_dir: Path) -> None:
     assert "Asthma" in nejm.mesh_terms or any("Asthma" in m for m in nejm.mesh_terms)
 
 
+def test_publication_month_from_each_format(exports_dir: Path, tmp_path: Path) -> None:
+    # the date fields as the real files print them (checked by hand against each file)
+    medline = read_records(exports_dir / "medline/pubmed_result2.txt").records
+    assert [(r.year, r.month) for r in medline] == [(2006, None), (2006, 3), (2004, 6), (2003, 11)]  # DP 2006 / 2006 Mar 1 / ...
+    xml = read_records(exports_dir / "pubmed_xml/asreview_pubmed.xml").records
+    assert (xml[0].year, xml[0].month) == (2019, 11)  # <PubDate><Year>2019</Year><Month>Nov</Month>
+    wos = read_records(exports_dir / "asreview_demo/web_of_science.txt").records
+    assert [(r.year, r.month) for r in wos[:2]] == [(2018, 9), (2016, 5)]  # DA SEP / DA MAY
+    pubmed_ris = read_records(exports_dir / "citesource_gambling_harms/20221207_gambling-harms_pubmed_176.ris").records
+    # DA 2021/04/21/, DA 2019/09//undefined, DA 2019/// (no month given: none invented)
+    assert [(r.year, r.month) for r in pubmed_ris[:3]] == [(2021, 4), (2019, 9), (2019, None)]
+    bib = tmp_path / "m.bib"
+    bib.write_text("@article{a, title={One}, year={2025}, month=may}\n"
+                   "@article{b, title={Two}, date={2025-03-02}}\n@article{c, title={Three}, year={2025}, month={Spring}}\n")
+    assert [r.month for r in read_records(bib).records] == [5, 3, None]
+    table = tmp_path / "m.csv"
+    table.write_text("title,year,month\nA,2025,5.0\nB,2024-07-01,\nC,2025,13\n")
+    assert [r.month for r in read_records(table).records] == [5, 7, None]
+
+
 def test_bibtex_accents_and_types(exports_dir: Path) -> None:
     records = read_records(exports_dir / "bibtex/pubmed_parser_paper.bib").records
     first = records[0]

@@ -48,6 +48,25 @@ def test_store_round_trip_and_reimport(tmp_path: Path, gambling_files) -> None:
     assert imports == [("Criminal Justice Abstracts", 41, "ris")]
 
 
+def test_store_written_before_months_is_upgraded(tmp_path: Path, gambling_files) -> None:
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = open_store(path)
+    save_import(con, read_records(gambling_files[0]))
+    con.execute("ALTER TABLE literature_records DROP COLUMN month")  # the layout before months
+    con.close()
+    con = duckdb.connect(str(path))
+    assert "month" not in {c[0] for c in con.execute("DESCRIBE literature_records").fetchall()}
+    con.close()
+    con = open_store(path)
+    old = load_records(con)
+    assert len(old) == 41 and all(r.month is None for r in old)  # unknown, not guessed
+    save_import(con, read_records(gambling_files[0]))  # re-import fills the months in
+    assert sum(r.month is not None for r in load_records(con)) == 41
+    con.close()
+
+
 def test_session_criteria_ranking_and_resume(store) -> None:
     profile = load_profile("depression")
     session = ScreeningSession(store, profile)

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
 
 _ENTRY = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
@@ -161,6 +162,8 @@ def _to_record(entry_type: str, key: str, fields: dict[str, str], path: Path, da
         abstract=abstract,
         authors=authors,
         year=int(year_match.group(1)) if year_match else None,
+        month=publication_month(fields.get("month", "").strip("{}\" "), fields.get("date", ""),
+                                year=int(year_match.group(1))) if year_match else None,
         journal=latex_to_unicode(fields.get("journal", "") or fields.get("booktitle", "")),
         doi=normalise_doi(fields.get("doi")),
         pmid=pmid if pmid.isdigit() else None,

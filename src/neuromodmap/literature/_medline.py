@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3})\s*- ?(.*)$")
@@ -71,7 +72,8 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         if "[doi]" in value:
             doi = normalise_doi(value.replace("[doi]", ""))
             break
-    year_match = _YEAR.search(first("DP", "DEP", "DA"))
+    date_text = first("DP", "DEP", "DA")
+    year_match = _YEAR.search(date_text)
     pmid = first("PMID")
     return Record(
         record_id=make_record_id(str(path), position),
@@ -79,6 +81,7 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         abstract=abstract,
         authors=[" ".join(a.split()) for a in (fields.get("FAU") or fields.get("AU") or [])],
         year=int(year_match.group(1)) if year_match else None,
+        month=publication_month(date_text) if year_match else None,
         journal=first("JT", "TA"),
         doi=doi,
         pmid=pmid if pmid.isdigit() else None,

@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -83,6 +84,15 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
     if not year_text:
         year_text = _text(art.find("ArticleDate/Year"))
     year_match = _YEAR.search(year_text)
+    month = None
+    if year_match:
+        year = int(year_match.group(1))
+        if pub_date is not None and _text(pub_date.find("Year")):
+            month = publication_month(_text(pub_date.find("Month")), year=year)
+        elif pub_date is not None and _text(pub_date.find("MedlineDate")):
+            month = publication_month(_text(pub_date.find("MedlineDate")), year=year)
+        else:
+            month = publication_month(_text(art.find("ArticleDate/Month")), year=year)
     doi = None
     for node in art.findall("ELocationID"):
         if node.get("EIdType") == "doi":
@@ -98,6 +108,7 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
         abstract=abstract,
         authors=authors,
         year=int(year_match.group(1)) if year_match else None,
+        month=month,
         journal=_text(art.find("Journal/Title")) or _text(art.find("Journal/ISOAbbreviation")),
         doi=doi,
         pmid=pmid if pmid.isdigit() else None,

@@ -6,7 +6,7 @@ import html
 import re
 from pathlib import Path
 
-from neuromodmap.literature._text import database_from_tag
+from neuromodmap.literature._text import database_from_tag, publication_month
 from neuromodmap.literature.records import ImportIssue, Record, normalise_doi
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -132,6 +132,8 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
                 break
         if year:
             break
+    month = publication_month(*(value for tag in ("PY", "Y1", "DA") for value in fields.get(tag, ())),
+                              year=year) if year else None
     doi = None
     for tag in ("DO", "L2", "UR"):
         for value in fields.get(tag, ()):
@@ -167,6 +169,7 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         abstract=abstract,
         authors=authors,
         year=year,
+        month=month,
         journal=_clean(_first(fields, _JOURNAL_TAGS)),
         doi=doi,
         pmid=pmid,

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import (
     ImportIssue,
     LiteratureImportError,
@@ -21,6 +22,7 @@ _COLUMNS = {
     "abstract": ("abstract", "abstract note", "ab", "notes_abstract", "abstracts"),
     "authors": ("authors", "author", "au", "author full names"),
     "year": ("year", "publication year", "py", "pubyear", "date"),
+    "month": ("month", "publication month", "pd"),
     "journal": ("journal", "source title", "secondary_title", "journal/book", "so", "publication title"),
     "doi": ("doi", "di"),
     "pmid": ("pmid", "pubmedid", "pubmed_id", "pubmed id"),
@@ -96,6 +98,7 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
             abstract=abstract,
             authors=authors,
             year=int(year_match.group(1)) if year_match else None,
+            month=publication_month(get("month"), get("year"), year=int(year_match.group(1))) if year_match else None,
             journal=get("journal"),
             doi=normalise_doi(get("doi")),
             pmid=pmid if pmid.isdigit() else None,

@@ -135,3 +135,43 @@ def sniff(data: bytes, text_head: str) -> str | None:
     if any(sep in first_line for sep in (",", "\t", ";")):
         return "csv"
     return None
+
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_MONTH_NAME = re.compile(r"(?<![a-z])(jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?(?![a-z])",
+                         re.IGNORECASE)
+# 2025/05/12, 2025-05, 2020/07//undefined: a month right after a four-digit year
+_NUMERIC_MONTH = re.compile(r"(?<!\d)(?:1[89]|20)\d\d[/-](\d{1,2})(?!\d)")
+_YEAR_IN = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+
+
+def publication_month(*values: str | None, year: int | None = None) -> int | None:
+    """The month (1-12) of the first date field in ``values`` that names one, else ``None``.
+
+    Reads the forms search exports use: ``2025 May 12`` and ``2014 Jan-Apr`` (MEDLINE DP and
+    MedlineDate: the first month), ``2025/05/12/`` and ``2020/07//undefined`` (RIS PY/DA/Y1),
+    ``SEP`` (Web of Science DA), ``2025-05-12`` (BibTeX date, ISO) and numeric ``5``/``05``
+    month fields. A value naming a year other than ``year`` is ignored (an access or entry date
+    is not the publication date). Seasons (``Spring``) give ``None``: no month is invented.
+    """
+    for value in values:
+        if not value:
+            continue
+        text = value.strip()
+        found_year = _YEAR_IN.search(text)
+        if year is not None and found_year and int(found_year.group(1)) != year:
+            continue
+        numeric = _NUMERIC_MONTH.search(text)
+        if numeric:
+            month = int(numeric.group(1))
+            if 1 <= month <= 12:
+                return month
+            continue
+        named = _MONTH_NAME.search(text)
+        if named:
+            return _MONTHS[named.group(1).lower()[:3]]
+        bare = re.fullmatch(r"(\d{1,2})(?:\.0)?", text)  # a month column: 5, 05, or 5.0 from a spreadsheet
+        if bare and 1 <= int(bare.group(1)) <= 12:
+            return int(bare.group(1))
+    return None

@@ -191,8 +191,7 @@ def apply_criteria(records: list[Record], profile: CriteriaProfile) -> CriteriaR
     }
     wanted_languages = {_LANGUAGE_CODES.get(x.lower(), x.lower()) for x in profile.languages}
     topic = topic_pattern(profile) if profile.require_topic else None
-    start = profile.years.start.year if profile.years.start else None
-    end = profile.years.end.year if profile.years.end else None
+    start, end = profile.years.start, profile.years.end
     rows = []
     for record in records:
         code, detail = _check(record, compiled, wanted_languages, start, end, topic, profile)
@@ -209,10 +208,14 @@ _REASONS = {"date_range": "outside the date range", "language": "not in an eligi
 
 def _check(record: Record, compiled, wanted_languages, start, end, topic, profile):
     if record.year is not None:
-        if start is not None and record.year < start:
-            return "date_range", f"published {record.year}, before {start}"
-        if end is not None and record.year > end:
-            return "date_range", f"published {record.year}, after {profile.years.end}"
+        # to the month where the record has one; a record with a year only is judged by the year
+        published = (record.year, record.month or 0)
+        when = f"{record.year}-{record.month:02d}" if record.month else str(record.year)
+        if start is not None and (published < (start.year, start.month) if record.month
+                                  else record.year < start.year):
+            return "date_range", f"published {when}, before {start}"
+        if end is not None and (published > (end.year, end.month) if record.month else record.year > end.year):
+            return "date_range", f"published {when}, after {end}"
     if wanted_languages and record.language:
         languages = _languages(record.language)
         if languages and not languages & wanted_languages:

@@ -60,6 +60,7 @@ class Record(BaseModel):
     abstract: str = ""
     authors: list[str] = Field(default_factory=list, description="'Surname, Given' where the source allows")
     year: int | None = None
+    month: int | None = Field(default=None, ge=1, le=12, description="publication month, where the export gives it")
     journal: str = ""
     doi: str | None = None
     pmid: str | None = None

@@ -31,7 +31,7 @@ _SCHEMA = [
         keywords VARCHAR[], mesh_terms VARCHAR[], publication_types VARCHAR[], language VARCHAR,
         record_type VARCHAR, volume VARCHAR, issue VARCHAR, pages VARCHAR, url VARCHAR,
         source_database VARCHAR, source_file VARCHAR, source_format VARCHAR, source_line INTEGER,
-        source_position INTEGER, extra VARCHAR)""",
+        source_position INTEGER, extra VARCHAR, month INTEGER)""",
     """CREATE TABLE IF NOT EXISTS literature_import_issues (
         import_id VARCHAR, file VARCHAR, line INTEGER, position INTEGER, field VARCHAR,
         reason VARCHAR, action VARCHAR)""",
@@ -41,13 +41,19 @@ _RECORD_COLUMNS = [
     "record_id", "import_id", "title", "abstract", "authors", "year", "journal", "doi", "pmid",
     "keywords", "mesh_terms", "publication_types", "language", "record_type", "volume", "issue",
     "pages", "url", "source_database", "source_file", "source_format", "source_line",
-    "source_position", "extra",
+    "source_position", "extra", "month",
 ]
 
 
 def init_tables(con: duckdb.DuckDBPyConnection) -> None:
     for statement in _SCHEMA:
         con.execute(statement)
+    # stores written before records had a month get the column (NULL: month unknown)
+    has_month = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'literature_records' "
+        "AND column_name = 'month' AND table_schema = current_schema()").fetchone()[0]
+    if not has_month:
+        con.execute("ALTER TABLE literature_records ADD COLUMN month INTEGER")
 
 
 def _import_id(result: ImportResult) -> str:
@@ -68,6 +74,7 @@ def save_import(con: duckdb.DuckDBPyConnection, result: ImportResult) -> str:
     frame.insert(1, "import_id", import_id)
     frame["extra"] = [json.dumps(e, ensure_ascii=False) if e else None for e in frame["extra"]]
     frame["year"] = frame["year"].astype("Int64")
+    frame["month"] = frame["month"].astype("Int64")
     frame["source_line"] = frame["source_line"].astype("Int64")
     frame = frame[_RECORD_COLUMNS]
     issues = pd.DataFrame(
@@ -128,8 +135,9 @@ def _row_to_record(row: dict) -> Record:
         elif key == "extra":
             data[key] = json.loads(value) if isinstance(value, str) and value else {}
         elif value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
-            data[key] = None if key in ("year", "doi", "pmid", "source_line") else ("" if key != "source_position" else 0)
-        elif key in ("year", "source_line", "source_position"):
+            data[key] = None if key in ("year", "month", "doi", "pmid", "source_line") else (
+                "" if key != "source_position" else 0)
+        elif key in ("year", "month", "source_line", "source_position"):
             data[key] = int(value)
         else:
             data[key] = value
