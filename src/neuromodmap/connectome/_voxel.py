@@ -101,29 +101,9 @@ class VoxelConnectome:
 # Lead-DBS folders
 # ---------------------------------------------------------------------------------------------
 def _loadmat(path: Path, variables=None) -> dict:
-    from scipy.io import loadmat
+    from neuromodmap.connectome._matlab import loadmat
 
-    try:
-        return loadmat(path, squeeze_me=True, struct_as_record=False, variable_names=variables)
-    except NotImplementedError:  # MATLAB v7.3 = HDF5
-        return _loadmat_h5(path, variables)
-    except (ValueError, TypeError, OSError) as exc:
-        raise ConnectomeError(f"{path}: not a readable MATLAB file ({exc})") from None
-
-
-def _loadmat_h5(path: Path, variables) -> dict:
-    try:
-        import h5py
-    except ModuleNotFoundError:
-        raise ConnectomeError(f"{path} is a MATLAB v7.3 (HDF5) file: pip install h5py to read it") from None
-    with h5py.File(path, "r") as fh:
-        out = {}
-        for name in variables or fh.keys():
-            if name not in fh:
-                continue
-            # HDF5 stores MATLAB arrays transposed (column-major)
-            out[name] = np.asarray(fh[name]).T
-        return out
+    return loadmat(path, variables)
 
 
 class LeadDBSConnectome(VoxelConnectome):
