@@ -101,7 +101,7 @@ def _breakdown(source: VoxelConnectome, seed_coords: np.ndarray, threads: int, r
 
         def gemm(b):
             v0, v1 = acc.blocks[b]
-            np.matmul(run.seeds, run.x[:, v0:v1], out=work().views(v1 - v0)[0])
+            np.matmul(run.x[:, v0:v1].T, run.seeds.T, out=work().views(v1 - v0)[0])  # as in _block_rz
 
         def block(b):
             v0, v1 = acc.blocks[b]

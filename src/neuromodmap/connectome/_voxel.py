@@ -356,7 +356,8 @@ def _load_runs(source: VoxelConnectome, subject: str) -> list[np.ndarray]:
 
 
 class _Work:
-    """Per-thread float32 work buffers for one block (flat, so any block width is contiguous)."""
+    """Per-thread float32 work buffers for one block, voxels x seeds (flat, so any block width
+    is contiguous)."""
 
     def __init__(self, n_seeds: int, block: int | None = None):
         self.n_seeds = n_seeds
@@ -364,7 +365,7 @@ class _Work:
         self._flat = [np.empty(n_seeds * block, dtype=np.float32) for _ in range(3)]
 
     def views(self, width: int) -> list[np.ndarray]:
-        return [f[:self.n_seeds * width].reshape(self.n_seeds, width) for f in self._flat]
+        return [f[:self.n_seeds * width].reshape(width, self.n_seeds) for f in self._flat]
 
 
 _R_ONE = np.float32(1)
@@ -372,24 +373,26 @@ _R_ONE = np.float32(1)
 
 def _block_rz(runs: list[_Run], seed_bad: np.ndarray, voxel_bad: np.ndarray, v0: int, v1: int,
               work: _Work) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One subject's r (averaged over runs) and 2 x Fisher z for the voxels v0:v1.
+    """One subject's r (averaged over runs) and 2 x Fisher z for the voxels v0:v1, each as a
+    (voxels, seeds) array: the product x_block^T seeds^T (as fast as seeds x_block) makes a
+    block a range of rows of the voxels x seeds sums, so their updates stream contiguous memory.
 
     Invalid entries (a bad seed or voxel in any run) are 0 in both. Returns (r, z2, scratch).
     """
     r, z, tmp = work.views(v1 - v0)
     for k, run in enumerate(runs):
         out = r if k == 0 else tmp
-        np.matmul(run.seeds, run.x[:, v0:v1], out=out)
-        out *= run.inv_norm[v0:v1]
+        np.matmul(run.x[:, v0:v1].T, run.seeds.T, out=out)
+        out *= run.inv_norm[v0:v1, None]
         if k:
             r += tmp
     if len(runs) > 1:
         r *= np.float32(1 / len(runs))
-        cols = np.flatnonzero(voxel_bad[v0:v1])
-        if cols.size:
-            r[:, cols] = 0.0
+        rows = np.flatnonzero(voxel_bad[v0:v1])
+        if rows.size:
+            r[rows] = 0.0
         if seed_bad.any():
-            r[seed_bad] = 0.0
+            r[:, seed_bad] = 0.0
     # Fisher z = artanh(r) = log((1 + r) / (1 - r)) / 2: numpy's float32 log is vectorised, its
     # arctanh is not (10x slower); the 1/2 is applied to the group sums at the end
     np.clip(r, -_R_CLIP, _R_CLIP, out=z)
@@ -409,11 +412,12 @@ class _Accumulator:
     Each subject's block is added to float32 sums; after every ``_GROUP`` subjects those are
     added to float64 totals (allocated at the first such fold) and start again, so float32
     never sums more than ``_GROUP`` values (relative error below ``_GROUP`` × 6e-8) while the
-    per-subject work streams half the bytes of float64 sums. Each sum is one seeds × voxels
-    array (a block is a column range of it). At the end the group maps are computed block by
-    block (products and differences in float64) and written over the float32 sums, which
-    become the outputs: no fresh memory for the maps (on this project's VM, touching fresh
-    pages costs about 1.4 CPU seconds per GB). Invalid (seed, voxel) pairs add zeros; they are
+    per-subject work streams half the bytes of float64 sums. Each sum is one voxels × seeds
+    array (a block is a range of its rows, so contiguous). At the end the group maps are
+    computed block by block (products and differences in float64) and written over the float32
+    sums, which become the outputs (returned transposed, as seeds × voxels views): no fresh
+    memory for the maps (on this project's VM, touching fresh pages cost about 1.4 CPU seconds
+    per GB). Invalid (seed, voxel) pairs add zeros; they are
     counted per subject as a bad seed or a bad voxel, so the per-pair subject counts are rebuilt
     at the end without a count map per subject.
     """
@@ -425,7 +429,7 @@ class _Accumulator:
         self.blocks = _blocks(n_voxels, block)
         self.width = self.blocks[0][1]
         self.group = _GROUP
-        self.part = [np.empty((n_seeds, n_voxels), dtype=np.float32) for _ in range(4)]
+        self.part = [np.empty((n_voxels, n_seeds), dtype=np.float32) for _ in range(4)]
         self.in_part = np.zeros(len(self.blocks), dtype=np.int64)  # subjects in each block's float32 sums
         self.total: list[np.ndarray] | None = None
         self._lock = threading.Lock()
@@ -437,7 +441,7 @@ class _Accumulator:
 
     def _view(self, arrays: list[np.ndarray], k: int, b: int) -> np.ndarray:
         v0, v1 = self.blocks[b]
-        return arrays[k][:, v0:v1]
+        return arrays[k][v0:v1]
 
     def add_block(self, b: int, r: np.ndarray, z: np.ndarray, tmp: np.ndarray) -> None:
         p_r, p_r2, p_z, p_z2 = (self._view(self.part, k, b) for k in range(4))
@@ -475,11 +479,11 @@ class _Accumulator:
 
     def _counts(self, b: int, out: np.ndarray) -> np.ndarray:
         v0, v1 = self.blocks[b]
-        np.subtract((self.n - self.bad_seed)[:, None], self.bad_voxel[None, v0:v1], out=out, casting="unsafe")
+        np.subtract((self.n - self.bad_seed)[None, :], self.bad_voxel[v0:v1, None], out=out, casting="unsafe")
         for seeds, voxels in self.bad_both:
             voxels = voxels[(voxels >= v0) & (voxels < v1)] - v0
             if voxels.size:
-                out[np.ix_(seeds, voxels)] += 1
+                out[np.ix_(voxels, seeds)] += 1
         return out
 
     def begin_maps(self) -> None:
@@ -497,7 +501,7 @@ class _Accumulator:
         flat = self._local.__dict__.setdefault("flat", [])
         while len(flat) < count:
             flat.append(np.empty(self.n_seeds * self.width))
-        return [f[:self.n_seeds * width].reshape(self.n_seeds, width) for f in flat[:count]]
+        return [f[:self.n_seeds * width].reshape(width, self.n_seeds) for f in flat[:count]]
 
     @staticmethod
     def _maps(r, r2, z, z2, n, n1, a, b, avg_r, var_r, avg_z, t) -> None:
@@ -525,7 +529,7 @@ class _Accumulator:
         v0, v1 = self.blocks[b]
         width = v1 - v0
         n_subjects = self.n
-        outs = [o[:, v0:v1] for o in self._out]
+        outs = [o[v0:v1] for o in self._out]
         if not self.bad_seed.any() and not self.bad_voxel[v0:v1].any():
             a, b2 = self._scratch(width, 2)
             n = n1 = None
@@ -557,7 +561,8 @@ class _Accumulator:
         self._mapped[b] = True
 
     def finish(self, pmap=map) -> tuple[np.ndarray, ...]:
-        """Subject counts (int32), AvgR, AvgRFz, VarR and T (float32), seeds x voxels.
+        """Subject counts (int32), AvgR, AvgRFz, VarR and T (float32), seeds x voxels (views of
+        voxels x seeds arrays, i.e. Fortran-ordered).
 
         Computes the maps of the blocks not yet mapped (all of them, unless the block loop of
         the last subject mapped its blocks while they were in cache). When no seed or voxel was
@@ -568,14 +573,14 @@ class _Accumulator:
             self.begin_maps()
         list(pmap(self.map_block, [b for b in range(len(self.blocks)) if not self._mapped[b]]))
         self.total = self.part = None
-        shape = (self.n_seeds, self.n_voxels)
         if not self.bad_seed.any() and not self.bad_voxel.any():  # every pair has all subjects
-            counts = np.broadcast_to(np.int32(self.n), shape)
+            counts = np.broadcast_to(np.int32(self.n), (self.n_seeds, self.n_voxels))
         else:
-            counts = np.empty(shape, dtype=np.int32)
-            list(pmap(lambda b: self._counts(b, counts[:, self.blocks[b][0]:self.blocks[b][1]]),
+            counts = np.empty((self.n_voxels, self.n_seeds), dtype=np.int32)
+            list(pmap(lambda b: self._counts(b, counts[self.blocks[b][0]:self.blocks[b][1]]),
                       range(len(self.blocks))))
-        avg_r, var_r, avg_z, t = self._out
+            counts = counts.T
+        avg_r, var_r, avg_z, t = (o.T for o in self._out)
         return counts, avg_r, avg_z, var_r, t
 
 
@@ -597,7 +602,7 @@ def _subject_partial(source: VoxelConnectome, subject: str, seed_sets: list[np.n
 def _add_partial(acc: _Accumulator, part: dict) -> None:
     tmp = np.empty(part["blocks"][0].shape[1:], dtype=np.float32)
     for b, rz in enumerate(part["blocks"]):
-        acc.add_block(b, rz[0], rz[1], tmp[:, :rz.shape[2]])
+        acc.add_block(b, rz[0], rz[1], tmp[:rz.shape[1]])
     acc.add_subject(part["seed_bad"], part["voxel_bad"], part["log"])
 
 
@@ -693,7 +698,11 @@ def _run_distributed(source, names, seed_sets, acc: _Accumulator, address: str) 
 
 @dataclass
 class VoxelMaps:
-    """Group seed maps (Lead-DBS outputs): AvgR, AvgRFz, VarR and one-sample T on Fisher z."""
+    """Group seed maps (Lead-DBS outputs): AvgR, AvgRFz, VarR and one-sample T on Fisher z.
+
+    Each map is seeds x voxels float32, stored voxel-major (Fortran order: the transpose of the
+    engine's voxels x seeds sums, which it overwrites); ``n_subjects`` is int32 of the same shape.
+    """
 
     source: VoxelConnectome
     seeds: pd.DataFrame
