@@ -229,6 +229,15 @@ def test_dask_distributed_address(leaddbs, hcp, monkeypatch):
     assert np.allclose(maps.avg_r, r.mean(axis=0), atol=2e-6)
 
 
+def test_local_dask_subject_loop_matches_threads(leaddbs, hcp):
+    # scheduler="dask": the subject loop on an in-process Dask cluster of threads
+    maps = voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0, scheduler="dask", n_workers=2)
+    _check_group_maps(maps, hcp)
+    assert maps.subjects["subject"].tolist() == list(hcp)
+    with pytest.raises(ConnectomeError, match="unknown scheduler 'thread'"):
+        voxel_seed_maps(leaddbs, leaddbs.xyz()[SEEDS], radius=0, scheduler="thread")
+
+
 def test_bad_geometry_and_files(leaddbs, hcp, tmp_path):
     with pytest.raises(CoordinateError, match="from the nearest voxel"):
         voxel_seed_maps(leaddbs, [(60.0, 60.0, 60.0)], radius=2)

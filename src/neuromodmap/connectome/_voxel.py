@@ -767,8 +767,11 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     scheduler : str, optional
         ``None`` or ``"threads"`` for local threads over voxel blocks (BLAS limited to one
         thread each while the maps are computed; the next subject is read in the background),
-        ``"synchronous"`` for a plain loop (BLAS threads as configured), or the address of a
-        ``dask.distributed`` scheduler (``"tcp://host:8786"``), whose workers take subjects.
+        ``"synchronous"`` for a plain loop (BLAS threads as configured), ``"dask"`` for the
+        subject loop on an in-process Dask cluster of ``n_workers`` threads (each takes whole
+        subjects, BLAS on one thread; up to two subjects per thread in flight, so more memory
+        than ``"threads"``), or the address of a ``dask.distributed`` scheduler
+        (``"tcp://host:8786"``), whose workers take subjects.
     n_workers : int, optional
         Local threads (default: all cores).
 
@@ -794,11 +797,20 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     names = list(subjects) if subjects is not None else source.subjects
     if not names:
         raise ConnectomeError(f"{source.name}: no subjects")
+    if scheduler not in (None, "threads", "synchronous", "dask") and "://" not in str(scheduler):
+        raise ConnectomeError(f"unknown scheduler {scheduler!r}: use 'threads', 'synchronous', 'dask' or a "
+                              "dask.distributed address such as tcp://host:8786")
     acc = _Accumulator(len(seed_sets), source.n_voxels)
     n_threads = 1 if scheduler == "synchronous" else (n_workers or os.cpu_count() or 1)
     with _threads(n_threads) as pmap:
         if scheduler and "://" in scheduler:
             _run_distributed(source, names, seed_sets, acc, scheduler)
+        elif scheduler == "dask":
+            from distributed import LocalCluster
+
+            with LocalCluster(n_workers=1, threads_per_worker=n_threads, processes=False,
+                              dashboard_address=None) as cluster:
+                _run_distributed(source, names, seed_sets, acc, cluster.scheduler_address)
         else:
             _run_local(source, names, seed_sets, acc, n_threads, pmap)
         n, avg_r, avg_z, var_r, t = acc.finish(pmap)

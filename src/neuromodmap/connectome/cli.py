@@ -178,8 +178,9 @@ def voxel_map_cmd(
     mask: Path = typer.Option(None, "--mask", help="Brain mask on the runs' grid (with --run)."),
     targets: str = typer.Option("builtin", "--targets", "-t", help="'builtin' or a CSV with id,x,y,z[,radius]."),
     radius: float = typer.Option(None, "--radius", "-r", help="Seed radius in mm (default: each target's own)."),
-    scheduler: str = typer.Option(None, "--scheduler", help="'threads' (default), 'synchronous', or a "
-                                                            "dask.distributed address such as tcp://host:8786."),
+    scheduler: str = typer.Option(None, "--scheduler", help="'threads' (default: voxel blocks on local "
+                                 "threads), 'synchronous', 'dask' (subjects on an in-process Dask cluster of "
+                                 "threads), or a dask.distributed address such as tcp://host:8786."),
     workers: int = typer.Option(None, "--workers", help="Local threads."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder for AvgR/AvgRFz/VarR/T maps."),
     data_dir: Path = _DATA,
