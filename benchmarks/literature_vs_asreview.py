@@ -328,7 +328,7 @@ def print_table(results, keys, names, suffix, key: str = "wss_95") -> None:
         cells = []
         for n in names:
             runs = results.get((n, set_key), [])
-            cells.append(_cell(runs, key) if runs else "-")
+            cells.append(_cell(runs, key))
             if runs:
                 means[n].append(statistics.mean(r[key] for r in runs))
         rnd = [r["random_wss_95"] for n in names for r in results.get((n, set_key), []) if "random_wss_95" in r]

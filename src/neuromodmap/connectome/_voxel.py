@@ -38,6 +38,7 @@ from neuromodmap.connectome._errors import (
     ImageError,
     TimeSeriesError,
 )
+from neuromodmap.connectome._matlab import loadmat as _loadmat
 from neuromodmap.provenance import Provenance
 
 __all__ = ["VoxelConnectome", "LeadDBSConnectome", "NiftiConnectome", "VoxelMaps", "voxel_seed_maps"]
@@ -100,12 +101,6 @@ class VoxelConnectome:
 # ---------------------------------------------------------------------------------------------
 # Lead-DBS folders
 # ---------------------------------------------------------------------------------------------
-def _loadmat(path: Path, variables=None) -> dict:
-    from neuromodmap.connectome._matlab import loadmat
-
-    return loadmat(path, variables)
-
-
 class LeadDBSConnectome(VoxelConnectome):
     """A Lead-DBS fMRI connectome folder.
 
@@ -780,6 +775,9 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     VoxelMaps
     """
 
+    if scheduler not in (None, "threads", "synchronous", "dask") and "://" not in str(scheduler):
+        raise ConnectomeError(f"unknown scheduler {scheduler!r}: use 'threads', 'synchronous', 'dask' or a "
+                              "dask.distributed address such as tcp://host:8786")
     if isinstance(seeds, pd.DataFrame):
         table = seeds.reset_index(drop=True).copy()
     else:
@@ -797,9 +795,6 @@ def voxel_seed_maps(source: VoxelConnectome, seeds: pd.DataFrame | Sequence, *, 
     names = list(subjects) if subjects is not None else source.subjects
     if not names:
         raise ConnectomeError(f"{source.name}: no subjects")
-    if scheduler not in (None, "threads", "synchronous", "dask") and "://" not in str(scheduler):
-        raise ConnectomeError(f"unknown scheduler {scheduler!r}: use 'threads', 'synchronous', 'dask' or a "
-                              "dask.distributed address such as tcp://host:8786")
     acc = _Accumulator(len(seed_sets), source.n_voxels)
     n_threads = 1 if scheduler == "synchronous" else (n_workers or os.cpu_count() or 1)
     with _threads(n_threads) as pmap:

@@ -80,19 +80,15 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
         elif collective:
             authors.append(collective)
     pub_date = art.find("Journal/JournalIssue/PubDate")
-    year_text = _text(pub_date.find("Year")) or _text(pub_date.find("MedlineDate")) if pub_date is not None else ""
-    if not year_text:
-        year_text = _text(art.find("ArticleDate/Year"))
+    # the issue date (Year + Month, or a MedlineDate such as "2014 Jan-Apr"), else the e-date
+    if pub_date is not None and _text(pub_date.find("Year")):
+        year_text, month_text = _text(pub_date.find("Year")), _text(pub_date.find("Month"))
+    elif pub_date is not None and _text(pub_date.find("MedlineDate")):
+        year_text = month_text = _text(pub_date.find("MedlineDate"))
+    else:
+        year_text, month_text = _text(art.find("ArticleDate/Year")), _text(art.find("ArticleDate/Month"))
     year_match = _YEAR.search(year_text)
-    month = None
-    if year_match:
-        year = int(year_match.group(1))
-        if pub_date is not None and _text(pub_date.find("Year")):
-            month = publication_month(_text(pub_date.find("Month")), year=year)
-        elif pub_date is not None and _text(pub_date.find("MedlineDate")):
-            month = publication_month(_text(pub_date.find("MedlineDate")), year=year)
-        else:
-            month = publication_month(_text(art.find("ArticleDate/Month")), year=year)
+    month = publication_month(month_text, year=int(year_match.group(1))) if year_match else None
     doi = None
     for node in art.findall("ELocationID"):
         if node.get("EIdType") == "doi":

@@ -144,6 +144,7 @@ _MONTH_NAME = re.compile(r"(?<![a-z])(jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|
 # 2025/05/12, 2025-05, 2020/07//undefined: a month right after a four-digit year
 _NUMERIC_MONTH = re.compile(r"(?<!\d)(?:1[89]|20)\d\d[/-](\d{1,2})(?!\d)")
 _YEAR_IN = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_BARE_MONTH = re.compile(r"(\d{1,2})(?:\.0)?")  # a month column: 5, 05, or 5.0 from a spreadsheet
 
 
 def publication_month(*values: str | None, year: int | None = None) -> int | None:
@@ -171,7 +172,7 @@ def publication_month(*values: str | None, year: int | None = None) -> int | Non
         named = _MONTH_NAME.search(text)
         if named:
             return _MONTHS[named.group(1).lower()[:3]]
-        bare = re.fullmatch(r"(\d{1,2})(?:\.0)?", text)  # a month column: 5, 05, or 5.0 from a spreadsheet
+        bare = _BARE_MONTH.fullmatch(text)
         if bare and 1 <= int(bare.group(1)) <= 12:
             return int(bare.group(1))
     return None

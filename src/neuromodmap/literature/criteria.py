@@ -209,12 +209,15 @@ _REASONS = {"date_range": "outside the date range", "language": "not in an eligi
 def _check(record: Record, compiled, wanted_languages, start, end, topic, profile):
     if record.year is not None:
         # to the month where the record has one; a record with a year only is judged by the year
-        published = (record.year, record.month or 0)
-        when = f"{record.year}-{record.month:02d}" if record.month else str(record.year)
-        if start is not None and (published < (start.year, start.month) if record.month
-                                  else record.year < start.year):
+        if record.month:
+            published, when = (record.year, record.month), f"{record.year}-{record.month:02d}"
+            first, last = (start and (start.year, start.month)), (end and (end.year, end.month))
+        else:
+            published, when = record.year, str(record.year)
+            first, last = (start and start.year), (end and end.year)
+        if start is not None and published < first:
             return "date_range", f"published {when}, before {start}"
-        if end is not None and (published > (end.year, end.month) if record.month else record.year > end.year):
+        if end is not None and published > last:
             return "date_range", f"published {when}, after {end}"
     if wanted_languages and record.language:
         languages = _languages(record.language)
