@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import nibabel as nib
@@ -124,8 +124,7 @@ class ParcelConnectome:
         coord = np.asarray(coord, dtype=float).reshape(3)
         nucleus = None
         if self.nuclei.size:
-            centres = self.regions.loc[self.nuclei, ["x", "y", "z"]].to_numpy(float)
-            dist = np.linalg.norm(centres - coord, axis=1)
+            dist = np.linalg.norm(self._nucleus_centres - coord, axis=1)
             best = int(np.argmin(dist))
             nucleus = (int(self.nuclei[best]), float(dist[best]))
             if nucleus[1] <= max(radius, 3.0):
@@ -139,6 +138,11 @@ class ParcelConnectome:
             if nucleus is None and abs(coord[0]) < 20 and coord[1] < -10 and coord[2] < -5:
                 hint = " For brainstem targets use the hansen-brainstem connectome."
             raise CoordinateError(str(exc) + hint) from None
+
+    @cached_property
+    def _nucleus_centres(self) -> np.ndarray:
+        # read once: seed() is called thousands of times by the random-sites null
+        return self.regions.loc[self.nuclei, ["x", "y", "z"]].to_numpy(float)
 
     def _nucleus_seed(self, row: int, distance: float) -> Seed:
         weights = np.zeros(self.n_regions)
