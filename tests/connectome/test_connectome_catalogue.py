@@ -241,3 +241,22 @@ def test_hostile_text_is_kept_verbatim(tmp_path):
     path = _write(tmp_path, 'id,x,y,z\n"<script>alert(1)</script>",-37,26,49\n"=HYPERLINK(""x"")",1,2,3\n')
     table = read_targets(path)
     assert table.id.tolist() == ["<script>alert(1)</script>", '=HYPERLINK("x")']
+
+
+def test_atlas_derivation_reads_labels_by_name_and_rejects_a_changed_file(tmp_path, monkeypatch):
+    """The script maps acronyms from the ITK-SNAP description (HN is 42, Pin 43 in the Allen file:
+    a hard-coded number would silently take the pineal), and refuses a file whose sha256 differs."""
+    from neuromodmap.config import DataNotFoundError
+    from neuromodmap.connectome import _data
+    from neuromodmap.connectome._atlas_targets import _allen_labels
+
+    desc = tmp_path / "labels.txt"
+    desc.write_text('42 182 123 180 1 1 1 "HN - 10452"\n43 119 54 113 1 1 1 "Pin - 10460"\n'
+                    '26 169 215 174 1 1 1 "BNST - 10384"\nnot a label line\n', encoding="utf-8")
+    assert _allen_labels(desc) == {"HN": 42, "Pin": 43, "BNST": 26}
+    monkeypatch.setenv("NEUROMODMAP_CACHE", str(tmp_path / "cache"))
+    fake = tmp_path / "data" / "atlases" / "allen_hra" / "AllenAtlas.nii.gz"
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"not the atlas")
+    with pytest.raises(DataNotFoundError, match="differs from the pinned"):
+        _data.atlas_file("allen_hra/AllenAtlas.nii.gz", tmp_path / "data", download=False)
