@@ -62,8 +62,8 @@ def meta(
                                    "(default enigma-schaefer400; see `neuromodmap connectome list`)."),
 ) -> None:
     """Validate a sheet, compute effect sizes, pool per subgroup and write tables, plots, HTML and methods."""
-    from neuromodmap.evidence._errors import MetaAnalysisError, SheetError
     from neuromodmap.connectome._errors import ConnectomeError
+    from neuromodmap.evidence._errors import MetaAnalysisError, SheetError
     from neuromodmap.evidence.pipeline import SheetValidationError, run_meta
 
     if not 50 < level < 100:
