@@ -99,8 +99,27 @@ _PATTERNS: list[tuple[str, str]] = [
                 r"(?P<eudract>200[4-9]-\d{6}-\d{2}|201\d-\d{6}-\d{2}|202[0-3]-\d{6}-\d{2})(?!\d)(?!-\d)"),
 ]
 _REGEX = re.compile("|".join(f"(?:{p})" for _, p in _PATTERNS), re.IGNORECASE)
-_PREFIX = re.compile(r"NCT|ISRCTN|ACTRN|ANZCTR|ChiCTR|DRKS|CTRI|UMIN|jRCT|Japic|JMA-|IRCT|KCT|NTR|NL|PACTR|TCTR|RBR-"
-                     r"|SLCTR|LBCTR|RPCEC|U1111|\d{4}-\d{6}-\d\d", re.IGNORECASE)
+# A quick test on the lower-cased text before the full pattern runs: a registry prefix right
+# before a digit, or an EU-style number. Each pattern starts with a literal, which Python's
+# regex engine finds fast; the full alternation is slow to try at every position.
+_QUICK = [(prefix, re.compile(re.escape(prefix) + tail)) for prefix, tail in (
+    *((p, r"[ \t:#/-]{0,4}\d") for p in ("nct", "isrctn", "actrn", "anzctr", "drks", "ctri", "irct", "kct", "ntr",
+                                       "nl", "pactr", "tctr", "slctr", "lbctr", "rpcec", "u1111", "japiccti",
+                                       "jma-iia", "nl-omon")),
+    ("chictr", r"[ \t:#-]{0,4}(?:[a-z]{2,4}-)?\d"),
+    ("umin", r"[ \t:#-]{0,4}(?:ctr[ \t:#-]{0,3})?\d"),
+    ("jrct", r"s?[ \t:#-]{0,3}\d"),
+)]
+_EU_HINT = re.compile(r"-\d{6}-\d\d")
+
+
+def _may_hold_an_id(text: str) -> bool:
+    low = text.lower()
+    if "rbr-" in low or _EU_HINT.search(low):
+        return True
+    return any(prefix in low and pattern.search(low) for prefix, pattern in _QUICK)
+
+
 _HINT = re.compile(r"\d{3,}|RBR-", re.IGNORECASE)
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
 _SPACES = re.compile(r"[ \t:#-]+")
@@ -173,9 +192,9 @@ def find_registry_ids(text: str | None) -> list[RegistryId]:
         # full-width letters and digits, non-breaking spaces, typographic dashes
         text = unicodedata.normalize("NFKC", text).translate(_DASHES)
     found: dict[str, tuple[int, RegistryId]] = {}
+    if not _may_hold_an_id(text):
+        return []
     for start, end in _spans(text):
-        if not _PREFIX.search(text, start, end):
-            continue
         for match in _REGEX.finditer(text, start, end):
             name = match.lastgroup  # each alternative has one named group
             if name is None:

@@ -3,7 +3,7 @@
 Import search exports (:func:`read_records`, :func:`read_many`), store them
 (:func:`save_import`), find duplicates (:func:`deduplicate`), apply criteria
 (:func:`load_profile`, :func:`apply_criteria`), screen with active learning
-(:class:`ScreeningSession`, :func:`simulate`), draw the flow diagram (:func:`prisma_flow`)
+(:class:`ScreeningSession`, :func:`simulate`), draw the flow diagram (:func:`prisma_flow`),
 export the included records (:func:`export_extraction_sheet`) and link records to the
 registered trials they report (:func:`link_trials`). Live PubMed searches: :class:`EUtilsClient`.
 
