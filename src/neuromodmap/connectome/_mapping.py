@@ -103,7 +103,7 @@ class TargetMap:
             "Each target's connectivity profile was the mean of the connectome rows of the regions its sphere "
             "covers, weighted by voxel count; spheres that covered no region were assigned to the nearest region "
             f"within {DEFAULT_MAX_DISTANCE:g} mm"
-            + (f" (or the nearest nucleus centroid within {NUCLEUS_MAX_DISTANCE:g} mm)" if c.nuclei.size else "")
+            + (f" (or the nearest nucleus centroid within {NUCLEUS_MAX_DISTANCE:g} mm)" if c.has_nuclei else "")
             + " (distance reported), and farther targets were excluded.",
         ]
         ov = self.overlap
@@ -270,13 +270,13 @@ def map_targets(targets: pd.DataFrame, connectome: ParcelConnectome | str = DEFA
             f"none of the {len(targets)} targets maps onto {connectome.name}: " + skipped[0]["reason"])
     mapped = targets.loc[rows].reset_index(drop=True)
     labels = np.asarray(connectome.labels)
+    seed_list = [s for s, _ in seeds]
     mapped["radius_used"] = [r for _, r in seeds]
     mapped["method"] = [s.method for s, _ in seeds]
     mapped["n_voxels"] = [s.n_voxels for s, _ in seeds]
     mapped["distance_mm"] = [round(s.distance_mm, 2) for s, _ in seeds]
-    mapped["regions"] = [";".join(labels[np.argsort(-s.weights)[: min(3, len(s.regions))]]) for s, _ in seeds]
-    weights = np.vstack([s.weights for s, _ in seeds])
-    values = connectome.profiles(weights)
+    mapped["regions"] = [connectome.seed_regions(s) for s in seed_list]
+    values = connectome.seed_profiles(seed_list)
     ids = mapped["id"].astype(str).tolist()
     profiles = pd.DataFrame(values, index=pd.Index(ids, name="id"), columns=labels)
 
