@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import nibabel as nib
@@ -163,16 +163,23 @@ class ParcelConnectome:
         """Whether coordinates can map to nuclei by nearest centroid (own rows or bridged)."""
         return bool(self.nuclei.size) or self.bridged is not None
 
+    @cached_property
+    def _nucleus_centres(self) -> tuple[np.ndarray, np.ndarray | None]:
+        # read once (own rows, bridged): seed() runs thousands of times in the random-sites null
+        own = self.regions.loc[self.nuclei, ["x", "y", "z"]].to_numpy(float)
+        bridged = None if self.bridged is None else self.bridged.regions[["x", "y", "z"]].to_numpy(float)
+        return own, bridged
+
     def _nearest_nucleus(self, coord: np.ndarray) -> tuple[str, int, float] | None:
         """(kind, index, distance) of the nearest nucleus centroid: kind 'row' or 'bridged'."""
         best = None
+        own, bridged = self._nucleus_centres
         if self.nuclei.size:
-            centres = self.regions.loc[self.nuclei, ["x", "y", "z"]].to_numpy(float)
-            dist = np.linalg.norm(centres - coord, axis=1)
+            dist = np.linalg.norm(own - coord, axis=1)
             i = int(np.argmin(dist))
             best = ("row", int(self.nuclei[i]), float(dist[i]))
         if self.bridged is not None:
-            dist = np.linalg.norm(self.bridged.regions[["x", "y", "z"]].to_numpy(float) - coord, axis=1)
+            dist = np.linalg.norm(bridged - coord, axis=1)
             i = int(np.argmin(dist))
             if best is None or dist[i] < best[2]:
                 best = ("bridged", i, float(dist[i]))
