@@ -60,6 +60,13 @@ def test_every_builtin_pain_target_maps_on_the_default(data_root):
     assert np.isfinite(result.overlap["r"])
 
 
+def test_every_builtin_depression_target_maps_on_the_default(data_root):
+    cat = target_catalogue(data_root)
+    depression = cat[cat.indication.isin(["depression", "both"])]
+    result = map_targets(depression, data_dir=data_root, n_permutations=100)
+    assert result.skipped.empty and len(result.targets) == len(depression)
+
+
 def test_nucleus_profile_is_the_equated_hansen_row(raw, schaefer400):
     """Fisher z of Hansen's PAG row on the shared regions, equated on the subcortical edges."""
     z = np.arctanh(raw["hansen_r"])

@@ -76,12 +76,18 @@ def test_random_sites_fall_in_grey_matter_of_their_depth_class(catalogue, hansen
     pain = catalogue[catalogue.indication.isin(["pain", "both"])]
     seeds = [hansen.seed((r.x, r.y, r.z), r.radius) for r in pain.itertuples()]
     classes = [depth_class(hansen, s) for s in seeds]
-    assert classes.count("brainstem") == 7 and classes.count("subcortex") == 2 and classes.count("cortex") == 7
+    of = dict(zip(pain.id, classes, strict=True))
+    assert of["m1_left"] == of["insula_right"] == "cortex" and of["thalamus_vpl_left"] == "subcortex"
+    assert of["pag"] == of["raphe_magnus"] == of["parabrachial_left"] == "brainstem"
+    assert all(of[i] == "cortex" for i in pain[pain.depth == "superficial"].id)
     template = SiteTemplate.from_targets(pain[["x", "y", "z"]].to_numpy(), classes, pain.radius.to_numpy(),
                                          pain.depth.to_numpy())
     ids = pain.id.tolist()
-    pairs = {(ids[template.partner[j]], ids[j]) for j in range(len(ids)) if template.partner[j] >= 0}
-    assert ("m1_left", "m1_right") in pairs and ("thalamus_posterior_left", "thalamus_posterior_right") in pairs
+    pairs = [(ids[template.partner[j]], ids[j]) for j in range(len(ids)) if template.partner[j] >= 0]
+    assert ("m1_left", "m1_right") in pairs and ("thalamus_vpl_left", "thalamus_vpl_right") in pairs
+    assert ("thalamus_vpm_left", "thalamus_vpm_right") in pairs
+    leaders = [a for a, _ in pairs]
+    assert len(set(leaders)) == len(leaders) and not set(leaders) & {b for _, b in pairs}  # one partner each
     assert not any("pag" in p or "raphe_magnus" in p for p in pairs)  # midline targets stay single
     pools = SitePools.of(hansen)
     xyz, region, tree = hansen.atlas._voxels

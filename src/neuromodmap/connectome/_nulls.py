@@ -267,14 +267,16 @@ class SiteTemplate:
         radii = np.asarray(radii, dtype=float)
         depth = np.asarray(depth if depth is not None else [""] * len(xyz), dtype=object)
         partner = np.full(len(xyz), -1)
+        paired: set[int] = set()
         for i, j in itertools.combinations(range(len(xyz)), 2):
-            if partner[i] >= 0 or partner[j] >= 0:
+            if i in paired or j in paired:
                 continue
             a, b = xyz[i], xyz[j]
             if (classes[i] == classes[j] and radii[i] == radii[j] and depth[i] == depth[j]
                     and a[0] * b[0] < 0 and min(abs(a[0]), abs(b[0])) >= 2.0
                     and np.all(np.abs(a * [-1, 1, 1] - b) <= tolerance)):
                 partner[j] = i
+                paired.update((i, j))
         return cls(classes, radii, partner)
 
     @property

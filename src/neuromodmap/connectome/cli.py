@@ -56,10 +56,10 @@ def list_cmd() -> None:
 @app.command("targets")
 def targets_cmd(
     output: Path = typer.Option(None, "--output", "-o", help="Write the catalogue to this CSV."),
-    indication: str = typer.Option(None, "--indication", help="Only pain or depression targets."),
+    indication: str = typer.Option(None, "--indication", help="Only pain or depression targets (with 'both')."),
     data_dir: Path = _DATA,
 ) -> None:
-    """Show (or export) the built-in target catalogue."""
+    """Show (or export) the built-in target catalogue with each coordinate's source and citation."""
     from neuromodmap._utils import atomic_write
     from neuromodmap.connectome import OMITTED_TARGETS, target_catalogue
 
@@ -68,19 +68,32 @@ def targets_cmd(
     except _expected_errors() as exc:
         _fail(str(exc))
     if indication:
+        if indication not in ("pain", "depression"):
+            _fail(f"--indication must be pain or depression, not {indication!r}")
         cat = cat[cat.indication.isin([indication, "both"])]
     if output:
         with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
             cat.to_csv(fh, index=False)
         console.print(f"{len(cat)} targets written to {output}")
         return
-    table = Table("id", "target", "indication", "modality", "depth", "x, y, z", "r", "source")
+    table = Table("id", "target", "indication", "modality", "depth", "x, y, z", "r", "source", "citation")
     for r in cat.itertuples():
         source = r.coordinate_source + (" [S]" if r.evidence == "S" else "")
         table.add_row(r.id, r.target, r.indication, r.modality, r.depth, f"{r.x:g}, {r.y:g}, {r.z:g}",
-                      f"{r.radius:g}", source)
+                      f"{r.radius:g}", source, _short_citation(r.citation))
     out_console.print(table)
-    console.print("Left out (no honest coordinate): " + "; ".join(OMITTED_TARGETS.values()), highlight=False)
+    console.print("Full citations: --output FILE.csv. Left out (no honest coordinate): "
+                  + "; ".join(OMITTED_TARGETS.values()), highlight=False)
+
+
+def _short_citation(text: str) -> str:
+    """'First author et al. (year)' plus the doi when the citation has one."""
+    import re
+
+    head = re.match(r"\s*([^;()]+?\(\d{4}\))", text)
+    doi = re.search(r"doi:\s*(\S+?)[;,)]?(?:\s|$)", text)
+    short = head.group(1) if head else text.split(";")[0][:60]
+    return short + (f" doi:{doi.group(1)}" if doi else "")
 
 
 @app.command("map")
