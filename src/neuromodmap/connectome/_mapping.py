@@ -273,7 +273,8 @@ def _analyses(mapped: pd.DataFrame) -> tuple[list[_nulls.Analysis], dict[str, st
         pos = pos[np.isin(depth[pos], ["superficial", "deep"])]
         is_sup = depth[pos] == "superficial"
         if is_sup.sum() == 0 or (~is_sup).sum() == 0:
-            reasons[name] = f"{int(is_sup.sum())} superficial and {int((~is_sup).sum())} deep {name} targets mapped"
+            reasons[name] = (f"{int(is_sup.sum())} superficial and {int((~is_sup).sum())} deep targets mapped"
+                             + ("" if name == "all" else f" ({name})"))
             continue
         analyses.append(_nulls.Analysis(name, pos, is_sup))
     return analyses, reasons

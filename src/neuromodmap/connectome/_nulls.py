@@ -560,7 +560,7 @@ def run_nulls(connectome, profiles: np.ndarray, mapped: pd.DataFrame, seeds: lis
                 f"{len(VARIOGRAM_PARAMS['deltas'])} steps, {VARIOGRAM_PARAMS['kernel']} kernel, pv = "
                 f"{VARIOGRAM_PARAMS['pv']}, nh = {VARIOGRAM_PARAMS['nh']}, resample = "
                 f"{VARIOGRAM_PARAMS['resample']}), each compared with the superficial-target map")
-        if "depth-relabel" in nulls:
+        if "depth-relabel" in nulls and analyses:
             rng = np.random.default_rng([random_state, _STREAM["depth-relabel"]])
             for analysis in analyses:
                 x = profiles[analysis.idx]
