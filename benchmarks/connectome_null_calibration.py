@@ -116,9 +116,14 @@ def table(results: pd.DataFrame) -> str:
             ks = stats.kstest(p, "uniform")
             lines.append(f"| {name} | {null} | {statistic.replace('_', ' ')} | {p.size} | {cells[0]} | {cells[1]} | "
                          f"{ks.statistic:.3f} ({ks.pvalue:.2g}) | {np.median(p):.3f} |")
+    lines += ["", "| connectome | sets | sets with at least one hub (q < 0.05) (95 % CI) | mean share of regions flagged |",
+              "|---|---|---|---|"]
+    for name, block in results.groupby("connectome", sort=False):
         flagged = block.hubs_flagged.to_numpy()
-        lines.append(f"| {name} | random-sites | hubs: sets with >= 1 hub (q < 0.05); mean share of regions | "
-                     f"{flagged.size} | {np.mean(flagged > 0):.3f} | {block.hubs_share.mean():.4f} | | |")
+        k = int((flagged > 0).sum())
+        lo, hi = _interval(k, flagged.size)
+        lines.append(f"| {name} | {flagged.size} | {k / flagged.size:.3f} ({lo:.3f}-{hi:.3f}) | "
+                     f"{block.hubs_share.mean():.4f} |")
     return "\n".join(lines)
 
 
@@ -146,7 +151,7 @@ def figure(results: pd.DataFrame, path: Path) -> None:
         ax_qq.plot([0, 1], [0, 1], color="0.5", lw=0.8)
         ax_qq.set(xlabel="uniform quantile", ylabel="p-value", xlim=(0, 1), ylim=(0, 1),
                   title=f"{name}: QQ plot ({len(block)} random target sets)")
-        ax_qq.legend(fontsize=7, loc="upper left")
+        ax_qq.legend(fontsize=7, loc="lower right")
         ax_h.axhline(len(block) / 20, color="0.5", lw=0.8)
         ax_h.set(xlabel="p-value of the overlap r", ylabel="random target sets", title="histogram (20 bins)")
         ax_h.legend(fontsize=7)
