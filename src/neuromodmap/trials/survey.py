@@ -64,9 +64,18 @@ class SurveyResult:
     n_trials: int
     n_neuromod: int
     unavailable: list[str]
+    #: the neuromodulation trials (labels and registry fields), one row each
+    neuromod: pd.DataFrame | None = None
+    import_runs: pd.DataFrame | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name].frame
+
+    def section(self, sources=None):
+        """The report section (:class:`neuromodmap.report.Section`); also writes the trial list CSV."""
+        from neuromodmap.trials._reportlet import survey_section
+
+        return survey_section(self, self.neuromod, import_runs=self.import_runs, sources=sources)
 
 
 # ---------------------------------------------------------------------------
@@ -222,7 +231,8 @@ def survey(
     import_runs: pd.DataFrame | None = None,
     title: str = "Neuromodulation trial landscape",
 ) -> SurveyResult:
-    """Survey the neuromodulation trials and write CSV tables, PNG/SVG figures and ``survey.html``.
+    """Survey the neuromodulation trials: CSV tables, PNG/SVG figures, ``survey.html`` and the
+    report section (``section.json``, with the searchable trial list ``tables/neuromod_trials.csv``).
 
     Parameters
     ----------
@@ -383,7 +393,10 @@ def survey(
     methods = _methods(trials, import_runs, n_total, n, classifier_version)
     html_path = out / "survey.html"
     _write_html(html_path, title, tables, methods, n_total, n, unavailable)
-    return SurveyResult(out, tables, methods, html_path, n_total, n, unavailable)
+    result = SurveyResult(out, tables, methods, html_path, n_total, n, unavailable, neuromod=nm,
+                          import_runs=import_runs)
+    result.section().write(out)
+    return result
 
 
 # ---------------------------------------------------------------------------
