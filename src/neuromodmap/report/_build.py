@@ -38,7 +38,6 @@ from neuromodmap.report._section import (
     STAGES,
     Block,
     Section,
-    SectionError,
     Table,
     is_url,
     read_section,

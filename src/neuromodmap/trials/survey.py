@@ -193,6 +193,19 @@ def _histogram(values: pd.Series, title: str, out: Path, stem: str) -> list[Path
 # ---------------------------------------------------------------------------
 # Survey
 # ---------------------------------------------------------------------------
+def _group_by_folder(sources: list[str], most: int = 3) -> list[str]:
+    """Sources in order, with more than ``most`` files of one folder named as that folder."""
+    folders: dict[str, list[str]] = {}
+    for src in sources:
+        path = src.split(" (query ")[0].split(", as of ")[0]
+        folder = str(Path(path).parent) if "://" not in path and "/" in path else src
+        folders.setdefault(folder, []).append(src)
+    out = []
+    for folder, items in folders.items():
+        out.extend(items if len(items) <= most else [f"{len(items)} files in {folder}"])
+    return out
+
+
 def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_neuromod: int,
              classifier_version: str) -> str:
     sources = []
@@ -209,7 +222,7 @@ def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_ne
             sources.append(piece)
     elif "source" in trials:
         sources = sorted({str(s) for s in trials["source"].dropna().unique()})
-    source_text = "; ".join(dict.fromkeys(sources)) or "the imported registry records"
+    source_text = "; ".join(_group_by_folder(list(dict.fromkeys(sources)))) or "the imported registry records"
     return (
         f"Registry records were imported from {source_text}. ClinicalTrials.gov content is provided by the "
         f"U.S. National Library of Medicine. Of {n_total:,} records, {n_neuromod:,} were classified as testing "

@@ -1,5 +1,5 @@
 /* neuromodmap report tables: sort plain tables; search, filter, sort and page the big ones.
-   No dependencies, no network. Data come from <script type="application/json"> blocks. */
+   No dependencies, no network. Data come from the JSON blocks named by data-source. */
 (function () {
   "use strict";
 
