@@ -53,11 +53,11 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
         overlap = pd.DataFrame([
             {"statistic": "superficial targets", "value": ov["n_superficial"]},
             {"statistic": "deep targets", "value": ov["n_deep"]},
-            {"statistic": "spatial correlation r (superficial vs deep mean maps)", "value": round(ov["r"], 3)},
+            {"statistic": "spatial correlation r (superficial vs deep mean maps)", "value": f"{ov['r']:.3f}"},
             {"statistic": f"permutation p ({ov['n_permutations']} "
                           f"{'exhaustive' if ov['exact'] else 'random'} relabellings of depth)",
              "value": _p(ov["p_permutation"])},
-            {"statistic": f"Dice of the top {result.top_percent:g} % regions", "value": round(ov["dice"], 3)},
+            {"statistic": f"Dice of the top {result.top_percent:g} % regions", "value": f"{ov['dice']:.3f}"},
             {"statistic": "regions in the conjunction", "value": ov["n_conjunction"]},
         ])
         tables.append(Table.from_frame("overlap", "Superficial versus deep targets", overlap,
@@ -65,7 +65,7 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
                                                "correlation of the two mean connectivity maps, its permutation "
                                                "p-value, and the overlap of their strongest regions."))
         headlines.append(Headline(label=f"{what.capitalize()}: superficial vs deep overlap",
-                                  value=f"r = {ov['r']:.2f}, p = {_p(ov['p_permutation'])}",
+                                  value=f"r = {ov['r']:.3f}, p = {_p(ov['p_permutation'])}",
                                   detail=f"Dice {ov['dice']:.2f} (top {result.top_percent:g} %); "
                                          f"{ov['n_superficial']} superficial, {ov['n_deep']} deep targets",
                                   table="overlap"))

@@ -133,11 +133,14 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
     reasons = (criteria["reason"].fillna("").str.split(":").str[0].value_counts().rename_axis("reason")
                .rename("records").reset_index())
 
+    counts = flow.to_frame()
+    counts["n"] = [("pending" if pd.isna(v) else int(v)) for v in counts["n"]]
     n_db = len(flow.identified_by_database)
     screened_done = flow.records_screened - flow.records_not_screened
     tables = [
-        Table(id="prisma_counts", title="PRISMA 2020 counts", csv="prisma_counts.csv",
-              caption="Every number of the flow diagram, box by box (Page et al. 2021)."),
+        Table.from_frame("prisma_counts", "PRISMA 2020 counts", counts,
+                         caption="Every number of the flow diagram, box by box (Page et al. 2021); "
+                                 "'pending' where a later stage has no decisions yet."),
         Table(id="databases", title="Records per database", csv="databases.csv",
               labels={"only_here": "unique to this database (clusters)"},
               caption="Records each database returned, and how many duplicate clusters only that database found."),
@@ -156,7 +159,7 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
     blocks = [Block(kind="figure", ref="prisma"), Block(kind="table", ref="prisma_counts"),
               Block(kind="table", ref="databases"), Block(kind="table", ref="automation"),
               Block(kind="heading", text="Records"), Block(kind="table", ref="records")]
-    included = ("pending full-text assessment" if flow.studies_included is None else f"{flow.studies_included:,}")
+    included = "pending" if flow.studies_included is None else f"{flow.studies_included:,}"
     headlines = [
         Headline(label="Records identified", value=f"{flow.records_identified:,}",
                  detail=f"{n_db} database{'s' if n_db != 1 else ''}; {flow.duplicates_removed:,} duplicates removed",
@@ -164,7 +167,8 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
         Headline(label="Records screened (title and abstract)", value=f"{flow.records_screened:,}",
                  detail=f"{flow.automation_excluded:,} removed by the eligibility criteria; "
                         f"{screened_done:,} decided so far", table="prisma_counts"),
-        Headline(label="Studies included", value=included, table="prisma_counts"),
+        Headline(label="Studies included", value=included, table="prisma_counts",
+                 detail="no full-text decisions recorded yet" if flow.studies_included is None else ""),
     ]
     if not criteria_methods:
         criteria_methods = _criteria_methods(criteria)
