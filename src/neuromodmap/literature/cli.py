@@ -240,6 +240,48 @@ def prisma(
     _console.print("Wrote " + ", ".join(str(p) for p in paths))
 
 
+@app.command("link-trials")
+def link_trials_(
+    db: Path = _DB_OPTION,
+    trials_db: Path = typer.Option(None, "--trials-db", help="Trials store (default: the --db file itself)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Write the counts and the links as CSV into this folder."),
+) -> None:
+    """Link records to registered trials: registry ids the records quote, PMIDs/DOIs the registry cites."""
+    from neuromodmap._utils import atomic_write
+    from neuromodmap.literature.trial_links import link_trials
+
+    con = _open(db)
+    trials_con = None
+    if trials_db is not None and trials_db.resolve() != db.resolve():
+        if not trials_db.exists():
+            _fail(f"{trials_db}: no such trials store; run `neuromodmap trials import` first")
+        from neuromodmap.store import connect
+
+        try:
+            trials_con = connect(trials_db, read_only=True)
+        except (duckdb.Error, OSError) as exc:
+            _fail(f"{trials_db}: cannot open the trials store ({exc})")
+    try:
+        report = link_trials(con, trials_con, trials_db=str(trials_db or db))
+    finally:
+        if trials_con is not None:
+            trials_con.close()
+    table = Table(title="Registry ids quoted by the records")
+    for column in ("registry", "ids", "in trials store", "not in trials store"):
+        table.add_column(column)
+    for row in report.by_registry.itertuples(index=False):
+        table.add_row(escape(str(row.name)), str(row.ids), str(row.in_trials_store), str(row.not_in_trials_store))
+    _console.print(table)
+    _console.print(escape(report.summary()))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, frame in (("trial_link_counts.csv", report.to_frame()), ("trial_links.csv", report.links),
+                            ("trial_link_registries.csv", report.by_registry)):
+            with atomic_write(out / name, "w", encoding="utf-8", newline="") as fh:
+                frame.to_csv(fh, index=False)
+        _console.print(f"Wrote {out / 'trial_link_counts.csv'}, trial_links.csv, trial_link_registries.csv")
+
+
 @app.command()
 def export(
     db: Path = _DB_OPTION,
