@@ -2,8 +2,8 @@
 
 Trials (the 101k ClinicalTrials.gov text corpus plus the structured registry records), literature
 (a five-database search export → de-duplication → eligibility criteria → PRISMA 2020, and a
-screening simulation on a labelled review), evidence (a meta-analysis, once a real data set is
-shipped), connectome (the built-in pain and depression targets, and DLPFC sites against the sgACC),
+screening simulation on a labelled review), evidence (rTMS versus sham in treatment-resistant
+depression, Gaynes et al. 2011, its published estimates reproduced), connectome (the built-in pain and depression targets, and DLPFC sites against the sgACC),
 each writing its section; then :func:`neuromodmap.report.build_report` assembles
 ``report.html``.
 """
@@ -77,7 +77,6 @@ class DemoResult:
     report: Path
     seconds: float
     steps: list[tuple[str, float]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 class _Steps:
@@ -158,7 +157,6 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
     data = resolve_data_dir(data_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
     steps = _Steps(console, total=8 + int(simulation))
     db = out / "project.duckdb"
     for stale in (db, out / "project.duckdb.wal"):
@@ -171,7 +169,7 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
         work = Path(tmp)
         _trials(data, db, stage_dirs["trials"], work, steps, trials_sample, allpublicxml)
     _literature(data, db, stage_dirs["literature"], steps, simulation)
-    _evidence(stage_dirs["evidence"], steps, notes)
+    _evidence(stage_dirs["evidence"], steps)
     _connectome(data, stage_dirs["connectome"], steps)
 
     from neuromodmap.report import build_report
@@ -181,7 +179,7 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
         build_report([d for d in stage_dirs.values() if d.is_dir()], report, title=DEMO_TITLE)
     seconds = time.perf_counter() - started
     console.print(f"{report.stat().st_size / 2**20:.1f} MB report; demo ran in {seconds:.0f} s", highlight=False)
-    return DemoResult(report=report, seconds=seconds, steps=steps.times, notes=notes)
+    return DemoResult(report=report, seconds=seconds, steps=steps.times)
 
 
 def _trials(data: Path, db: Path, out: Path, work: Path, steps: _Steps, sample: int | None,
@@ -230,6 +228,7 @@ def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool
     from neuromodmap.literature.records import LiteratureImportError
     from neuromodmap.literature.screening import ScreeningSession
     from neuromodmap.literature.store import load_records, open_store, save_dedup, save_import
+    from neuromodmap.literature.trial_links import link_trials
 
     exports = sorted((data / LITERATURE_EXPORTS).glob("*.ris"))
     with steps.step(f"literature: {len(exports)} database exports → de-duplication → criteria → PRISMA 2020"):
@@ -242,14 +241,15 @@ def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool
             save_dedup(con, deduplicate(load_records(con)))
             profile = load_profile("default")
             ScreeningSession(con, profile)
+            links = link_trials(con, trials_db=str(db))  # the trials are in the same project database
             flow = prisma_flow(con)
             folder = out / "prisma"
             flow.write(folder)
-            prisma_section(con, flow, folder, criteria_methods=profile.methods_sentence(),
+            prisma_section(con, flow, folder, criteria_methods=profile.methods_sentence(), trial_links=links,
                            title="A five-database search: de-duplication, eligibility and the PRISMA 2020 flow"
                            ).write(folder)
             steps.console.print(f"      {flow.records_identified} records, {flow.duplicates_removed} duplicates, "
-                                f"{flow.records_screened} to screen", highlight=False)
+                                f"{flow.records_screened} to screen; {links.summary()}", highlight=False)
         finally:
             con.close()
     if simulation:
@@ -276,13 +276,31 @@ def _simulation(data: Path, out: Path, simulation_section) -> None:
     ).write(out)
 
 
-def _evidence(out: Path, steps: _Steps, notes: list[str]) -> None:
-    # SLOT: the meta-analysis of a real neuromodulation data set (pain or depression) is wired in here
-    # once it is shipped with its citation; until then the report's evidence section says it is absent.
-    with steps.step("evidence: meta-analysis of a shipped neuromodulation data set"):
-        notes.append("evidence: no real neuromodulation data set is shipped yet; the report's evidence "
-                     "section says so")
-        steps.console.print("      [yellow]slot[/]: no data set shipped yet; the report says so", highlight=False)
+def _evidence(out: Path, steps: _Steps) -> None:
+    from neuromodmap.evidence import datasets
+    from neuromodmap.evidence._reportlet import meta_section
+    from neuromodmap.evidence.pipeline import run_meta
+    from neuromodmap.report import Source
+
+    name = "gaynes2011_fig13"
+    spec = datasets.DATASETS[name]
+    with steps.step(f"evidence: meta-analysis of {spec.title.split(':')[0]} (Gaynes 2011, AHRQ, {spec.figure})"):
+        report = run_meta(datasets.dataset_path(name), measure=spec.measure, by=spec.by, method="REML")
+        report.write(out)
+        reproduced = datasets.reproduce(name)
+        prov = datasets.provenance(name)
+        meta_section(
+            report, out, title=f"{spec.title} (Gaynes et al. 2011, {spec.figure})", reproduced=reproduced,
+            reproduced_caption="The report pooled each tier with a random-effects model and then pooled the two tier "
+                               "estimates with a DerSimonian-Laird model; neuromodmap reproduces its printed "
+                               "estimates to the two decimals it prints. Pooling all 12 trials in one model (the "
+                               "table above) is a different analysis.",
+            sources=[Source.from_provenance(f"Gaynes et al. 2011, {spec.figure} (per-trial relative risks)", prov)],
+        ).write(out)
+        row = reproduced[reproduced["analysis"] == "overall"].iloc[0]
+        steps.console.print(f"      overall RR reproduced {row['rr']:.2f} ({row['ci_lb']:.2f} to {row['ci_ub']:.2f}); "
+                            f"published {row['published_rr']:.2f} ({row['published_ci_lb']:.2f} to "
+                            f"{row['published_ci_ub']:.2f})", highlight=False)
 
 
 def _connectome(data: Path, out: Path, steps: _Steps) -> None:
@@ -299,11 +317,11 @@ def _connectome(data: Path, out: Path, steps: _Steps) -> None:
         catalogue = target_catalogue(data)
         connectome = load_connectome("enigma-schaefer400", data)
         for indication in ("pain", "depression"):
-            targets = catalogue[catalogue.indication.isin([indication, "both"])]
-            result = map_targets(targets, connectome)
+            result = map_targets(catalogue, connectome, indication=indication)
             result.save(out / indication)
             ov = result.overlap
-            overlap = (f"superficial vs deep r = {ov['r']:.2f} (p = {ov['p_permutation']:.3g})"
+            overlap = (f"superficial vs deep r = {ov['r']:.2f} ("
+                       + ", ".join(f"{n} p = {p:.3g}" for n, p in (ov.get("p_null") or {}).items()) + ")"
                        if ov.get("r") is not None else "no overlap test")
             steps.console.print(f"      {indication}: {len(result.targets)} targets mapped, {overlap}", highlight=False)
     with steps.step("connectome: DLPFC stimulation sites against the sgACC (Fox 2012)"):

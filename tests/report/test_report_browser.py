@@ -36,12 +36,21 @@ def test_figures_load_and_have_captions(page):
     assert figures and all(f["w"] > 0 for f in figures)
     assert all(re.match(r"Figure \d+\. \S", f["caption"]) for f in figures)
     tables = page.eval_on_selector_all("div.nm-table-block", "els => els.map(t => t.closest('section').id)")
-    for stage in ("trials", "literature", "connectome"):
+    for stage in STAGES:
         assert sum(f["stage"] == stage for f in figures) >= 1, stage
         assert tables.count(stage) >= 1, stage
-    evidence = page.inner_text("section#evidence")
-    has_meta = any(f["stage"] == "evidence" for f in figures) and "evidence" in tables
-    assert has_meta or "No meta-analysis section among the inputs" in evidence
+
+
+def test_evidence_reproduces_the_published_pooled_estimate(page):
+    # Gaynes et al. 2011 (AHRQ CER 33), Figure 13: rTMS vs sham, response, MDD only, Tiers 1 and 2 pooled:
+    # RR 2.18 (95% CI 1.47 to 3.22); Tier 1 2.82 (1.57 to 5.09); Tier 2 1.87 (1.23 to 2.84)
+    card = page.inner_text("#overview .nm-card[data-stage=evidence]")
+    assert "2.18 (1.47 to 3.22)" in card and "published 2.18 (1.47 to 3.22)" in card
+    rows = page.locator("[id$='-reproduction'] tbody tr").all_inner_texts()
+    published = {r.split("\t")[0]: r for r in rows}
+    assert "2.82\t1.57 to 5.09\t2.82\t1.57 to 5.09" in published["Tier 1"]
+    assert "1.87\t1.23 to 2.84\t1.87\t1.23 to 2.84" in published["Tier 2"]
+    assert "2.18\t1.47 to 3.22\t2.18\t1.47 to 3.22" in published["overall"]
 
 
 def test_no_console_errors_and_no_network(page):

@@ -35,6 +35,8 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
     indications = sorted({i.strip() for v in result.targets["indication"].fillna("").astype(str)
                           for i in v.split(";") if i.strip()} - {"both"})
     what = " and ".join(indications) if indications else "pain and depression"
+    if getattr(result, "indication", None) in ("pain", "depression"):
+        what = result.indication
     title = title or f"{what.capitalize()} targets on {result.connectome.name}"
     ov = result.overlap
     tables, blocks, figs = [], [], []
@@ -47,31 +49,52 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
         {"measure": "regions in the connectome", "value": result.profiles.shape[1]},
     ])
     tables.append(Table.from_frame("counts", "Targets and regions", counts))
-    headlines = [Headline(label=f"{what.capitalize()} targets mapped on {result.connectome.name}",
-                          value=f"{n_mapped}", detail=f"{n_skipped} not mapped" if n_skipped else "", table="counts")]
-    if ov.get("r") is not None:
+    headlines: list[Headline] = []
+    table = getattr(result, "overlap_table", None)
+    if ov.get("r") is not None and table is not None and len(table):
+        names = {"random-sites": "random sites (same depth classes)", "variogram": "variogram surrogates",
+                 "depth-relabel": "depth relabelling"}
+        overlap = pd.DataFrame({
+            "indication": table["indication"],
+            "null model": [names.get(n, n) for n in table["null_model"]],
+            "draws": table["n_null"],
+            "r (superficial vs deep)": [f"{v:.3f}" for v in table["r"]],
+            "p (r)": [_p(v) for v in table["p_null"]],
+            f"Dice (top {result.top_percent:g} %)": [f"{v:.3f}" for v in table["dice"]],
+            "p (Dice)": [_p(v) for v in table["p_null_dice"]],
+            "null r: mean, 95th percentile": [f"{a:.3f}, {b:.3f}" for a, b in
+                                              zip(table["null_r_mean"], table["null_r_q95"], strict=True)],
+            "superficial / deep targets": [f"{a} / {b}" for a, b in
+                                           zip(table["n_superficial"], table["n_deep"], strict=True)],
+        })
+        tables.append(Table.from_frame("overlap", "Superficial versus deep targets, against null models", overlap,
+                                       caption="Do superficial and deep targets share a network (seed 004's "
+                                               "question)? Spatial correlation of the two mean connectivity maps "
+                                               "and Dice of their strongest regions, each with its p-value under "
+                                               "every null model."))
+        p_null = ov.get("p_null") or {}
+        first = next(iter(p_null), None)
+        value = f"r = {ov['r']:.3f}" + (f", p = {_p(p_null[first])}" if first else "")
+        headlines.append(Headline(
+            label=f"{ov.get('indication', what).capitalize()}: superficial vs deep overlap",
+            value=value,
+            detail=(f"p under {names.get(first, first)}; " if first else "")
+            + "; ".join(f"{names.get(n, n).split(' (')[0]} p = {_p(p)}" for n, p in list(p_null.items())[1:])
+            + f"; Dice {ov['dice']:.2f}; {ov['n_superficial']} superficial, {ov['n_deep']} deep targets "
+              f"on {result.connectome.name}",
+            table="overlap"))
+    elif ov.get("r") is not None:
         overlap = pd.DataFrame([
-            {"statistic": "superficial targets", "value": ov["n_superficial"]},
-            {"statistic": "deep targets", "value": ov["n_deep"]},
             {"statistic": "spatial correlation r (superficial vs deep mean maps)", "value": f"{ov['r']:.3f}"},
-            {"statistic": f"permutation p ({ov['n_permutations']} "
-                          f"{'exhaustive' if ov['exact'] else 'random'} relabellings of depth)",
-             "value": _p(ov["p_permutation"])},
             {"statistic": f"Dice of the top {result.top_percent:g} % regions", "value": f"{ov['dice']:.3f}"},
-            {"statistic": "regions in the conjunction", "value": ov["n_conjunction"]},
         ])
-        tables.append(Table.from_frame("overlap", "Superficial versus deep targets", overlap,
-                                       caption="Do superficial and deep targets share a network? Spatial "
-                                               "correlation of the two mean connectivity maps, its permutation "
-                                               "p-value, and the overlap of their strongest regions."))
+        tables.append(Table.from_frame("overlap", "Superficial versus deep targets", overlap))
         headlines.append(Headline(label=f"{what.capitalize()}: superficial vs deep overlap",
-                                  value=f"r = {ov['r']:.3f}, p = {_p(ov['p_permutation'])}",
-                                  detail=f"Dice {ov['dice']:.2f} (top {result.top_percent:g} %); "
-                                         f"{ov['n_superficial']} superficial, {ov['n_deep']} deep targets",
-                                  table="overlap"))
+                                  value=f"r = {ov['r']:.3f}", table="overlap"))
     else:
+        reasons = getattr(result, "overlap_reasons", {}) or {}
         blocks.append(Block(kind="note", text="Superficial versus deep overlap not computed: "
-                                              + str(ov.get("reason", ""))))
+                                              + ("; ".join(reasons.values()) or str(ov.get("reason", "")))))
     if len(result.hubs):
         top = result.hubs.iloc[0]
         headlines.append(Headline(label=f"{what.capitalize()}: strongest hub", value=str(top["label"]),
@@ -82,11 +105,16 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
         figs.append(Figure(id=f"fig{i + 1}-{re.sub(r'[^a-z0-9_-]+', '-', src.stem.lower())}"[:64],
                            src=src.relative_to(out).as_posix() if src.is_absolute() else src.as_posix(),
                            caption=f["caption"]))
+    hub_null = "hub" in result.hubs
     tables.append(Table(id="hubs", title="Hubs: regions in the top connectivity of the most targets", csv="hubs.csv",
-                        searchable=True, page_size=15, facets=["network", "hemisphere"],
-                        labels={"n_targets": "targets", "mean_connectivity": f"mean ({result.connectome.units})"},
+                        searchable=True, page_size=15, facets=["network", "hemisphere"] + (["hub"] if hub_null else []),
+                        labels={"n_targets": "targets", "mean_connectivity": f"mean ({result.connectome.units})",
+                                "null_mean": "random sites: mean", "null_q95": "random sites: 95th pct",
+                                "p_null": "p", "q_fdr": "q (FDR)"},
                         caption=f"A region counts for a target when it is in that target's top "
-                                f"{result.top_percent:g} % of connectivity."))
+                                f"{result.top_percent:g} % of connectivity"
+                                + ("; 'hub' is True where more targets reach it than random sites do "
+                                   "(Benjamini-Hochberg q < 0.05)." if hub_null else ".")))
     target_cols = ["id", "name", "indication", "modality", "depth", "x", "y", "z", "radius_used", "coordinate_source",
                    "method", "distance_mm", "regions", "citation"]
     targets = result.targets[[c for c in target_cols if c in result.targets]]
@@ -98,12 +126,13 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
     if n_skipped:
         tables.append(Table.from_frame("skipped", "Targets not mapped", result.skipped))
     blocks = [Block(kind="table", ref="counts"), *blocks]
-    if ov.get("r") is not None:
+    if any(t.id == "overlap" for t in tables):
         blocks.append(Block(kind="table", ref="overlap"))
     blocks += [Block(kind="figure", ref=f.id) for f in figs]
     prov = result.provenance
     return Section(
         stage="connectome", id=section or section_id(out), title=title, summary=result.summary(),
+        order={"pain": 0, "depression": 1}.get(what, 5),
         headlines=headlines, blocks=blocks, figures=figs, tables=tables, methods=result.methods(),
         sources=[Source.from_provenance(f"Connectome {result.connectome.name}", prov),
                  Source(name="Target catalogue", source="neuromodmap built-in catalogue (literature coordinates "

@@ -117,11 +117,13 @@ def _criteria_methods(decisions: pd.DataFrame) -> str:
 
 
 def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: str | os.PathLike, *,
-                   criteria_methods: str = "", sources: list[Source] | None = None,
+                   criteria_methods: str = "", sources: list[Source] | None = None, trial_links=None,
                    title: str = "Search, de-duplication and screening (PRISMA 2020)") -> Section:
     """The report section of a PRISMA flow; writes its tables into ``out_dir`` (the flow's folder).
 
-    ``out_dir`` must already hold ``prisma.png`` and ``prisma_counts.csv`` (:meth:`PrismaFlow.write`).
+    ``out_dir`` must already hold ``prisma.png`` (:meth:`PrismaFlow.write`). ``trial_links``: a
+    :class:`~neuromodmap.literature.trial_links.TrialLinkReport`, shown as the records' links to
+    registered trials.
     """
     out = Path(out_dir)
     records = records_table(con)
@@ -170,6 +172,12 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
         Headline(label="Studies included", value=included, table="prisma_counts",
                  detail="no full-text decisions recorded yet" if flow.studies_included is None else ""),
     ]
+    if trial_links is not None:
+        tables.append(Table.from_frame(
+            "trial_links", "Links between the records and registered trials", trial_links.to_frame(),
+            caption="Registry ids the records quote (PubMed SI/DataBank, abstracts, RIS notes) and the publications "
+                    "the stored trials cite, matched both ways; counted once per duplicate cluster."))
+        blocks.append(Block(kind="table", ref="trial_links"))
     if not criteria_methods:
         criteria_methods = _criteria_methods(criteria)
     methods = "\n\n".join(x for x in [*_methods_lines(con), criteria_methods, flow.methods_sentence()] if x)
@@ -209,9 +217,9 @@ def simulation_section(result, out_dir: str | os.PathLike, *, figure: str = "rec
         summary=f"Active-learning screening of {result.n_records:,} labelled records ({result.n_included:,} relevant) "
                 f"found 95 % of the relevant records after {result.n_screened_at_95:,} "
                 f"({result.n_screened_at_95 / result.n_records:.0%}) of them.",
-        headlines=[Headline(label=f"Screening simulation ({name}): work saved at 95 % recall",
-                            value=f"{result.wss_95:.1%}", detail=f"random order {result.random_wss_95:.1%}",
-                            table="metrics")],
+        headlines=[Headline(label="Screening simulation: work saved at 95 % recall (WSS@95)",
+                            value=f"{100 * result.wss_95:.1f} %",
+                            detail=f"{name}; random order {100 * result.random_wss_95:.1f} %", table="metrics")],
         figures=[Figure(id="recall", src=figure,
                         caption=f"Recall curve of the simulated screening of {name}: share of relevant records found "
                                 f"against share screened, most relevant first (seed {result.seed}); dashed: random "
