@@ -107,11 +107,14 @@ def map_cmd(
     top_percent: float = typer.Option(10.0, "--top-percent", help="Top X % of regions for hubs, Dice, conjunction."),
     permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the overlap p-value."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw glass brains, stat maps and charts."),
+    effects: Path = typer.Option(None, "--effects", help="Pooled effects per target code (pooled.csv of `evidence "
+                                                         "meta --by target`): listed beside each target, drawn "
+                                                         "on a glass brain."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     data_dir: Path = _DATA,
 ) -> None:
     """Connectivity profiles, group maps, superficial-vs-deep overlap, hubs, similarity, figures, HTML."""
-    from neuromodmap.connectome import load_targets, map_targets
+    from neuromodmap.connectome import attach_target_effects, load_targets, map_targets
 
     if radius is not None and not 0 <= radius <= 50:
         _fail(f"--radius must be between 0 and 50 mm, not {radius:g}")
@@ -121,6 +124,10 @@ def map_cmd(
             table = table[table.indication.isin([indication, "both"])]
             if table.empty:
                 _fail(f"no targets with indication {indication!r} in {targets}")
+        if effects is not None:
+            table = attach_target_effects(table, effects)
+            for code in table.attrs.get("unmatched", []):
+                console.print(f"[yellow]note[/] pooled effect for {code}: no target with that code", highlight=False)
         result = map_targets(table, connectome, radius=radius, top_percent=top_percent,
                              n_permutations=permutations, data_dir=data_dir)
         files = result.save(output, figures=figures)
