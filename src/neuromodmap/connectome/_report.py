@@ -139,7 +139,8 @@ def render_section(result, figures: list[dict] | None = None) -> str:
     return _environment().get_template("section.html.j2").render(
         summary=result.summary(), methods=result.methods(), overlap=ov, top_percent=f"{result.top_percent:g}",
         units=result.connectome.units, hubs=list(result.hubs.head(20).itertuples()),
-        targets=list(targets.fillna("").itertuples()), skipped=list(result.skipped.itertuples()),
+        targets=list(targets.astype(object).where(targets.notna(), "").itertuples()),
+        skipped=list(result.skipped.itertuples()),
         has_effects="pooled_effect" in targets and bool(targets["pooled_effect"].notna().any()),
         figures=figures or [], provenance=result.provenance.sentence())
 

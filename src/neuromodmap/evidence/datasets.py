@@ -84,7 +84,8 @@ TARGET_SOURCES: list[tuple[str, str, str, str]] = [
     ("Kauffmann2004", "dlpfc_right",
      "Kauffmann CD, Cheema MA, Miller BE. Depress Anxiety 2004;19:59-62 (abstract)", "1 Hz on right prefrontal cortex"),
     ("OReardon2007", "dlpfc_left",
-     "O'Reardon JP, Solvason HB, Janicak PG, et al. Biol Psychiatry 2007;62:1208-1216 (abstract)",
+     "O'Reardon JP, Solvason HB, Janicak PG, et al. Efficacy and safety of transcranial magnetic stimulation in "
+     "the acute treatment of major depression: a multisite randomized controlled trial (abstract)",
      "TMS over the left dorsolateral prefrontal cortex (DLPFC)"),
     ("GarciaToro2001", "dlpfc_left",
      "Garcia-Toro M, Mayol A, Arnillas H, et al. J Affect Disord 2001;64(2-3):271-275 (abstract)",
