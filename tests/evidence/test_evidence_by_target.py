@@ -73,6 +73,11 @@ def test_pooled_by_target_reproduces_metafor_and_keeps_single_and_unplaced_trial
     # sites: Fox 2012's BA9 coordinate for the left DLPFC, the right rostral middle frontal centroid
     assert (left.catalogue_id, left.x, left.y, left.z) == ("dlpfc_ba9_left", -36, 39, 43)
     assert right.catalogue_id == "dlpfc_rmfg_right" and right.x > 0
+    # Figure 10 (Tier 1 only): two of its left-DLPFC trials, pooled as metafor does
+    left10 = datasets.pooled_by_target("gaynes2011_fig10", data_dir=data_root).set_index("target").loc["dlpfc_left"]
+    ref10 = REF["fig10"]["by_target"]["dlpfc_left"]
+    assert left10.k == ref10["k"] == 2
+    _close([left10.estimate, left10.se, left10.tau2], [ref10["beta"], ref10["se"], ref10["tau2"]], 1e-4)
 
 
 @pytest.fixture(scope="module")
