@@ -46,7 +46,7 @@ def _equate(fit_a: np.ndarray, fit_b: np.ndarray):
 def test_every_builtin_pain_target_maps_on_the_default(data_root):
     cat = target_catalogue(data_root)
     pain = cat[cat.indication.isin(["pain", "both"])]
-    result = map_targets(pain, data_dir=data_root, n_permutations=100)
+    result = map_targets(pain, data_dir=data_root, null="depth-relabel", n_permutations=100)
     assert result.connectome.name == "enigma-schaefer400"
     assert result.skipped.empty, result.skipped
     assert len(result.targets) == len(pain)
@@ -58,6 +58,13 @@ def test_every_builtin_pain_target_maps_on_the_default(data_root):
     assert brainstem.loc["pag", "regions"] == "PAG_2020" and brainstem.loc["pag", "distance_mm"] < 0.02
     assert brainstem.loc["raphe_magnus", "regions"] == "RMg"
     assert np.isfinite(result.overlap["r"])
+
+
+def test_every_builtin_depression_target_maps_on_the_default(data_root):
+    cat = target_catalogue(data_root)
+    depression = cat[cat.indication.isin(["depression", "both"])]
+    result = map_targets(depression, data_dir=data_root, n_permutations=100)
+    assert result.skipped.empty and len(result.targets) == len(depression)
 
 
 def test_nucleus_profile_is_the_equated_hansen_row(raw, schaefer400):

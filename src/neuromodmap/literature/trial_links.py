@@ -26,7 +26,6 @@ gives the same tables as a first run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -271,10 +270,9 @@ def _save(con: duckdb.DuckDBPyConnection, ids: pd.DataFrame, links: pd.DataFrame
             con.execute("INSERT INTO literature_trial_links SELECT record_id, registry_id, quoted, method, detail, "
                         "trials_db, CAST(linked_at AS TIMESTAMP) FROM _lit_trial_links")
             con.unregister("_lit_trial_links")
+        # the methods line of this step (the counts table has the numbers)
         con.execute("INSERT INTO literature_runs VALUES (?, ?, ?, ?)",
-                    ["link_trials", report.run_at, __version__,
-                     json.dumps({**dict(report.to_frame().itertuples(index=False)), "trials_db": report.trials_db},
-                                default=int)])
+                    ["link_trials", report.run_at, __version__, report.summary()])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
