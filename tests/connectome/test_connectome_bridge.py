@@ -46,7 +46,7 @@ def _equate(fit_a: np.ndarray, fit_b: np.ndarray):
 def test_every_builtin_pain_target_maps_on_the_default(data_root):
     cat = target_catalogue(data_root)
     pain = cat[cat.indication.isin(["pain", "both"])]
-    result = map_targets(pain, data_dir=data_root, n_permutations=100)
+    result = map_targets(pain, data_dir=data_root, null="depth-relabel", n_permutations=100)
     assert result.connectome.name == "enigma-schaefer400"
     assert result.skipped.empty, result.skipped
     assert len(result.targets) == len(pain)

@@ -47,7 +47,7 @@ def test_map_writes_the_output_folder(env, tmp_path):
                      "thal,-14,-26,2,deep\nnacc,8,11,-10,deep\nfar,0,-34,-40,deep\n")
     out = tmp_path / "out"
     result = runner.invoke(app, ["connectome", "map", "--targets", str(sites), "--radius", "6",
-                                 "--connectome", "enigma-schaefer200", "--no-figures", "-o", str(out)])
+                                 "--connectome", "enigma-schaefer200", "--n-null", "20", "--no-figures", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "skipped far" in result.output and "hansen-brainstem" in result.output
     profiles = pd.read_csv(out / "profiles.csv", index_col=0)

@@ -74,6 +74,10 @@ _DERIVED = [
      ("accumbensarea", "L"), "VC/VS-NAcc DBS region"),
     ("nacc_right", "Right nucleus accumbens", "nacc", "depression", "dbs", "deep", "right", 5, "dk",
      ("accumbensarea", "R"), "VC/VS-NAcc DBS region"),
+    ("dlpfc_rmfg_right", "Right DLPFC (rostral middle frontal gyrus)", "dlpfc_right", "depression", "tms",
+     "superficial", "right", 10, "dk", ("rostralmiddlefrontal", "R"),
+     "no right-DLPFC coordinate read in a publication (low-frequency right rTMS); DK rostral middle frontal "
+     "centroid stands in"),
     ("pag", "Periaqueductal grey", "pag_pvg", "pain", "dbs", "deep", "midline", 3, "hansen", "PAG_2020",
      "centroid of the Brainstem Navigator PAG in Hansen et al.'s region table"),
 ]
@@ -140,8 +144,8 @@ def target_catalogue(data_dir: str | os.PathLike | None = None, *, derived: bool
         Local data folder for the atlases the derived rows need (else ``NEUROMODMAP_DATA``,
         the cache or a pinned download).
     derived : bool
-        Include the atlas-centroid rows (M1, insula, ACC, NAcc, PAG; habenula, VPL, VPM, CM-Pf, BNST,
-        ITP).
+        Include the atlas-centroid rows (M1, insula, ACC, right DLPFC, NAcc, PAG; habenula, VPL, VPM, CM-Pf,
+        BNST, ITP).
 
     Returns
     -------

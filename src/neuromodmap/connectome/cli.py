@@ -103,26 +103,48 @@ def map_cmd(
     connectome: str = _CONNECTOME,
     radius: float = typer.Option(None, "--radius", "-r", help="Sphere radius in mm for every target "
                                                               "(default: each target's own, else 5)."),
-    indication: str = typer.Option(None, "--indication", help="Only targets for this indication (pain, depression)."),
+    indication: str = typer.Option("pain", "--indication",
+                                   help="pain (default), depression or all. Superficial and deep targets are "
+                                        "compared within one indication, never mixed; 'both' targets count for "
+                                        "each. A CSV without an indication column is mapped whole."),
+    null: list[str] = typer.Option(None, "--null",
+                                   help="Null model(s): random-sites, variogram, depth-relabel (repeat or "
+                                        "comma-separate; 'all', 'none'). Default: all three."),
+    n_null: int = typer.Option(1000, "--n-null", help="Draws of the random-sites and variogram nulls."),
+    seed: int = typer.Option(0, "--seed", "--random-seed", help="Random seed of the nulls (reproducible draws)."),
     top_percent: float = typer.Option(10.0, "--top-percent", help="Top X % of regions for hubs, Dice, conjunction."),
-    permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the overlap p-value."),
+    permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the depth-relabel null."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw glass brains, stat maps and charts."),
+    effects: Path = typer.Option(None, "--effects", help="Pooled effects per target code (by_target.csv or "
+                                                         "pooled.csv of `evidence meta --by target`): listed "
+                                                         "beside each target, drawn on a glass brain."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     data_dir: Path = _DATA,
 ) -> None:
-    """Connectivity profiles, group maps, superficial-vs-deep overlap, hubs, similarity, figures, HTML."""
-    from neuromodmap.connectome import load_targets, map_targets
+    """Connectivity profiles, group maps, superficial-vs-deep overlap against null models, hubs, similarity, HTML."""
+    from neuromodmap.connectome import attach_target_effects, load_targets, map_targets
+    from neuromodmap.connectome._mapping import INDICATION_CHOICES
+    from neuromodmap.connectome._nulls import DEFAULT_NULLS, parse_nulls
 
     if radius is not None and not 0 <= radius <= 50:
         _fail(f"--radius must be between 0 and 50 mm, not {radius:g}")
+    if indication not in INDICATION_CHOICES:
+        _fail(f"--indication must be one of {', '.join(INDICATION_CHOICES)}, not {indication!r}")
+    if not 1 <= n_null <= 1_000_000:
+        _fail(f"--n-null must be between 1 and 1,000,000, not {n_null}")
+    try:
+        nulls = parse_nulls(null) if null else DEFAULT_NULLS
+    except _expected_errors() as exc:
+        _fail(f"--null: {exc}")
     try:
         table = load_targets(targets, data_dir, default_radius=radius)
-        if indication:
-            table = table[table.indication.isin([indication, "both"])]
-            if table.empty:
-                _fail(f"no targets with indication {indication!r} in {targets}")
-        result = map_targets(table, connectome, radius=radius, top_percent=top_percent,
-                             n_permutations=permutations, data_dir=data_dir)
+        if effects is not None:
+            table = attach_target_effects(table, effects)
+            for code in table.attrs.get("unmatched", []):
+                console.print(f"[yellow]note[/] pooled effect for {code}: no target with that code", highlight=False)
+        result = map_targets(table, connectome, radius=radius, top_percent=top_percent, null=nulls, n_null=n_null,
+                             n_permutations=permutations, indication=indication, random_state=seed,
+                             data_dir=data_dir, progress=True)
         files = result.save(output, figures=figures)
     except _expected_errors() as exc:
         _fail(str(exc))

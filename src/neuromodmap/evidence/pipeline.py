@@ -308,6 +308,12 @@ class MetaReport:
 
         csv_out("effect_sizes.csv", self.study_table())
         csv_out("pooled.csv", self.pooled_table())
+        if self.by == "target":
+            from neuromodmap.evidence._bytarget import pool_by_target
+
+            ref = self.overall if self.overall is not None else next(iter(self.result.fits.values()))
+            csv_out("by_target.csv", pool_by_target(self.effects, measure=self.measure, method=self.method,
+                                                    test=self.test, level=ref.level))
         if not self.small_study.empty:
             csv_out("small_study_effects.csv", self.small_study)
         if self.metareg is not None:
