@@ -202,4 +202,8 @@ def write_outputs(result, out: Path, *, figures: bool = True) -> list[Path]:
     with atomic_write(out / "methods.txt", "w", encoding="utf-8") as fh:
         fh.write(result.methods() + "\n")
     written.append(out / "methods.txt")
+    from neuromodmap.connectome._reportlet import map_section
+
+    written.append(map_section(result, out, figs).write(out))
+    written.append(out / "targets_report.csv")
     return written

@@ -295,7 +295,8 @@ class MetaReport:
         )
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md and summary.txt."""
+        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md, summary.txt and the
+        report section (``section.json``)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -333,6 +334,10 @@ class MetaReport:
             with atomic_write(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
             written.append(path)
+        from neuromodmap.evidence._reportlet import meta_section
+
+        written.append(meta_section(self, out).write(out))
+        written += [out / "pooled_report.csv", out / "studies_report.csv"]
         return written
 
 

@@ -231,7 +231,10 @@ def prisma(
         flow = prisma_flow(con, counts)
     except ValueError as exc:
         _fail(str(exc))
+    from neuromodmap.literature._reportlet import prisma_section
+
     paths = flow.write(out)
+    paths.append(prisma_section(con, flow, out).write(out))
     _console.print(flow.to_frame().to_string(index=False))
     _console.print(flow.methods_sentence())
     _console.print("Wrote " + ", ".join(str(p) for p in paths))
@@ -392,6 +395,10 @@ def simulate(
             _fail(str(exc))
         target = out if repeat == 1 else out / f"seed_{seed + k}"
         sim.write(target)
+        if repeat == 1:
+            from neuromodmap.literature._reportlet import simulation_section
+
+            simulation_section(sim, target).write(target)
         runs.append(sim)
         _console.print(f"seed {seed + k}: WSS@95 {sim.wss_95:.1%} (random {sim.random_wss_95:.1%}), "
                        f"recall@10% {sim.recall_at_10pct:.1%}, 95% recall after {sim.n_screened_at_95} records")

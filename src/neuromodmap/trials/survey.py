@@ -64,9 +64,18 @@ class SurveyResult:
     n_trials: int
     n_neuromod: int
     unavailable: list[str]
+    #: the neuromodulation trials (labels and registry fields), one row each
+    neuromod: pd.DataFrame | None = None
+    import_runs: pd.DataFrame | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name].frame
+
+    def section(self, sources=None):
+        """The report section (:class:`neuromodmap.report.Section`); also writes the trial list CSV."""
+        from neuromodmap.trials._reportlet import survey_section
+
+        return survey_section(self, self.neuromod, import_runs=self.import_runs, sources=sources)
 
 
 # ---------------------------------------------------------------------------
@@ -184,6 +193,19 @@ def _histogram(values: pd.Series, title: str, out: Path, stem: str) -> list[Path
 # ---------------------------------------------------------------------------
 # Survey
 # ---------------------------------------------------------------------------
+def _group_by_folder(sources: list[str], most: int = 3) -> list[str]:
+    """Sources in order, with more than ``most`` files of one folder named as that folder."""
+    folders: dict[str, list[str]] = {}
+    for src in sources:
+        path = src.split(" (query ")[0].split(", as of ")[0]
+        folder = str(Path(path).parent) if "://" not in path and "/" in path else src
+        folders.setdefault(folder, []).append(src)
+    out = []
+    for folder, items in folders.items():
+        out.extend(items if len(items) <= most else [f"{len(items)} files in {folder}"])
+    return out
+
+
 def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_neuromod: int,
              classifier_version: str) -> str:
     sources = []
@@ -200,7 +222,7 @@ def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_ne
             sources.append(piece)
     elif "source" in trials:
         sources = sorted({str(s) for s in trials["source"].dropna().unique()})
-    source_text = "; ".join(dict.fromkeys(sources)) or "the imported registry records"
+    source_text = "; ".join(_group_by_folder(list(dict.fromkeys(sources)))) or "the imported registry records"
     return (
         f"Registry records were imported from {source_text}. ClinicalTrials.gov content is provided by the "
         f"U.S. National Library of Medicine. Of {n_total:,} records, {n_neuromod:,} were classified as testing "
@@ -222,7 +244,8 @@ def survey(
     import_runs: pd.DataFrame | None = None,
     title: str = "Neuromodulation trial landscape",
 ) -> SurveyResult:
-    """Survey the neuromodulation trials and write CSV tables, PNG/SVG figures and ``survey.html``.
+    """Survey the neuromodulation trials: CSV tables, PNG/SVG figures, ``survey.html`` and the
+    report section (``section.json``, with the searchable trial list ``tables/neuromod_trials.csv``).
 
     Parameters
     ----------
@@ -383,7 +406,10 @@ def survey(
     methods = _methods(trials, import_runs, n_total, n, classifier_version)
     html_path = out / "survey.html"
     _write_html(html_path, title, tables, methods, n_total, n, unavailable)
-    return SurveyResult(out, tables, methods, html_path, n_total, n, unavailable)
+    result = SurveyResult(out, tables, methods, html_path, n_total, n, unavailable, neuromod=nm,
+                          import_runs=import_runs)
+    result.section().write(out)
+    return result
 
 
 # ---------------------------------------------------------------------------
