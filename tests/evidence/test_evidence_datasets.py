@@ -56,9 +56,10 @@ def test_dataset_carries_provenance_and_path():
     prov = sheet.attrs["provenance"]
     assert "Comparative Effectiveness Review No. 33" in prov.citation and "PMH0016653" in prov.source
     assert datasets.dataset_path("gaynes2011_fig13").is_file()
-    # targets only where a trial abstract names the site (SOURCES.md)
+    # targets only where a trial abstract names the site (SOURCES.md, datasets.TARGET_SOURCES)
     assert dict(sheet.dropna(subset=["target"])[["study_id", "target"]].values) == {
-        "Kauffmann2004": "dlpfc_right", "OReardon2007": "dlpfc_left"}
+        "Kauffmann2004": "dlpfc_right", "OReardon2007": "dlpfc_left", "GarciaToro2001": "dlpfc_left",
+        "Holtzheimer2004": "dlpfc_left"}
     with pytest.raises(KeyError, match="unknown dataset"):
         datasets.load_dataset("nope")
 

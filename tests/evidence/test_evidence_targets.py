@@ -95,18 +95,28 @@ def test_meta_by_target_pools_per_target_code(tmp_path):
     with pytest.raises(SheetValidationError, match="split by target"):
         run_meta(path, measure="RR", by="target", figures=False)
     report = run_meta(path, measure="RR", by="target", figures=False, skip_invalid=True)
-    # two studies carry a target, one per code: each a subgroup of one, the overall fit pools both
-    assert set(report.effects["target"]) == {"dlpfc_left", "dlpfc_right"}
-    assert report.overall.k == 2
-    expect = rma(report.effects["yi"].to_numpy(), report.effects["vi"].to_numpy(), method="REML")
-    assert abs(report.overall.estimate - expect.estimate) < 1e-12
+    # four trials carry a target: three left DLPFC (pooled), one right DLPFC (a subgroup of one, not pooled alone)
+    assert report.effects["target"].value_counts().to_dict() == {"dlpfc_left": 3, "dlpfc_right": 1}
+    assert report.overall.k == 4 and set(report.result.fits) == {"dlpfc_left"}
+    left = report.effects["target"] == "dlpfc_left"
+    expect = rma(report.effects["yi"][left].to_numpy(), report.effects["vi"][left].to_numpy(), method="REML")
+    assert abs(report.result.fits["dlpfc_left"].estimate - expect.estimate) < 1e-12
+    # the written by_target.csv keeps the single-study target too
+    written = {p.name for p in report.write(tmp_path / "out")}
+    assert "by_target.csv" in written
+    table = pd.read_csv(tmp_path / "out" / "by_target.csv").set_index("target")
+    assert table.loc["dlpfc_left", "k"] == 3 and table.loc["dlpfc_right", "model"] == "single study"
 
 
 # --- connectivity meta-regression --------------------------------------------------------------
 
-def test_shipped_data_has_too_few_sites_and_says_so():
-    with pytest.raises(MetaAnalysisError, match="at least 3 studies with a target code or x, y, z; 1 of 12"):
-        run_meta(datasets.dataset_path(), measure="RR", by=None, figures=False, moderator="connectivity")
+def test_too_few_sites_are_refused_and_named(tmp_path):
+    rows = _gaynes_rows()
+    for r in rows:
+        if r["study_id"] not in ("Kauffmann2004", "OReardon2007"):
+            r["target"] = None
+    with pytest.raises(MetaAnalysisError, match="at least 3 studies with a target code or x, y, z; 2 of 12"):
+        run_meta(_sheet(tmp_path, rows), measure="RR", by=None, figures=False, moderator="connectivity")
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +181,11 @@ def test_cli_runs_the_shipped_dataset_and_reports_problems(tmp_path):
     assert "reported effect and its 95% confidence interval" in (out / "methods.md").read_text()
     result = runner.invoke(app, ["evidence", "meta", str(path), "--measure", "RR", "-o", str(out),
                                  "--moderator", "connectivity"])
+    assert result.exit_code == 0, result.output  # four placed trials (SOURCES.md)
+    assert "Mixed-Effects Model (k = 4" in result.output
+    rows = _gaynes_rows()[:2]
+    result = runner.invoke(app, ["evidence", "meta", str(_sheet(tmp_path, rows)), "--measure", "RR", "-o",
+                                 str(out), "--moderator", "connectivity"])
     assert result.exit_code == 1 and "at least 3 studies" in result.output
     result = runner.invoke(app, ["evidence", "meta", str(path), "--measure", "RR", "-o", str(out),
                                  "--moderator", "connectivity", "--seed", "6,16"])

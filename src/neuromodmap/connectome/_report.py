@@ -112,6 +112,14 @@ def _figures(result, out: Path) -> list[dict]:
     figs.append({"path": path, "caption": "Regions in the top connectivity of the most targets."})
     path = _similarity_heatmap(result, out / "figures" / "similarity.png")
     figs.append({"path": path, "caption": "Similarity of target connectivity profiles."})
+    if "pooled_effect" in result.targets and result.targets["pooled_effect"].notna().any():
+        from neuromodmap.connectome._effects import plot_target_effects
+
+        path = _save_figure(plot_target_effects(result.targets), out / "figures" / "target_effects.png")
+        figs.append({"path": path, "caption": "Targets coloured by the pooled effect of the studies that "
+                                              "stimulated them (evidence stage, per target code; grey: no "
+                                              "pooled effect), marker area proportional to the number of "
+                                              "studies."})
     return figs
 
 
@@ -146,7 +154,9 @@ def render_section(result, figures: list[dict] | None = None) -> str:
         null_names=_NULL_NAMES, hub_null="hub" in result.hubs, hub_alpha=f"{HUB_ALPHA:g}",
         top_percent=f"{result.top_percent:g}",
         units=result.connectome.units, hubs=list(result.hubs.head(20).itertuples()),
-        targets=list(targets.fillna("").itertuples()), skipped=list(result.skipped.itertuples()),
+        targets=list(targets.astype(object).where(targets.notna(), "").itertuples()),
+        skipped=list(result.skipped.itertuples()),
+        has_effects="pooled_effect" in targets and bool(targets["pooled_effect"].notna().any()),
         figures=figures or [], provenance=result.provenance.sentence())
 
 
@@ -192,4 +202,8 @@ def write_outputs(result, out: Path, *, figures: bool = True) -> list[Path]:
     with atomic_write(out / "methods.txt", "w", encoding="utf-8") as fh:
         fh.write(result.methods() + "\n")
     written.append(out / "methods.txt")
+    from neuromodmap.connectome._reportlet import map_section
+
+    written.append(map_section(result, out, figs).write(out))
+    written.append(out / "targets_report.csv")
     return written

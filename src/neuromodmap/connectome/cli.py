@@ -115,11 +115,14 @@ def map_cmd(
     top_percent: float = typer.Option(10.0, "--top-percent", help="Top X % of regions for hubs, Dice, conjunction."),
     permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the depth-relabel null."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw glass brains, stat maps and charts."),
+    effects: Path = typer.Option(None, "--effects", help="Pooled effects per target code (by_target.csv or "
+                                                         "pooled.csv of `evidence meta --by target`): listed "
+                                                         "beside each target, drawn on a glass brain."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     data_dir: Path = _DATA,
 ) -> None:
     """Connectivity profiles, group maps, superficial-vs-deep overlap against null models, hubs, similarity, HTML."""
-    from neuromodmap.connectome import load_targets, map_targets
+    from neuromodmap.connectome import attach_target_effects, load_targets, map_targets
     from neuromodmap.connectome._mapping import INDICATION_CHOICES
     from neuromodmap.connectome._nulls import DEFAULT_NULLS, parse_nulls
 
@@ -135,6 +138,10 @@ def map_cmd(
         _fail(f"--null: {exc}")
     try:
         table = load_targets(targets, data_dir, default_radius=radius)
+        if effects is not None:
+            table = attach_target_effects(table, effects)
+            for code in table.attrs.get("unmatched", []):
+                console.print(f"[yellow]note[/] pooled effect for {code}: no target with that code", highlight=False)
         result = map_targets(table, connectome, radius=radius, top_percent=top_percent, null=nulls, n_null=n_null,
                              n_permutations=permutations, indication=indication, random_state=seed,
                              data_dir=data_dir, progress=True)

@@ -117,6 +117,10 @@ def datasets(
     name: str = typer.Argument(None, help="Data set to describe (omit to list them)."),
     reproduce: bool = typer.Option(False, "--reproduce", help="Re-run the published analysis and print published "
                                    "against reproduced estimates."),
+    by_target: bool = typer.Option(False, "--by-target", help="Pool per stimulation target code (trials whose "
+                                   "site the sources give) and print one row per target."),
+    output: Path = typer.Option(None, "--output", "-o", help="With --by-target: write the table to this CSV "
+                                "(for `connectome map --effects`)."),
 ) -> None:
     """List the real meta-analysis data sets shipped with neuromodmap, with their source and citation."""
     from neuromodmap.evidence import datasets as ds
@@ -139,3 +143,22 @@ def datasets(
                    f"   published {row.published_rr:.2f} ({row.published_ci_lb:.2f} to {row.published_ci_ub:.2f})")
             _out.print(f"{row.analysis:<16} k={row.k:<3} RR {row.rr:.2f} ({row.ci_lb:.2f} to {row.ci_ub:.2f}){pub}",
                        highlight=False, markup=False)
+    if by_target:
+        from neuromodmap._utils import atomic_write
+        from neuromodmap.connectome import ConnectomeError
+        from neuromodmap.evidence import MetaAnalysisError
+        from neuromodmap.evidence.pipeline import _csv_safe
+
+        try:
+            table = ds.pooled_by_target(name)
+        except (MetaAnalysisError, ConnectomeError, OSError) as exc:  # OSError covers missing atlas data
+            _fail(f"cannot pool {name} by target: {exc}")
+        for row in table.itertuples():
+            what = (f"RR {row.estimate_bt:.2f} ({row.ci_lb_bt:.2f} to {row.ci_ub_bt:.2f}), {row.model}"
+                    if row.estimate_bt == row.estimate_bt else row.model)
+            _out.print(f"{row.target or '(site not given)':<14} k={row.k:<3} {what}   {row.studies}",
+                       highlight=False, markup=False, soft_wrap=True)
+        if output:
+            with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
+                _csv_safe(table).to_csv(fh, index=False)
+            _out.print(f"wrote {output}", highlight=False)

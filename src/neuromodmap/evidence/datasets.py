@@ -14,11 +14,16 @@ name                       content
                            MDD-bipolar mix (AHRQ CER 33, Figure 10)
 =========================  ========================================================================
 
+Four trials carry the stimulation site their own abstract names (``target``; quoted in SOURCES.md), so
+``pooled_by_target(name)`` gives the per-target pooled table the report and the connectome stage read, and
+``target_metaregression(name)`` the regression of effect on each site's connectivity to the Fox 2012 sgACC.
+
 Example::
 
     from neuromodmap.evidence import datasets
     path = datasets.dataset_path("gaynes2011_fig13")        # then: evidence meta PATH --measure RR --by subgroup
     table = datasets.reproduce("gaynes2011_fig13")           # published vs reproduced, per analysis
+    by_target = datasets.pooled_by_target("gaynes2011_fig13")  # one row per target code (+ "not reported")
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ import pandas as pd
 
 from neuromodmap.provenance import Provenance
 
-__all__ = ["DATASETS", "PUBLISHED", "dataset_path", "load_dataset", "reproduce", "sources_text", "GAYNES_2011"]
+__all__ = ["DATASETS", "PUBLISHED", "TARGET_SOURCES", "dataset_path", "load_dataset", "reproduce", "sources_text",
+           "pooled_by_target", "target_metaregression", "GAYNES_2011"]
 
 GAYNES_2011 = (
     "Gaynes BN, Lux LJ, Lloyd SW, Hansen RA, Gartlehner G, Thieda P, Brode S, Swinson Evans T, Jonas D, "
@@ -70,6 +76,26 @@ PUBLISHED: dict[str, dict[str, tuple[float, float, float]]] = {
     "gaynes2011_fig13": {"Tier 1": (2.82, 1.57, 5.09), "Tier 2": (1.87, 1.23, 2.84), "overall": (2.18, 1.47, 3.22)},
     "gaynes2011_fig10": {"MDD/bipolar mix": (5.38, 1.88, 15.46), "overall": (3.34, 1.92, 5.82)},
 }
+
+
+#: where each shipped ``target`` comes from: (study_id, target code, citation, quoted abstract sentence); the
+#: sentences are quoted in SOURCES.md too and a test checks both agree with the CSVs
+TARGET_SOURCES: list[tuple[str, str, str, str]] = [
+    ("Kauffmann2004", "dlpfc_right",
+     "Kauffmann CD, Cheema MA, Miller BE. Depress Anxiety 2004;19:59-62 (abstract)", "1 Hz on right prefrontal cortex"),
+    ("OReardon2007", "dlpfc_left",
+     "O'Reardon JP, Solvason HB, Janicak PG, et al. Efficacy and safety of transcranial magnetic stimulation in "
+     "the acute treatment of major depression: a multisite randomized controlled trial (abstract)",
+     "TMS over the left dorsolateral prefrontal cortex (DLPFC)"),
+    ("GarciaToro2001", "dlpfc_left",
+     "Garcia-Toro M, Mayol A, Arnillas H, et al. J Affect Disord 2001;64(2-3):271-275 (abstract)",
+     "Forty patients suffering from drug-resistant major depression received ten sessions of HF-rTMS at 90% of "
+     "the motor threshold on the left prefrontal cortex or sham stimulation"),
+    ("Holtzheimer2004", "dlpfc_left",
+     "Holtzheimer PE, Russo J, Claypoole KH, Roy-Byrne P, Avery DH. Depress Anxiety 2004;19(1):24-30 (abstract)",
+     "randomly assigned to receive 10 sessions of active or sham 10-Hz rTMS to the left dorsolateral prefrontal "
+     "cortex at 110% motor threshold"),
+]
 
 
 def _get(name: str) -> Dataset:
@@ -146,3 +172,44 @@ def reproduce(name: str = "gaynes2011_fig13") -> pd.DataFrame:
     out.attrs["provenance"] = provenance(name)
     out.attrs["fits"] = fits
     return out
+
+
+def _effects(name: str) -> pd.DataFrame:
+    from neuromodmap.evidence.pipeline import run_meta
+
+    ds = _get(name)
+    effects = run_meta(dataset_path(name), measure=ds.measure, by=None, figures=False).effects
+    effects.attrs["measure"] = ds.measure
+    return effects
+
+
+def pooled_by_target(name: str = "gaynes2011_fig13", *, method: str = "REML", level: float = 95,
+                     data_dir=None) -> pd.DataFrame:
+    """The per-target pooled table of a shipped data set, ready for the report and ``connectome map --effects``.
+
+    One row per target code (pooled relative risk with :func:`rma`, REML by default, on the log scale;
+    ``estimate_bt``/``ci_lb_bt``/``ci_ub_bt`` are the RRs), the catalogue site each target is drawn at, and a
+    last row counting the trials whose site the sources read do not give. ``attrs`` carries ``provenance``
+    and ``target_sources`` (study, code, citation, quoted sentence). See
+    :func:`neuromodmap.evidence.pool_by_target` for the columns.
+    """
+    from neuromodmap.evidence._bytarget import pool_by_target
+
+    table = pool_by_target(_effects(name), method=method, level=level, data_dir=data_dir)
+    table.attrs["provenance"] = provenance(name)
+    table.attrs["target_sources"] = TARGET_SOURCES
+    table.attrs["title"] = _get(name).title
+    return table
+
+
+def target_metaregression(name: str = "gaynes2011_fig13", *, seed=None, connectome=None, method: str = "REML",
+                          data_dir=None, figure: bool = True):
+    """Effect (log RR) regressed on each placed trial's site connectivity to ``seed`` (default Fox 2012 sgACC).
+
+    Only the trials with a target code enter (4 of 12 in Figure 13); see ``docs/evidence.md`` for what the
+    fit can and cannot say. Returns :class:`neuromodmap.evidence.ConnectivityMetaRegression`.
+    """
+    from neuromodmap.evidence._metareg import connectivity_metaregression
+
+    return connectivity_metaregression(_effects(name), seed, connectome=connectome, method=method,
+                                       data_dir=data_dir, figure=figure)

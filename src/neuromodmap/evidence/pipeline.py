@@ -295,7 +295,8 @@ class MetaReport:
         )
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md and summary.txt."""
+        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md, summary.txt and the
+        report section (``section.json``)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -308,6 +309,12 @@ class MetaReport:
 
         csv_out("effect_sizes.csv", self.study_table())
         csv_out("pooled.csv", self.pooled_table())
+        if self.by == "target":
+            from neuromodmap.evidence._bytarget import pool_by_target
+
+            ref = self.overall if self.overall is not None else next(iter(self.result.fits.values()))
+            csv_out("by_target.csv", pool_by_target(self.effects, measure=self.measure, method=self.method,
+                                                    test=self.test, level=ref.level))
         if not self.small_study.empty:
             csv_out("small_study_effects.csv", self.small_study)
         if self.metareg is not None:
@@ -327,6 +334,10 @@ class MetaReport:
             with atomic_write(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
             written.append(path)
+        from neuromodmap.evidence._reportlet import meta_section
+
+        written.append(meta_section(self, out).write(out))
+        written += [out / "pooled_report.csv", out / "studies_report.csv"]
         return written
 
 
