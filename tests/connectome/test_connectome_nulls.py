@@ -68,6 +68,9 @@ def test_pain_and_depression_are_never_mixed(catalogue, schaefer400):
     cat = catalogue[catalogue.indication.isin(["depression", "both"])]
     assert (dep["n_superficial"], dep["n_deep"]) == ((cat.depth == "superficial").sum(), (cat.depth == "deep").sum())
     assert pain.summary().startswith("Pain targets (")
+    only = map_targets(catalogue, schaefer400, indication="depression", null="none")
+    assert list(only.overlaps) == ["depression"] and not only.overlap_reasons  # F3 ('both') is no pain set here
+    assert (only.overlap["n_superficial"], only.overlap["n_deep"]) == (dep["n_superficial"], dep["n_deep"])
     with pytest.raises(ConnectomeError, match="unknown indication 'migraine'"):
         map_targets(catalogue, schaefer400, indication="migraine")
 

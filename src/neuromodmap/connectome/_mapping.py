@@ -259,11 +259,14 @@ def _select_indication(targets: pd.DataFrame, indication: str | None) -> pd.Data
     return chosen
 
 
-def _analyses(mapped: pd.DataFrame) -> tuple[list[_nulls.Analysis], dict[str, str]]:
-    """Superficial-vs-deep comparisons, one per indication present (never pain and depression mixed)."""
+def _analyses(mapped: pd.DataFrame, indication: str | None = None) -> tuple[list[_nulls.Analysis], dict[str, str]]:
+    """Superficial-vs-deep comparisons, one per indication present (never pain and depression mixed);
+    only the chosen indication's when one was chosen."""
     depth = mapped["depth"].fillna("").astype(str).to_numpy()
     members = _group_members(mapped, "indication")
     sets = {k: v for k, v in members.items() if k not in ("unspecified",)}
+    if indication in ("pain", "depression") and indication in sets:
+        sets = {indication: sets[indication]}
     if not sets:
         sets = {"all": list(range(len(mapped)))}
     order = sorted(sets, key=lambda k: (k != "pain", k != "depression", k))
@@ -372,7 +375,7 @@ def map_targets(targets: pd.DataFrame, connectome: ParcelConnectome | str = DEFA
                           columns=["n_targets", *labels])
     groups["n_targets"] = groups["n_targets"].astype(int)
 
-    analyses, reasons = _analyses(mapped)
+    analyses, reasons = _analyses(mapped, indication)
     draws = _nulls.run_nulls(connectome, values, mapped, seed_list, analyses, nulls, percent=top_percent,
                              n_null=int(n_null), n_permutations=n_permutations, random_state=random_state,
                              max_distance=max_distance, progress=progress)
