@@ -58,7 +58,7 @@ def _screenshot(report: Path, path: Path) -> None:
         clip = page.eval_on_selector("#overview", "e => { const r = e.getBoundingClientRect(); "
                                                   "return {x: 0, y: 0, width: 1280, height: r.bottom + 10}; }")
         path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(path), clip=clip)
+        page.screenshot(path=str(path), clip=clip, full_page=True)
         browser.close()
     print(f"screenshot: {path} ({path.stat().st_size / 1024:.0f} KiB)")
 

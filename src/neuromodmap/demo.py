@@ -169,8 +169,8 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
         work = Path(tmp)
         _trials(data, db, stage_dirs["trials"], work, steps, trials_sample, allpublicxml)
     _literature(data, db, stage_dirs["literature"], steps, simulation)
-    _evidence(stage_dirs["evidence"], steps)
-    _connectome(data, stage_dirs["connectome"], steps)
+    effects = _evidence(stage_dirs["evidence"], steps)
+    _connectome(data, stage_dirs["connectome"], steps, effects)
 
     from neuromodmap.report import build_report
 
@@ -276,7 +276,8 @@ def _simulation(data: Path, out: Path, simulation_section) -> None:
     ).write(out)
 
 
-def _evidence(out: Path, steps: _Steps) -> None:
+def _evidence(out: Path, steps: _Steps):
+    """The Gaynes 2011 meta-analysis; returns its pooled effect per target code (for the connectome)."""
     from neuromodmap.evidence import datasets
     from neuromodmap.evidence._reportlet import meta_section
     from neuromodmap.evidence.pipeline import run_meta
@@ -288,24 +289,28 @@ def _evidence(out: Path, steps: _Steps) -> None:
         report = run_meta(datasets.dataset_path(name), measure=spec.measure, by=spec.by, method="REML")
         report.write(out)
         reproduced = datasets.reproduce(name)
+        by_target = datasets.pooled_by_target(name)
         prov = datasets.provenance(name)
         meta_section(
             report, out, title=f"{spec.title} (Gaynes et al. 2011, {spec.figure})", reproduced=reproduced,
             reproduced_caption="The report pooled each tier with a random-effects model and then pooled the two tier "
                                "estimates with a DerSimonian-Laird model; neuromodmap reproduces its printed "
                                "estimates to the two decimals it prints. Pooling all 12 trials in one model (the "
-                               "table above) is a different analysis.",
+                               "next table, 'overall') is a different analysis.",
+            by_target=by_target, comparison="rTMS vs sham in treatment-resistant depression, response",
             sources=[Source.from_provenance(f"Gaynes et al. 2011, {spec.figure} (per-trial relative risks)", prov)],
         ).write(out)
         row = reproduced[reproduced["analysis"] == "overall"].iloc[0]
         steps.console.print(f"      overall RR reproduced {row['rr']:.2f} ({row['ci_lb']:.2f} to {row['ci_ub']:.2f}); "
                             f"published {row['published_rr']:.2f} ({row['published_ci_lb']:.2f} to "
                             f"{row['published_ci_ub']:.2f})", highlight=False)
+    return by_target
 
 
-def _connectome(data: Path, out: Path, steps: _Steps) -> None:
+def _connectome(data: Path, out: Path, steps: _Steps, effects=None) -> None:
     from neuromodmap.connectome import (
         SGACC_SEED,
+        attach_target_effects,
         load_connectome,
         map_targets,
         site_to_seed,
@@ -317,7 +322,11 @@ def _connectome(data: Path, out: Path, steps: _Steps) -> None:
         catalogue = target_catalogue(data)
         connectome = load_connectome("enigma-schaefer400", data)
         for indication in ("pain", "depression"):
-            result = map_targets(catalogue, connectome, indication=indication)
+            targets = catalogue
+            if indication == "depression" and effects is not None:
+                # the meta-analysis's pooled effect per target, drawn at the targets (evidence → connectome)
+                targets = attach_target_effects(catalogue, effects)
+            result = map_targets(targets, connectome, indication=indication)
             result.save(out / indication)
             ov = result.overlap
             overlap = (f"superficial vs deep r = {ov['r']:.2f} ("
