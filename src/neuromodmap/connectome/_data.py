@@ -165,6 +165,32 @@ ATLAS_FILES: dict[str, RemoteFile] = {
     ]
 }
 
+# The hypothalamic-region atlas of Neudorfer et al. (2020), which delineates the inferior thalamic
+# peduncle. Its home is Zenodo record 3942115 (``MNI152b_atlas_labels_0.5mm.nii.gz`` and
+# ``Volumes_names-labels.csv``), which this machine cannot reach; the copy pinned here is the one a
+# research repository committed (its NIfTI header records a conversion from MINC, "mnc2nii
+# atlas_labels_0.5mm_res.mnc") and later untracked, so the commit below is its only version. ``_atlas_targets.py`` checks that the copy is the atlas it claims to
+# be (grid of the ICBM 2009b 0.5 mm template, label table, six structures against the Allen atlas).
+NEUDORFER_COMMIT = "0c7ac3d55ce4b583e11b05d13583195f3f72ca7a"
+_NEUDORFER_URL = (f"https://raw.githubusercontent.com/pvaldeshernandez/quarterly_sleep-pain_coupling/"
+                  f"{NEUDORFER_COMMIT}/data/atlases/hypothalamus_neudorfer2020/")
+NEUDORFER_CITATION = (
+    "Neudorfer C. et al. (2020) A high-resolution in vivo magnetic resonance imaging atlas of the human "
+    "hypothalamic region. Sci Data 7:305, "
+    "doi:10.1038/s41597-020-00644-6 (Zenodo 10.5281/zenodo.3942115; MNI ICBM152 2009b nonlinear "
+    "asymmetric, 0.5 mm)"
+)
+NEUDORFER_LICENCE = ("CC BY 4.0 (as stated by the article and by redistributors of Zenodo 3942115; the Zenodo "
+                     "page itself was not reachable from here)")
+ATLAS_FILES.update({
+    f"neudorfer2020/{name}": RemoteFile(relpath=f"atlases/neudorfer2020/{name}", url=_NEUDORFER_URL + name,
+                                        sha256=sha, citation=NEUDORFER_CITATION, licence=NEUDORFER_LICENCE)
+    for name, sha in [
+        ("atlas_labels_0.5mm.nii.gz", "ae8c505de40db91ea81b686dcc79eceefa3e5538f3dd5711f367f7e8b04ea79c"),
+        ("Volumes_names-labels.csv", "31ce37c47edb7aafc0c69661289f2b6e7c12a7c3b6c36c063432333b9ac8a201"),
+    ]
+})
+
 
 def atlas_file(relpath: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
     """Local path of ``atlases/<relpath>`` (data directory, cache or pinned download), sha256-checked."""

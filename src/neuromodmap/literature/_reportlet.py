@@ -168,7 +168,9 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
                  table="prisma_counts"),
         Headline(label="Records screened (title and abstract)", value=f"{flow.records_screened:,}",
                  detail=f"{flow.automation_excluded:,} removed by the eligibility criteria; "
-                        f"{screened_done:,} decided so far", table="prisma_counts"),
+                        f"{screened_done:,} decided so far; {flow.records_awaiting_screening:,} awaiting screening"
+                        + (f"; {flow.records_not_screened:,} left by the {flow.stopping_rule_text()}"
+                           if flow.stopping_rule else ""), table="prisma_counts"),
         Headline(label="Studies included", value=included, table="prisma_counts",
                  detail="no full-text decisions recorded yet" if flow.studies_included is None else ""),
     ]
@@ -190,8 +192,8 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
     sources = [*sources, Source(name="PRISMA 2020 flow diagram", citation=PRISMA_CITATION)]
     return Section(stage="literature", id="literature-prisma", title=title,
                    summary=f"{flow.records_identified:,} records from {n_db} database{'s' if n_db != 1 else ''}; "
-                           f"{flow.duplicates_removed:,} duplicates removed; {flow.records_screened:,} records to "
-                           f"screen on title and abstract after the eligibility criteria.",
+                           f"{flow.duplicates_removed:,} duplicates removed; {flow.records_entering_screening:,} "
+                           f"records to screen on title and abstract after the eligibility criteria.",
                    headlines=headlines, blocks=blocks, figures=figures, tables=tables, methods=methods,
                    sources=sources)
 

@@ -221,23 +221,46 @@ def prisma(
     db: Path = _DB_OPTION,
     out: Path = typer.Option(Path("prisma"), "-o", "--out", help="Output folder."),
     manual: Path = typer.Option(None, help="YAML with hand-entered counts (reports_not_retrieved, ...)."),
+    trials_db: Path = typer.Option(None, "--trials-db", help="Trials store whose classified neuromodulation trials "
+                                                             "are the records identified from registers "
+                                                             "(default: the --db file, if it holds classified trials)."),
+    question: str = typer.Option("both", help="Review question deciding which classified trials count as "
+                                              "register records: pain, depression or both."),
 ) -> None:
-    """Draw the PRISMA 2020 flow diagram (SVG + PNG) and write its counts table."""
+    """Draw the PRISMA 2020 flow diagram (SVG + PNG) and write its counts table beside it."""
     from neuromodmap.literature.prisma import load_manual_counts, prisma_flow
 
     con = _open(db)
+    trials_con = _open_trials(db, trials_db)
     try:
         counts = load_manual_counts(manual) if manual else None
-        flow = prisma_flow(con, counts)
+        flow = prisma_flow(con, counts, trials_con=trials_con, question=question, trials_db=str(trials_db or db))
     except ValueError as exc:
         _fail(str(exc))
+    finally:
+        if trials_con is not None:
+            trials_con.close()
     from neuromodmap.literature._reportlet import prisma_section
 
     paths = flow.write(out)
     paths.append(prisma_section(con, flow, out).write(out))
     _console.print(flow.to_frame().to_string(index=False))
-    _console.print(flow.methods_sentence())
+    _console.print(escape(flow.methods_sentence()))
     _console.print("Wrote " + ", ".join(str(p) for p in paths))
+
+
+def _open_trials(db: Path, trials_db: Path | None):
+    """A read-only connection to a separate trials store, or None when it is the --db file."""
+    if trials_db is None or trials_db.resolve() == db.resolve():
+        return None
+    if not trials_db.exists():
+        _fail(f"{trials_db}: no such trials store; run `neuromodmap trials import` first")
+    from neuromodmap.store import connect
+
+    try:
+        return connect(trials_db, read_only=True)
+    except (duckdb.Error, OSError) as exc:
+        _fail(f"{trials_db}: cannot open the trials store ({exc})")
 
 
 @app.command("link-trials")
@@ -251,16 +274,7 @@ def link_trials_(
     from neuromodmap.literature.trial_links import link_trials
 
     con = _open(db)
-    trials_con = None
-    if trials_db is not None and trials_db.resolve() != db.resolve():
-        if not trials_db.exists():
-            _fail(f"{trials_db}: no such trials store; run `neuromodmap trials import` first")
-        from neuromodmap.store import connect
-
-        try:
-            trials_con = connect(trials_db, read_only=True)
-        except (duckdb.Error, OSError) as exc:
-            _fail(f"{trials_db}: cannot open the trials store ({exc})")
+    trials_con = _open_trials(db, trials_db)
     try:
         report = link_trials(con, trials_con, trials_db=str(trials_db or db))
     finally:

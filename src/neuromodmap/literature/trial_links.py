@@ -26,7 +26,6 @@ gives the same tables as a first run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -39,7 +38,7 @@ from neuromodmap.literature.store import init_tables, load_dedup, load_records
 from neuromodmap.registry_ids import REGISTRIES, find_registry_ids
 
 __all__ = ["TrialLinkReport", "link_trials", "record_registry_ids", "load_trial_links", "publications_by_trial",
-           "LINK_METHODS"]
+           "has_linked", "LINK_METHODS"]
 
 LINK_METHODS = ("record_quotes_registry_id", "record_quotes_secondary_id", "registry_cites_pmid",
                 "registry_cites_doi")
@@ -174,7 +173,7 @@ def link_trials(con: duckdb.DuckDBPyConnection, trials_con: duckdb.DuckDBPyConne
     from neuromodmap.trials.references import trial_references
 
     init_tables(con)
-    trials_con = trials_con or con
+    trials_con = trials_con if trials_con is not None else con
     records = load_records(con)
     ids = record_registry_ids(records)
     has_trials = _has_table(trials_con, "trials")
@@ -193,9 +192,9 @@ def link_trials(con: duckdb.DuckDBPyConnection, trials_con: duckdb.DuckDBPyConne
         by_doi: dict[str, list[tuple[str, str]]] = {}
         for registry_id, pmid, doi, relation in references[["registry_id", "pmid", "doi", "relation"]].itertuples(
                 index=False):
-            if pmid:
+            if isinstance(pmid, str) and pmid:  # missing values are NaN in pandas' string columns
                 by_pmid.setdefault(pmid, []).append((registry_id, relation))
-            if doi:
+            if isinstance(doi, str) and doi:
                 by_doi.setdefault(doi, []).append((registry_id, relation))
         for record in records:
             for registry_id, relation in by_pmid.get(record.pmid or "", ()):
@@ -271,10 +270,9 @@ def _save(con: duckdb.DuckDBPyConnection, ids: pd.DataFrame, links: pd.DataFrame
             con.execute("INSERT INTO literature_trial_links SELECT record_id, registry_id, quoted, method, detail, "
                         "trials_db, CAST(linked_at AS TIMESTAMP) FROM _lit_trial_links")
             con.unregister("_lit_trial_links")
+        # the methods line of this step (the counts table has the numbers)
         con.execute("INSERT INTO literature_runs VALUES (?, ?, ?, ?)",
-                    ["link_trials", report.run_at, __version__,
-                     json.dumps({**dict(report.to_frame().itertuples(index=False)), "trials_db": report.trials_db},
-                                default=int)])
+                    ["link_trials", report.run_at, __version__, report.summary()])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -288,6 +286,11 @@ def load_trial_links(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("SELECT * FROM literature_trial_links ORDER BY record_id, registry_id, method").df()
 
 
+def has_linked(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether :func:`link_trials` has run on this literature store (so no link means none found)."""
+    return _has_table(con, "literature_trial_links")
+
+
 def publications_by_trial(trials_con: duckdb.DuckDBPyConnection,
                           con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
     """Per trial, the publications linked to it: what the survey's publication table counts.
@@ -299,7 +302,8 @@ def publications_by_trial(trials_con: duckdb.DuckDBPyConnection,
     Returns one row per stored trial with the registry's reference fields or a link:
     ``registry_id``, ``registry_fields`` (the stored record carries the registry's reference
     fields, so "none" is a real none), ``n_registry_publications`` (distinct results/derived
-    references), ``n_literature_records`` (distinct literature records quoting the id).
+    references), ``n_literature_records`` (distinct literature records quoting the id; NA
+    when ``con`` is None or :func:`link_trials` has not run on it).
     """
     from neuromodmap.trials.references import PUBLICATION_RELATIONS, trial_references
 
@@ -308,7 +312,8 @@ def publications_by_trial(trials_con: duckdb.DuckDBPyConnection,
     key = pubs["pmid"].fillna(pubs["doi"]).fillna(pubs["citation"])
     n_registry = pubs.assign(key=key).groupby("registry_id")["key"].nunique()
     n_literature = pd.Series(dtype=int)
-    if con is not None:
+    linked = con is not None and has_linked(con)
+    if linked:
         links = load_trial_links(con)
         quoted = links[links["method"].str.startswith("record_quotes")]
         n_literature = quoted.groupby("registry_id")["record_id"].nunique()
@@ -317,5 +322,7 @@ def publications_by_trial(trials_con: duckdb.DuckDBPyConnection,
         "registry_id": trials,
         "registry_fields": [t in with_fields for t in trials],
         "n_registry_publications": [int(n_registry.get(t, 0)) for t in trials],
-        "n_literature_records": [int(n_literature.get(t, 0)) for t in trials],
+        # unknown (NA), not 0, when no literature store was linked
+        "n_literature_records": pd.array([int(n_literature.get(t, 0)) if linked else None for t in trials],
+                                         dtype="Int64"),
     })

@@ -64,6 +64,12 @@ def _pmid(value) -> str | None:
     return text if text.isdigit() and len(text) <= 9 else None
 
 
+def _stream(cursor, size: int = 2048):
+    """Rows in batches: the raw records of a large store do not fit the store's memory limit at once."""
+    while rows := cursor.fetchmany(size):
+        yield from rows
+
+
 def trial_references(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, set[str]]:
     """The publications every ClinicalTrials.gov record in the trials store cites.
 
@@ -90,7 +96,7 @@ def trial_references(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, set[
         return pd.DataFrame(columns=REFERENCE_COLUMNS), set()
     rows: list[tuple] = []
     with_fields: set[str] = set()
-    for registry_id, _fmt, v2, background, results, has_fields in con.execute(_SQL).fetchall():
+    for registry_id, _fmt, v2, background, results, has_fields in _stream(con.execute(_SQL)):
         if has_fields:
             with_fields.add(registry_id)
         items = [(_V2_TYPES.get(str(ref.get("type", "")).upper(), "unspecified"), ref.get("pmid"), ref.get("citation"))
@@ -103,6 +109,9 @@ def trial_references(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, set[
             doi = normalise_doi(citation) if "10." in citation else None
             if pmid or doi or citation:
                 rows.append((registry_id, pmid, doi, relation, citation))
-    frame = pd.DataFrame(rows, columns=REFERENCE_COLUMNS).drop_duplicates(
-        ["registry_id", "pmid", "doi", "relation"]).reset_index(drop=True)
+    frame = pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+    # one row per publication: the same PMID (or, without one, DOI or citation) listed twice counts once
+    key = frame["pmid"].fillna(frame["doi"]).fillna(frame["citation"])
+    frame = frame[~pd.DataFrame({"r": frame["registry_id"], "k": key, "t": frame["relation"]}).duplicated()]
+    frame = frame.reset_index(drop=True)
     return frame, with_fields

@@ -29,7 +29,7 @@ from neuromodmap import vocabulary as vocab  # noqa: E402
 from neuromodmap._utils import atomic_write  # noqa: E402
 from neuromodmap.geography import continent  # noqa: E402
 
-__all__ = ["SurveyResult", "survey", "SEED_004"]
+__all__ = ["SurveyResult", "survey", "SEED_004", "linked_publications_table", "LINKED_PUBLICATION_DEFINITION"]
 
 #: seed 004's reported shares of pain neuromodulation trials, in percent
 SEED_004 = {
@@ -243,6 +243,7 @@ def survey(
     *,
     import_runs: pd.DataFrame | None = None,
     title: str = "Neuromodulation trial landscape",
+    publications: pd.DataFrame | None = None,
 ) -> SurveyResult:
     """Survey the neuromodulation trials: CSV tables, PNG/SVG figures, ``survey.html`` and the
     report section (``section.json``, with the searchable trial list ``tables/neuromod_trials.csv``).
@@ -257,6 +258,11 @@ def survey(
         Output directory; created if needed. Files are written atomically.
     import_runs : DataFrame, optional
         Import provenance (``TrialStore.import_runs_df()``) for the methods paragraph.
+    publications : DataFrame, optional
+        Per-trial publication links
+        (:func:`neuromodmap.literature.trial_links.publications_by_trial`): adds the table of
+        trials with a linked publication by modality group. Without it that table is listed
+        as unavailable.
     """
     out = Path(out_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -403,6 +409,13 @@ def survey(
     else:
         unavailable.append("enrollment")
 
+    if publications is not None:
+        t = linked_publications_table(nm, publications)
+        add("linked_publications", "Trials with a linked publication, by modality group", t,
+            _linked_figure(t, out), note=LINKED_PUBLICATION_DEFINITION)
+    else:
+        unavailable.append("linked_publications")
+
     methods = _methods(trials, import_runs, n_total, n, classifier_version)
     html_path = out / "survey.html"
     _write_html(html_path, title, tables, methods, n_total, n, unavailable)
@@ -410,6 +423,85 @@ def survey(
                           import_runs=import_runs)
     result.section().write(out)
     return result
+
+
+# ---------------------------------------------------------------------------
+# Linked publications
+# ---------------------------------------------------------------------------
+LINKED_PUBLICATION_DEFINITION = (
+    "A trial has a linked publication when its registry record lists a results reference or a "
+    "PubMed-derived reference (ClinicalTrials.gov RESULT or DERIVED references, legacy results_reference; "
+    "by PMID or DOI), or when a record in the literature store quotes the trial's registry id or one of its "
+    "secondary ids (neuromodmap literature link-trials; blank when no literature store was linked). "
+    "Background references do not count. "
+    "n_with_registry_fields counts the trials whose stored record carries the registry's reference fields at "
+    "all (full API v2 or legacy XML records); for the others (e.g. the 2018 text-only corpus, ICTRP "
+    "exports) a missing reference means the information is not available, not that no publication exists, "
+    "so percent_linked is a lower bound and percent_registry_linked_of_full is the rate where the registry "
+    "could show one. A trial with several modality groups counts in each; 'all' counts it once."
+)
+
+
+def linked_publications_table(nm: pd.DataFrame, publications: pd.DataFrame) -> pd.DataFrame:
+    """Neuromodulation trials with a linked publication, per modality group and overall.
+
+    ``nm``: the classified neuromodulation trials (``registry_id``, ``modality_group``);
+    ``publications``: :func:`~neuromodmap.literature.trial_links.publications_by_trial`.
+    """
+    pubs = publications.set_index("registry_id") if len(publications) else None
+
+    def lookup(column: str, default):
+        if pubs is None or column not in pubs:
+            return pd.Series(default, index=nm.index)
+        return nm["registry_id"].map(pubs[column]).fillna(default)
+
+    frame = pd.DataFrame({
+        "registry_id": nm["registry_id"],
+        "group": nm["modality_group"].map(_as_list),
+        "fields": lookup("registry_fields", False).astype(bool),
+        "registry": lookup("n_registry_publications", 0).astype(int) > 0,
+        "literature": lookup("n_literature_records", 0).astype(int) > 0,
+    })
+    literature_linked = bool(len(publications)) and publications["n_literature_records"].notna().any()
+    frame["linked"] = frame["registry"] | frame["literature"]
+    group_labels = {k: g.label for k, g in vocab.MODALITY_GROUPS.items()}
+
+    def row(code: str, label: str, part: pd.DataFrame) -> dict:
+        n_fields = int(part["fields"].sum())
+        n_registry = int(part["registry"].sum())
+        n_linked = int(part["linked"].sum())
+        return {
+            "modality_group": code, "label": label, "n_trials": len(part),
+            "n_with_registry_fields": n_fields,
+            "n_linked_by_registry_reference": n_registry,
+            "n_linked_by_literature_record": int(part["literature"].sum()) if literature_linked else float("nan"),
+            "n_linked": n_linked,
+            "percent_linked": round(100.0 * n_linked / len(part), 1) if len(part) else float("nan"),
+            "percent_registry_linked_of_full": round(100.0 * n_registry / n_fields, 1) if n_fields else float("nan"),
+        }
+
+    exploded = frame.explode("group").dropna(subset=["group"])
+    rows = [row(code, group_labels.get(code, code), part) for code, part in exploded.groupby("group", sort=False)]
+    rows.sort(key=lambda r: -r["n_trials"])
+    rows.append(row("all", "All neuromodulation trials", frame))
+    return pd.DataFrame(rows)
+
+
+def _linked_figure(table: pd.DataFrame, out: Path) -> list[Path]:
+    data = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(data) + 1.4))
+    y = np.arange(len(data))
+    ax.barh(y, data["n_trials"], color="#d9d9d9", label="neuromodulation trials")
+    ax.barh(y, data["n_linked"], color=_PALETTE[0], label="with a linked publication")
+    for k, (n_all, n_linked) in enumerate(zip(data["n_trials"], data["n_linked"], strict=True)):
+        ax.text(n_all, k, f" {n_linked}/{n_all}", va="center", fontsize=8)
+    ax.set_yticks(y, data["label"].astype(str), fontsize=8)
+    ax.set_xlabel("trials")
+    ax.set_title("Trials with a linked publication, by modality group", fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_xlim(0, max(1, int(data["n_trials"].max())) * 1.25)
+    return _save(fig, out, "linked_publications")
 
 
 # ---------------------------------------------------------------------------
