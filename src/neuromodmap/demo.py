@@ -166,9 +166,10 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
         shutil.rmtree(folder, ignore_errors=True)
 
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out) as tmp:
-        work = Path(tmp)
-        _trials(data, db, stage_dirs["trials"], work, steps, trials_sample, allpublicxml)
+        renamed = _trials_import(data, db, Path(tmp), steps, trials_sample, allpublicxml)
+    # literature before the survey: the survey counts the trials that literature records report
     _literature(data, db, stage_dirs["literature"], steps, simulation)
+    _trials_survey(db, stage_dirs["trials"], steps, renamed)
     effects = _evidence(stage_dirs["evidence"], steps)
     _connectome(data, stage_dirs["connectome"], steps, effects)
 
@@ -182,20 +183,23 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
     return DemoResult(report=report, seconds=seconds, steps=steps.times)
 
 
-def _trials(data: Path, db: Path, out: Path, work: Path, steps: _Steps, sample: int | None,
-            allpublicxml: bool) -> None:
+def _trials_import(data: Path, db: Path, work: Path, steps: _Steps, sample: int | None,
+                   allpublicxml: bool) -> dict[str, str]:
+    """Import and classify; returns the sources to name in the methods instead of temporary files."""
     from neuromodmap.trials.pipeline import import_and_classify
     from neuromodmap.trials.store import TrialStore
-    from neuromodmap.trials.survey import survey
 
     corpus = data / CORPUS
     if not corpus.is_file():
         raise FileNotFoundError(f"{corpus}: the 101k trial corpus is missing from the data folder")
     structured = [p for folder, pattern in STRUCTURED for p in sorted((data / folder).glob(pattern))]
+    renamed: dict[str, str] = {}
     with TrialStore(db) as store:
         label = f"the first {sample:,} records of" if sample else "all 101,016 records of"
         with steps.step(f"trials: importing and classifying {label} the 2018 ClinicalTrials.gov corpus"):
             source = _sample(corpus, sample, work) if sample else corpus
+            if sample:
+                renamed[str(source)] = f"the first {sample:,} records of {corpus}"
             stats = import_and_classify(store, [source])
             steps.console.print(f"      {stats['n_classified']:,} records, {stats['n_neuromod']:,} neuromodulation "
                                 "trials", highlight=False)
@@ -203,20 +207,28 @@ def _trials(data: Path, db: Path, out: Path, work: Path, steps: _Steps, sample: 
                         + (" and the AllPublicXML subset" if allpublicxml else "")):
             files = list(structured)
             tar = data / ALLPUBLICXML
-            renamed = {}
             if allpublicxml and tar.is_file():
                 files.append(_allpublicxml_zip(tar, work))
                 renamed[str(files[-1])] = f"{tar} (read as the ZIP layout of AllPublicXML.zip)"
-            if sample:
-                renamed[str(source)] = f"the first {sample:,} records of {corpus}"
             n_read, n_neuromod = _import_structured(store, files)
             steps.console.print(f"      {n_read:,} structured records, {n_neuromod:,} of them neuromodulation trials",
                                 highlight=False)
-        with steps.step("trials: survey (tables, figures, the classified-trial list)"):
-            runs = store.import_runs_df()
-            runs["source"] = runs["source"].map(lambda s: renamed.get(s, s))
-            result = survey(store.trials_df(), store.labels_df(), out, import_runs=runs)
-            result.section(sources=_trial_sources()).write(out)
+    return renamed
+
+
+def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str]) -> None:
+    from neuromodmap.literature.trial_links import publications_by_trial
+    from neuromodmap.trials.store import TrialStore
+    from neuromodmap.trials.survey import survey
+
+    with TrialStore(db) as store, \
+            steps.step("trials: survey (tables, figures, linked publications, the classified-trial list)"):
+        runs = store.import_runs_df()
+        runs["source"] = runs["source"].map(lambda s: renamed.get(s, s))
+        # the literature records are in the same project database (literature link-trials ran)
+        publications = publications_by_trial(store.con, store.con)
+        result = survey(store.trials_df(), store.labels_df(), out, import_runs=runs, publications=publications)
+        result.section(sources=_trial_sources()).write(out)
 
 
 def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool) -> None:
@@ -248,7 +260,9 @@ def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool
             prisma_section(con, flow, folder, criteria_methods=profile.methods_sentence(), trial_links=links,
                            title="A five-database search: de-duplication, eligibility and the PRISMA 2020 flow"
                            ).write(folder)
-            steps.console.print(f"      {flow.records_identified} records, {flow.duplicates_removed} duplicates, "
+            steps.console.print(f"      {sum(flow.identified_by_database.values())} database records and "
+                                f"{sum(flow.identified_by_register.values())} register records (the trials stage), "
+                                f"{flow.duplicates_removed} duplicates, "
                                 f"{flow.records_entering_screening} to screen; {links.summary()}", highlight=False)
         finally:
             con.close()
