@@ -234,3 +234,24 @@ def test_hostile_notes_and_references(tmp_path: Path, trials_dir: Path) -> None:
     assert with_fields == {"NCT06171568"}
     rows = {tuple(None if pd.isna(v) else v for v in (r.pmid, r.doi, r.relation)) for r in refs.itertuples()}
     assert rows == {(None, "10.1000/xyz.123", "results"), ("123456", None, "unspecified"), (None, None, "results")}
+
+
+def test_a_quoted_secondary_id_links_the_ctgov_record(tmp_path: Path, trials_dir: Path) -> None:
+    # NCT00002576 (AllPublicXML subset) lists ISRCTN39268693 as a secondary id. No shipped export
+    # quotes it, so the literature side is a constructed RIS record (the trial side is real): a
+    # paper citing the ISRCTN number finds the ClinicalTrials.gov record.
+    files = subset_members(trials_dir, ("NCT00002576",), tmp_path / "xml")
+    with TrialStore(tmp_path / "trials.duckdb") as store:
+        store.import_files(files, progress=False)
+        assert "ISRCTN39268693" in store.get_trial("NCT00002576").secondary_ids
+        ris = tmp_path / "paper.ris"
+        ris.write_text("TY  - JOUR\nTI  - Report of the trial\nAB  - Registered as ISRCTN 39268693.\nER  - \n",
+                       encoding="utf-8")
+        con = open_store(tmp_path / "review.duckdb")
+        save_import(con, read_records(ris))
+        report = link_trials(con, store.con)
+    assert [(r.registry_id, r.quoted, r.method) for r in report.links.itertuples()] == [
+        ("NCT00002576", "ISRCTN39268693", "record_quotes_secondary_id")]
+    assert report.by_registry.to_dict("records") == [
+        {"registry": "isrctn", "name": "ISRCTN", "ids": 1, "in_trials_store": 1, "not_in_trials_store": 0}]
+    con.close()
