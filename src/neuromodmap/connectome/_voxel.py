@@ -71,9 +71,11 @@ class VoxelConnectome:
         """Time series of a subject's runs, each (time, voxels) float32."""
         raise NotImplementedError
 
-    def _read_runs(self, subject: str, reuse: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    def _read_runs(self, subject: str, reuse: list[np.ndarray] | None = None, parallel: bool = False
+                   ) -> list[np.ndarray]:
         """``runs``, possibly written into the memory of ``reuse`` (arrays returned by an earlier
-        call that are no longer needed); sources that cannot ignore it."""
+        call that are no longer needed) and, with ``parallel``, the runs read at the same time;
+        sources that cannot do either ignore them."""
         return self.runs(subject)
 
     def sphere(self, coord, radius: float, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
@@ -161,20 +163,34 @@ class LeadDBSConnectome(VoxelConnectome):
     def runs(self, subject: str) -> list[np.ndarray]:
         return self._read_runs(subject)
 
-    def _read_runs(self, subject: str, reuse: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        out = []
-        reuse = list(reuse or [])
+    def _read_runs(self, subject: str, reuse: list[np.ndarray] | None = None, parallel: bool = False
+                   ) -> list[np.ndarray]:
+        """The runs as time x voxels float32 arrays; with ``parallel``, a subject's run files are
+        read at the same time (compressed files are inflated on one core each)."""
+        paths = []
         for name in self._runs[subject]:
             path = self.folder / "vol" / name
             if path.suffix != ".mat":
                 path = path.with_name(path.name + ".mat") if not path.is_file() else path
             if not path.is_file():
                 raise ConnectomeError(f"{path}: run file of subject {subject} is missing")
-            series = read_series(path, "gmtc", reuse.pop() if reuse else None)  # time x voxels, float32
+            paths.append(path)
+        reuse = list(reuse or [])
+        spare = [reuse.pop() if reuse else None for _ in paths]
+
+        def read(k: int) -> np.ndarray:
+            series = read_series(paths[k], "gmtc", spare[k])  # time x voxels, float32
             if series.shape[1] != self.n_voxels:
-                raise TimeSeriesError(f"{path}: gmtc has shape {series.shape[::-1]}, expected ({self.n_voxels}, time)")
-            out.append(series)
-        return out
+                raise TimeSeriesError(f"{paths[k]}: gmtc has shape {series.shape[::-1]}, expected "
+                                      f"({self.n_voxels}, time)")
+            return series
+
+        if parallel and len(paths) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
+                return list(pool.map(read, range(len(paths))))
+        return [read(k) for k in range(len(paths))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,9 +363,10 @@ def _prepare_run(x: np.ndarray, seed_sets: list[np.ndarray], pmap=map, n_parts: 
     return _Run(x=x, inv_norm=inv_norm, bad=bad, seeds=seeds.astype(np.float32), seed_bad=seed_bad)
 
 
-def _load_runs(source: VoxelConnectome, subject: str, reuse: list[np.ndarray] | None = None) -> list[np.ndarray]:
+def _load_runs(source: VoxelConnectome, subject: str, reuse: list[np.ndarray] | None = None,
+               parallel: bool = False) -> list[np.ndarray]:
     runs = []
-    for run in source._read_runs(subject, reuse):
+    for run in source._read_runs(subject, reuse, parallel):
         if run.shape[0] < _MIN_TIMEPOINTS:
             raise TimeSeriesError(f"subject {subject}: a run has {run.shape[0]} time points "
                                   f"(at least {_MIN_TIMEPOINTS} needed)")
@@ -648,12 +665,12 @@ def _run_local(source, names, seed_sets, acc: _Accumulator, n_threads: int, pmap
 
     reader = ThreadPoolExecutor(1) if n_threads > 1 else None
     try:
-        pending = reader.submit(_load_runs, source, names[0]) if reader else None
+        pending = reader.submit(_load_runs, source, names[0], None, True) if reader else None
         spare = None  # the series of the subject before, once computed
         for i, subject in enumerate(names):
             series = pending.result() if reader else _load_runs(source, subject, spare)
             if reader and i + 1 < len(names):
-                pending = reader.submit(_load_runs, source, names[i + 1], spare)
+                pending = reader.submit(_load_runs, source, names[i + 1], spare, True)
             spare = None
             _local_subject(subject, series, seed_sets, acc, n_threads, pmap, work, last=i + 1 == len(names))
             spare = series
