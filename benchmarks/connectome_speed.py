@@ -397,7 +397,7 @@ def _disk_read(paths, direct: bool) -> None:
             os.close(fd)
 
 
-def _legacy_series(path, variable):
+def _legacy_series(path, variable, reuse=None):
     """The reader before this benchmark's scenario existed: scipy.io.loadmat / mat73, then float32."""
     from neuromodmap.connectome._matlab import loadmat
 
@@ -483,16 +483,22 @@ def _measure_layout(layout: str, folder: Path, runs: list[Path], rng, args) -> N
         cpu["compute alone (in memory)"].append(time.process_time() - cpu0)
     del held
     disk = statistics.median(nbytes / t for t in times["disk O_DIRECT"])
-    print(f"  {layout}: {len(runs)} run files, {nbytes / 1e9:.2f} GB; still cached after eviction: "
-          f"{max(left):.1%} at most")
+    series = args.io_subjects * args.io_runs * args.io_voxels * args.io_trs * 4
+    print(f"  {layout}: {len(runs)} run files, {nbytes / 1e9:.2f} GB ({series / 1e9:.2f} GB of float32 series); "
+          f"still cached after eviction: {max(left):.1%} at most")
     for name, ts in times.items():
         rates = [nbytes / t / 1e6 for t in ts]
         rate = statistics.median(rates)
+        extra = f"; {series / statistics.median(ts) / 1e6:.0f} MB/s of series" if series != nbytes else ""
         print(f"    {name:30s} {rate:6.0f} MB/s = {rate * 1e6 / disk:4.0%} of the disk (median "
-              f"{statistics.median(ts):.2f} s, {statistics.median(cpu[name]):.2f} CPU-s; repeats "
+              f"{statistics.median(ts):.2f} s, {statistics.median(cpu[name]):.2f} CPU-s{extra}; repeats "
               f"{', '.join(f'{r:.0f}' for r in rates)} MB/s)")
     ratio = statistics.median(nbytes / t for t in times["end to end"]) / disk
-    print(f"    => end to end / disk: {ratio:.0%}; load average {os.getloadavg()[0]:.1f}")
+    cpu_per_gb = statistics.median(cpu["end to end"]) / (nbytes / 1e9)
+    cores = os.cpu_count() or 1
+    print(f"    => end to end / disk: {ratio:.0%}; load average {os.getloadavg()[0]:.1f}. End to end costs "
+          f"{cpu_per_gb:.2f} CPU-s per GB of files, so with all {cores} cores to itself it would be bound at "
+          f"{cores / cpu_per_gb * 1e3:.0f} MB/s = {cores / cpu_per_gb * 1e9 / disk:.0%} of the disk")
 
 
 def io_scenario(args) -> None:
