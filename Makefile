@@ -10,7 +10,10 @@ install: .venv/bin/python
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
 
-demo: install
+# the demo needs only the package itself (the test extras add a browser driver and more)
+demo: .venv/bin/python
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
 	NEUROMODMAP_DATA=$(DATA) .venv/bin/neuromodmap demo
 
 test: install

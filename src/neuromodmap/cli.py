@@ -41,39 +41,27 @@ def _root(
 
 @app.command()
 def demo(
-    path: Path = typer.Argument(None, help="Registry file to survey (default: the 101k-record 2018 corpus in the data directory)."),
     out: Path = typer.Option(Path("neuromodmap-demo"), "-o", "--out", help="Output directory."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Local data directory (default: $NEUROMODMAP_DATA or ../shared/data)."),
+    sample: int = typer.Option(None, "--sample", min=100, help="Import only the first N records of the 101k corpus "
+                                                              "(a quick run)."),
+    quick: bool = typer.Option(False, "--quick", help="Skip the AllPublicXML records and the screening simulation."),
 ) -> None:
-    """Import, classify and survey real ClinicalTrials.gov records; print where the report is."""
+    """Run every stage on the shipped real data, offline, and print where the one-file report is."""
     from rich.console import Console
+    from rich.markup import escape
 
     from neuromodmap.config import DataNotFoundError
-    from neuromodmap.config import data_dir as resolve_data_dir
-    from neuromodmap.trials.pipeline import import_and_classify
-    from neuromodmap.trials.store import TrialStore
-    from neuromodmap.trials.survey import survey
+    from neuromodmap.demo import run_demo
 
     console = Console(stderr=True)
-    if path is None:
-        try:
-            path = resolve_data_dir(data_dir) / "trials" / "ctgov_text_2018.jsonl.gz"
-        except DataNotFoundError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-    if not path.exists():
-        console.print(f"[bold red]error:[/] {path}: no such file")
-        raise typer.Exit(2)
-    out.mkdir(parents=True, exist_ok=True)
-    db = out / "trials.duckdb"
-    console.print(f"Importing and classifying {path} into {db}")
-    with TrialStore(db) as store:
-        stats = import_and_classify(store, [path])
-        result = survey(store.trials_df(), store.labels_df(), out / "survey", import_runs=store.import_runs_df())
-    rate = stats["n_classified"] / max(stats["seconds"], 1e-9)
-    console.print(f"{stats['n_imported']:,} trials imported, {stats['n_neuromod']:,} classified as neuromodulation "
-                  f"({rate:,.0f} records/s end to end); {len(stats['problems'])} records skipped")
-    typer.echo(f"Report: {result.html_path.resolve()}")
+    try:
+        result = run_demo(out, data_dir, trials_sample=sample, allpublicxml=not quick, simulation=not quick,
+                          console=console)
+    except (DataNotFoundError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    typer.echo(f"Report: {result.report.resolve()}")
 
 
 def main() -> None:

@@ -356,6 +356,8 @@ TARGETS: dict[str, Target] = {
         _T("mfb", "Medial forebrain bundle", depth="deep", synonyms=(r"medial forebrain bundle", r"slMFB", r"MFB")),
         _T("habenula", "Lateral habenula", depth="deep", synonyms=(r"(?:lateral )?habenula", r"LHb")),
         _T("itp", "Inferior thalamic peduncle", depth="deep", synonyms=(r"inferior thalamic peduncle", r"ITP")),
+        _T("bnst", "Bed nucleus of the stria terminalis", depth="deep", synonyms=(
+            r"bed nucleus of (?:the )?stria terminalis", r"BNST")),
         _T("hypothalamus", "Posterior hypothalamus", depth="deep", synonyms=(
             r"(?:posterior )?hypothalam(?:us|ic)",), modalities=("dbs",)),
         _T("stn", "Subthalamic nucleus", depth="deep", synonyms=(r"subthalamic nucleus", r"STN")),

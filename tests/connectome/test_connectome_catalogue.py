@@ -81,9 +81,10 @@ def test_every_row_uses_the_shared_vocabulary(catalogue):
 
 
 def test_no_recalled_coordinate_is_shipped_as_literature(catalogue, data_root):
-    """[R] rows of the reference (M1, insula, ACC, NAcc, thalamus, PAG) come only from atlases."""
+    """[R] rows of the reference (M1, insula, ACC, NAcc, thalamus, habenula, PAG) come only from atlases."""
     derived = catalogue[catalogue.coordinate_source == "atlas_centroid"].set_index("id")
-    assert {"m1_left", "insula_right", "acc_left", "nacc_left", "thalamus_posterior_right", "pag"} <= set(derived.index)
+    assert {"m1_left", "insula_right", "acc_left", "nacc_left", "thalamus_vpl_right", "thalamus_cmpf_left",
+            "habenula_left", "pag"} <= set(derived.index)
     literature = catalogue[catalogue.coordinate_source == "literature"]
     assert not literature.target.isin(["m1", "insula", "acc", "nacc", "thalamus", "pag_pvg", "habenula"]).any()
     # PAG: the Hansen region table's PAG_2020 centroid (marked [V] in the reference file)
@@ -104,14 +105,127 @@ def test_dk_centroids_lie_inside_their_region(catalogue, row_id, label, hemisphe
     assert int(np.asarray(img.dataobj)[tuple(ijk)]) == wanted
 
 
-def test_thalamus_rows_lie_in_tian_posterior_thalamus(catalogue, data_root):
+DEEP = {"habenula": "habenula", "thalamus_vpl": "thalamus_sensory", "thalamus_vpm": "thalamus_sensory",
+        "thalamus_cmpf": "thalamus_cm", "bnst": "bnst"}
+
+
+@pytest.fixture(scope="module")
+def tian(data_root):
+    """Tian S1 (MNI152NLin6Asym, 2 mm): the connectomes' subcortical atlas, independent of the Allen atlas."""
     folder = data_root / "connectomes" / "tian_schaefer"
     img = nib.load(folder / "Schaefer2018_400Parcels_7Networks_order_Tian_Subcortex_S1_MNI152NLin6Asym_2mm.nii.gz")
     names = (folder / "Tian_Subcortex_S1_3T_label.txt").read_text().split()
-    for row_id, name in [("thalamus_posterior_left", "pTHA-lh"), ("thalamus_posterior_right", "pTHA-rh")]:
-        row = catalogue.set_index("id").loc[row_id]
-        ijk = np.rint(nib.affines.apply_affine(np.linalg.inv(img.affine), [row.x, row.y, row.z])).astype(int)
-        assert int(np.asarray(img.dataobj)[tuple(ijk)]) == names.index(name) + 1
+    data = np.asarray(img.dataobj).astype(int)
+
+    def voxels(*labels):
+        return nib.affines.apply_affine(img.affine, np.argwhere(np.isin(data, [names.index(n) + 1 for n in labels])))
+
+    def label_at(xyz):
+        ijk = np.rint(nib.affines.apply_affine(np.linalg.inv(img.affine), xyz)).astype(int)
+        value = int(data[tuple(ijk)])
+        return names[value - 1] if 0 < value <= len(names) else ("cortex" if value else "")
+
+    return voxels, label_at
+
+
+def test_deep_targets_are_atlas_rows_with_citation_and_pinned_source(catalogue):
+    from importlib.resources import files
+
+    from neuromodmap.connectome import _data
+
+    cat = catalogue.set_index("id")
+    sources = {"Ding S.-L. et al. (2016)": "doi:10.1002/cne.24080",
+               "Neudorfer C.": "doi:10.1038/s41597-020-00644-6"}
+    for stem, code in {**DEEP, "itp": "itp"}.items():
+        author = "Neudorfer C." if stem == "itp" else "Ding S.-L. et al. (2016)"
+        for side, sign in (("left", -1), ("right", 1)):
+            row = cat.loc[f"{stem}_{side}"]
+            assert row.target == code and row.depth == "deep" and row.hemisphere == side
+            assert row.coordinate_source == "atlas_centroid" and row.evidence == "atlas"
+            assert author in row.citation and sources[author] in row.citation
+            assert np.sign(row.x) == sign
+    # the committed provenance names the pinned file that the derivation script checks, per atlas
+    prov = pd.read_csv(files("neuromodmap.connectome") / "data" / "targets_atlas.csv").set_index("id")
+    allen = _data.ATLAS_FILES["allen_hra/AllenAtlas.nii.gz"]
+    neudorfer = _data.ATLAS_FILES["neudorfer2020/atlas_labels_0.5mm.nii.gz"]
+    is_itp = prov.index.str.startswith("itp_")
+    assert set(prov.atlas_url[~is_itp]) == {allen.url} and set(prov.atlas_sha256[~is_itp]) == {allen.sha256}
+    assert set(prov.atlas_url[is_itp]) == {neudorfer.url} and set(prov.atlas_sha256[is_itp]) == {neudorfer.sha256}
+    assert _data.NIIVUE_IMAGES_COMMIT in allen.url and "CC BY 4.0" in allen.licence
+    assert _data.NEUDORFER_COMMIT in neudorfer.url and "CC BY 4.0" in neudorfer.licence
+    assert (prov.n_voxels > 0).all() and set(prov.atlas_space[is_itp]) == {
+        "ICBM 2009b nonlinear asymmetric (MNI152NLin2009bAsym), 0.5 mm"}
+
+
+def test_thalamic_targets_lie_in_the_tian_thalamus_of_their_side(catalogue, tian):
+    _, label_at = tian
+    cat = catalogue.set_index("id")
+    for stem in ("thalamus_vpl", "thalamus_vpm", "thalamus_cmpf"):
+        for side, hemi in (("left", "lh"), ("right", "rh")):
+            row = cat.loc[f"{stem}_{side}"]
+            assert label_at([row.x, row.y, row.z]) in (f"aTHA-{hemi}", f"pTHA-{hemi}"), (stem, side)
+
+
+def test_deep_targets_keep_their_textbook_arrangement(catalogue, tian):
+    """Anatomy, not our numbers: VPL lies lateral to VPM, VPM lateral to CM-Pf; the habenula is
+    medial, dorsal and posterior on the thalamus; the BNST sits between caudate head and thalamus."""
+    voxels, label_at = tian
+    cat = catalogue.set_index("id")
+    for side in ("left", "right"):
+        vpl, vpm, cm, hb, bnst = (cat.loc[f"{s}_{side}"] for s in ("thalamus_vpl", "thalamus_vpm", "thalamus_cmpf",
+                                                                    "habenula", "bnst"))
+        assert abs(vpl.x) > abs(vpm.x) > abs(cm.x) > abs(hb.x)
+        assert abs(hb.x) < 5 and hb.z > cm.z and hb.y < cm.y
+        hemi = "lh" if side == "left" else "rh"
+        thalamus = voxels(f"aTHA-{hemi}", f"pTHA-{hemi}")
+        assert np.linalg.norm(thalamus - [hb.x, hb.y, hb.z], axis=1).min() <= 3.0
+        point = [bnst.x, bnst.y, bnst.z]
+        for structure in ("CAU", "aTHA"):
+            assert np.linalg.norm(voxels(f"{structure}-{hemi}") - point, axis=1).min() <= 6.0, structure
+        assert label_at(point) == ""  # the BNST is in no Tian parcel: its 5 mm radius reaches its neighbours
+        assert bnst.radius == 5
+
+
+def test_itp_lies_beneath_the_anterior_thalamus(catalogue, tian):
+    """Anatomy, checked on the Tian atlas (another template, another method): the inferior thalamic
+    peduncle leaves the anterior thalamus ventrally, medial to the pallidum, behind the BNST/anterior
+    commissure region and in front of the CM-Pf level; it is white matter, so in no grey-matter parcel."""
+    voxels, label_at = tian
+    cat = catalogue.set_index("id")
+    for side, hemi in (("left", "lh"), ("right", "rh")):
+        itp = cat.loc[f"itp_{side}"]
+        point = np.array([itp.x, itp.y, itp.z])
+        assert label_at(point) == ""
+        thalamus = voxels(f"aTHA-{hemi}")
+        assert np.linalg.norm(thalamus - point, axis=1).min() <= 3.0  # the 3 mm sphere reaches it
+        column = thalamus[(np.abs(thalamus[:, 0] - itp.x) <= 3) & (np.abs(thalamus[:, 1] - itp.y) <= 3)]
+        assert len(column) and itp.z <= column[:, 2].min()  # at or below the thalamus's lower border
+        assert itp.z < thalamus[:, 2].mean() - 8
+        assert abs(itp.x) < abs(voxels(f"GP-{hemi}")[:, 0].mean()) - 8  # medial to the pallidum
+        assert cat.loc[f"thalamus_cmpf_{side}"].y < itp.y < cat.loc[f"bnst_{side}"].y
+        assert itp.z < cat.loc[f"thalamus_cmpf_{side}"].z and itp.radius == 3
+
+
+def test_neudorfer_labels_are_read_by_name_and_side(tmp_path):
+    """The atlas's label table names the side twice (R_ITP, 'right'); a table where they disagree is
+    refused rather than silently giving the other hemisphere's peduncle."""
+    from neuromodmap.connectome._atlas_targets import _neudorfer_labels
+
+    table = tmp_path / "labels.csv"
+    table.write_text("Label,Name,Hemisphere,Abbreviation\n43,inferior thalamic peduncle,right,R_ITP\n"
+                     "44,inferior thalamic peduncle,left,L_ITP\n29,arcuate hypothalamic nucleus,right,R_AN \n",
+                     encoding="utf-8")
+    assert _neudorfer_labels(table) == {("ITP", "right"): 43, ("ITP", "left"): 44, ("AN", "right"): 29}
+    table.write_text("Label,Name,Hemisphere,Abbreviation\n43,inferior thalamic peduncle,left,R_ITP\n",
+                     encoding="utf-8")
+    with pytest.raises(ValueError, match="R_ITP"):
+        _neudorfer_labels(table)
+
+
+def test_omitted_targets_are_named():
+    from neuromodmap.connectome import OMITTED_TARGETS
+
+    assert set(OMITTED_TARGETS) == {"pvg", "mfb", "vc_vs"} and set(OMITTED_TARGETS) <= set(TARGETS) | {"pvg"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,3 +285,22 @@ def test_hostile_text_is_kept_verbatim(tmp_path):
     path = _write(tmp_path, 'id,x,y,z\n"<script>alert(1)</script>",-37,26,49\n"=HYPERLINK(""x"")",1,2,3\n')
     table = read_targets(path)
     assert table.id.tolist() == ["<script>alert(1)</script>", '=HYPERLINK("x")']
+
+
+def test_atlas_derivation_reads_labels_by_name_and_rejects_a_changed_file(tmp_path, monkeypatch):
+    """The script maps acronyms from the ITK-SNAP description (HN is 42, Pin 43 in the Allen file:
+    a hard-coded number would silently take the pineal), and refuses a file whose sha256 differs."""
+    from neuromodmap.config import DataNotFoundError
+    from neuromodmap.connectome import _data
+    from neuromodmap.connectome._atlas_targets import _allen_labels
+
+    desc = tmp_path / "labels.txt"
+    desc.write_text('42 182 123 180 1 1 1 "HN - 10452"\n43 119 54 113 1 1 1 "Pin - 10460"\n'
+                    '26 169 215 174 1 1 1 "BNST - 10384"\nnot a label line\n', encoding="utf-8")
+    assert _allen_labels(desc) == {"HN": 42, "Pin": 43, "BNST": 26}
+    monkeypatch.setenv("NEUROMODMAP_CACHE", str(tmp_path / "cache"))
+    fake = tmp_path / "data" / "atlases" / "allen_hra" / "AllenAtlas.nii.gz"
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"not the atlas")
+    with pytest.raises(DataNotFoundError, match="differs from the pinned"):
+        _data.atlas_file("allen_hra/AllenAtlas.nii.gz", tmp_path / "data", download=False)

@@ -26,13 +26,28 @@ def test_targets_lists_and_exports(env, tmp_path):
     assert shown.exit_code == 0 and "dlpfc_ba46_left" in shown.output
 
 
+def test_targets_lists_the_deep_targets_with_citations(env):
+    shown = runner.invoke(app, ["connectome", "targets", "--indication", "pain"])
+    assert shown.exit_code == 0, shown.output
+    for row_id in ("thalamus_vpl_left", "thalamus_vpm_right", "thalamus_cmpf_left", "pag"):
+        line = next(x for x in shown.output.splitlines() if f" {row_id} " in x)
+        assert "atlas_centroid" in line and ("doi:10.1002/cne.24080" in line or "Hansen J.Y." in line), line
+    assert "habenula_left" not in shown.output and "bnst_right" not in shown.output
+    depression = runner.invoke(app, ["connectome", "targets", "--indication", "depression"])
+    assert "habenula_left" in depression.output and "bnst_right" in depression.output
+    assert "thalamus_vpl_left" not in depression.output
+    assert "Left out" in depression.output and "slMFB" in depression.output and "PVG" in depression.output
+    bad = runner.invoke(app, ["connectome", "targets", "--indication", "ocd"])
+    assert bad.exit_code == 2 and "--indication must be pain or depression" in bad.output
+
+
 def test_map_writes_the_output_folder(env, tmp_path):
     sites = tmp_path / "t.csv"
     sites.write_text("id,x,y,z,depth\nm1,-41,-7,45,superficial\ninsula,38,0,-1,superficial\n"
                      "thal,-14,-26,2,deep\nnacc,8,11,-10,deep\nfar,0,-34,-40,deep\n")
     out = tmp_path / "out"
     result = runner.invoke(app, ["connectome", "map", "--targets", str(sites), "--radius", "6",
-                                 "--connectome", "enigma-schaefer200", "--no-figures", "-o", str(out)])
+                                 "--connectome", "enigma-schaefer200", "--n-null", "20", "--no-figures", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "skipped far" in result.output and "hansen-brainstem" in result.output
     profiles = pd.read_csv(out / "profiles.csv", index_col=0)

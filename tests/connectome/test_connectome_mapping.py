@@ -24,18 +24,21 @@ from neuromodmap.connectome import (
 def pain_map(data_root):
     cat = target_catalogue(data_root)
     pain = cat[cat.indication.isin(["pain", "both"])]
-    return map_targets(pain, load_connectome("hansen-brainstem", data_root), n_permutations=500)
+    return map_targets(pain, load_connectome("hansen-brainstem", data_root), n_permutations=500, n_null=100)
 
 
-def test_all_pain_targets_map_on_the_brainstem_connectome(pain_map):
-    assert len(pain_map.targets) == 16 and pain_map.skipped.empty
-    assert pain_map.profiles.shape == (16, 483)
+def test_all_pain_targets_map_on_the_brainstem_connectome(pain_map, data_root):
+    cat = target_catalogue(data_root)
+    n = int(cat.indication.isin(["pain", "both"]).sum())
+    assert len(pain_map.targets) == n and pain_map.skipped.empty
+    assert pain_map.profiles.shape == (n, 483)
     # a single-nucleus seed's profile is exactly that nucleus' row of the published matrix
     c = pain_map.connectome
     pag = c.labels.index("PAG_2020")
     assert np.array_equal(pain_map.profiles.loc["pag"].to_numpy(), c.matrix[pag])
-    thal = c.labels.index("L-Thalamus-Proper")
-    assert np.allclose(pain_map.profiles.loc["thalamus_posterior_left"].to_numpy(), c.matrix[thal])
+    thal = c.labels.index("L-Thalamus-Proper")  # the VPM's 3 mm sphere lies wholly in the left thalamus
+    assert pain_map.targets.set_index("id").loc["thalamus_vpm_left", "regions"] == "L-Thalamus-Proper"
+    assert np.allclose(pain_map.profiles.loc["thalamus_vpm_left"].to_numpy(), c.matrix[thal])
 
 
 def test_group_maps_are_means_of_member_profiles(pain_map):
@@ -54,8 +57,9 @@ def test_overlap_statistics(pain_map):
     r, _ = stats.pearsonr(ov["superficial"], ov["deep"])
     assert ov["r"] == pytest.approx(r)
     n_sup, n_deep = ov["n_superficial"], ov["n_deep"]
-    assert (n_sup, n_deep) == (7, 9)
-    # 16 choose 7 = 11440 relabellings > 500: random permutations, p bounded by 1/(n+1)
+    depth = pain_map.targets.depth
+    assert (n_sup, n_deep) == ((depth == "superficial").sum(), (depth == "deep").sum()) and n_sup == 7
+    # 20 choose 7 = 77520 relabellings > 500: random permutations, p bounded by 1/(n+1)
     assert not ov["exact"] and ov["n_permutations"] == 500 and 1 / 501 <= ov["p_permutation"] <= 1
     k = math.ceil(483 * 10 / 100)
     top_s = set(np.argsort(-ov["superficial"].to_numpy())[:k])
@@ -68,8 +72,8 @@ def test_overlap_statistics(pain_map):
 
 def test_exhaustive_permutations_when_few_targets(data_root):
     cat = target_catalogue(data_root).set_index("id")
-    few = cat.loc[["m1_left", "insula_left", "thalamus_posterior_left", "nacc_left"]].reset_index()
-    result = map_targets(few, "enigma-schaefer400", data_dir=data_root)
+    few = cat.loc[["m1_left", "insula_left", "thalamus_vpl_left", "thalamus_vpl_right"]].reset_index()
+    result = map_targets(few, "enigma-schaefer400", data_dir=data_root, null="depth-relabel")
     assert result.overlap["exact"] and result.overlap["n_permutations"] == math.comb(4, 2)
     # the observed labelling is one of the 6, so p >= 1/6
     assert result.overlap["p_permutation"] >= 1 / 6
@@ -91,19 +95,22 @@ def test_hubs_count_targets_with_region_in_their_top_percent(pain_map):
 
 def test_similarity_matrix(pain_map):
     sim = pain_map.similarity
-    assert sim.shape == (16, 16)
+    assert sim.shape == (len(pain_map.targets), len(pain_map.targets))
     assert np.allclose(np.diag(sim), 1) and np.allclose(sim, sim.T)
     assert sim.loc["m1_left", "m1_right"] == pytest.approx(
         np.corrcoef(pain_map.profiles.loc["m1_left"], pain_map.profiles.loc["m1_right"])[0, 1])
 
 
 def test_skipped_targets_are_reported_not_lost(data_root):
+    # Schaefer-200 has no Hansen counterpart, so its brainstem targets cannot be mapped
     cat = target_catalogue(data_root)
-    result = map_targets(cat, "enigma-schaefer400", data_dir=data_root)
-    assert set(result.skipped.id) == {"parabrachial_left", "parabrachial_right", "cuneiform_left",
-                                      "cuneiform_right", "raphe_magnus", "dorsal_raphe", "pag"}
+    result = map_targets(cat, "enigma-schaefer200", data_dir=data_root, null="none")
+    brainstem = {"parabrachial_left", "parabrachial_right", "cuneiform_left", "cuneiform_right", "raphe_magnus",
+                 "dorsal_raphe", "pag"}
+    assert brainstem <= set(result.skipped.id)
     assert len(result.targets) + len(result.skipped) == len(cat)
     assert "could not be mapped" in result.methods()
+    assert "enigma-schaefer400" in result.skipped.set_index("id").reason["pag"]
 
 
 def test_bad_inputs(data_root, tmp_path):
@@ -125,7 +132,7 @@ def test_save_writes_tables_images_figures_and_escaped_html(data_root, tmp_path)
                     "m1,-41,-7,45,10,pain,tms,superficial\n"
                     "thal,-14,-26,2,5,pain,dbs,deep\n"
                     "pag,0.57,-32.57,-8.94,3,pain,dbs,deep\n", encoding="utf-8")
-    result = map_targets(read_targets(path), "hansen-brainstem", data_dir=data_root)
+    result = map_targets(read_targets(path), "hansen-brainstem", data_dir=data_root, n_null=50)
     out = tmp_path / "out"
     files = result.save(out)
     names = {p.relative_to(out).as_posix() for p in files}

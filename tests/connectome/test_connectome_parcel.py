@@ -87,15 +87,17 @@ def test_paint_round_trip(schaefer400):
         schaefer400.atlas.paint([1, 2, 3])
 
 
-def test_outside_brain_nearest_parcel_then_error(schaefer400):
+def test_outside_brain_nearest_parcel_then_error(schaefer400, data_root):
     # 4 mm lateral to the left insula's outer cortex: nearest parcel with its distance
     far = schaefer400.seed((-72, -20, 10), 2)
     assert far.method == "nearest_parcel" and 0 < far.distance_mm <= 5
     assert "nearest parcel" in far.note
     with pytest.raises(CoordinateError, match=r"26\.0 mm from the nearest parcel"):
         schaefer400.seed((-90, 0, 0), 10)
-    with pytest.raises(CoordinateError, match="hansen-brainstem"):
-        schaefer400.seed((0, -34, -40), 3)
+    # the raphe magnus (Bär 2016) maps to a bridged nucleus on the default; Schaefer-200 has none
+    assert schaefer400.seed((0, -34, -40), 3).label == "RMg"
+    with pytest.raises(CoordinateError, match="enigma-schaefer400, enigma-schaefer100 or hansen-brainstem"):
+        load_connectome("enigma-schaefer200", data_root).seed((0, -34, -40), 3)
     with pytest.raises(CoordinateError, match="not finite"):
         schaefer400.seed((np.nan, 0, 0), 5)
 

@@ -69,7 +69,20 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
     manual.write_text("reports_not_retrieved: 0\nstudies_included: 2\n")
     result = _run("prisma", "--db", db, "-o", str(tmp_path / "prisma"), "--manual", str(manual))
     assert result.exit_code == 0, result.output
-    assert {p.name for p in (tmp_path / "prisma").iterdir()} == {"prisma.svg", "prisma.png", "prisma_counts.csv"}
+    assert {p.name for p in (tmp_path / "prisma").iterdir()} == {
+        "prisma.svg", "prisma.png", "prisma_counts.csv", "section.json", "records.csv", "databases.csv"}
+    # the report section: headlines from the flow, one row per unique record with its decisions
+    from neuromodmap.report import read_section
+
+    section = read_section(tmp_path / "prisma" / "section.json")
+    assert [(h.label, h.value) for h in section.headlines] == [
+        ("Records identified", "645"), ("Records screened (title and abstract)", "3"), ("Studies included", "2")]
+    # 3 of the 263 eligible records screened; the other 260 await screening (no stopping rule applied)
+    assert "260 awaiting screening" in section.headlines[1].detail
+    records = list(csv.DictReader((tmp_path / "prisma" / "records.csv").open(encoding="utf-8")))
+    assert len(records) == 273
+    assert sum(r["title_abstract"] == "include" for r in records) == 2
+    assert sum(r["criteria"].startswith("exclude") for r in records) == 10
     result = _run("export", "--db", db, "-o", str(tmp_path / "sheet.csv"))
     assert result.exit_code == 0 and "2 included records" in result.output
     rows = list(csv.DictReader((tmp_path / "sheet.csv").open()))

@@ -144,9 +144,10 @@ def test_prisma_counts_from_pipeline(store, tmp_path: Path) -> None:
     n_unique = session.criteria.table.shape[0]
     assert flow.duplicates_removed == 645 - n_unique
     assert flow.automation_excluded == len(session.criteria.excluded)
-    assert flow.records_screened == len(session.records)
-    assert flow.records_excluded == flow.records_screened - 3
-    assert flow.records_not_screened == flow.records_screened - 6
+    # six records screened (3 included, 3 excluded); the others await screening, none excluded unscreened
+    assert flow.records_entering_screening == len(session.records)
+    assert (flow.records_screened, flow.records_excluded, flow.records_not_screened) == (6, 3, 0)
+    assert flow.records_awaiting_screening == len(session.records) - 6 and flow.stopping_rule is None
     assert (flow.reports_sought, flow.reports_not_retrieved, flow.reports_assessed) == (3, 1, 2)
     assert flow.reports_excluded == {"no outcome data": 1} and flow.studies_included == 1
     paths = flow.write(tmp_path / "prisma")
@@ -155,6 +156,8 @@ def test_prisma_counts_from_pipeline(store, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = {r["count"]: r["n"] for r in csv.DictReader(table.open())}
     assert rows["records identified: total"] == "645" and rows["studies included in review"] == "1"
+    assert rows["records awaiting screening"] == str(len(session.records) - 6)
+    assert "stopping rule" not in svg.read_text()
     manual = tmp_path / "manual.yaml"
     manual.write_text("reports_not_retrieved: 0\nreports_excluded: {wrong comparator: 1}\nstudies_included: 2\n")
     flow2 = prisma_flow(store, load_manual_counts(manual))
@@ -189,3 +192,54 @@ def test_export_to_extraction_sheet(store, tmp_path: Path) -> None:
     xlsx_paths, _ = export_extraction_sheet(store, tmp_path / "sheet.xlsx")
     assert xlsx_paths[0].read_bytes()[:2] == b"PK"
     assert len(read_sheet(xlsx_paths[0])[0]) == 3
+
+
+def test_prisma_fresh_import_awaits_screening(store, tmp_path: Path) -> None:
+    # imported and de-duplicated, nothing screened: 273 records await screening, none is excluded
+    flow = prisma_flow(store)
+    assert (flow.records_entering_screening, flow.records_awaiting_screening) == (273, 273)
+    assert (flow.records_screened, flow.records_excluded, flow.records_not_screened) == (0, 0, 0)
+    svg = flow.plot(tmp_path / "prisma.svg").read_text()
+    assert "Records awaiting screening (n = 273)" in svg
+    assert "Records excluded (n = 0)" in svg and "stopping rule" not in svg
+    table = flow.to_frame()
+    assert set(table["source"].dropna()) >= {"literature_imports", "literature_dedup_clusters"}
+    assert "literature_stops" not in set(table["source"])
+    # the rows add up: identified - removed = entering screening = screened + awaiting
+    n = dict(zip(table["count"], table["n"], strict=True))
+    assert (n["records identified: databases"] - n["duplicate records removed"]
+            - n["records marked as ineligible by automation tools"] - n["records removed for other reasons"]
+            == n["records entering screening (databases)"]
+            == n["records screened"] + n["records awaiting screening"])
+
+
+def test_prisma_stopping_rule_only_when_applied(store, tmp_path: Path) -> None:
+    profile_path = tmp_path / "stop.yaml"
+    profile_path.write_text("extends: pain\nstopping:\n  irrelevant_in_a_row: 3\n  recall_target: 0.95\n")
+    session = ScreeningSession(store, load_profile(profile_path))
+    answers = iter(["i", "e", "e", "e"])
+    reason = run_screener(session, console=Console(file=open("/dev/null", "w")), read=lambda p: next(answers))
+    assert reason == "3 irrelevant records in a row"
+    flow = prisma_flow(store)
+    eligible = len(session.records)
+    assert flow.stopping_rule["rule"] == "irrelevant_in_a_row" and flow.stopping_rule["recall_target"] == 0.95
+    assert (flow.records_not_screened, flow.records_awaiting_screening) == (eligible - 4, 0)
+    assert (flow.records_screened, flow.records_excluded) == (eligible, eligible - 4 + 3)
+    svg = flow.plot(tmp_path / "stopped.svg").read_text()
+    assert "3 irrelevant records in a row" in svg and "recall target 95%" in svg
+    rows = {r["count"]: (r["n"], r["source"]) for _, r in flow.to_frame().astype(str).iterrows()}
+    assert rows["  of which not screened (stopping rule: 3 irrelevant records in a row; recall target 95%)"] == (
+        str(eligible - 4), "literature_stops")
+    # going on screening past the rule voids it: the rest await screening again
+    session = ScreeningSession(store, load_profile(profile_path))
+    session.decide(session.next_record().record_id, True)
+    flow = prisma_flow(store)
+    assert flow.stopping_rule is None and flow.records_not_screened == 0
+    assert (flow.records_screened, flow.records_awaiting_screening) == (5, eligible - 5)
+    # an undo after a new stop voids that stop as well
+    session.decide(session.next_record().record_id, False)
+    session.decide(session.next_record().record_id, False)
+    session.decide(session.next_record().record_id, False)
+    assert session.record_stop() is not None and prisma_flow(store).stopping_rule is not None
+    session.undo()
+    assert prisma_flow(store).stopping_rule is None

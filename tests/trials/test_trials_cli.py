@@ -102,19 +102,21 @@ def test_survey_without_db_is_a_clear_error(tmp_path):
     assert "none.duckdb does not exist" in _flat(result.output)
 
 
-def test_demo_on_a_given_file_prints_the_report(tmp_path, corpus_slice):
-    result = runner.invoke(app, ["demo", str(corpus_slice), "-o", str(tmp_path / "demo")])
-    assert result.exit_code == 0, result.output
-    report = Path(result.output.strip().splitlines()[-1].removeprefix("Report: "))
-    assert report.is_file() and report.name == "survey.html"
-    assert "neuromodulation trials among" in report.read_text()
-
-
 def test_report_build_from_survey(tmp_path, corpus_slice):
-    result = runner.invoke(app, ["demo", str(corpus_slice), "-o", str(tmp_path / "demo")])
+    db = str(tmp_path / "t.duckdb")
+    result = runner.invoke(app, ["trials", "classify", str(corpus_slice), "-o", str(tmp_path / "labels.csv"),
+                                 "--db", db])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["trials", "survey", "--db", db, "-o", str(tmp_path / "survey")])
     assert result.exit_code == 0, result.output
     out = tmp_path / "report.html"
-    result = runner.invoke(app, ["report", "build", str(tmp_path / "demo" / "survey"), "-o", str(out)])
+    result = runner.invoke(app, ["report", "build", str(tmp_path / "survey"), "-o", str(out)])
     assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == f"Report: {out.resolve()}"
     text = out.read_text()
-    assert "data:image/png;base64," in text and 'src="figures/' not in text
+    assert '<section id="trials"' in text and "data:image/png;base64," in text and 'src="figures/' not in text
+    # the searchable list holds every trial the classifier called neuromodulation, no more
+    n_neuromod = sum(r["neuromod"] == "true" for r in _rows(tmp_path / "labels.csv"))
+    listed = _rows(tmp_path / "survey" / "tables" / "neuromod_trials.csv")
+    assert len(listed) == n_neuromod > 0
+    assert f'data-rows="{n_neuromod}"' in text

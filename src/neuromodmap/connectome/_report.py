@@ -17,6 +17,9 @@ from neuromodmap._utils import atomic_write
 
 __all__ = ["write_outputs", "render_section", "save_nifti"]
 
+_NULL_NAMES = {"random-sites": "random sites (same depth classes)", "variogram": "variogram surrogates (brainsmash)",
+               "depth-relabel": "depth relabelling (random splits of the same targets)", "none": "no null"}
+
 
 def save_nifti(img: nib.Nifti1Image, path: Path) -> Path:
     """Write a gzip NIfTI atomically (no partial file on failure)."""
@@ -90,6 +93,8 @@ def _similarity_heatmap(result, path: Path) -> Path:
 def _figures(result, out: Path) -> list[dict]:
     figs = []
     for (group_by, group) in result.groups.index:
+        if group_by == "indication" and result.indication in ("pain", "depression") and group != result.indication:
+            continue  # a 'both' target in a pain-only run is not a depression group
         if group_by in ("depth", "indication") and group != "unspecified":
             path = out / "figures" / f"glass_{group_by}_{_slug(group)}.png"
             n = int(result.groups.loc[(group_by, group), "n_targets"])
@@ -99,13 +104,22 @@ def _figures(result, out: Path) -> list[dict]:
     conj = result.conjunction_image()
     if conj is not None:
         path = out / "figures" / "stat_conjunction.png"
-        _stat_map(conj, "superficial ∩ deep conjunction", path)
-        figs.append({"path": path, "caption": f"Conjunction of superficial and deep target maps (top "
+        which = result.overlap.get("indication", "")
+        _stat_map(conj, f"superficial ∩ deep conjunction ({which} targets)", path)
+        figs.append({"path": path, "caption": f"Conjunction of superficial and deep {which} target maps (top "
                                               f"{result.top_percent:g} % of each, minimum statistic)."})
     path = _hub_bars(result, out / "figures" / "hubs.png")
     figs.append({"path": path, "caption": "Regions in the top connectivity of the most targets."})
     path = _similarity_heatmap(result, out / "figures" / "similarity.png")
     figs.append({"path": path, "caption": "Similarity of target connectivity profiles."})
+    if "pooled_effect" in result.targets and result.targets["pooled_effect"].notna().any():
+        from neuromodmap.connectome._effects import plot_target_effects
+
+        path = _save_figure(plot_target_effects(result.targets), out / "figures" / "target_effects.png")
+        figs.append({"path": path, "caption": "Targets coloured by the pooled effect of the studies that "
+                                              "stimulated them (evidence stage, per target code; grey: no "
+                                              "pooled effect), marker area proportional to the number of "
+                                              "studies."})
     return figs
 
 
@@ -128,10 +142,21 @@ def render_section(result, figures: list[dict] | None = None) -> str:
     targets = result.targets.copy()
     if "citation" not in targets:
         targets["citation"] = ""
+    from neuromodmap.connectome._mapping import HUB_ALPHA
+
+    headline, summary = result.headline(), result.summary()
+    table = result.overlap_table
+    overlap_rows = [] if table is None or table.empty else list(table.itertuples())
+    sim_rows = [] if result.similarity_null is None else list(result.similarity_null.itertuples())
     return _environment().get_template("section.html.j2").render(
-        summary=result.summary(), methods=result.methods(), overlap=ov, top_percent=f"{result.top_percent:g}",
+        headline=headline, summary=summary[len(headline):].lstrip(". ") if summary.startswith(headline) else summary, methods=result.methods(), overlap=ov,
+        overlaps=result.overlaps, overlap_rows=overlap_rows, similarity_rows=sim_rows,
+        null_names=_NULL_NAMES, hub_null="hub" in result.hubs, hub_alpha=f"{HUB_ALPHA:g}",
+        top_percent=f"{result.top_percent:g}",
         units=result.connectome.units, hubs=list(result.hubs.head(20).itertuples()),
-        targets=list(targets.fillna("").itertuples()), skipped=list(result.skipped.itertuples()),
+        targets=list(targets.astype(object).where(targets.notna(), "").itertuples()),
+        skipped=list(result.skipped.itertuples()),
+        has_effects="pooled_effect" in targets and bool(targets["pooled_effect"].notna().any()),
         figures=figures or [], provenance=result.provenance.sentence())
 
 
@@ -150,12 +175,13 @@ def write_outputs(result, out: Path, *, figures: bool = True) -> list[Path]:
     if ov.get("r") is not None:
         import pandas as pd
 
-        summary = pd.DataFrame([{k: ov[k] for k in ("r", "p_permutation", "n_permutations", "exact", "dice",
-                                                    "threshold_percent", "n_superficial", "n_deep",
-                                                    "n_conjunction")}])
-        written.append(_write_csv(summary, out / "overlap.csv", index=False))
-        maps = pd.DataFrame({"superficial": ov["superficial"], "deep": ov["deep"],
-                             "conjunction": ov["conjunction"]})
+        written.append(_write_csv(result.overlap_table, out / "overlap.csv", index=False))
+        if len(result.similarity_null):
+            written.append(_write_csv(result.similarity_null, out / "similarity_null.csv", index=False))
+        # one column per indication and map when several indications were compared
+        several = len(result.overlaps) > 1
+        maps = pd.DataFrame({(f"{ind}_{key}" if several else key): o[key]
+                             for ind, o in result.overlaps.items() for key in ("superficial", "deep", "conjunction")})
         written.append(_write_csv(maps, out / "overlap_maps.csv", index_label="region"))
         written.append(save_nifti(result.conjunction_image(), out / "conjunction.nii.gz"))
     written.append(save_nifti(result.profile_image(), out / "profiles.nii.gz"))
@@ -176,4 +202,8 @@ def write_outputs(result, out: Path, *, figures: bool = True) -> list[Path]:
     with atomic_write(out / "methods.txt", "w", encoding="utf-8") as fh:
         fh.write(result.methods() + "\n")
     written.append(out / "methods.txt")
+    from neuromodmap.connectome._reportlet import map_section
+
+    written.append(map_section(result, out, figs).write(out))
+    written.append(out / "targets_report.csv")
     return written

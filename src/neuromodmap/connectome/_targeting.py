@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from neuromodmap.connectome._atlas import DEFAULT_MAX_DISTANCE
+from neuromodmap.connectome._atlas import DEFAULT_MAX_DISTANCE, Seed
 from neuromodmap.connectome._catalogue import FOX_SGACC_SEED, target_catalogue
 from neuromodmap.connectome._errors import ConnectomeError, CoordinateError, TargetsFileError
 from neuromodmap.connectome._parcel import DEFAULT_CONNECTOME, ParcelConnectome, load_connectome
@@ -32,9 +32,9 @@ def _connectome(connectome, data_dir) -> ParcelConnectome:
     return load_connectome(connectome, data_dir) if isinstance(connectome, str) else connectome
 
 
-def _seed_weights(c: ParcelConnectome, seed, seed_radius: float, max_distance: float) -> np.ndarray:
+def _seed(c: ParcelConnectome, seed, seed_radius: float, max_distance: float) -> Seed:
     try:
-        return c.seed(seed, seed_radius, max_distance).weights
+        return c.seed(seed, seed_radius, max_distance)
     except CoordinateError as exc:
         raise CoordinateError(f"seed: {exc}") from None
 
@@ -70,9 +70,8 @@ def site_to_seed(sites: pd.DataFrame, seed=SGACC_SEED, *, radius: float = 10.0, 
         if col not in sites:
             raise TargetsFileError(f"sites table lacks column {col!r}")
     seed_radius = radius if seed_radius is None else seed_radius
-    seed_w = _seed_weights(c, seed, seed_radius, max_distance)
+    seed_s = _seed(c, seed, seed_radius, max_distance)
     out = sites.reset_index(drop=True).copy()
-    labels = np.asarray(c.labels)
     conn, n_vox, method, dist, regions, notes = [], [], [], [], [], []
     for row in out.itertuples():
         try:
@@ -85,11 +84,11 @@ def site_to_seed(sites: pd.DataFrame, seed=SGACC_SEED, *, radius: float = 10.0, 
             regions.append("")
             notes.append(str(exc))
             continue
-        conn.append(float(s.weights @ c.matrix @ seed_w))
+        conn.append(c.seed_connectivity(s, seed_s))
         n_vox.append(s.n_voxels)
         method.append(s.method)
         dist.append(round(s.distance_mm, 2))
-        regions.append(";".join(labels[np.argsort(-s.weights)[: min(3, len(s.regions))]]))
+        regions.append(c.seed_regions(s))
         notes.append(s.note)
     out["connectivity"] = conn
     out["n_voxels"] = n_vox
@@ -160,9 +159,9 @@ def search_anticorrelated(region: str, seed=SGACC_SEED, *, seed_radius: float = 
         coordinate) and ``connectivity`` to the seed sphere.
     """
     c = _connectome(connectome, data_dir)
-    seed_w = _seed_weights(c, seed, seed_radius, max_distance)
+    seed_profile = c.seed_profiles([_seed(c, seed, seed_radius, max_distance)])[0]
     idx = _candidates(c, region, search_radius, data_dir)
-    values = c.matrix[idx] @ seed_w
+    values = seed_profile[idx]
     inside = np.array([c.atlas.inside_centroid(int(i)) for i in idx])
     out = c.regions.loc[idx, ["label", "network", "hemisphere"]].reset_index(drop=True)
     out["x"], out["y"], out["z"] = inside[:, 0], inside[:, 1], inside[:, 2]

@@ -56,10 +56,10 @@ def list_cmd() -> None:
 @app.command("targets")
 def targets_cmd(
     output: Path = typer.Option(None, "--output", "-o", help="Write the catalogue to this CSV."),
-    indication: str = typer.Option(None, "--indication", help="Only pain or depression targets."),
+    indication: str = typer.Option(None, "--indication", help="Only pain or depression targets (with 'both')."),
     data_dir: Path = _DATA,
 ) -> None:
-    """Show (or export) the built-in target catalogue."""
+    """Show (or export) the built-in target catalogue with each coordinate's source and citation."""
     from neuromodmap._utils import atomic_write
     from neuromodmap.connectome import OMITTED_TARGETS, target_catalogue
 
@@ -68,19 +68,32 @@ def targets_cmd(
     except _expected_errors() as exc:
         _fail(str(exc))
     if indication:
+        if indication not in ("pain", "depression"):
+            _fail(f"--indication must be pain or depression, not {indication!r}")
         cat = cat[cat.indication.isin([indication, "both"])]
     if output:
         with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
             cat.to_csv(fh, index=False)
         console.print(f"{len(cat)} targets written to {output}")
         return
-    table = Table("id", "target", "indication", "modality", "depth", "x, y, z", "r", "source")
+    table = Table("id", "target", "indication", "modality", "depth", "x, y, z", "r", "source", "citation")
     for r in cat.itertuples():
         source = r.coordinate_source + (" [S]" if r.evidence == "S" else "")
         table.add_row(r.id, r.target, r.indication, r.modality, r.depth, f"{r.x:g}, {r.y:g}, {r.z:g}",
-                      f"{r.radius:g}", source)
+                      f"{r.radius:g}", source, _short_citation(r.citation))
     out_console.print(table)
-    console.print("Left out (no honest coordinate): " + "; ".join(OMITTED_TARGETS.values()), highlight=False)
+    console.print("Full citations: --output FILE.csv. Left out (no honest coordinate): "
+                  + "; ".join(OMITTED_TARGETS.values()), highlight=False)
+
+
+def _short_citation(text: str) -> str:
+    """'First author et al. (year)' plus the doi when the citation has one."""
+    import re
+
+    head = re.match(r"\s*([^;()]+?\(\d{4}\))", text)
+    doi = re.search(r"doi:\s*(\S+?)[;,)]?(?:\s|$)", text)
+    short = head.group(1) if head else text.split(";")[0][:60]
+    return short + (f" doi:{doi.group(1)}" if doi else "")
 
 
 @app.command("map")
@@ -90,26 +103,48 @@ def map_cmd(
     connectome: str = _CONNECTOME,
     radius: float = typer.Option(None, "--radius", "-r", help="Sphere radius in mm for every target "
                                                               "(default: each target's own, else 5)."),
-    indication: str = typer.Option(None, "--indication", help="Only targets for this indication (pain, depression)."),
+    indication: str = typer.Option("pain", "--indication",
+                                   help="pain (default), depression or all. Superficial and deep targets are "
+                                        "compared within one indication, never mixed; 'both' targets count for "
+                                        "each. A CSV without an indication column is mapped whole."),
+    null: list[str] = typer.Option(None, "--null",
+                                   help="Null model(s): random-sites, variogram, depth-relabel (repeat or "
+                                        "comma-separate; 'all', 'none'). Default: all three."),
+    n_null: int = typer.Option(1000, "--n-null", help="Draws of the random-sites and variogram nulls."),
+    seed: int = typer.Option(0, "--seed", "--random-seed", help="Random seed of the nulls (reproducible draws)."),
     top_percent: float = typer.Option(10.0, "--top-percent", help="Top X % of regions for hubs, Dice, conjunction."),
-    permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the overlap p-value."),
+    permutations: int = typer.Option(5000, "--permutations", help="Relabellings for the depth-relabel null."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw glass brains, stat maps and charts."),
+    effects: Path = typer.Option(None, "--effects", help="Pooled effects per target code (by_target.csv or "
+                                                         "pooled.csv of `evidence meta --by target`): listed "
+                                                         "beside each target, drawn on a glass brain."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     data_dir: Path = _DATA,
 ) -> None:
-    """Connectivity profiles, group maps, superficial-vs-deep overlap, hubs, similarity, figures, HTML."""
-    from neuromodmap.connectome import load_targets, map_targets
+    """Connectivity profiles, group maps, superficial-vs-deep overlap against null models, hubs, similarity, HTML."""
+    from neuromodmap.connectome import attach_target_effects, load_targets, map_targets
+    from neuromodmap.connectome._mapping import INDICATION_CHOICES
+    from neuromodmap.connectome._nulls import DEFAULT_NULLS, parse_nulls
 
     if radius is not None and not 0 <= radius <= 50:
         _fail(f"--radius must be between 0 and 50 mm, not {radius:g}")
+    if indication not in INDICATION_CHOICES:
+        _fail(f"--indication must be one of {', '.join(INDICATION_CHOICES)}, not {indication!r}")
+    if not 1 <= n_null <= 1_000_000:
+        _fail(f"--n-null must be between 1 and 1,000,000, not {n_null}")
+    try:
+        nulls = parse_nulls(null) if null else DEFAULT_NULLS
+    except _expected_errors() as exc:
+        _fail(f"--null: {exc}")
     try:
         table = load_targets(targets, data_dir, default_radius=radius)
-        if indication:
-            table = table[table.indication.isin([indication, "both"])]
-            if table.empty:
-                _fail(f"no targets with indication {indication!r} in {targets}")
-        result = map_targets(table, connectome, radius=radius, top_percent=top_percent,
-                             n_permutations=permutations, data_dir=data_dir)
+        if effects is not None:
+            table = attach_target_effects(table, effects)
+            for code in table.attrs.get("unmatched", []):
+                console.print(f"[yellow]note[/] pooled effect for {code}: no target with that code", highlight=False)
+        result = map_targets(table, connectome, radius=radius, top_percent=top_percent, null=nulls, n_null=n_null,
+                             n_permutations=permutations, indication=indication, random_state=seed,
+                             data_dir=data_dir, progress=True)
         files = result.save(output, figures=figures)
     except _expected_errors() as exc:
         _fail(str(exc))

@@ -19,6 +19,11 @@ from neuromodmap.evidence._errors import (
 )
 from neuromodmap.evidence._escalc import MEASURES, escalc
 from neuromodmap.evidence._io import read_sheet, write_sheet, write_template
+from neuromodmap.evidence._metareg import (
+    ConnectivityMetaRegression,
+    connectivity_metaregression,
+    study_sites,
+)
 from neuromodmap.evidence._methods import (
     BootstrapResult,
     RegtestResult,
@@ -48,11 +53,16 @@ __all__ = [
     "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord", "validate_rows",
     "read_sheet", "write_sheet", "write_template", "effect_sizes", "run_meta", "MetaReport", "SheetValidationError",
     "MetaAnalysisError", "ConvergenceError", "MetaAnalysisWarning", "SheetError",
+    "connectivity_metaregression", "ConnectivityMetaRegression", "study_sites", "datasets",
 ]
 
 
 def __getattr__(name):
     # plotting pulls in matplotlib; import it only when asked for
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module("neuromodmap.evidence.datasets")
     if name in ("forest", "funnel"):
         from neuromodmap.evidence import _plots
 

@@ -53,17 +53,35 @@ def meta(
     sheet_name: str = typer.Option(None, "--sheet", help="Worksheet to read in an .xlsx file."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Drop bad rows (listed in the report) "
                                       "instead of stopping."),
+    moderator: str = typer.Option(None, "--moderator", help="'connectivity': meta-regression of the effects on "
+                                  "each study site's connectivity to --seed (site = the sheet's x,y,z or the "
+                                  "target's catalogue coordinate)."),
+    seed: str = typer.Option(None, "--seed", help="Seed for --moderator connectivity, MNI 'x,y,z' "
+                             "(default: the Fox 2012 sgACC, 6,16,-10)."),
+    connectome: str = typer.Option(None, "--connectome", help="Connectome for --moderator connectivity "
+                                   "(default enigma-schaefer400; see `neuromodmap connectome list`)."),
 ) -> None:
     """Validate a sheet, compute effect sizes, pool per subgroup and write tables, plots, HTML and methods."""
+    from neuromodmap.connectome._errors import ConnectomeError
     from neuromodmap.evidence._errors import MetaAnalysisError, SheetError
     from neuromodmap.evidence.pipeline import SheetValidationError, run_meta
 
     if not 50 < level < 100:
         _fail(f"--level must be between 50 and 100, got {level}")
+    seed_xyz = None
+    if seed is not None:
+        try:
+            seed_xyz = tuple(float(v) for v in seed.split(","))
+        except ValueError:
+            seed_xyz = ()
+        if len(seed_xyz) != 3:
+            _fail(f"--seed must be three numbers x,y,z (MNI mm), got {seed!r}")
+    if (seed is not None or connectome is not None) and moderator is None:
+        _fail("--seed and --connectome go with --moderator connectivity")
     try:
         report = run_meta(sheet, measure=measure, by=None if by.lower() == "none" else by, method=method,
                           test=test, level=level, outcome=outcome, sheet_name=sheet_name,
-                          skip_invalid=skip_invalid)
+                          skip_invalid=skip_invalid, moderator=moderator, seed=seed_xyz, connectome=connectome)
     except SheetValidationError as exc:
         table = Table(title=f"{len(exc.problems)} problem(s) in {exc.path}", show_lines=False)
         for col in ("row", "column", "problem", "value"):
@@ -74,6 +92,8 @@ def meta(
         _fail("fix these cells (or pass --skip-invalid to drop the rows) and run again")
     except (SheetError, MetaAnalysisError) as exc:
         _fail(str(exc))
+    except ConnectomeError as exc:
+        _fail(f"--moderator connectivity: {exc}")
     except OSError as exc:
         _fail(f"cannot read {sheet}: {exc.strerror or exc}")
     except Exception as exc:  # a bug, not bad input: still one message, no traceback
@@ -85,6 +105,60 @@ def meta(
     except Exception as exc:
         _fail(f"internal error while writing {output} ({type(exc).__name__}: {exc}); please report it")
     _out.print(str(report.result), highlight=False, markup=False)
+    if report.metareg is not None:
+        _out.print(report.metareg.summary(), highlight=False, markup=False)
     for note in report.notes:
         _err.print(f"note: {note}", highlight=False, markup=False)
     _out.print(f"wrote {len(written)} files to {output}", highlight=False)
+
+
+@app.command()
+def datasets(
+    name: str = typer.Argument(None, help="Data set to describe (omit to list them)."),
+    reproduce: bool = typer.Option(False, "--reproduce", help="Re-run the published analysis and print published "
+                                   "against reproduced estimates."),
+    by_target: bool = typer.Option(False, "--by-target", help="Pool per stimulation target code (trials whose "
+                                   "site the sources give) and print one row per target."),
+    output: Path = typer.Option(None, "--output", "-o", help="With --by-target: write the table to this CSV "
+                                "(for `connectome map --effects`)."),
+) -> None:
+    """List the real meta-analysis data sets shipped with neuromodmap, with their source and citation."""
+    from neuromodmap.evidence import datasets as ds
+
+    if name is None:
+        for key, d in ds.DATASETS.items():
+            _out.print(f"{key}\t{d.title}\n\t{ds.dataset_path(key)}", highlight=False, markup=False, soft_wrap=True)
+        return
+    if name not in ds.DATASETS:
+        _fail(f"unknown data set {name!r}; choose one of {', '.join(ds.DATASETS)}")
+    d = ds.DATASETS[name]
+    prov = ds.provenance(name)
+    _out.print(f"{d.title}\nfile: {ds.dataset_path(name)}\nsource: {prov.source}\ncitation: {prov.citation}\n"
+               f"run: neuromodmap evidence meta {ds.dataset_path(name)} --measure {d.measure} --by {d.by} -o OUT",
+               highlight=False, markup=False, soft_wrap=True)
+    if reproduce:
+        table = ds.reproduce(name)
+        for row in table.itertuples():
+            pub = ("" if row.published_rr != row.published_rr else
+                   f"   published {row.published_rr:.2f} ({row.published_ci_lb:.2f} to {row.published_ci_ub:.2f})")
+            _out.print(f"{row.analysis:<16} k={row.k:<3} RR {row.rr:.2f} ({row.ci_lb:.2f} to {row.ci_ub:.2f}){pub}",
+                       highlight=False, markup=False)
+    if by_target:
+        from neuromodmap._utils import atomic_write
+        from neuromodmap.connectome import ConnectomeError
+        from neuromodmap.evidence import MetaAnalysisError
+        from neuromodmap.evidence.pipeline import _csv_safe
+
+        try:
+            table = ds.pooled_by_target(name)
+        except (MetaAnalysisError, ConnectomeError, OSError) as exc:  # OSError covers missing atlas data
+            _fail(f"cannot pool {name} by target: {exc}")
+        for row in table.itertuples():
+            what = (f"RR {row.estimate_bt:.2f} ({row.ci_lb_bt:.2f} to {row.ci_ub_bt:.2f}), {row.model}"
+                    if row.estimate_bt == row.estimate_bt else row.model)
+            _out.print(f"{row.target or '(site not given)':<14} k={row.k:<3} {what}   {row.studies}",
+                       highlight=False, markup=False, soft_wrap=True)
+        if output:
+            with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
+                _csv_safe(table).to_csv(fh, index=False)
+            _out.print(f"wrote {output}", highlight=False)

@@ -26,6 +26,7 @@ from neuromodmap._utils import atomic_write
 from neuromodmap.evidence._errors import MetaAnalysisError, MetaAnalysisWarning, SheetError
 from neuromodmap.evidence._escalc import MEASURES, escalc
 from neuromodmap.evidence._io import read_sheet
+from neuromodmap.evidence._metareg import MODERATORS, connectivity_metaregression
 from neuromodmap.evidence._methods import regtest, trimfill
 from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, rma
 from neuromodmap.evidence._transforms import back_transform
@@ -40,7 +41,11 @@ from neuromodmap.provenance import Provenance
 __all__ = ["effect_sizes", "run_meta", "MetaReport", "SheetValidationError", "CITATIONS", "GROUPABLE"]
 
 #: columns a meta-analysis can be split by
-GROUPABLE = ("modality", "target", "indication", "design", "sham_type", "outcome_measure", "condition")
+GROUPABLE = ("modality", "target", "indication", "design", "sham_type", "outcome_measure", "condition", "subgroup")
+
+#: measures a reported effect and 95% CI can be pooled on (generic inverse variance); ratios on the log scale
+GENERIC_MEASURES = {"SMD": False, "MD": False, "RD": False, "RR": True, "OR": True}
+_Z975 = 1.959963984540054
 
 CITATIONS = {
     "metafor": "Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat Softw. 2010;36(3):1-48.",
@@ -98,40 +103,88 @@ def effect_sizes(records: list[tuple[int, ExtractionRecord]], measure: str, outc
         needed = ["active_n", f"active_{outcome}"]
     problems: list[CellProblem] = []
     kept: list[tuple[int, ExtractionRecord]] = []
+    generic: list[tuple[int, ExtractionRecord]] = []
     for line, rec in records:
         missing = [c for c in needed if getattr(rec, c) is None]
+        if missing and rec.effect is not None:
+            bad = _generic_problem(rec, measure)
+            if bad:
+                problems.append(CellProblem(line, *bad))
+                continue
+            missing = []
+            target_list = generic
+        else:
+            target_list = kept
         for c in missing:
             problems.append(CellProblem(line, c, f"empty, but {measure} needs it"))
         if by is not None and getattr(rec, by) is None:
             problems.append(CellProblem(line, by, f"empty, but the analysis is split by {by}"))
             continue
         if not missing:
-            kept.append((line, rec))
-    if not kept:
+            target_list.append((line, rec))
+    if not kept and not generic:
         return pd.DataFrame(columns=["row", "study", "yi", "vi"]), problems
 
-    def col(name):
-        return [getattr(r, name) for _, r in kept]
+    def col(name, rows=kept):
+        return [getattr(r, name) for _, r in rows]
 
     labels = [_label(r) for _, r in kept]
+    frames = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetaAnalysisWarning)
-        if measure in ("SMD", "MD"):
-            es = escalc(measure, m1i=col("active_mean"), sd1i=col("active_sd"), n1i=col("active_n"),
-                        m2i=col("control_mean"), sd2i=col("control_sd"), n2i=col("control_n"), slab=labels)
-        elif measure in ("RR", "OR", "RD"):
-            es = escalc(measure, ai=col(f"active_{outcome}"), n1i=col("active_n"),
-                        ci=col(f"control_{outcome}"), n2i=col("control_n"), slab=labels)
-        else:
-            es = escalc(measure, xi=col(f"active_{outcome}"), ni=col("active_n"), slab=labels)
-    frame = es.reset_index()
-    frame.insert(0, "row", [line for line, _ in kept])
-    for name in ("study_id", "modality", "target", "indication", "design", "sham_type", "outcome_measure",
-                 "time_point_weeks", "year"):
-        frame[name] = col(name)
+        if kept:
+            if measure in ("SMD", "MD"):
+                es = escalc(measure, m1i=col("active_mean"), sd1i=col("active_sd"), n1i=col("active_n"),
+                            m2i=col("control_mean"), sd2i=col("control_sd"), n2i=col("control_n"), slab=labels)
+            elif measure in ("RR", "OR", "RD"):
+                es = escalc(measure, ai=col(f"active_{outcome}"), n1i=col("active_n"),
+                            ci=col(f"control_{outcome}"), n2i=col("control_n"), slab=labels)
+            else:
+                es = escalc(measure, xi=col(f"active_{outcome}"), ni=col("active_n"), slab=labels)
+            part = es.reset_index()
+            part.insert(0, "row", [line for line, _ in kept])
+            part["source"] = "arm data"
+            frames.append((part, kept))
+    if generic:
+        frames.append((_generic_effects(generic, measure), generic))
+    parts = []
+    for part, rows in frames:
+        for name in ("study_id", "modality", "target", "x", "y", "z", "indication", "design", "sham_type",
+                     "outcome_measure", "condition", "subgroup", "time_point_weeks", "year"):
+            part[name] = col(name, rows)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame = frame.sort_values("row", kind="stable").reset_index(drop=True)
+    if "ni" not in frame:
+        frame["ni"] = np.nan
     frame.attrs["measure"] = measure
     frame.attrs["notes"] = [str(w.message) for w in caught]
     return frame, problems
+
+
+def _generic_problem(rec: ExtractionRecord, measure: str) -> tuple[str, str] | None:
+    """Why a reported effect + CI cannot be used for ``measure`` (None when it can)."""
+    if measure not in GENERIC_MEASURES:
+        return ("effect", f"a reported effect can be pooled as {', '.join(GENERIC_MEASURES)}, not {measure}; "
+                          "give the arm data instead")
+    if rec.effect_ci_lb is None or rec.effect_ci_ub is None:
+        return ("effect_ci_lb", "empty, but effect is given: its 95% CI gives the study's weight")
+    if GENERIC_MEASURES[measure] and min(rec.effect, rec.effect_ci_lb, rec.effect_ci_ub) <= 0:
+        return ("effect", f"{measure} is a ratio: effect and CI must be above 0 "
+                          f"(got {rec.effect:g} [{rec.effect_ci_lb:g}, {rec.effect_ci_ub:g}])")
+    return None
+
+
+def _generic_effects(rows: list[tuple[int, ExtractionRecord]], measure: str) -> pd.DataFrame:
+    """yi, vi from reported effects and 95% CIs: log scale for ratios, SE = CI width / (2 x 1.96)."""
+    ratio = GENERIC_MEASURES[measure]
+    tf = np.log if ratio else (lambda a: np.asarray(a, float))
+    eff = tf(np.array([r.effect for _, r in rows], float))
+    lb = tf(np.array([r.effect_ci_lb for _, r in rows], float))
+    ub = tf(np.array([r.effect_ci_ub for _, r in rows], float))
+    sei = (ub - lb) / (2 * _Z975)
+    return pd.DataFrame({"row": [line for line, _ in rows], "study": [_label(r) for _, r in rows],
+                         "yi": eff, "vi": sei**2, "ni": np.nan, "source": "reported effect and 95% CI"})
 
 
 @dataclass(eq=False)
@@ -148,6 +201,8 @@ class MetaReport:
     notes: list[str]
     provenance: Provenance
     figures: dict[str, Any] = field(default_factory=dict)
+    #: connectivity meta-regression (``run_meta(..., moderator="connectivity")``)
+    metareg: Any = None
 
     @property
     def overall(self) -> RMAResult | None:
@@ -193,7 +248,7 @@ class MetaReport:
         ref = fit if fit is not None else next(iter(self.result.fits.values()))
         parts.append(ref.methods_sentence())
         if isinstance(self.result, SubgroupResult):
-            parts.append(f"Separate models were fitted within each {self.by} subgroup, and subgroup differences "
+            parts.append(f"Separate models were fitted within each {self.by}{'' if self.by == 'subgroup' else ' subgroup'}, and subgroup differences "
                          f"were tested with the Q-between statistic (df = number of subgroups - 1).")
         if not self.small_study.empty:
             parts.append("Small-study effects were assessed with Egger's regression test (standard error as "
@@ -209,7 +264,16 @@ class MetaReport:
         if not self.small_study.empty:
             keys += ["egger", "trimfill"]
         refs = [CITATIONS[k] for k in dict.fromkeys(k for k in keys if k)]
-        return " ".join(parts) + "\n\nReferences\n" + "\n".join(f"- {r}" for r in refs)
+        if (self.effects.get("source") == "reported effect and 95% CI").any():
+            n = int((self.effects["source"] == "reported effect and 95% CI").sum())
+            parts.insert(1, f"For {n} stud{'y' if n == 1 else 'ies'} without arm data, the reported effect and "
+                            f"its 95% confidence interval were used (generic inverse variance: "
+                            f"{'log ' if GENERIC_MEASURES.get(m) else ''}effect, SE = CI width / 3.92).")
+        text = " ".join(parts) + "\n\nReferences\n" + "\n".join(f"- {r}" for r in refs)
+        if self.metareg is not None:
+            body, _, mrefs = self.metareg.methods_paragraph().partition("\n\nReferences\n")
+            text = " ".join(parts) + " " + body + "\n\nReferences\n" + "\n".join(f"- {r}" for r in refs) + "\n" + mrefs
+        return text
 
     def html(self) -> str:
         """An HTML section (Jinja2, autoescaped) to drop into a report."""
@@ -224,10 +288,15 @@ class MetaReport:
             methods=self.methods_paragraph(), provenance=self.provenance,
             references=[line[2:] for line in self.methods_paragraph().split("\n") if line.startswith("- ")], has_bt="estimate_bt" in pooled,
             fmt=_fmt, has_funnel="funnel" in self.figures, has_forest="forest" in self.figures,
+            metareg=self.metareg, metareg_coefs=(self.metareg.coef_table().reset_index().to_dict("records")
+                                                 if self.metareg is not None else []),
+            metareg_sites=(self.metareg.table().to_dict("records") if self.metareg is not None else []),
+            has_bubble="bubble" in self.figures,
         )
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md and summary.txt."""
+        """Write tables (CSV), forest/funnel plots (PNG, SVG), report.html, methods.md, summary.txt and the
+        report section (``section.json``)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -240,8 +309,17 @@ class MetaReport:
 
         csv_out("effect_sizes.csv", self.study_table())
         csv_out("pooled.csv", self.pooled_table())
+        if self.by == "target":
+            from neuromodmap.evidence._bytarget import pool_by_target
+
+            ref = self.overall if self.overall is not None else next(iter(self.result.fits.values()))
+            csv_out("by_target.csv", pool_by_target(self.effects, measure=self.measure, method=self.method,
+                                                    test=self.test, level=ref.level))
         if not self.small_study.empty:
             csv_out("small_study_effects.csv", self.small_study)
+        if self.metareg is not None:
+            csv_out("metaregression_sites.csv", self.metareg.table())
+            csv_out("metaregression.csv", self.metareg.coef_table().reset_index())
         for name, fig in self.figures.items():
             for fmt in ("png", "svg"):
                 path = out / f"{name}.{fmt}"
@@ -256,6 +334,10 @@ class MetaReport:
             with atomic_write(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
             written.append(path)
+        from neuromodmap.evidence._reportlet import meta_section
+
+        written.append(meta_section(self, out).write(out))
+        written += [out / "pooled_report.csv", out / "studies_report.csv"]
         return written
 
 
@@ -282,8 +364,13 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality", method: str = "REML",
              test: str = "z", level: float = 95, outcome: str = "responders", sheet_name: str | None = None,
-             skip_invalid: bool = False, figures: bool = True) -> MetaReport:
+             skip_invalid: bool = False, figures: bool = True, moderator: str | None = None,
+             seed=None, connectome=None, radius: float = 10.0, data_dir=None) -> MetaReport:
     """Validate an extraction sheet, compute effect sizes, pool them (per subgroup) and build the report.
+
+    ``moderator="connectivity"`` adds a meta-regression of the effects on each study site's
+    connectivity to ``seed`` (default: the Fox 2012 sgACC) on ``connectome``
+    (see :func:`neuromodmap.evidence.connectivity_metaregression`).
 
     Raises :class:`SheetValidationError` listing every bad cell (unless ``skip_invalid``,
     which drops bad rows and lists them in the report notes).
@@ -299,6 +386,8 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
         raise MetaAnalysisError(f"unknown test {test!r}; choose 'z' or 'knha'")
     if by is not None and by not in GROUPABLE:
         raise MetaAnalysisError(f"cannot split by {by!r}; choose one of {', '.join(GROUPABLE)}")
+    if moderator is not None and moderator not in MODERATORS:
+        raise MetaAnalysisError(f"unknown moderator {moderator!r}; choose one of {', '.join(MODERATORS)}")
     rows, notes = read_sheet(path, sheet_name)
     if not rows:
         raise SheetError(f"{path}: the sheet has a header but no data rows")
@@ -368,6 +457,12 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
         overall.provenance = prov
     report = MetaReport(measure=measure, method=method.upper(), test=test, by=by, effects=effects,
                         result=result, small_study=small, notes=notes, provenance=prov)
+    if moderator == "connectivity":
+        report.metareg = connectivity_metaregression(effects, seed, connectome=connectome, radius=radius,
+                                                     method=method, test=test, level=level, data_dir=data_dir,
+                                                     figure=figures)
+        notes += report.metareg.notes
+        report.figures.update(report.metareg.figures)
     if figures:
         from neuromodmap.evidence._plots import forest, funnel
 

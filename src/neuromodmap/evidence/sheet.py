@@ -96,8 +96,12 @@ _SPEC: dict[str, tuple[str, str]] = {
     "sham_type": ("code", "Control condition: " + ", ".join(SHAM_TYPES)),
     "modality": ("code", "Neuromodulation modality (shared vocabulary): " + ", ".join(vocabulary.MODALITIES)),
     "target": ("code", "Stimulation target (shared vocabulary): " + ", ".join(vocabulary.TARGETS)),
+    "x": ("number", "Stimulation site, MNI x (mm, -100 to 100); give x, y and z together or leave all three empty."),
+    "y": ("number", "Stimulation site, MNI y (mm)."),
+    "z": ("number", "Stimulation site, MNI z (mm)."),
     "indication": ("code", "Indication: " + ", ".join(vocabulary.INDICATIONS)),
     "condition": ("text", "Condition as reported, e.g. 'fibromyalgia', 'treatment-resistant depression'."),
+    "subgroup": ("text", "Any grouping of your own for --by subgroup, e.g. 'tier 1' (a published analysis's subgroups)."),
     # demographics
     "age_mean": ("number", "Mean age of participants, years."),
     "female_percent": ("number", "Percentage of female participants (0-100)."),
@@ -124,6 +128,11 @@ _SPEC: dict[str, tuple[str, str]] = {
     "control_responders": ("integer", "Control arm: responders."),
     "control_remitters": ("integer", "Control arm: remitters."),
     # follow-up and safety
+    # a study's effect as published, when the arm data are not available (generic inverse variance)
+    "effect": ("number", "Effect as reported, on the measure's own scale (a ratio for RR/OR, e.g. 1.84); "
+               "used only when the arm columns the measure needs are empty."),
+    "effect_ci_lb": ("number", "Lower bound of the reported 95% CI of effect."),
+    "effect_ci_ub": ("number", "Upper bound of the reported 95% CI of effect."),
     "follow_up_weeks": ("number", "Longest follow-up, weeks."),
     "adverse_events": ("text", "Adverse events as reported (e.g. 'headache 12%, 1 seizure')."),
     "serious_adverse_events": ("integer", "Number of serious adverse events (all arms)."),
@@ -194,8 +203,12 @@ class ExtractionRecord(BaseModel):
     sham_type: str | None = None
     modality: str
     target: str | None = None
+    x: float | None = Field(default=None, ge=-100, le=100)
+    y: float | None = Field(default=None, ge=-100, le=100)
+    z: float | None = Field(default=None, ge=-100, le=100)
     indication: str | None = None
     condition: str | None = None
+    subgroup: str | None = None
     age_mean: float | None = Field(default=None, ge=0, le=120)
     female_percent: float | None = Field(default=None, ge=0, le=100)
     frequency_hz: float | None = Field(default=None, ge=0)
@@ -217,6 +230,9 @@ class ExtractionRecord(BaseModel):
     control_sd: float | None = Field(default=None, ge=0)
     control_responders: int | None = Field(default=None, ge=0)
     control_remitters: int | None = Field(default=None, ge=0)
+    effect: float | None = None
+    effect_ci_lb: float | None = None
+    effect_ci_ub: float | None = None
     follow_up_weeks: float | None = Field(default=None, ge=0)
     adverse_events: str | None = None
     serious_adverse_events: int | None = Field(default=None, ge=0)
@@ -275,7 +291,9 @@ class ExtractionRecord(BaseModel):
 
 
 def cross_field_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Checks that span columns: counts within n. Returns (column, message) pairs."""
+    """Checks that span columns: counts within n, x/y/z together, CI around the effect.
+
+    Returns (column, message) pairs."""
     problems: list[tuple[str, str]] = []
 
     def num(col: str) -> float | None:
@@ -292,6 +310,18 @@ def cross_field_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
             count = num(f"{arm}_{what}")
             if n is not None and count is not None and count > n:
                 problems.append((f"{arm}_{what}", f"{what} ({count:g}) > n ({n:g})"))
+    given = [c for c in ("x", "y", "z") if not _is_blank(values.get(c))]
+    if given and len(given) < 3:
+        missing = [c for c in ("x", "y", "z") if c not in given]
+        problems.append((missing[0], f"empty, but {', '.join(given)} given: a site needs x, y and z"))
+    eff, lb, ub = num("effect"), num("effect_ci_lb"), num("effect_ci_ub")
+    if eff is not None and (lb is None or ub is None):
+        problems.append(("effect_ci_lb" if lb is None else "effect_ci_ub",
+                         "empty, but effect is given: its 95% CI gives the study's weight"))
+    if eff is not None and lb is not None and ub is not None and not lb <= eff <= ub:
+        problems.append(("effect", f"{eff:g} lies outside its CI [{lb:g}, {ub:g}]"))
+    if lb is not None and ub is not None and lb >= ub:
+        problems.append(("effect_ci_ub", f"upper CI bound ({ub:g}) is not above the lower ({lb:g})"))
     return problems
 
 

@@ -3,9 +3,9 @@
 Import search exports (:func:`read_records`, :func:`read_many`), store them
 (:func:`save_import`), find duplicates (:func:`deduplicate`), apply criteria
 (:func:`load_profile`, :func:`apply_criteria`), screen with active learning
-(:class:`ScreeningSession`, :func:`simulate`), draw the flow diagram (:func:`prisma_flow`)
-and export the included records (:func:`export_extraction_sheet`). Live PubMed searches:
-:class:`EUtilsClient`.
+(:class:`ScreeningSession`, :func:`simulate`), draw the flow diagram (:func:`prisma_flow`),
+export the included records (:func:`export_extraction_sheet`) and link records to the
+registered trials they report (:func:`link_trials`). Live PubMed searches: :class:`EUtilsClient`.
 
 Names are imported on first use, so reading a file does not load scikit-learn.
 """
@@ -25,6 +25,7 @@ _EXPORTS = {
     "records": ("ImportIssue", "ImportResult", "LiteratureImportError", "Record"),
     "screening": ("ScreeningSession", "record_decision"),
     "store": ("load_records", "open_store", "save_dedup", "save_import"),
+    "trial_links": ("TrialLinkReport", "link_trials", "load_trial_links", "publications_by_trial"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

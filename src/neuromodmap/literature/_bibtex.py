@@ -8,6 +8,7 @@ from pathlib import Path
 
 from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+from neuromodmap.registry_ids import find_registry_ids
 
 _ENTRY = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -180,4 +181,6 @@ def _to_record(entry_type: str, key: str, fields: dict[str, str], path: Path, da
         source_line=line,
         source_position=position,
         extra={"citation_key": key},
+        secondary_ids=[f"{name}: {found.raw}" for name in ("note", "annote", "annotation", "addendum")
+                       for found in find_registry_ids(fields.get(name, ""))],
     )

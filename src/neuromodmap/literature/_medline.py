@@ -98,4 +98,6 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         source_format="medline",
         source_line=line,
         source_position=position,
+        # secondary source ids: "ClinicalTrials.gov/NCT01234567", "GENBANK/AF123456", ...
+        secondary_ids=[f"SI: {' '.join(v.split())}" for v in fields.get("SI", []) if v.strip()],
     )

@@ -121,4 +121,17 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
         source_file=str(path),
         source_format="pubmed_xml",
         source_position=position,
+        secondary_ids=_databank_ids(art),
     )
+
+
+def _databank_ids(art: Element) -> list[str]:
+    """DataBankList accession numbers as 'DataBank: ClinicalTrials.gov/NCT01234567' (MEDLINE's SI form)."""
+    out = []
+    for bank in art.findall("DataBankList/DataBank"):
+        name = _text(bank.find("DataBankName"))
+        for number in bank.findall("AccessionNumberList/AccessionNumber"):
+            value = _text(number)
+            if value:
+                out.append(f"DataBank: {name}/{value}" if name else f"DataBank: {value}")
+    return out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from neuromodmap.literature._text import database_from_tag, publication_month
 from neuromodmap.literature.records import ImportIssue, Record, normalise_doi
+from neuromodmap.registry_ids import find_registry_ids
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 _PMID_URL = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|list_uids=|pmid[:=])(\d{1,9})\b", re.I)
@@ -24,6 +25,9 @@ KNOWN_TAGS = set(
 # the tags a Record is built from; the rest are recognised and dropped
 _USED_TAGS = set("TY TI T1 CT BT AB N2 AU A1 PY Y1 DA Y2 T2 JF JO JA J2 J1 DO L2 UR C1 AN KW M3 LA SP EP VL IS "
                  "DB DP".split())
+# notes, accession numbers and custom fields: only the trial registry ids found in them are kept
+_NOTE_TAGS = ("N1", "AN", "M1", "M2", "U1", "U2", "U3", "U4", "U5", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8")
+_USED_TAGS |= set(_NOTE_TAGS)
 _CONTENT_TAGS = {"TI", "T1", "AU", "A1", "AB", "N2", "PY", "Y1", "DO"}
 _TITLE_TAGS = ("TI", "T1", "CT", "BT")
 _ABSTRACT_TAGS = ("AB", "N2")
@@ -186,4 +190,6 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         source_format="ris",
         source_line=line,
         source_position=position,
+        secondary_ids=[f"{tag}: {found.raw}" for tag in _NOTE_TAGS for value in fields.get(tag, ())
+                       for found in find_registry_ids(value)],
     )

@@ -51,7 +51,13 @@ def run_screener(session: ScreeningSession, *, console: Console | None = None,
     while True:
         progress = session.progress()
         if progress.stop_reason and not ignore_stop:
-            console.print(f"[bold green]Stopping rule met:[/] {progress.stop_reason}. {progress.summary()}")
+            if progress.stop_rule is None:  # every eligible record screened
+                console.print(f"[bold green]All eligible records screened.[/] {progress.summary()}")
+                return progress.stop_reason
+            session.record_stop(progress)
+            console.print(f"[bold green]Stopping rule met:[/] {progress.stop_reason}. {progress.summary()} "
+                          "The records not screened count as excluded by the stopping rule (PRISMA); run with "
+                          "--ignore-stop to go on screening.")
             return progress.stop_reason
         record = session.next_record()
         if record is None:

@@ -221,20 +221,79 @@ def prisma(
     db: Path = _DB_OPTION,
     out: Path = typer.Option(Path("prisma"), "-o", "--out", help="Output folder."),
     manual: Path = typer.Option(None, help="YAML with hand-entered counts (reports_not_retrieved, ...)."),
+    trials_db: Path = typer.Option(None, "--trials-db", help="Trials store whose classified neuromodulation trials "
+                                                             "are the records identified from registers "
+                                                             "(default: the --db file, if it holds classified trials)."),
+    question: str = typer.Option("both", help="Review question deciding which classified trials count as "
+                                              "register records: pain, depression or both."),
 ) -> None:
-    """Draw the PRISMA 2020 flow diagram (SVG + PNG) and write its counts table."""
+    """Draw the PRISMA 2020 flow diagram (SVG + PNG) and write its counts table beside it."""
     from neuromodmap.literature.prisma import load_manual_counts, prisma_flow
 
     con = _open(db)
+    trials_con = _open_trials(db, trials_db)
     try:
         counts = load_manual_counts(manual) if manual else None
-        flow = prisma_flow(con, counts)
+        flow = prisma_flow(con, counts, trials_con=trials_con, question=question, trials_db=str(trials_db or db))
     except ValueError as exc:
         _fail(str(exc))
+    finally:
+        if trials_con is not None:
+            trials_con.close()
+    from neuromodmap.literature._reportlet import prisma_section
+
     paths = flow.write(out)
+    paths.append(prisma_section(con, flow, out).write(out))
     _console.print(flow.to_frame().to_string(index=False))
-    _console.print(flow.methods_sentence())
+    _console.print(escape(flow.methods_sentence()))
     _console.print("Wrote " + ", ".join(str(p) for p in paths))
+
+
+def _open_trials(db: Path, trials_db: Path | None):
+    """A read-only connection to a separate trials store, or None when it is the --db file."""
+    if trials_db is None or trials_db.resolve() == db.resolve():
+        return None
+    if not trials_db.exists():
+        _fail(f"{trials_db}: no such trials store; run `neuromodmap trials import` first")
+    from neuromodmap.store import connect
+
+    try:
+        return connect(trials_db, read_only=True)
+    except (duckdb.Error, OSError) as exc:
+        _fail(f"{trials_db}: cannot open the trials store ({exc})")
+
+
+@app.command("link-trials")
+def link_trials_(
+    db: Path = _DB_OPTION,
+    trials_db: Path = typer.Option(None, "--trials-db", help="Trials store (default: the --db file itself)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Write the counts and the links as CSV into this folder."),
+) -> None:
+    """Link records to registered trials: registry ids the records quote, PMIDs/DOIs the registry cites."""
+    from neuromodmap._utils import atomic_write
+    from neuromodmap.literature.trial_links import link_trials
+
+    con = _open(db)
+    trials_con = _open_trials(db, trials_db)
+    try:
+        report = link_trials(con, trials_con, trials_db=str(trials_db or db))
+    finally:
+        if trials_con is not None:
+            trials_con.close()
+    table = Table(title="Registry ids quoted by the records")
+    for column in ("registry", "ids", "in trials store", "not in trials store"):
+        table.add_column(column)
+    for row in report.by_registry.itertuples(index=False):
+        table.add_row(escape(str(row.name)), str(row.ids), str(row.in_trials_store), str(row.not_in_trials_store))
+    _console.print(table)
+    _console.print(escape(report.summary()))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, frame in (("trial_link_counts.csv", report.to_frame()), ("trial_links.csv", report.links),
+                            ("trial_link_registries.csv", report.by_registry)):
+            with atomic_write(out / name, "w", encoding="utf-8", newline="") as fh:
+                frame.to_csv(fh, index=False)
+        _console.print(f"Wrote {out / 'trial_link_counts.csv'}, trial_links.csv, trial_link_registries.csv")
 
 
 @app.command()
@@ -350,6 +409,10 @@ def simulate(
             _fail(str(exc))
         target = out if repeat == 1 else out / f"seed_{seed + k}"
         sim.write(target)
+        if repeat == 1:
+            from neuromodmap.literature._reportlet import simulation_section
+
+            simulation_section(sim, target).write(target)
         runs.append(sim)
         _console.print(f"seed {seed + k}: WSS@95 {sim.wss_95:.1%} (random {sim.random_wss_95:.1%}), "
                        f"recall@10% {sim.recall_at_10pct:.1%}, 95% recall after {sim.n_screened_at_95} records")

@@ -63,6 +63,9 @@ class Stopping(BaseModel):
 
     irrelevant_in_a_row: int | None = Field(default=100, ge=1)
     target_share: float | None = Field(default=None, gt=0, le=1)
+    #: the recall the reviewers aim for with this rule, reported with it (PRISMA, methods); the
+    #: heuristic rules above do not estimate recall, so this is a declared target, not a measure
+    recall_target: float | None = Field(default=None, gt=0, le=1)
 
 
 class CriteriaProfile(BaseModel):

@@ -79,6 +79,11 @@ class Record(BaseModel):
     source_line: int | None = Field(default=None, description="first line of the record in its file")
     source_position: int = Field(default=0, description="1-based order of the record in its file")
     extra: dict[str, str] = Field(default_factory=dict, description="unmapped columns (e.g. labels)")
+    secondary_ids: list[str] = Field(
+        default_factory=list,
+        description="ids the export declares beside the record's own, as 'FIELD: value': PubMed SI "
+                    "('SI: ClinicalTrials.gov/NCT01234567'), PubMed XML DataBankList ('DataBank: ...'), and "
+                    "trial registry ids found in RIS/BibTeX note fields ('N1: NCT01234567')")
 
     @property
     def first_author(self) -> str:

@@ -28,7 +28,7 @@ from neuromodmap.literature.records import Record
 from neuromodmap.literature.store import init_tables, load_dedup, load_records
 
 __all__ = ["ScreeningSession", "ScreeningProgress", "init_decisions", "record_decision", "latest_decisions",
-           "STAGES"]
+           "STAGES", "latest_stop"]
 
 STAGES = ("criteria", "title_abstract", "full_text")
 _DECISIONS = ("include", "exclude", "not_retrieved")
@@ -43,6 +43,41 @@ def init_decisions(con: duckdb.DuckDBPyConnection) -> None:
             stage VARCHAR, decision VARCHAR, reason VARCHAR, method VARCHAR, reviewer VARCHAR,
             profile VARCHAR, decided_at TIMESTAMP)"""
     )
+    _init_stops(con)
+
+
+def _init_stops(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS literature_stops (
+            stopped_at TIMESTAMP, profile VARCHAR, rule VARCHAR, description VARCHAR, recall_target DOUBLE,
+            n_eligible INTEGER, n_screened INTEGER, reviewer VARCHAR, last_decision_id BIGINT)"""
+    )
+
+
+def latest_stop(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The stopping rule that ended title/abstract screening, if it still applies.
+
+    A stop recorded by :meth:`ScreeningSession.record_stop` applies while the title/abstract
+    decisions are those it was recorded on: a later decision (``--ignore-stop``) or an undo
+    voids it. Returns a dict with
+    ``rule`` (``irrelevant_in_a_row`` or ``target_share``), ``description``, ``recall_target``
+    (None when no target was declared), ``stopped_at``, ``profile``, ``n_eligible`` and
+    ``n_screened``; None when no stopping rule applies.
+    """
+    init_decisions(con)
+    row = con.execute("SELECT * FROM literature_stops ORDER BY stopped_at DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    stop = dict(zip([d[0] for d in con.description], row, strict=True))
+    if _last_decision_id(con) != stop.pop("last_decision_id"):
+        return None
+    if stop["recall_target"] is not None and pd.isna(stop["recall_target"]):
+        stop["recall_target"] = None
+    return stop
+
+
+def _last_decision_id(con: duckdb.DuckDBPyConnection) -> int | None:
+    return con.execute("SELECT max(decision_id) FROM literature_decisions WHERE stage = 'title_abstract'").fetchone()[0]
 
 
 def record_decision(con: duckdb.DuckDBPyConnection, record_id: str, stage: str, decision: str, *,
@@ -90,6 +125,20 @@ class ScreeningProgress:
     @property
     def share_screened(self) -> float:
         return self.n_screened / self.n_eligible if self.n_eligible else 1.0
+
+    @property
+    def stop_rule(self) -> str | None:
+        """Which stopping rule is met (``irrelevant_in_a_row``, ``target_share``), or None.
+
+        Screening every eligible record is the end of screening, not a stopping rule.
+        """
+        if self.n_screened >= self.n_eligible:
+            return None
+        if self.stop_after_irrelevant and self.irrelevant_in_a_row >= self.stop_after_irrelevant:
+            return "irrelevant_in_a_row"
+        if self.target_share and self.share_screened >= self.target_share:
+            return "target_share"
+        return None
 
     @property
     def stop_reason(self) -> str | None:
@@ -228,6 +277,27 @@ class ScreeningSession:
         self.con.execute("DELETE FROM literature_decisions WHERE decision_id = ?", [row[0]])
         self._ranking = None
         return row[1]
+
+    def record_stop(self, progress: ScreeningProgress | None = None) -> dict | None:
+        """Record that screening ends here by the stopping rule (read by the PRISMA flow).
+
+        Does nothing (returns None) when no stopping rule is met. The records left unscreened
+        count as excluded by the stopping rule until screening resumes.
+        """
+        progress = progress or self.progress()
+        rule = progress.stop_rule
+        if rule is None:
+            return None
+        if rule == "irrelevant_in_a_row":
+            description = f"{progress.stop_after_irrelevant} irrelevant records in a row"
+        else:
+            description = f"{progress.target_share:.0%} of the eligible records screened"
+        stop = {"stopped_at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "profile": self.profile.name,
+                "rule": rule, "description": description, "recall_target": self.profile.stopping.recall_target,
+                "n_eligible": progress.n_eligible, "n_screened": progress.n_screened, "reviewer": self.reviewer,
+                "last_decision_id": _last_decision_id(self.con)}
+        self.con.execute("INSERT INTO literature_stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(stop.values()))
+        return stop
 
     # -- ranking ----------------------------------------------------------------------------
     def ranking(self) -> list[int]:

@@ -31,7 +31,7 @@ _SCHEMA = [
         keywords VARCHAR[], mesh_terms VARCHAR[], publication_types VARCHAR[], language VARCHAR,
         record_type VARCHAR, volume VARCHAR, issue VARCHAR, pages VARCHAR, url VARCHAR,
         source_database VARCHAR, source_file VARCHAR, source_format VARCHAR, source_line INTEGER,
-        source_position INTEGER, extra VARCHAR, month INTEGER)""",
+        source_position INTEGER, extra VARCHAR, month INTEGER, secondary_ids VARCHAR[])""",
     """CREATE TABLE IF NOT EXISTS literature_import_issues (
         import_id VARCHAR, file VARCHAR, line INTEGER, position INTEGER, field VARCHAR,
         reason VARCHAR, action VARCHAR)""",
@@ -41,19 +41,22 @@ _RECORD_COLUMNS = [
     "record_id", "import_id", "title", "abstract", "authors", "year", "journal", "doi", "pmid",
     "keywords", "mesh_terms", "publication_types", "language", "record_type", "volume", "issue",
     "pages", "url", "source_database", "source_file", "source_format", "source_line",
-    "source_position", "extra", "month",
+    "source_position", "extra", "month", "secondary_ids",
 ]
 
 
 def init_tables(con: duckdb.DuckDBPyConnection) -> None:
     for statement in _SCHEMA:
         con.execute(statement)
-    # stores written before records had a month get the column (NULL: month unknown)
-    has_month = con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'literature_records' "
-        "AND column_name = 'month' AND table_schema = current_schema()").fetchone()[0]
-    if not has_month:
+    # stores written before records had a month or secondary ids get the column (NULL: unknown;
+    # re-importing the file fills it in)
+    columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'literature_records' "
+        "AND table_schema = current_schema()").fetchall()}
+    if "month" not in columns:
         con.execute("ALTER TABLE literature_records ADD COLUMN month INTEGER")
+    if "secondary_ids" not in columns:
+        con.execute("ALTER TABLE literature_records ADD COLUMN secondary_ids VARCHAR[]")
 
 
 def _import_id(result: ImportResult) -> str:
@@ -93,7 +96,9 @@ def save_import(con: duckdb.DuckDBPyConnection, result: ImportResult) -> str:
             con.execute("DELETE FROM literature_imports WHERE import_id = ?", [old_id])
         # another file may have produced the same ids only if it had the same path
         con.register("_lit_records_frame", frame)
-        con.execute("INSERT INTO literature_records SELECT * FROM _lit_records_frame")
+        # by name: a store upgraded with ALTER TABLE may have its columns in another order
+        columns = ", ".join(_RECORD_COLUMNS)
+        con.execute(f"INSERT INTO literature_records ({columns}) SELECT {columns} FROM _lit_records_frame")  # noqa: S608
         con.unregister("_lit_records_frame")
         if len(issues):
             con.register("_lit_issues_frame", issues)
@@ -130,7 +135,7 @@ def _row_to_record(row: dict) -> Record:
 
     data = {}
     for key, value in row.items():
-        if key in ("authors", "keywords", "mesh_terms", "publication_types"):
+        if key in ("authors", "keywords", "mesh_terms", "publication_types", "secondary_ids"):
             data[key] = listish(value)
         elif key == "extra":
             data[key] = json.loads(value) if isinstance(value, str) and value else {}

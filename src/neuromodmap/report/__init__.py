@@ -1,5 +1,39 @@
-"""neuromodmap.report: stitch the stages' HTML sections into one self-contained report."""
+"""neuromodmap.report: one self-contained HTML document from the stages' sections.
 
-from neuromodmap.report._build import build_report
+Each stage renders its own part, a :class:`Section` (headline numbers, text, figures with
+captions, tables, methods, sources) written as ``section.json`` into its output folder;
+:func:`build_report` assembles the sections it finds, in a fixed order with stable anchors
+(``#overview``, ``#trials``, ``#literature``, ``#evidence``, ``#connectome``, ``#methods``).
+"""
 
-__all__ = ["build_report"]
+from neuromodmap.report._build import ReportWarning, build_report, json_for_script
+from neuromodmap.report._section import (
+    SECTION_FILE,
+    STAGES,
+    Block,
+    Figure,
+    Headline,
+    Section,
+    SectionError,
+    Source,
+    Table,
+    read_section,
+    software_versions,
+)
+
+__all__ = [
+    "SECTION_FILE",
+    "STAGES",
+    "Block",
+    "Figure",
+    "Headline",
+    "ReportWarning",
+    "Section",
+    "SectionError",
+    "Source",
+    "Table",
+    "build_report",
+    "json_for_script",
+    "read_section",
+    "software_versions",
+]

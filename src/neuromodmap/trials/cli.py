@@ -155,16 +155,31 @@ def link(
 def survey(
     db: Path = _DB,
     out: Path = typer.Option(Path("survey"), "-o", "--out", help="Output directory."),
+    literature_db: Path = typer.Option(None, "--literature-db",
+                                       help="Literature store whose records link to the trials (neuromodmap literature "
+                                            "link-trials); default: the --db file itself."),
 ) -> None:
     """Write the landscape survey (CSV tables, PNG/SVG figures, survey.html) of the classified trials."""
+    from neuromodmap.literature.trial_links import publications_by_trial
+    from neuromodmap.store import connect
     from neuromodmap.trials.store import TrialStore
     from neuromodmap.trials.survey import survey as run_survey
 
     if not db.exists():
         _fail(f"database {db} does not exist; run 'neuromodmap trials import' first")
+    if literature_db is not None and not literature_db.exists():
+        _fail(f"literature database {literature_db} does not exist")
     with TrialStore(db, read_only=True) as store:
         labels = store.labels_df()
         if labels.empty:
             _fail(f"no classified trials in {db}; run 'neuromodmap trials classify --db {db} -o labels.csv' first")
-        result = run_survey(store.trials_df(), labels, out, import_runs=store.import_runs_df())
+        separate = literature_db is not None and literature_db.resolve() != db.resolve()
+        lit_con = connect(literature_db, read_only=True) if separate else store.con
+        try:
+            publications = publications_by_trial(store.con, lit_con)
+        finally:
+            if separate:
+                lit_con.close()
+        result = run_survey(store.trials_df(), labels, out, import_runs=store.import_runs_df(),
+                            publications=publications)
     console.print(f"{result.n_neuromod:,} neuromodulation trials of {result.n_trials:,}; report: {result.html_path}")

@@ -29,7 +29,7 @@ from neuromodmap import vocabulary as vocab  # noqa: E402
 from neuromodmap._utils import atomic_write  # noqa: E402
 from neuromodmap.geography import continent  # noqa: E402
 
-__all__ = ["SurveyResult", "survey", "SEED_004"]
+__all__ = ["SurveyResult", "survey", "SEED_004", "linked_publications_table", "LINKED_PUBLICATION_DEFINITION"]
 
 #: seed 004's reported shares of pain neuromodulation trials, in percent
 SEED_004 = {
@@ -64,9 +64,18 @@ class SurveyResult:
     n_trials: int
     n_neuromod: int
     unavailable: list[str]
+    #: the neuromodulation trials (labels and registry fields), one row each
+    neuromod: pd.DataFrame | None = None
+    import_runs: pd.DataFrame | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name].frame
+
+    def section(self, sources=None):
+        """The report section (:class:`neuromodmap.report.Section`); also writes the trial list CSV."""
+        from neuromodmap.trials._reportlet import survey_section
+
+        return survey_section(self, self.neuromod, import_runs=self.import_runs, sources=sources)
 
 
 # ---------------------------------------------------------------------------
@@ -184,6 +193,19 @@ def _histogram(values: pd.Series, title: str, out: Path, stem: str) -> list[Path
 # ---------------------------------------------------------------------------
 # Survey
 # ---------------------------------------------------------------------------
+def _group_by_folder(sources: list[str], most: int = 3) -> list[str]:
+    """Sources in order, with more than ``most`` files of one folder named as that folder."""
+    folders: dict[str, list[str]] = {}
+    for src in sources:
+        path = src.split(" (query ")[0].split(", as of ")[0]
+        folder = str(Path(path).parent) if "://" not in path and "/" in path else src
+        folders.setdefault(folder, []).append(src)
+    out = []
+    for folder, items in folders.items():
+        out.extend(items if len(items) <= most else [f"{len(items)} files in {folder}"])
+    return out
+
+
 def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_neuromod: int,
              classifier_version: str) -> str:
     sources = []
@@ -200,7 +222,7 @@ def _methods(trials: pd.DataFrame, runs: pd.DataFrame | None, n_total: int, n_ne
             sources.append(piece)
     elif "source" in trials:
         sources = sorted({str(s) for s in trials["source"].dropna().unique()})
-    source_text = "; ".join(dict.fromkeys(sources)) or "the imported registry records"
+    source_text = "; ".join(_group_by_folder(list(dict.fromkeys(sources)))) or "the imported registry records"
     return (
         f"Registry records were imported from {source_text}. ClinicalTrials.gov content is provided by the "
         f"U.S. National Library of Medicine. Of {n_total:,} records, {n_neuromod:,} were classified as testing "
@@ -221,8 +243,10 @@ def survey(
     *,
     import_runs: pd.DataFrame | None = None,
     title: str = "Neuromodulation trial landscape",
+    publications: pd.DataFrame | None = None,
 ) -> SurveyResult:
-    """Survey the neuromodulation trials and write CSV tables, PNG/SVG figures and ``survey.html``.
+    """Survey the neuromodulation trials: CSV tables, PNG/SVG figures, ``survey.html`` and the
+    report section (``section.json``, with the searchable trial list ``tables/neuromod_trials.csv``).
 
     Parameters
     ----------
@@ -234,6 +258,11 @@ def survey(
         Output directory; created if needed. Files are written atomically.
     import_runs : DataFrame, optional
         Import provenance (``TrialStore.import_runs_df()``) for the methods paragraph.
+    publications : DataFrame, optional
+        Per-trial publication links
+        (:func:`neuromodmap.literature.trial_links.publications_by_trial`): adds the table of
+        trials with a linked publication by modality group. Without it that table is listed
+        as unavailable.
     """
     out = Path(out_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -380,10 +409,99 @@ def survey(
     else:
         unavailable.append("enrollment")
 
+    if publications is not None:
+        t = linked_publications_table(nm, publications)
+        add("linked_publications", "Trials with a linked publication, by modality group", t,
+            _linked_figure(t, out), note=LINKED_PUBLICATION_DEFINITION)
+    else:
+        unavailable.append("linked_publications")
+
     methods = _methods(trials, import_runs, n_total, n, classifier_version)
     html_path = out / "survey.html"
     _write_html(html_path, title, tables, methods, n_total, n, unavailable)
-    return SurveyResult(out, tables, methods, html_path, n_total, n, unavailable)
+    result = SurveyResult(out, tables, methods, html_path, n_total, n, unavailable, neuromod=nm,
+                          import_runs=import_runs)
+    result.section().write(out)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Linked publications
+# ---------------------------------------------------------------------------
+LINKED_PUBLICATION_DEFINITION = (
+    "A trial has a linked publication when its registry record lists a results reference or a "
+    "PubMed-derived reference (ClinicalTrials.gov RESULT or DERIVED references, legacy results_reference; "
+    "by PMID or DOI), or when a record in the literature store quotes the trial's registry id or one of its "
+    "secondary ids (neuromodmap literature link-trials; blank when no literature store was linked). "
+    "Background references do not count. "
+    "n_with_registry_fields counts the trials whose stored record carries the registry's reference fields at "
+    "all (full API v2 or legacy XML records); for the others (e.g. the 2018 text-only corpus, ICTRP "
+    "exports) a missing reference means the information is not available, not that no publication exists, "
+    "so percent_linked is a lower bound and percent_registry_linked_of_full is the rate where the registry "
+    "could show one. A trial with several modality groups counts in each; 'all' counts it once."
+)
+
+
+def linked_publications_table(nm: pd.DataFrame, publications: pd.DataFrame) -> pd.DataFrame:
+    """Neuromodulation trials with a linked publication, per modality group and overall.
+
+    ``nm``: the classified neuromodulation trials (``registry_id``, ``modality_group``);
+    ``publications``: :func:`~neuromodmap.literature.trial_links.publications_by_trial`.
+    """
+    pubs = publications.set_index("registry_id") if len(publications) else None
+
+    def lookup(column: str, default):
+        if pubs is None or column not in pubs:
+            return pd.Series(default, index=nm.index)
+        return nm["registry_id"].map(pubs[column]).fillna(default)
+
+    frame = pd.DataFrame({
+        "registry_id": nm["registry_id"],
+        "group": nm["modality_group"].map(_as_list),
+        "fields": lookup("registry_fields", False).astype(bool),
+        "registry": lookup("n_registry_publications", 0).astype(int) > 0,
+        "literature": lookup("n_literature_records", 0).astype(int) > 0,
+    })
+    literature_linked = bool(len(publications)) and publications["n_literature_records"].notna().any()
+    frame["linked"] = frame["registry"] | frame["literature"]
+    group_labels = {k: g.label for k, g in vocab.MODALITY_GROUPS.items()}
+
+    def row(code: str, label: str, part: pd.DataFrame) -> dict:
+        n_fields = int(part["fields"].sum())
+        n_registry = int(part["registry"].sum())
+        n_linked = int(part["linked"].sum())
+        return {
+            "modality_group": code, "label": label, "n_trials": len(part),
+            "n_with_registry_fields": n_fields,
+            "n_linked_by_registry_reference": n_registry,
+            "n_linked_by_literature_record": int(part["literature"].sum()) if literature_linked else float("nan"),
+            "n_linked": n_linked,
+            "percent_linked": round(100.0 * n_linked / len(part), 1) if len(part) else float("nan"),
+            "percent_registry_linked_of_full": round(100.0 * n_registry / n_fields, 1) if n_fields else float("nan"),
+        }
+
+    exploded = frame.explode("group").dropna(subset=["group"])
+    rows = [row(code, group_labels.get(code, code), part) for code, part in exploded.groupby("group", sort=False)]
+    rows.sort(key=lambda r: -r["n_trials"])
+    rows.append(row("all", "All neuromodulation trials", frame))
+    return pd.DataFrame(rows)
+
+
+def _linked_figure(table: pd.DataFrame, out: Path) -> list[Path]:
+    data = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(data) + 1.4))
+    y = np.arange(len(data))
+    ax.barh(y, data["n_trials"], color="#d9d9d9", label="neuromodulation trials")
+    ax.barh(y, data["n_linked"], color=_PALETTE[0], label="with a linked publication")
+    for k, (n_all, n_linked) in enumerate(zip(data["n_trials"], data["n_linked"], strict=True)):
+        ax.text(n_all, k, f" {n_linked}/{n_all}", va="center", fontsize=8)
+    ax.set_yticks(y, data["label"].astype(str), fontsize=8)
+    ax.set_xlabel("trials")
+    ax.set_title("Trials with a linked publication, by modality group", fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_xlim(0, max(1, int(data["n_trials"].max())) * 1.25)
+    return _save(fig, out, "linked_publications")
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""A real headless Chromium (Debian's package, driven by Playwright) and a demo report to open in it.
+
+The browser tests are never skipped silently: without Chromium or Playwright they fail with what to
+install, unless ``NEUROMODMAP_SKIP_BROWSER_TESTS=1`` opts out explicitly (local machines only).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from neuromodmap.cli import app
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("NEUROMODMAP_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    opt_out = os.environ.get("NEUROMODMAP_SKIP_BROWSER_TESTS") == "1"
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if opt_out:
+            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Playwright is not installed")
+        pytest.fail("the browser tests need Playwright: pip install -e '.[test]' "
+                    "(or set NEUROMODMAP_SKIP_BROWSER_TESTS=1 to skip them on this machine)")
+    if executable is None:
+        if opt_out:
+            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Chromium is not installed")
+        pytest.fail("the browser tests need Chromium: apt-get install -y chromium (or set NEUROMODMAP_CHROMIUM "
+                    "to its path, or NEUROMODMAP_SKIP_BROWSER_TESTS=1 to skip them on this machine)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, data_root: Path):
+    """``neuromodmap demo`` on a reduced but real run: the first 15,000 corpus records, the structured
+    fixtures, the five-database literature export, the pain and depression targets."""
+    out = tmp_path_factory.mktemp("demo") / "neuromodmap-demo"
+    result = CliRunner().invoke(app, ["demo", "-o", str(out), "--data-dir", str(data_root), "--sample", "15000",
+                                      "--quick"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture()
+def page(browser, demo_run):
+    """The demo report opened from disk, with every console message and non-local request recorded."""
+    out, _ = demo_run
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.console_messages, pg.page_errors, pg.remote_requests = [], [], []
+    pg.on("console", lambda m: pg.console_messages.append((m.type, m.text)))
+    pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
+    pg.on("request", lambda r: pg.remote_requests.append(r.url)
+          if not r.url.startswith(("file:", "data:")) else None)
+    pg.goto((out / "report.html").resolve().as_uri())
+    pg.wait_for_load_state("load")
+    yield pg
+    context.close()
