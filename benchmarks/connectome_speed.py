@@ -489,7 +489,7 @@ def _measure_layout(layout: str, folder: Path, runs: list[Path], rng, args) -> N
     for name, ts in times.items():
         rates = [nbytes / t / 1e6 for t in ts]
         rate = statistics.median(rates)
-        extra = f"; {series / statistics.median(ts) / 1e6:.0f} MB/s of series" if series != nbytes else ""
+        extra = f"; {series / statistics.median(ts) / 1e6:.0f} MB/s of series" if nbytes < 0.95 * series else ""
         print(f"    {name:30s} {rate:6.0f} MB/s = {rate * 1e6 / disk:4.0%} of the disk (median "
               f"{statistics.median(ts):.2f} s, {statistics.median(cpu[name]):.2f} CPU-s{extra}; repeats "
               f"{', '.join(f'{r:.0f}' for r in rates)} MB/s)")
@@ -497,7 +497,7 @@ def _measure_layout(layout: str, folder: Path, runs: list[Path], rng, args) -> N
     cpu_per_gb = statistics.median(cpu["end to end"]) / (nbytes / 1e9)
     cores = os.cpu_count() or 1
     print(f"    => end to end / disk: {ratio:.0%}; load average {os.getloadavg()[0]:.1f}. End to end costs "
-          f"{cpu_per_gb:.2f} CPU-s per GB of files, so with all {cores} cores to itself it would be bound at "
+          f"{cpu_per_gb:.2f} CPU-s per GB of files: with all {cores} cores to itself, its CPU would allow "
           f"{cores / cpu_per_gb * 1e3:.0f} MB/s = {cores / cpu_per_gb * 1e9 / disk:.0%} of the disk")
 
 

@@ -81,6 +81,7 @@ def _independent(path: Path) -> np.ndarray:
 def _evict(path: Path, offset: int = 0, length: int = 0) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)  # dirty pages (a file just written) would stay cached
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)

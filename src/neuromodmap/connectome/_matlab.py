@@ -93,6 +93,8 @@ def read_series(path: str | Path, variable: str, reuse: np.ndarray | None = None
     path = Path(path)
     try:
         with open(path, "rb") as fh:
+            if hasattr(os, "posix_fadvise"):  # reading the headers must not read ahead into the data
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
             head = fh.read(128)
             size = os.fstat(fh.fileno()).st_size
             if head[:19] == b"MATLAB 7.3 MAT-file" or head[:8] == b"\x89HDF\r\n\x1a\n":
@@ -263,6 +265,8 @@ def _inflate(path: Path, fh, start: int, nbytes: int, variable: str, reuse) -> n
             filled += k
             del sink[:k * dtype.itemsize]
 
+    if hasattr(os, "posix_fadvise"):  # the rest is read in order: read ahead while inflating
+        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
     try:
         put(head[8 + header[6]:])
         while left and filled < total:

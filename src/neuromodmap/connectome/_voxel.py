@@ -9,8 +9,10 @@ unit seed series with the centred series divided by the voxel norms (Pearson r),
 the subject's runs, then Fisher z-transformed; the running float64 sums behind the group AvgR,
 AvgRFz, VarR and one-sample T maps (Lead-DBS's outputs) are updated on the same block while it
 is in cache, so memory stays bounded by two subjects' series plus the seed maps. Locally the
-voxel blocks are spread over threads (BLAS on one thread in each); with a ``dask.distributed``
-address, subjects go to the cluster's workers.
+voxel blocks are spread over threads (BLAS on one thread in each) while a reader thread reads
+the next subject (``_matlab.read_series``: run files straight into the float32 arrays, with
+O_DIRECT where the pages are not cached, into the memory of the subject before last); with a
+``dask.distributed`` address, subjects go to the cluster's workers.
 
 Accuracy against a float64 computation (tests/connectome/test_connectome_voxel.py, on HCP
 series with means near 10,000): r within 2e-6, VarR within 1e-6, Fisher z within 1e-5 (it is
