@@ -93,6 +93,9 @@ def test_survey_linked_publications_table(store_path: Path, tmp_path: Path) -> N
     html = result.html_path.read_text()
     assert "Trials with a linked publication, by modality group" in html
     assert "Background references do not count" in html and "linked_publications" not in result.unavailable
+    section = result.section()  # the report's trials section carries the table and its figure
+    assert "linked_publications" in [t.id for t in section.tables]
+    assert "linked_publications" in [f.id for f in section.figures]
     # without link data the table is listed as unavailable, not drawn as zeros
     bare = survey(trials, labels, tmp_path / "bare")
     assert "linked_publications" in bare.unavailable and "linked_publications" not in bare.tables

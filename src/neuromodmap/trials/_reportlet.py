@@ -23,6 +23,9 @@ CTGOV_CITATION = ("ClinicalTrials.gov [Internet]. Bethesda (MD): U.S. National L
 
 # what each figure shows, beyond its title
 _CAPTIONS = {
+    "linked_publications": "Neuromodulation trials with a linked publication (blue) among all (grey), by modality "
+                           "group: a results or PubMed-derived reference in the registry record, or a literature "
+                           "record quoting the trial's registry id.",
     "seed_comparison": "Share of pain neuromodulation trials in each of seed 004's modality groups, beside the "
                        "seed's figures (Yamamoto, Elias et al. 2022: 49.3 % non-invasive cortical, 43.7 % spinal cord, "
                        "< 3 % deep brain, n = 487). Green bars count only trials with a brain or spinal modality.",
@@ -195,6 +198,9 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
                                               "text-only records are left out of these tables, not imputed."))
         for name in registry:
             add(name)
+    if "linked_publications" in result.tables:
+        blocks.append(Block(kind="heading", text="Registered trials and their publications"))
+        add("linked_publications")
     if result.unavailable:
         blocks.append(Block(kind="note", text="Not available in the imported records (no table, nothing imputed): "
                                               + ", ".join(result.unavailable) + "."))
