@@ -221,7 +221,9 @@ def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str]) 
     from neuromodmap.trials.store import TrialStore
     from neuromodmap.trials.survey import survey
 
-    with TrialStore(db) as store, \
+    # read-only, as `trials survey` opens it: reading the references of a read-write store of the whole
+    # corpus ran out of the store's 512 MB memory limit (DuckDB OutOfMemoryException), read-only did not
+    with TrialStore(db, read_only=True) as store, \
             steps.step("trials: survey (tables, figures, linked publications, the classified-trial list)"):
         runs = store.import_runs_df()
         runs["source"] = runs["source"].map(lambda s: renamed.get(s, s))
