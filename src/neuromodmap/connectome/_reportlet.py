@@ -103,7 +103,7 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
     for i, f in enumerate(figures):
         src = Path(f["path"])
         figs.append(Figure(id=f"fig{i + 1}-{re.sub(r'[^a-z0-9_-]+', '-', src.stem.lower())}"[:64],
-                           src=src.relative_to(out).as_posix() if src.is_absolute() else src.as_posix(),
+                           src=src.resolve().relative_to(out.resolve()).as_posix(),
                            caption=f["caption"]))
     hub_null = "hub" in result.hubs
     tables.append(Table(id="hubs", title="Hubs: regions in the top connectivity of the most targets", csv="hubs.csv",

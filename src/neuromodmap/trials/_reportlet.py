@@ -179,7 +179,7 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
             return
         pngs = [p for p in t.figures if p.suffix == ".png"]
         if pngs:
-            figures.append(Figure(id=name, src=pngs[0].relative_to(out).as_posix(),
+            figures.append(Figure(id=name, src=pngs[0].resolve().relative_to(out.resolve()).as_posix(),
                                   caption=_CAPTIONS.get(name, t.title)))
             blocks.append(Block(kind="figure", ref=name))
         tables.append(Table(id=name, title=t.title, csv=f"tables/{name}.csv", caption=t.note, max_rows=40))
