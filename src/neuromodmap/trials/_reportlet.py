@@ -234,6 +234,18 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
                         + " / ".join(share(g, "our_percent_central") for g in groups),
                  table="seed_comparison"),
     ]
+    if "linked_publications" in result.tables:
+        linked = result.tables["linked_publications"].frame.set_index("modality_group")
+        if "all" in linked.index:
+            row = linked.loc["all"]
+            headlines.append(Headline(
+                label="Neuromodulation trials with a linked publication",
+                value=f"{int(row['n_linked']):,} of {int(row['n_trials']):,}",
+                detail=f"{int(row['n_linked_by_registry_reference']):,} by the registry's results or PubMed "
+                       f"references ({int(row['n_with_registry_fields']):,} records carry those fields)"
+                       + ("" if pd.isna(row["n_linked_by_literature_record"]) else
+                          f", {int(row['n_linked_by_literature_record']):,} by a literature record quoting the id"),
+                table="linked_publications"))
     return Section(
         stage="trials", id="trials-survey", title="Neuromodulation trial landscape",
         summary=f"{result.n_neuromod:,} of {result.n_trials:,} classified registry records test a neuromodulation "
