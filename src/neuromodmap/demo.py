@@ -166,11 +166,12 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
         shutil.rmtree(folder, ignore_errors=True)
 
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out) as tmp:
-        work = Path(tmp)
-        _trials(data, db, stage_dirs["trials"], work, steps, trials_sample, allpublicxml)
+        renamed = _trials_import(data, db, Path(tmp), steps, trials_sample, allpublicxml)
+    # literature before the survey: the survey counts the trials that literature records report
     _literature(data, db, stage_dirs["literature"], steps, simulation)
-    _evidence(stage_dirs["evidence"], steps)
-    _connectome(data, stage_dirs["connectome"], steps)
+    _trials_survey(db, stage_dirs["trials"], steps, renamed)
+    effects = _evidence(stage_dirs["evidence"], steps)
+    _connectome(data, stage_dirs["connectome"], steps, effects)
 
     from neuromodmap.report import build_report
 
@@ -182,20 +183,23 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
     return DemoResult(report=report, seconds=seconds, steps=steps.times)
 
 
-def _trials(data: Path, db: Path, out: Path, work: Path, steps: _Steps, sample: int | None,
-            allpublicxml: bool) -> None:
+def _trials_import(data: Path, db: Path, work: Path, steps: _Steps, sample: int | None,
+                   allpublicxml: bool) -> dict[str, str]:
+    """Import and classify; returns the sources to name in the methods instead of temporary files."""
     from neuromodmap.trials.pipeline import import_and_classify
     from neuromodmap.trials.store import TrialStore
-    from neuromodmap.trials.survey import survey
 
     corpus = data / CORPUS
     if not corpus.is_file():
         raise FileNotFoundError(f"{corpus}: the 101k trial corpus is missing from the data folder")
     structured = [p for folder, pattern in STRUCTURED for p in sorted((data / folder).glob(pattern))]
+    renamed: dict[str, str] = {}
     with TrialStore(db) as store:
         label = f"the first {sample:,} records of" if sample else "all 101,016 records of"
         with steps.step(f"trials: importing and classifying {label} the 2018 ClinicalTrials.gov corpus"):
             source = _sample(corpus, sample, work) if sample else corpus
+            if sample:
+                renamed[str(source)] = f"the first {sample:,} records of {corpus}"
             stats = import_and_classify(store, [source])
             steps.console.print(f"      {stats['n_classified']:,} records, {stats['n_neuromod']:,} neuromodulation "
                                 "trials", highlight=False)
@@ -203,20 +207,30 @@ def _trials(data: Path, db: Path, out: Path, work: Path, steps: _Steps, sample: 
                         + (" and the AllPublicXML subset" if allpublicxml else "")):
             files = list(structured)
             tar = data / ALLPUBLICXML
-            renamed = {}
             if allpublicxml and tar.is_file():
                 files.append(_allpublicxml_zip(tar, work))
                 renamed[str(files[-1])] = f"{tar} (read as the ZIP layout of AllPublicXML.zip)"
-            if sample:
-                renamed[str(source)] = f"the first {sample:,} records of {corpus}"
             n_read, n_neuromod = _import_structured(store, files)
             steps.console.print(f"      {n_read:,} structured records, {n_neuromod:,} of them neuromodulation trials",
                                 highlight=False)
-        with steps.step("trials: survey (tables, figures, the classified-trial list)"):
-            runs = store.import_runs_df()
-            runs["source"] = runs["source"].map(lambda s: renamed.get(s, s))
-            result = survey(store.trials_df(), store.labels_df(), out, import_runs=runs)
-            result.section(sources=_trial_sources()).write(out)
+    return renamed
+
+
+def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str]) -> None:
+    from neuromodmap.literature.trial_links import publications_by_trial
+    from neuromodmap.trials.store import TrialStore
+    from neuromodmap.trials.survey import survey
+
+    # read-only, as `trials survey` opens it: reading the references of a read-write store of the whole
+    # corpus ran out of the store's 512 MB memory limit (DuckDB OutOfMemoryException), read-only did not
+    with TrialStore(db, read_only=True) as store, \
+            steps.step("trials: survey (tables, figures, linked publications, the classified-trial list)"):
+        runs = store.import_runs_df()
+        runs["source"] = runs["source"].map(lambda s: renamed.get(s, s))
+        # the literature records are in the same project database (literature link-trials ran)
+        publications = publications_by_trial(store.con, store.con)
+        result = survey(store.trials_df(), store.labels_df(), out, import_runs=runs, publications=publications)
+        result.section(sources=_trial_sources()).write(out)
 
 
 def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool) -> None:
@@ -248,7 +262,9 @@ def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool
             prisma_section(con, flow, folder, criteria_methods=profile.methods_sentence(), trial_links=links,
                            title="A five-database search: de-duplication, eligibility and the PRISMA 2020 flow"
                            ).write(folder)
-            steps.console.print(f"      {flow.records_identified} records, {flow.duplicates_removed} duplicates, "
+            steps.console.print(f"      {sum(flow.identified_by_database.values())} database records and "
+                                f"{sum(flow.identified_by_register.values())} register records (the trials stage), "
+                                f"{flow.duplicates_removed} duplicates, "
                                 f"{flow.records_entering_screening} to screen; {links.summary()}", highlight=False)
         finally:
             con.close()
@@ -276,7 +292,8 @@ def _simulation(data: Path, out: Path, simulation_section) -> None:
     ).write(out)
 
 
-def _evidence(out: Path, steps: _Steps) -> None:
+def _evidence(out: Path, steps: _Steps):
+    """The Gaynes 2011 meta-analysis; returns its pooled effect per target code (for the connectome)."""
     from neuromodmap.evidence import datasets
     from neuromodmap.evidence._reportlet import meta_section
     from neuromodmap.evidence.pipeline import run_meta
@@ -288,24 +305,28 @@ def _evidence(out: Path, steps: _Steps) -> None:
         report = run_meta(datasets.dataset_path(name), measure=spec.measure, by=spec.by, method="REML")
         report.write(out)
         reproduced = datasets.reproduce(name)
+        by_target = datasets.pooled_by_target(name)
         prov = datasets.provenance(name)
         meta_section(
             report, out, title=f"{spec.title} (Gaynes et al. 2011, {spec.figure})", reproduced=reproduced,
             reproduced_caption="The report pooled each tier with a random-effects model and then pooled the two tier "
                                "estimates with a DerSimonian-Laird model; neuromodmap reproduces its printed "
                                "estimates to the two decimals it prints. Pooling all 12 trials in one model (the "
-                               "table above) is a different analysis.",
+                               "next table, 'overall') is a different analysis.",
+            by_target=by_target, comparison="rTMS vs sham in treatment-resistant depression, response",
             sources=[Source.from_provenance(f"Gaynes et al. 2011, {spec.figure} (per-trial relative risks)", prov)],
         ).write(out)
         row = reproduced[reproduced["analysis"] == "overall"].iloc[0]
         steps.console.print(f"      overall RR reproduced {row['rr']:.2f} ({row['ci_lb']:.2f} to {row['ci_ub']:.2f}); "
                             f"published {row['published_rr']:.2f} ({row['published_ci_lb']:.2f} to "
                             f"{row['published_ci_ub']:.2f})", highlight=False)
+    return by_target
 
 
-def _connectome(data: Path, out: Path, steps: _Steps) -> None:
+def _connectome(data: Path, out: Path, steps: _Steps, effects=None) -> None:
     from neuromodmap.connectome import (
         SGACC_SEED,
+        attach_target_effects,
         load_connectome,
         map_targets,
         site_to_seed,
@@ -317,7 +338,11 @@ def _connectome(data: Path, out: Path, steps: _Steps) -> None:
         catalogue = target_catalogue(data)
         connectome = load_connectome("enigma-schaefer400", data)
         for indication in ("pain", "depression"):
-            result = map_targets(catalogue, connectome, indication=indication)
+            targets = catalogue
+            if indication == "depression" and effects is not None:
+                # the meta-analysis's pooled effect per target, drawn at the targets (evidence → connectome)
+                targets = attach_target_effects(catalogue, effects)
+            result = map_targets(targets, connectome, indication=indication)
             result.save(out / indication)
             ov = result.overlap
             overlap = (f"superficial vs deep r = {ov['r']:.2f} ("

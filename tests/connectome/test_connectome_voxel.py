@@ -183,8 +183,11 @@ def test_nan_and_zero_variance_series_are_excluded_per_subject(hcp, tmp_path):
         voxel_seed_maps(src, src.xyz()[[0]], radius=0)
 
 
-def test_invalid_pairs_across_runs_blocks_and_threads(hcp, tmp_path, monkeypatch):
+@pytest.mark.parametrize("centre_cols", [None, 10])
+def test_invalid_pairs_across_runs_blocks_and_threads(hcp, tmp_path, monkeypatch, centre_cols):
     monkeypatch.setattr(engine, "_BLOCK", 40)
+    if centre_cols:  # centring tasks of 10 columns: seed 2's voxels fall in three of them
+        monkeypatch.setattr(engine, "_CENTRE_COLS", centre_cols)
     series = {k: v.copy() for k, v in hcp.items()}
     names = list(series)
     series[names[0]][50, 600:] = 9672.3  # flat in its 2nd run only (not a float32-exact constant)

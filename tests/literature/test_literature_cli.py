@@ -120,6 +120,14 @@ def test_simulate(tmp_path: Path, labelled_dir: Path) -> None:
     assert (data["n_records"], data["n_included"]) == (320, 20)
     assert 0 < data["wss_95"] <= 1 - 20 / 320 and 0 <= data["recall_at_10pct"] <= 1
     assert (out / "recall_curve.png").read_bytes()[:4] == b"\x89PNG"
+    # the report section: its headline is the simulation's WSS@95, its table the same figures as the JSON
+    from neuromodmap.report import read_section
+
+    section = read_section(out / "section.json")
+    assert section.headlines[0].value == f"{100 * data['wss_95']:.1f} %"
+    metrics = dict((row[0], row[1]) for row in section.table("metrics").rows)
+    assert metrics["records screened to find 95 % of the relevant ones"] == data["n_screened_at_95"]
+    assert [f.src for f in section.figures] == ["recall_curve.png"]
     result = _run("simulate", str(path), "--label", "label_included", "--repeat", "2", "-o", str(tmp_path / "sim2"))
     summary = json.loads((tmp_path / "sim2" / "simulation.json").read_text())
     assert summary["seeds"] == [0, 1] and len(summary["runs"]) == 2

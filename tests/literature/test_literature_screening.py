@@ -243,3 +243,13 @@ def test_prisma_stopping_rule_only_when_applied(store, tmp_path: Path) -> None:
     assert session.record_stop() is not None and prisma_flow(store).stopping_rule is not None
     session.undo()
     assert prisma_flow(store).stopping_rule is None
+
+
+def test_profile_extends_a_profile_that_extends_default(tmp_path: Path) -> None:
+    # pain.yaml extends default; a user profile extending pain keeps default's rules
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: pain\nstopping:\n  irrelevant_in_a_row: 3\n")
+    mine, pain = load_profile(path), load_profile("pain")
+    assert mine.question == "pain" and mine.exclude == pain.exclude and mine.years == pain.years
+    assert set(mine.exclude) == {"conference_abstract", "case_report", "not_peer_reviewed"}
+    assert mine.stopping.irrelevant_in_a_row == 3

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import shutil
 import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -204,4 +206,52 @@ def test_store_written_before_secondary_ids_is_upgraded(tmp_path: Path, exports_
     assert link_trials(con).n_ids == 1  # the abstract still names NCT02149199
     save_import(con, read_records(xml))
     assert load_records(con)[0].secondary_ids == ["DataBank: ClinicalTrials.gov/NCT02149199"]
+    con.close()
+
+
+def test_hostile_notes_and_references(tmp_path: Path, trials_dir: Path) -> None:
+    # a RIS record whose notes hold a spaced id, an id inside a word and 500 kB of noise
+    noise = "0123456789 NCT-x ISRCTN distinct01234567 " * 12_000
+    ris = tmp_path / "notes.ris"
+    ris.write_text(f"TY  - JOUR\nTI  - A trial report\nN1  - Trial registration: NCT 0123 4567; {noise}\n"
+                   "AN  - 12345678\nM1  - EUCTR2015-001894-41-DE\nER  - \n", encoding="utf-8")
+    record = read_records(ris).records[0]
+    assert record.secondary_ids == ["N1: NCT 0123 4567", "M1: EUCTR2015-001894-41"]
+    # a real v2 record with its references mangled: wrong types, a PMID with letters, a DOI only
+    # in the citation, a 100,000-character citation; nothing crashes and nothing is invented
+    study = json.loads((trials_dir / "ctgov_v2_json" / "NCT06171568.json").read_text(encoding="utf-8"))
+    study["protocolSection"]["referencesModule"]["references"] = [
+        {"pmid": "12ab", "type": "RESULT", "citation": "Smith J. A trial. doi: 10.1000/XYZ.123."},
+        "garbage", None, 42,
+        {"pmid": 123456, "type": None},
+        {"type": "RESULT", "citation": "x" * 100_000},
+    ]
+    path = tmp_path / "mangled.json"
+    path.write_text(json.dumps(study), encoding="utf-8")
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        store.import_files([path], progress=False)
+        refs, with_fields = trial_references(store.con)
+    assert with_fields == {"NCT06171568"}
+    rows = {tuple(None if pd.isna(v) else v for v in (r.pmid, r.doi, r.relation)) for r in refs.itertuples()}
+    assert rows == {(None, "10.1000/xyz.123", "results"), ("123456", None, "unspecified"), (None, None, "results")}
+
+
+def test_a_quoted_secondary_id_links_the_ctgov_record(tmp_path: Path, trials_dir: Path) -> None:
+    # NCT00002576 (AllPublicXML subset) lists ISRCTN39268693 as a secondary id. No shipped export
+    # quotes it, so the literature side is a constructed RIS record (the trial side is real): a
+    # paper citing the ISRCTN number finds the ClinicalTrials.gov record.
+    files = subset_members(trials_dir, ("NCT00002576",), tmp_path / "xml")
+    with TrialStore(tmp_path / "trials.duckdb") as store:
+        store.import_files(files, progress=False)
+        assert "ISRCTN39268693" in store.get_trial("NCT00002576").secondary_ids
+        ris = tmp_path / "paper.ris"
+        ris.write_text("TY  - JOUR\nTI  - Report of the trial\nAB  - Registered as ISRCTN 39268693.\nER  - \n",
+                       encoding="utf-8")
+        con = open_store(tmp_path / "review.duckdb")
+        save_import(con, read_records(ris))
+        report = link_trials(con, store.con)
+    assert [(r.registry_id, r.quoted, r.method) for r in report.links.itertuples()] == [
+        ("NCT00002576", "ISRCTN39268693", "record_quotes_secondary_id")]
+    assert report.by_registry.to_dict("records") == [
+        {"registry": "isrctn", "name": "ISRCTN", "ids": 1, "in_trials_store": 1, "not_in_trials_store": 0}]
     con.close()

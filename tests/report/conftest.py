@@ -52,11 +52,16 @@ def browser():
 def demo_run(tmp_path_factory, data_root: Path):
     """``neuromodmap demo`` on a reduced but real run: the first 15,000 corpus records, the structured
     fixtures, the five-database literature export, the pain and depression targets."""
-    out = tmp_path_factory.mktemp("demo") / "neuromodmap-demo"
-    result = CliRunner().invoke(app, ["demo", "-o", str(out), "--data-dir", str(data_root), "--sample", "15000",
-                                      "--quick"])
+    # run where `make demo` runs it: in the working folder, with the default relative output folder
+    work = tmp_path_factory.mktemp("demo")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        result = CliRunner().invoke(app, ["demo", "--data-dir", str(data_root), "--sample", "15000", "--quick"])
+    finally:
+        os.chdir(cwd)
     assert result.exit_code == 0, result.output
-    return out, result.output
+    return work / "neuromodmap-demo", result.output
 
 
 @pytest.fixture()

@@ -34,6 +34,7 @@ def test_figures_load_and_have_captions(page):
         "figure", "els => els.map(f => ({w: f.querySelector('img').naturalWidth, "
                   "stage: f.closest('section.nm-stage').id, caption: f.querySelector('figcaption').innerText}))")
     assert figures and all(f["w"] > 0 for f in figures)
+    assert "not inlined" not in page.inner_text("body") and "Build notes" not in page.inner_text("#methods")
     assert all(re.match(r"Figure \d+\. \S", f["caption"]) for f in figures)
     tables = page.eval_on_selector_all("div.nm-table-block", "els => els.map(t => t.closest('section').id)")
     for stage in STAGES:

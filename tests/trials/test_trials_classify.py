@@ -136,6 +136,24 @@ def test_scs_meaning_systemic_corticosteroids(records, rid):
     assert not c.neuromod and "scs" not in c.modalities
 
 
+def test_scs_meaning_stem_cell_support(trials_dir, tmp_path):
+    # NCT00003425 (AllPublicXML subset): "Melphalan w/Autologous SCS & Amifostine", where the
+    # official title spells SCS out as "Hematopoietic Stem Cell Support"; a cancer trial.
+    import tarfile
+
+    from neuromodmap.trials.io import read_trials
+
+    archive = next((trials_dir / "ctgov_legacy_xml_allpublicxml_subset_reesewang25").glob("*.tar.gz"))
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("NCT00003425.xml"))
+        path = tmp_path / "NCT00003425.xml"
+        path.write_bytes(tar.extractfile(member).read())
+    (record,) = list(read_trials(path))
+    assert "Autologous SCS" in record.trial.title
+    c = classify(record.trial)
+    assert not c.neuromod and "scs" not in c.modalities
+
+
 @pytest.mark.parametrize("rid", VNS_VERBAL_SCALE)
 def test_vns_meaning_verbal_numeric_scale(records, rid):
     c = classify(records[rid])

@@ -1,11 +1,12 @@
 """Registered neuromodulation trials with a linked publication, on real legacy XML records.
 
-The AllPublicXML subset (6,785 records, NCT0000xxxx-NCT0049xxxx) holds 24 trials the
-classifier labels neuromodulation; four of them list results references (read by hand from
+The AllPublicXML subset (6,785 records, NCT0000xxxx-NCT0049xxxx) holds 23 trials the
+classifier labels neuromodulation; three of them list results references (read by hand from
 the XML files: NCT00462566 motor cortex stimulation for pain, PMID 26324857; NCT00004980 rTMS
 for auditory hallucinations, PMID 15936729; NCT00461019 CardioFit vagal stimulation, PMIDs
-21030409 and 18760668; NCT00003425, PMID 14767498). The test imports those 24 records, plus the
-MTA study (not neuromodulation, 43 results references) as a control.
+21030409 and 18760668). The test imports those 23 records, plus two controls that are not
+neuromodulation: the MTA study (43 results references) and NCT00003425, whose "Autologous SCS"
+is haematopoietic stem cell support (one results reference, PMID 14767498).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from neuromodmap.trials.survey import (
     survey,
 )
 
-NEUROMOD = ("NCT00001663", "NCT00001915", "NCT00001661", "NCT00001666", "NCT00003425", "NCT00001478",
+NEUROMOD = ("NCT00001663", "NCT00001915", "NCT00001661", "NCT00001666", "NCT00001478",
             "NCT00001545", "NCT00001926", "NCT00004421", "NCT00462566", "NCT00001782", "NCT00001923",
             "NCT00007124", "NCT00001665", "NCT00001780", "NCT00000375", "NCT00004980", "NCT00460902",
             "NCT00461019", "NCT00001672", "NCT00001657", "NCT00001776", "NCT00006285", "NCT00001216")
-WITH_RESULTS = {"NCT00462566": 1, "NCT00004980": 1, "NCT00461019": 2, "NCT00003425": 1}
+WITH_RESULTS = {"NCT00462566": 1, "NCT00004980": 1, "NCT00461019": 2}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def exports_dir(data_root: Path) -> Path:
 def store_path(tmp_path_factory, trials_dir: Path) -> Path:
     tmp = tmp_path_factory.mktemp("pubs")
     archive = next((trials_dir / "ctgov_legacy_xml_allpublicxml_subset_reesewang25").glob("*.tar.gz"))
-    wanted = set(NEUROMOD) | {"NCT00000388"}
+    wanted = set(NEUROMOD) | {"NCT00000388", "NCT00003425"}
     files = []
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
@@ -68,7 +69,7 @@ def test_publications_by_trial_counts_results_references_only(store_path: Path) 
     assert pubs["registry_fields"].all() and len(pubs) == 25  # full legacy records: "none" is a real none
     linked = pubs[pubs["n_registry_publications"] > 0]["n_registry_publications"].to_dict()
     # NCT00000388: 43 results references, 40 with a PMID and 3 with a citation only, all distinct
-    assert linked == {**WITH_RESULTS, "NCT00000388": 43}
+    assert linked == {**WITH_RESULTS, "NCT00000388": 43, "NCT00003425": 1}
     # NCT00001663 cites three publications, all as background: no publication of its own
     assert pubs.loc["NCT00001663", "n_registry_publications"] == 0
 
@@ -79,8 +80,8 @@ def test_survey_linked_publications_table(store_path: Path, tmp_path: Path) -> N
     result = survey(trials, labels, tmp_path / "out", publications=pubs)
     table = result.table("linked_publications").set_index("modality_group")
     everything = table.loc["all"]
-    assert (everything["n_trials"], everything["n_linked"], everything["n_with_registry_fields"]) == (24, 4, 24)
-    assert everything["percent_linked"] == round(100 * 4 / 24, 1)
+    assert (everything["n_trials"], everything["n_linked"], everything["n_with_registry_fields"]) == (23, 3, 23)
+    assert everything["percent_linked"] == round(100 * 3 / 23, 1)
     assert pd.isna(everything["n_linked_by_literature_record"])  # no literature store linked: unknown, not 0
     # per group: a trial counts once in each of its groups, linked ones among them
     nm = labels[labels["neuromod"]]
@@ -93,6 +94,9 @@ def test_survey_linked_publications_table(store_path: Path, tmp_path: Path) -> N
     html = result.html_path.read_text()
     assert "Trials with a linked publication, by modality group" in html
     assert "Background references do not count" in html and "linked_publications" not in result.unavailable
+    section = result.section()  # the report's trials section carries the table and its figure
+    assert "linked_publications" in [t.id for t in section.tables]
+    assert "linked_publications" in [f.id for f in section.figures]
     # without link data the table is listed as unavailable, not drawn as zeros
     bare = survey(trials, labels, tmp_path / "bare")
     assert "linked_publications" in bare.unavailable and "linked_publications" not in bare.tables
@@ -132,7 +136,7 @@ def test_survey_cli_with_a_literature_store(store_path: Path, tmp_path: Path, ex
                                       "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     csv_text = (tmp_path / "out" / "tables" / "linked_publications.csv").read_text()
-    assert csv_text.splitlines()[-1].startswith("all,All neuromodulation trials,24,24,4,0,4,16.7,16.7")
+    assert csv_text.splitlines()[-1].startswith("all,All neuromodulation trials,23,23,3,0,3,13.0,13.0")
     result = CliRunner().invoke(app, ["trials", "survey", "--db", str(store_path), "--literature-db",
                                       str(tmp_path / "missing.duckdb"), "-o", str(tmp_path / "out2")])
     assert result.exit_code == 2 and "missing.duckdb does not exist" in " ".join(result.output.split())

@@ -103,7 +103,7 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
     for i, f in enumerate(figures):
         src = Path(f["path"])
         figs.append(Figure(id=f"fig{i + 1}-{re.sub(r'[^a-z0-9_-]+', '-', src.stem.lower())}"[:64],
-                           src=src.relative_to(out).as_posix() if src.is_absolute() else src.as_posix(),
+                           src=src.resolve().relative_to(out.resolve()).as_posix(),
                            caption=f["caption"]))
     hub_null = "hub" in result.hubs
     tables.append(Table(id="hubs", title="Hubs: regions in the top connectivity of the most targets", csv="hubs.csv",
@@ -116,13 +116,18 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
                                 + ("; 'hub' is True where more targets reach it than random sites do "
                                    "(Benjamini-Hochberg q < 0.05)." if hub_null else ".")))
     target_cols = ["id", "name", "indication", "modality", "depth", "x", "y", "z", "radius_used", "coordinate_source",
-                   "method", "distance_mm", "regions", "citation"]
+                   "method", "distance_mm", "regions", "pooled_effect", "pooled_ci_lb", "pooled_ci_ub", "pooled_k",
+                   "citation"]
     targets = result.targets[[c for c in target_cols if c in result.targets]]
+    if "pooled_effect" in targets and targets["pooled_effect"].isna().all():
+        targets = targets.drop(columns=[c for c in targets if c.startswith("pooled_")])
     with atomic_write(out / "targets_report.csv", "w", encoding="utf-8", newline="") as fh:
         targets.to_csv(fh, index=False)
     tables.append(Table(id="targets", title="Targets (MNI coordinates) and the regions each sphere covers",
                         csv="targets_report.csv", labels={"radius_used": "radius (mm)",
-                                                          "coordinate_source": "coordinate source"}))
+                                                          "coordinate_source": "coordinate source",
+                                                          "pooled_effect": "pooled effect (evidence)",
+                                                          "pooled_k": "studies"}))
     if n_skipped:
         tables.append(Table.from_frame("skipped", "Targets not mapped", result.skipped))
     blocks = [Block(kind="table", ref="counts"), *blocks]

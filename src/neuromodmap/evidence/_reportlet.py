@@ -71,11 +71,14 @@ def reproduction_table(reproduced: pd.DataFrame) -> pd.DataFrame:
 
 
 def meta_section(report, out: str | Path, *, title: str | None = None, reproduced: pd.DataFrame | None = None,
-                 reproduced_caption: str = "", sources: list[Source] | None = None) -> Section:
+                 reproduced_caption: str = "", by_target: pd.DataFrame | None = None, comparison: str = "",
+                 sources: list[Source] | None = None) -> Section:
     """The report section of a :class:`MetaReport` written in ``out`` (its figures as PNG there).
 
     ``reproduced``: published against reproduced estimates (:func:`datasets.reproduce`), shown as a
-    table and a headline.
+    table and a headline. ``comparison`` names what was pooled in the headline (e.g. "rTMS vs sham,
+    response"). ``by_target``: the pooled effect per stimulation target
+    (:func:`pool_by_target`; read from ``by_target.csv`` when the report was split by target).
     """
     out = Path(out)
     m = report.measure
@@ -132,6 +135,25 @@ def meta_section(report, out: str | Path, *, title: str | None = None, reproduce
         tables.append(Table.from_frame("small_study", "Small-study effects", small_display,
                                        caption="Egger's regression test and trim-and-fill (estimates on the "
                                                "analysis scale)."))
+    if by_target is None and (out / "by_target.csv").is_file():
+        by_target = pd.read_csv(out / "by_target.csv")
+    if by_target is not None and len(by_target):
+        bt_cols = "estimate_bt" in by_target and by_target["estimate_bt"].notna().any()
+        e, a, b = ("estimate_bt", "ci_lb_bt", "ci_ub_bt") if bt_cols else ("estimate", "ci_lb", "ci_ub")
+        targets = pd.DataFrame({
+            "target": by_target["target"].fillna(""),
+            "name": by_target.get("target_name", by_target["target"]).fillna(""),
+            "k": by_target["k"],
+            m: [_num(v) for v in by_target[e]],
+            "95% CI": [_ci(x, y) for x, y in zip(by_target[a], by_target[b], strict=True)],
+            "model": by_target.get("model", ""),
+            "studies": by_target.get("studies", ""),
+        })
+        tables.append(Table.from_frame("by_target", f"Pooled {label} per stimulation target", targets,
+                                       caption="The studies pooled by the target their publications name (the "
+                                               "connectome section draws these effects at the targets' "
+                                               "coordinates); studies whose site the sources do not give are "
+                                               "counted, not pooled."))
     if report.metareg is not None and (out / "metaregression.csv").is_file():
         tables.append(Table(id="metaregression", title="Connectivity meta-regression", csv="metaregression.csv"))
     figures = [Figure(id=name, src=f"{name}.png", caption=_CAPTIONS.get(name, name))
@@ -139,7 +161,7 @@ def meta_section(report, out: str | Path, *, title: str | None = None, reproduce
     overall = pooled[pooled["subgroup"] == "overall"]
     row = overall.iloc[0] if len(overall) else pooled.iloc[0]
     headlines = [Headline(
-        label=f"Pooled {label} ({row['subgroup']}, k = {int(row['k'])})",
+        label=(f"{comparison}: pooled " if comparison else "Pooled ") + f"{label} ({row['subgroup']}, k = {int(row['k'])})",
         value=f"{m} {_num(row[est])} ({_ci(row[lb], row[ub])})",
         detail=f"95 % CI; I² = {_num(row['i2'], 1)} %, {report.method} random effects", table="pooled")]
     blocks = [Block(kind="table", ref="pooled"), *[Block(kind="figure", ref=f.id) for f in figures[:1]],
@@ -150,7 +172,7 @@ def meta_section(report, out: str | Path, *, title: str | None = None, reproduce
                                        caption=reproduced_caption))
         target = repro[repro["analysis"] == "overall"]
         r = target.iloc[0] if len(target) else repro.iloc[0]
-        headlines.append(Headline(label=f"Published pooled {m} reproduced ({r['analysis']})",
+        headlines.append(Headline(label=f"Published pooled {m} ({r['analysis']}), reproduced",
                                   value=f"{r['reproduced RR']} ({r['reproduced 95% CI']})",
                                   detail=f"published {r['published RR']} ({r['published 95% CI']})",
                                   table="reproduction"))

@@ -164,7 +164,10 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
     included = "pending" if flow.studies_included is None else f"{flow.studies_included:,}"
     headlines = [
         Headline(label="Records identified", value=f"{flow.records_identified:,}",
-                 detail=f"{n_db} database{'s' if n_db != 1 else ''}; {flow.duplicates_removed:,} duplicates removed",
+                 detail=f"{sum(flow.identified_by_database.values()):,} from {n_db} database{'s' if n_db != 1 else ''}"
+                        + (f", {sum(flow.identified_by_register.values()):,} from registers (trials stage)"
+                           if flow.identified_by_register else "")
+                        + f"; {flow.duplicates_removed:,} duplicates removed",
                  table="prisma_counts"),
         Headline(label="Records screened (title and abstract)", value=f"{flow.records_screened:,}",
                  detail=f"{flow.automation_excluded:,} removed by the eligibility criteria; "
@@ -191,7 +194,10 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
                                   as_of=f"imported {pd.Timestamp(row.imported_at).date().isoformat()}"))
     sources = [*sources, Source(name="PRISMA 2020 flow diagram", citation=PRISMA_CITATION)]
     return Section(stage="literature", id="literature-prisma", title=title,
-                   summary=f"{flow.records_identified:,} records from {n_db} database{'s' if n_db != 1 else ''}; "
+                   summary=f"{sum(flow.identified_by_database.values()):,} records from {n_db} "
+                           f"database{'s' if n_db != 1 else ''}"
+                           + (f" and {sum(flow.identified_by_register.values()):,} registered trials from the trials "
+                              "stage" if flow.identified_by_register else "") + "; "
                            f"{flow.duplicates_removed:,} duplicates removed; {flow.records_entering_screening:,} "
                            f"records to screen on title and abstract after the eligibility criteria.",
                    headlines=headlines, blocks=blocks, figures=figures, tables=tables, methods=methods,

@@ -137,12 +137,14 @@ def load_profile(name_or_path: str | os.PathLike = "default", *, question: str |
         if not path.is_file():
             raise CriteriaError(f"{path}: no such criteria profile (built-in profiles: {', '.join(PROFILES)})")
         data, source = _read_yaml(path, str(path)), str(path)
-    base_name = data.pop("extends", None)
-    if base_name:
+    seen = {text}
+    while base_name := data.pop("extends", None):  # a chain: my.yaml -> pain -> default
         if base_name not in PROFILES:
             raise CriteriaError(f"{source}: extends unknown profile {base_name!r}")
+        if base_name in seen:
+            raise CriteriaError(f"{source}: profiles extend each other in a loop ({base_name})")
+        seen.add(base_name)
         base, _ = _builtin(base_name)
-        base.pop("extends", None)
         base.update(data)
         data = base
     if question:

@@ -192,9 +192,9 @@ def link_trials(con: duckdb.DuckDBPyConnection, trials_con: duckdb.DuckDBPyConne
         by_doi: dict[str, list[tuple[str, str]]] = {}
         for registry_id, pmid, doi, relation in references[["registry_id", "pmid", "doi", "relation"]].itertuples(
                 index=False):
-            if pmid:
+            if isinstance(pmid, str) and pmid:  # missing values are NaN in pandas' string columns
                 by_pmid.setdefault(pmid, []).append((registry_id, relation))
-            if doi:
+            if isinstance(doi, str) and doi:
                 by_doi.setdefault(doi, []).append((registry_id, relation))
         for record in records:
             for registry_id, relation in by_pmid.get(record.pmid or "", ()):

@@ -310,7 +310,7 @@ ACRONYM_ONLY = re.compile(r"^[A-Za-z0-9-]{2,7}$")
 #: stimulation sense), the abbreviation is not counted anywhere in that record
 OTHER_SENSES: dict[str, re.Pattern[str]] = {
     "DBS": re.compile(r"dried blood spots?", _I),
-    "SCS": re.compile(r"systemic (?:cortico)?steroids?|spinal cord society", _I),
+    "SCS": re.compile(r"systemic (?:cortico)?steroids?|spinal cord society|stem[- ]cell support", _I),
     "VNS": re.compile(r"verbal numeric(?:al)? (?:rating |pain )?scale|\bVNRS\b", _I),
     "MCS": re.compile(r"mental component (?:summary|score)|minimally conscious|multiple chemical sensitiv", _I),
     "PNS": re.compile(r"(?:peripheral|parasympathetic) nervous system", _I),

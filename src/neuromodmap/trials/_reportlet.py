@@ -23,6 +23,9 @@ CTGOV_CITATION = ("ClinicalTrials.gov [Internet]. Bethesda (MD): U.S. National L
 
 # what each figure shows, beyond its title
 _CAPTIONS = {
+    "linked_publications": "Neuromodulation trials with a linked publication (blue) among all (grey), by modality "
+                           "group: a results or PubMed-derived reference in the registry record, or a literature "
+                           "record quoting the trial's registry id.",
     "seed_comparison": "Share of pain neuromodulation trials in each of seed 004's modality groups, beside the "
                        "seed's figures (Yamamoto, Elias et al. 2022: 49.3 % non-invasive cortical, 43.7 % spinal cord, "
                        "< 3 % deep brain, n = 487). Green bars count only trials with a brain or spinal modality.",
@@ -176,7 +179,7 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
             return
         pngs = [p for p in t.figures if p.suffix == ".png"]
         if pngs:
-            figures.append(Figure(id=name, src=pngs[0].relative_to(out).as_posix(),
+            figures.append(Figure(id=name, src=pngs[0].resolve().relative_to(out.resolve()).as_posix(),
                                   caption=_CAPTIONS.get(name, t.title)))
             blocks.append(Block(kind="figure", ref=name))
         tables.append(Table(id=name, title=t.title, csv=f"tables/{name}.csv", caption=t.note, max_rows=40))
@@ -195,6 +198,9 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
                                               "text-only records are left out of these tables, not imputed."))
         for name in registry:
             add(name)
+    if "linked_publications" in result.tables:
+        blocks.append(Block(kind="heading", text="Registered trials and their publications"))
+        add("linked_publications")
     if result.unavailable:
         blocks.append(Block(kind="note", text="Not available in the imported records (no table, nothing imputed): "
                                               + ", ".join(result.unavailable) + "."))
@@ -228,6 +234,18 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
                         + " / ".join(share(g, "our_percent_central") for g in groups),
                  table="seed_comparison"),
     ]
+    if "linked_publications" in result.tables:
+        linked = result.tables["linked_publications"].frame.set_index("modality_group")
+        if "all" in linked.index:
+            row = linked.loc["all"]
+            headlines.append(Headline(
+                label="Neuromodulation trials with a linked publication",
+                value=f"{int(row['n_linked']):,} of {int(row['n_trials']):,}",
+                detail=f"{int(row['n_linked_by_registry_reference']):,} by the registry's results or PubMed "
+                       f"references ({int(row['n_with_registry_fields']):,} records carry those fields)"
+                       + ("" if pd.isna(row["n_linked_by_literature_record"]) else
+                          f", {int(row['n_linked_by_literature_record']):,} by a literature record quoting the id"),
+                table="linked_publications"))
     return Section(
         stage="trials", id="trials-survey", title="Neuromodulation trial landscape",
         summary=f"{result.n_neuromod:,} of {result.n_trials:,} classified registry records test a neuromodulation "
