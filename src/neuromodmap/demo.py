@@ -45,11 +45,13 @@ LABELLED = "literature/labelled/Bannach-Brown_2019.csv.gz"
 _CTGOV = "ClinicalTrials.gov, U.S. National Library of Medicine (cite with the as-of date)"
 
 
-def _trial_sources():
+def _trial_sources(allpublicxml: bool = True, sample: int | None = None):
+    """The registry data the demo imports (``allpublicxml``, ``sample``: as the run was asked)."""
     from neuromodmap.report import Source
 
-    return [
-        Source(name="ClinicalTrials.gov text corpus (101,016 records, NCT00000102 to NCT03579706)",
+    sources = [
+        Source(name="ClinicalTrials.gov text corpus (101,016 records, NCT00000102 to NCT03579706)"
+                    + (f"; the first {sample:,} records" if sample else ""),
                source="github.com/ejaybennett/healthdata, commit a3af0d128132c19c811a48ce985c64fa1f4912a4 "
                       "(title, brief summary and detailed description only)",
                as_of="records as registered up to about mid-2018", citation=_CTGOV),
@@ -70,6 +72,7 @@ def _trial_sources():
                       "covid_trials_tracker-covid (f25e744)", as_of="2024-06-09 and 2020-03-18",
                citation="WHO International Clinical Trials Registry Platform (ICTRP)"),
     ]
+    return [src for src in sources if allpublicxml or "AllPublicXML" not in src.name]
 
 
 @dataclass
@@ -169,7 +172,7 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
         renamed = _trials_import(data, db, Path(tmp), steps, trials_sample, allpublicxml)
     # literature before the survey: the survey counts the trials that literature records report
     _literature(data, db, stage_dirs["literature"], steps, simulation)
-    _trials_survey(db, stage_dirs["trials"], steps, renamed)
+    _trials_survey(db, stage_dirs["trials"], steps, renamed, _trial_sources(allpublicxml, trials_sample))
     effects = _evidence(stage_dirs["evidence"], steps)
     _connectome(data, stage_dirs["connectome"], steps, effects)
 
@@ -216,7 +219,7 @@ def _trials_import(data: Path, db: Path, work: Path, steps: _Steps, sample: int 
     return renamed
 
 
-def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str]) -> None:
+def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str], sources) -> None:
     from neuromodmap.literature.trial_links import publications_by_trial
     from neuromodmap.trials.store import TrialStore
     from neuromodmap.trials.survey import survey
@@ -230,7 +233,7 @@ def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str]) 
         # the literature records are in the same project database (literature link-trials ran)
         publications = publications_by_trial(store.con, store.con)
         result = survey(store.trials_df(), store.labels_df(), out, import_runs=runs, publications=publications)
-        result.section(sources=_trial_sources()).write(out)
+        result.section(sources=sources).write(out)
 
 
 def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool) -> None:

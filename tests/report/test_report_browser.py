@@ -134,3 +134,15 @@ def test_every_overview_number_is_in_the_table_it_links_to(page):
         numbers = re.findall(r"\d+(?:\.\d+)?", h["value"].replace(",", ""))
         for token in numbers or [h["value"]]:
             assert token in target, (token, h["value"])
+
+
+def test_methods_name_every_stage_source_with_dates_and_the_software(page):
+    methods = page.inner_text("#methods")
+    for stage in ("Registered trials:", "Literature search and screening:", "Meta-analysis:",
+                  "Connectomic mapping of targets:"):
+        assert stage in methods
+    # the run's own data: the first 15,000 corpus records, no AllPublicXML subset (--quick)
+    assert "the first 15,000 records" in methods and "AllPublicXML" not in methods
+    assert "(as of 2024-12-16)" in methods  # the herniated-disc export's versionHolder date (its SOURCES.md)
+    assert "Gaynes BN" in methods and "Page MJ" in methods and "Lariviere S" in methods
+    assert re.search(r"neuromodmap \d+\.\d+\.\d+, python 3\.\d+", methods)
