@@ -138,6 +138,7 @@ def test_a_shifted_copy_is_far_beyond_every_spatial_null(catalogue, schaefer400)
     assert "12 cortex" in result.methods()
 
 
+@pytest.mark.filterwarnings("ignore:`row_stack` alias is deprecated:DeprecationWarning")
 def test_fast_variogram_generator_is_brainsmash(schaefer400):
     """Our dense-matrix Base gives brainsmash's own surrogates (same seed, same parameters)."""
     from brainsmash.mapgen.base import Base

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -409,8 +409,6 @@ def variogram_surrogates(values: np.ndarray, distances: np.ndarray, n: int, seed
         except AttributeError:  # a brainsmash whose private attributes changed: its own, slower code
             return generate(Base)
 
-
-ProgressFn = Callable[[int], None]
 
 
 # ---------------------------------------------------------------------------------------------
