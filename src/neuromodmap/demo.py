@@ -40,6 +40,13 @@ STRUCTURED = (
 ALLPUBLICXML = ("trials/ctgov_legacy_xml_allpublicxml_subset_reesewang25/"
                 "AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz")
 LITERATURE_EXPORTS = "literature/exports/citesource_gambling_harms"
+#: what a reader of the demo report must know about that search
+LITERATURE_NOTE = (
+    "The search is a real one, in five databases on gambling harms (files dated 2022-12-07; the CiteSource "
+    "project's example data): it is the multi-database export shipped with the data, and it shows how "
+    "de-duplication, the eligibility criteria, the registry links and the flow work on real exports. It is not "
+    "a neuromodulation search, so no reviewer has screened its records: the flow counts them as awaiting "
+    "screening, and the registers box (the neuromodulation trials of the trials stage) does not share its topic.")
 LABELLED = "literature/labelled/Bannach-Brown_2019.csv.gz"
 
 _CTGOV = "ClinicalTrials.gov, U.S. National Library of Medicine (cite with the as-of date)"
@@ -263,8 +270,8 @@ def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool
             folder = out / "prisma"
             flow.write(folder)
             prisma_section(con, flow, folder, criteria_methods=profile.methods_sentence(), trial_links=links,
-                           title="A five-database search: de-duplication, eligibility and the PRISMA 2020 flow"
-                           ).write(folder)
+                           title="A five-database search: de-duplication, eligibility and the PRISMA 2020 flow",
+                           note=LITERATURE_NOTE).write(folder)
             steps.console.print(f"      {sum(flow.identified_by_database.values())} database records and "
                                 f"{sum(flow.identified_by_register.values())} register records (the trials stage), "
                                 f"{flow.duplicates_removed} duplicates, "

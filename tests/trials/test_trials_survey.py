@@ -83,8 +83,9 @@ def test_seed_comparison_table(surveyed):
     assert t.loc["all", "our_n_trials"] == len(pain)
     central = pain[pain["modality_group"].map(
         lambda gs: bool({"noninvasive_cortical", "spinal_cord", "deep_brain", "motor_cortex"} & set(gs)))]
-    assert t.loc["all", "our_percent_central"] == len(central)
+    assert t.loc["all", "our_n_central"] == len(central) and t.loc["all", "our_percent_central"] == 100.0
     n_scs = sum("spinal_cord" in gs for gs in pain["modality_group"])
+    assert t.loc["spinal_cord", "our_n_central"] == n_scs == t.loc["spinal_cord", "our_n_trials"]
     assert t.loc["spinal_cord", "our_percent_central"] == pytest.approx(100 * n_scs / len(central), abs=0.05)
 
 

@@ -118,12 +118,13 @@ def _criteria_methods(decisions: pd.DataFrame) -> str:
 
 def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: str | os.PathLike, *,
                    criteria_methods: str = "", sources: list[Source] | None = None, trial_links=None,
-                   title: str = "Search, de-duplication and screening (PRISMA 2020)") -> Section:
+                   title: str = "Search, de-duplication and screening (PRISMA 2020)", note: str = "") -> Section:
     """The report section of a PRISMA flow; writes its tables into ``out_dir`` (the flow's folder).
 
     ``out_dir`` must already hold ``prisma.png`` (:meth:`PrismaFlow.write`). ``trial_links``: a
     :class:`~neuromodmap.literature.trial_links.TrialLinkReport`, shown as the records' links to
-    registered trials.
+    registered trials. ``note``: a sentence for the reader, added to the section's summary (e.g.
+    what the search was about).
     """
     out = Path(out_dir)
     records = records_table(con)
@@ -199,7 +200,8 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
                            + (f" and {sum(flow.identified_by_register.values()):,} registered trials from the trials "
                               "stage" if flow.identified_by_register else "") + "; "
                            f"{flow.duplicates_removed:,} duplicates removed; {flow.records_entering_screening:,} "
-                           f"records to screen on title and abstract after the eligibility criteria.",
+                           f"records to screen on title and abstract after the eligibility criteria."
+                           + (f" {note}" if note else ""),
                    headlines=headlines, blocks=blocks, figures=figures, tables=tables, methods=methods,
                    sources=sources)
 

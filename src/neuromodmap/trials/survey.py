@@ -341,11 +341,12 @@ def survey(
             "modality_group": code, "label": group_labels[code], "seed_004_percent": str(seed_share),
             "our_n_trials": n_ours,
             "our_percent": round(100.0 * n_ours / len(pain), 1) if len(pain) else float("nan"),
+            "our_n_central": n_ours,
             "our_percent_central": round(100.0 * n_ours / len(central), 1) if len(central) else float("nan"),
         })
     rows.append({"modality_group": "all", "label": "Pain neuromodulation trials (n)",
                  "seed_004_percent": str(SEED_004["n_trials"]), "our_n_trials": len(pain), "our_percent": 100.0,
-                 "our_percent_central": float(len(central))})
+                 "our_n_central": len(central), "our_percent_central": 100.0 if len(central) else float("nan")})
     t = pd.DataFrame(rows)
     fig_frame = t.iloc[:-1].copy()
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -364,8 +365,8 @@ def survey(
              "from whatever records were imported, so they agree only as far as the imported sample resembles "
              "the seed's search. our_percent uses every pain neuromodulation trial (TENS and other peripheral "
              "stimulation included); our_percent_central only those with a brain or spinal modality, closer to "
-             "the seed's scope (its three groups make up about 96 % of its trials). In the 'all' row, "
-             "our_percent_central holds that denominator.")
+             "the seed's scope (its three groups make up about 96 % of its trials); our_n_central counts those "
+             "trials, and the 'all' row gives each denominator. A trial in two groups counts in both.")
 
     # registry fields that exist only in full records
     optional = [
