@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from neuromodmap.cli import app
 from neuromodmap.connectome import ConnectomeError, map_targets, target_catalogue
 from neuromodmap.connectome._nulls import (
+    CALIBRATION_REJECTS_AT_05,
+    CALIBRATION_SENTENCE,
     SitePools,
     SiteTemplate,
     depth_class,
@@ -188,6 +190,23 @@ def test_methods_name_every_null_and_its_parameters(pain_default):
         assert phrase in text, phrase
     html = pain_default.html_section()
     assert "random sites (same depth classes)" in html and "variogram surrogates (brainsmash)" in html
+    # the reader learns which null is calibrated: the calibration sentence is in the methods
+    assert CALIBRATION_SENTENCE in text and "not evidence for one" in text
+
+
+def test_calibration_sentence_quotes_the_documented_calibration_run():
+    # the rejection rates in the methods sentence are those of the calibration table in
+    # docs/connectome.md (benchmarks/connectome_null_calibration.py, 400 sets, seed 2024)
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "connectome.md").read_text(encoding="utf-8")
+    documented = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[2] == "r" and cells[1] in CALIBRATION_REJECTS_AT_05:
+            documented.setdefault(cells[1], {})[cells[0]] = float(cells[4].split()[0])
+    for null, (default, hansen) in CALIBRATION_REJECTS_AT_05.items():
+        assert documented[null] == {"enigma-schaefer400": default, "hansen-brainstem": hansen}, null
 
 
 @pytest.fixture()

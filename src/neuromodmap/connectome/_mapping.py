@@ -23,7 +23,12 @@ import pandas as pd
 from neuromodmap.connectome import _nulls
 from neuromodmap.connectome._atlas import DEFAULT_MAX_DISTANCE
 from neuromodmap.connectome._errors import ConnectomeError, CoordinateError, TargetsFileError
-from neuromodmap.connectome._nulls import DEFAULT_N_NULL, DEFAULT_NULLS, NULL_MODELS
+from neuromodmap.connectome._nulls import (
+    CALIBRATION_SENTENCE,
+    DEFAULT_N_NULL,
+    DEFAULT_NULLS,
+    NULL_MODELS,
+)
 from neuromodmap.connectome._parcel import (
     DEFAULT_CONNECTOME,
     NUCLEUS_MAX_DISTANCE,
@@ -181,6 +186,8 @@ class TargetMap:
             text.append("Random sites were mapped exactly as the targets, and a site whose seed fell mostly outside "
                         "its class was drawn again; the similarity of target profiles (mean within and between "
                         "depth groups) was set against the same draws.")
+        if len(self.nulls) > 1 or "variogram" in self.nulls:
+            text.append(CALIBRATION_SENTENCE)
         return " ".join(text)
 
     def headline(self) -> str:

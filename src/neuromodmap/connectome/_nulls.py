@@ -47,6 +47,20 @@ NULL_MODELS: dict[str, str] = {
                      "halves?)",
 }
 DEFAULT_NULLS: tuple[str, ...] = ("random-sites", "variogram", "depth-relabel")
+#: what benchmarks/connectome_null_calibration.py measured (400 random target sets shaped like the
+#: built-in pain set, 200 draws each, seed 2024; docs/connectome.md, "Calibration"): the share of
+#: sets each null rejects at alpha = 0.05 on enigma-schaefer400 / hansen-brainstem
+CALIBRATION_REJECTS_AT_05 = {"random-sites": (0.055, 0.052), "variogram": (0.333, 0.998),
+                             "depth-relabel": (0.0, 0.0)}
+_RS, _VG = CALIBRATION_REJECTS_AT_05["random-sites"], CALIBRATION_REJECTS_AT_05["variogram"]
+CALIBRATION_SENTENCE = (
+    "In a calibration over 400 random target sets shaped like the built-in pain set "
+    "(benchmarks/connectome_null_calibration.py), the random-sites null rejected at its nominal rate "
+    f"({100 * _RS[0]:.1f} % and {100 * _RS[1]:.1f} % at alpha = 0.05 on enigma-schaefer400 and hansen-brainstem), "
+    f"the variogram surrogates far more often ({100 * _VG[0]:.1f} % and {100 * _VG[1]:.1f} %: surrogates of one map "
+    "keep its autocorrelation but not the structure that any two seed-based maps share), and depth relabelling "
+    "never; the random-sites p-value is the test of a common network, and a small variogram p-value alone is not "
+    "evidence for one.")
 #: draws per null (random-site sets, surrogates); relabelling has its own count
 DEFAULT_N_NULL = 1000
 #: two targets are a bilateral pair when their x have opposite signs and they mirror within this (mm)

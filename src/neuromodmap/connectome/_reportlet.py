@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from neuromodmap._utils import atomic_write
+from neuromodmap.connectome._nulls import CALIBRATION_SENTENCE
 from neuromodmap.report import Block, Figure, Headline, Section, Source, Table
 
 __all__ = ["map_section", "site_to_seed_section", "section_id"]
@@ -71,7 +72,7 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
                                        caption="Do superficial and deep targets share a network (seed 004's "
                                                "question)? Spatial correlation of the two mean connectivity maps "
                                                "and Dice of their strongest regions, each with its p-value under "
-                                               "every null model."))
+                                               "every null model. " + CALIBRATION_SENTENCE))
         p_null = ov.get("p_null") or {}
         first = next(iter(p_null), None)
         value = f"r = {ov['r']:.3f}" + (f", p = {_p(p_null[first])}" if first else "")
