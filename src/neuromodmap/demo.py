@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import shutil
-import tarfile
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,18 +116,6 @@ def _sample(corpus: Path, n: int, folder: Path) -> Path:
     return path
 
 
-def _allpublicxml_zip(tar_path: Path, folder: Path) -> Path:
-    """The AllPublicXML subset (tar.gz) as the ZIP layout of AllPublicXML.zip, which the importer reads."""
-    path = folder / "AllPublicXML_subset.zip"
-    with tarfile.open(tar_path) as tf, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for member in tf:
-            if member.isfile() and member.name.endswith(".xml"):
-                handle = tf.extractfile(member)
-                if handle is not None:
-                    zf.writestr(Path(member.name).as_posix().lstrip("/"), handle.read())
-    return path
-
-
 def _import_structured(store, files: list[Path]) -> tuple[int, int]:
     """Import structured records over the corpus and classify the trials they brought or changed."""
     from neuromodmap.trials.classify import CLASSIFIER_VERSION, classify
@@ -218,8 +204,7 @@ def _trials_import(data: Path, db: Path, work: Path, steps: _Steps, sample: int 
             files = list(structured)
             tar = data / ALLPUBLICXML
             if allpublicxml and tar.is_file():
-                files.append(_allpublicxml_zip(tar, work))
-                renamed[str(files[-1])] = f"{tar} (read as the ZIP layout of AllPublicXML.zip)"
+                files.append(tar)  # the tar.gz as shipped, read member by member
             n_read, n_neuromod = _import_structured(store, files)
             steps.console.print(f"      {n_read:,} structured records, {n_neuromod:,} of them neuromodulation trials",
                                 highlight=False)

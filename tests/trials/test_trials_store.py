@@ -61,8 +61,13 @@ def test_import_real_files_and_read_back(tmp_path, trials_dir, corpus_slice):
     trials = list(store.iter_trials(chunk_size=500))
     assert len(trials) == len(store) and trials[0].registry_id == "NCT00000102"
     runs = store.import_runs_df()
-    assert len(runs) == len(files) and set(runs["status"]) == {"completed"}
-    assert runs.iloc[0]["format"] == "jsonl" and runs.iloc[0]["n_ok"] == 3000
+    # the corpus is a run of its own; the 72 one-study files, named one after another, are one
+    # run over their common folder (each row keeps its own file as source, as checked above)
+    assert len(runs) == 2 and set(runs["status"]) == {"completed"}
+    assert runs.iloc[0]["format"] == "jsonl" and runs.iloc[0]["n_ok"] == 3000 and runs.iloc[0]["n_files"] == 1
+    group = runs.iloc[1]
+    assert (group["kind"], group["source"], group["n_files"], group["n_read"]) == ("files", str(trials_dir), 72, 72)
+    assert group["format"] == "ctgov_v2_json, ctgov_xml"
     store.close()
 
 

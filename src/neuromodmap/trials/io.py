@@ -9,6 +9,8 @@ The format is detected from the file's content, never its name:
 ``ctgov_v2_zip``    ZIP of per-study v2 JSON files (the bulk download)
 ``ctgov_xml``       legacy ``<clinical_study>`` XML record
 ``ctgov_xml_zip``   ZIP of legacy XML records (``AllPublicXML.zip``)
+``ctgov_v2_tar``    tar archive (``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz``) of v2 JSON files
+``ctgov_xml_tar``   tar archive of legacy XML records (an extracted AllPublicXML packed again)
 ``ictrp_xml``       WHO ICTRP XML export (``<Trials_downloaded_from_ICTRP>``)
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
 ==================  ============================================================
@@ -30,7 +32,8 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,12 +49,16 @@ from neuromodmap.trials._readers._common import (
 )
 from neuromodmap.trials._readers._files import (
     Foreign,
-    ZipMemberError,
+    MemberError,
+    TarMembers,
+    _is_tar_header,
     file_chunks,
     gzip_chunks,
     iter_lines,
     iter_zip_members,
+    member_label,
     sniff_encoding,
+    tar_compression,
 )
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
@@ -62,7 +69,10 @@ from neuromodmap.trials._readers.ictrp import CSV_COLUMNS, ictrp_to_trial, norma
 from neuromodmap.trials._readers.v2 import is_study, study_to_trial
 from neuromodmap.trials.models import ImportProblem
 
-__all__ = ["FORMATS", "ImportedRecord", "TrialFileError", "TrialReader", "detect_format", "read_trials"]
+__all__ = [
+    "FORMATS", "ONE_RECORD_FORMATS", "ImportedRecord", "InputFile", "TrialFileError", "TrialReader",
+    "detect_format", "expand_inputs", "read_trials",
+]
 
 #: lines per block when processes share a JSON-lines file (see ``TrialReader(shard=...)``)
 SHARD_BLOCK = 256
@@ -74,14 +84,82 @@ FORMATS = (
     "ctgov_v2_zip",
     "ctgov_xml",
     "ctgov_xml_zip",
+    "ctgov_v2_tar",
+    "ctgov_xml_tar",
     "ictrp_xml",
     "ictrp_csv",
 )
+#: formats of files that hold one study (or a short list): many such files, named one by one
+#: or found in a folder, are imported together as one run (see ``TrialStore.import_files``)
+ONE_RECORD_FORMATS = frozenset({"ctgov_xml", "ctgov_v2_json"})
 _HEAD = 64 * 1024
 _ROOT = re.compile(r"<(?![?!/])([A-Za-z_][\w.:-]*)")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _REGISTRY_ID = re.compile(r'^\s*"?[A-Za-z]{2,}[A-Za-z0-9/-]*\d{3,}')
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A file to read: ``folder`` is the folder argument it was found in (None when the file
+    was named itself); ``size`` in bytes."""
+
+    path: Path
+    folder: Path | None
+    size: int
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
+    """The files named in ``paths``, a folder standing for every file under it.
+
+    Folders are walked recursively; their files come in path order (sorted component by
+    component), hidden files and folders (names starting with ``.``) are left out, and
+    symbolic links to folders are not followed.
+
+    Raises
+    ------
+    TrialFileError
+        When a path does not exist, or a folder holds no file or cannot be listed (checked
+        before anything is read).
+    """
+    out: list[InputFile] = []
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = _walk(path)
+            if not found:
+                raise TrialFileError(f"{path}: the folder holds no files")
+            out.extend(InputFile(f, path, size) for f, size in found)
+        elif path.is_file():
+            out.append(InputFile(path, None, path.stat().st_size))
+        else:
+            missing.append(str(path))
+    if missing:
+        raise TrialFileError(f"no such file: {', '.join(missing)}")
+    return out
+
+
+def _walk(top: Path) -> list[tuple[Path, int]]:
+    found: list[tuple[tuple[str, ...], Path, int]] = []
+    stack: list[tuple[Path, tuple[str, ...]]] = [(top, ())]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), (*rel, entry.name)))
+                elif entry.is_file():
+                    found.append(((*rel, entry.name), Path(entry.path), entry.stat().st_size))
+        except OSError as err:
+            raise TrialFileError(f"{err.filename or folder}: cannot list the folder ({err.strerror or err})") from None
+    found.sort(key=lambda item: item[0])
+    return [(path, size) for _, path, size in found]
 
 
 # --------------------------------------------------------------------------- detection
@@ -106,6 +184,8 @@ def detect_format(path: str | os.PathLike) -> str:
             inner = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
         except zlib.error as err:
             raise TrialFileError(f"{path}: corrupt gzip file ({err})") from None
+        if _is_tar_header(inner):
+            return _detect_tar(path, "gz")
         enc, bom = sniff_encoding(inner)
         text = inner[bom:].decode(enc, "replace").lstrip()
         if text.startswith("{"):
@@ -113,6 +193,14 @@ def detect_format(path: str | os.PathLike) -> str:
         raise TrialFileError(f"{path}: gzip-compressed, but not JSON lines (starts with {text[:30]!r})")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _detect_zip(path)
+    if head.startswith((b"BZh", b"\xfd7zXZ\x00")):
+        kind = tar_compression(path, head)
+        if kind is None:
+            what = "bzip2" if head.startswith(b"BZh") else "xz"
+            raise TrialFileError(f"{path}: {what}-compressed, but not a tar archive (or corrupt)")
+        return _detect_tar(path, kind)
+    if _is_tar_header(head):
+        return _detect_tar(path, "tar")
     enc, bom = sniff_encoding(head)
     text = head[bom:].decode(enc, "replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
@@ -161,10 +249,50 @@ def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
     return False
 
 
+def _member_format(data: bytes) -> str | None:
+    """``json`` or ``xml`` (a ``<clinical_study>``) for an archive member's content, else None."""
+    enc, bom = sniff_encoding(data[:400])
+    text = data[bom : bom + 4096].decode(enc, "replace").lstrip()
+    if text[:1] in ("{", "["):
+        return "json"
+    if text[:1] == "<":
+        m = _ROOT.search(text)
+        if m and m.group(1) == "clinical_study":
+            return "xml"
+    return None
+
+
+#: members a tar archive's format is judged from, at most (those that are not records are skipped)
+_TAR_SNIFF_MEMBERS = 100
+
+
+def _detect_tar(path: Path, kind: str) -> str:
+    """The format of a tar archive: that of its first member that is a v2 study or legacy XML."""
+    seen = 0
+    for name, data in TarMembers(path, kind):
+        if isinstance(data, MemberError):
+            if name == "(archive)":
+                where = "" if seen else " before its first trial record"
+                raise TrialFileError(f"{path}: unreadable tar archive{where} ({data})")
+            continue
+        fmt = _member_format(data)
+        if fmt is not None:
+            return "ctgov_v2_tar" if fmt == "json" else "ctgov_xml_tar"
+        seen += 1
+        if seen >= _TAR_SNIFF_MEMBERS:
+            break
+    raise TrialFileError(
+        f"{path}: tar archive holds no v2 study JSON or <clinical_study> XML"
+        + (f" in its first {seen} files" if seen >= _TAR_SNIFF_MEMBERS else "")
+    )
+
+
 def _detect_zip(path: Path) -> str:
     for name, data in iter_zip_members(path):
-        if isinstance(data, ZipMemberError):
-            raise TrialFileError(f"{path}: unreadable ZIP ({name}: {data})")
+        if isinstance(data, MemberError):
+            if name != "(archive)":
+                continue  # an oversize member, an unsafe name: reported when read
+            raise TrialFileError(f"{path}: unreadable ZIP ({data})")
         enc, bom = sniff_encoding(data[:400])
         text = data[bom : bom + 4096].decode(enc, "replace").lstrip()
         if not text:
@@ -236,6 +364,7 @@ class TrialReader:
         self.line = 0
         self._fh: BinaryIO | None = None
         self._zip_position = 0
+        self._tar: TarMembers | None = None
         self._done = False
 
     @property
@@ -245,6 +374,8 @@ class TrialReader:
             return self.size
         if self.format.endswith("_zip"):
             return min(self.size, self._zip_position)
+        if self.format.endswith("_tar"):
+            return min(self.size, self._tar.position) if self._tar is not None else 0
         fh = self._fh
         try:
             return fh.tell() if fh is not None and not fh.closed else 0
@@ -258,6 +389,8 @@ class TrialReader:
             "ctgov_v2_json": self._v2_json,
             "ctgov_v2_zip": self._zip,
             "ctgov_xml_zip": self._zip,
+            "ctgov_v2_tar": self._tar_records,
+            "ctgov_xml_tar": self._tar_records,
             "ctgov_xml": self._ctgov_xml,
             "ictrp_xml": self._ictrp_xml,
             "ictrp_csv": self._ictrp_csv,
@@ -448,19 +581,29 @@ class TrialReader:
             n_members = 0
         for done, (name, data) in enumerate(iter_zip_members(self.path), start=1):
             self._zip_position = self.size * done // n_members if n_members else 0
-            loc = f"member {name}"
-            if isinstance(data, ZipMemberError):
-                self._problem(loc, str(data))
-                continue
-            head = data[:400].lstrip()
-            enc, bom = sniff_encoding(head)
-            first = head[bom:].decode(enc, "replace").lstrip()[:1]
-            if first in ("{", "["):
-                yield from self._json_document(data, loc)
-            elif first == "<":
-                yield from self._xml_record(data, loc)
-            elif first:
-                self._problem(loc, "neither JSON nor XML; skipped")
+            yield from self._member_records(name, data)
+
+    def _member_records(self, name: str, data: bytes | MemberError) -> Iterator[ImportedRecord]:
+        """The records of one archive member (JSON or XML, judged from its content)."""
+        loc = "archive" if name == "(archive)" else f"member {member_label(name)}"
+        if isinstance(data, MemberError):
+            self._problem(loc, str(data))
+            return
+        head = data[:400].lstrip()
+        enc, bom = sniff_encoding(head)
+        first = head[bom:].decode(enc, "replace").lstrip()[:1]
+        if first in ("{", "["):
+            yield from self._json_document(data, loc)
+        elif first == "<":
+            yield from self._xml_record(data, loc)
+        elif first:
+            self._problem(loc, "neither JSON nor XML; skipped")
+
+    # -- tar
+    def _tar_records(self) -> Iterator[ImportedRecord]:
+        self._tar = TarMembers(self.path)
+        for name, data in self._tar:
+            yield from self._member_records(name, data)
 
     # -- legacy XML
     def _ctgov_xml(self) -> Iterator[ImportedRecord]:

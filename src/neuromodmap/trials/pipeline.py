@@ -36,7 +36,7 @@ from pathlib import Path
 
 from neuromodmap._utils import atomic_write, progress_bar
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
-from neuromodmap.trials.io import TrialFileError, TrialReader
+from neuromodmap.trials.io import TrialFileError, TrialReader, expand_inputs
 from neuromodmap.trials.models import Classification, ImportProblem
 
 __all__ = ["classify_to_csv", "import_and_classify", "CSV_COLUMNS", "label_record"]
@@ -233,7 +233,12 @@ def _csv_serial(inputs: list[Path], writer, problems: list[ImportProblem], progr
     task = progress.add_task("classifying", total=None)
     for path in inputs:
         progress.update(task, description=path.name)
-        for rec in TrialReader(path, problems=problems):
+        try:
+            reader = TrialReader(path, problems=problems)
+        except TrialFileError as err:  # one unreadable file (a stray file in a folder) costs no other
+            problems.append(ImportProblem(source=str(path), location="file", reason=str(err)))
+            continue
+        for rec in reader:
             c = classify(rec.trial)
             writer.writerow(classification_row(c).values())
             n += 1
@@ -265,6 +270,8 @@ def classify_to_csv(
     inputs = [Path(p) for p in inputs or []]
     output = Path(output)
     start = time.perf_counter()
+    if inputs and db is None:  # folders stand for the files under them
+        inputs = [f.path for f in expand_inputs(inputs)]
     if inputs and db is not None:
         from neuromodmap.trials.store import TrialStore
 
@@ -566,8 +573,11 @@ def import_and_classify(
         ``n_neuromod``, ``import_seconds``, ``seconds``, ``problems``.
     """
     problems = problems if problems is not None else []
-    inputs = [Path(p) for p in inputs]
     start = time.perf_counter()
+    # the files named, a folder standing for the files under it; the store gets the arguments
+    # as given, so that a folder is one import run
+    expanded = expand_inputs(inputs)
+    arguments, inputs = list(inputs), [f.path for f in expanded]
     ctx = _fork_context()
     formats = _formats(inputs)
     # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
@@ -575,7 +585,7 @@ def import_and_classify(
         ctx is not None
         and inputs
         and all(f is not None and not f.startswith("ictrp") for f in formats)
-        and sum(p.stat().st_size for p in inputs if p.is_file()) >= _PARALLEL_MIN_BYTES
+        and sum(f.size for f in expanded) >= _PARALLEL_MIN_BYTES
     )
     n_loaded = 0
     n_imported = 0
@@ -596,7 +606,7 @@ def import_and_classify(
                 except _WorkerFailed as err:
                     warnings.warn(f"the classifier process failed ({str(err).strip().splitlines()[-1]}); "
                                   "importing and classifying serially", stacklevel=2)
-                    n_imported = store.import_files(inputs, as_of=as_of, problems=problems).n_upserted
+                    n_imported = store.import_files(arguments, as_of=as_of, problems=problems).n_upserted
                 else:
                     problems.extend(found)
                     timings["import_done"] = time.perf_counter() - start
@@ -611,7 +621,7 @@ def import_and_classify(
                 proc = _start(ctx, _label_worker, ([str(p) for p in inputs], str(labels_path),
                                                    str(csv_tmp) if csv_tmp else None))
                 try:
-                    n_imported = store.import_files(inputs, as_of=as_of, problems=problems).n_upserted
+                    n_imported = store.import_files(arguments, as_of=as_of, problems=problems).n_upserted
                     t_import = time.perf_counter() - start
                     proc.join()
                     timings["worker_done"] = time.perf_counter() - start
@@ -629,7 +639,7 @@ def import_and_classify(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     else:
-        n_imported = store.import_files(inputs, as_of=as_of, problems=problems).n_upserted
+        n_imported = store.import_files(arguments, as_of=as_of, problems=problems).n_upserted
         t_import = time.perf_counter() - start
     # serially: every stored trial (as before); after the worker: what it did not label
     # (trials stored before, or all of them when it failed)

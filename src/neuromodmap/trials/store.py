@@ -44,7 +44,7 @@ from neuromodmap import __version__
 from neuromodmap._utils import progress_bar
 from neuromodmap.store import ROW_GROUP_SIZE, connect, cursor
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
-from neuromodmap.trials.io import TrialReader
+from neuromodmap.trials.io import ONE_RECORD_FORMATS, InputFile, TrialReader, expand_inputs
 from neuromodmap.trials.models import Classification, ImportProblem, Trial
 
 __all__ = ["TrialStore", "ImportReport", "TRIAL_COLUMNS"]
@@ -90,7 +90,9 @@ _SCHEMA = [
         run_id VARCHAR PRIMARY KEY, kind VARCHAR, source VARCHAR, format VARCHAR, query JSON,
         as_of DATE, started TIMESTAMP, finished TIMESTAMP, n_read BIGINT, n_ok BIGINT,
         n_problems BIGINT, total_count BIGINT, checkpoint VARCHAR, status VARCHAR,
-        software_version VARCHAR)""",
+        software_version VARCHAR, n_files BIGINT)""",
+    # stores made before runs of many files had no n_files column
+    "ALTER TABLE import_runs ADD COLUMN IF NOT EXISTS n_files BIGINT",
     """CREATE TABLE IF NOT EXISTS import_problems (
         run_id VARCHAR, source VARCHAR, location VARCHAR, field VARCHAR, reason VARCHAR,
         registry_id VARCHAR, recorded_at TIMESTAMP)""",
@@ -317,7 +319,7 @@ class _BlockImport:
     def __init__(self, store: TrialStore, path: Path, fmt: str, *, as_of, problems: list[ImportProblem],
                  batch_size: int = _BATCH):
         self.store, self.problems, self.batch_size = store, problems, batch_size
-        self.run_id = store._start_run(kind="file", source=str(path), fmt=fmt, query=None, as_of=as_of)
+        self.run_id = store._start_run(kind="file", source=str(path), fmt=fmt, query=None, as_of=as_of, n_files=1)
         self.writer = _Writer(store, self.run_id, str(path), problems)
         self.pending: dict[str, list] = {}
         self.n_pending = self.n_read = 0
@@ -439,23 +441,30 @@ class TrialStore:
         self.close()
 
     # ------------------------------------------------------------------ runs
-    def _start_run(self, *, kind: str, source: str, fmt: str | None, query: dict | None, as_of) -> str:
+    def _start_run(self, *, kind: str, source: str, fmt: str | None, query: dict | None, as_of,
+                   n_files: int | None = None) -> str:
         run_id = uuid.uuid4().hex[:16]
         self.con.execute(
             "INSERT INTO import_runs (run_id, kind, source, format, query, as_of, started, n_read, n_ok,"
-            " n_problems, status, software_version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'running', ?)",
-            [run_id, kind, source, fmt, json.dumps(query) if query is not None else None, as_of, _now(), __version__],
+            " n_problems, status, software_version, n_files) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'running', ?, ?)",
+            [run_id, kind, source, fmt, json.dumps(query) if query is not None else None, as_of, _now(), __version__,
+             n_files],
         )
         return run_id
 
-    def _finish_run(self, run_id: str, *, n_read: int, n_ok: int, problems: list[ImportProblem], status: str) -> None:
+    def _finish_run(self, run_id: str, *, n_read: int, n_ok: int, problems: list[ImportProblem], status: str,
+                    source: str | None = None, kind: str | None = None, fmt: str | None = None,
+                    n_files: int | None = None) -> None:
+        """Close a run: counts, status and problems (and, for a run of many files, what it
+        turned out to cover: source folder, kind, formats, files), in one transaction."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._write_problems(run_id, problems)
             self.con.execute(
-                "UPDATE import_runs SET finished = ?, n_read = ?, n_ok = ?, n_problems = ?, status = ?"
-                " WHERE run_id = ?",
-                [_now(), n_read, n_ok, len(problems), status, run_id],
+                "UPDATE import_runs SET finished = ?, n_read = ?, n_ok = ?, n_problems = ?, status = ?,"
+                " source = coalesce(?, source), kind = coalesce(?, kind), format = coalesce(?, format),"
+                " n_files = coalesce(?, n_files) WHERE run_id = ?",
+                [_now(), n_read, n_ok, len(problems), status, source, kind, fmt, n_files, run_id],
             )
             self.con.execute("COMMIT")
         except BaseException:
@@ -642,12 +651,19 @@ class TrialStore:
     ) -> ImportReport:
         """Import trial files of any supported format, with a progress bar.
 
+        A file of many records (JSON lines, a ZIP or tar archive, an ICTRP export) is one
+        import run. Files of one study each (legacy XML, v2 JSON), named one after another
+        or found in a folder, are imported together as one run, committed in batches like
+        the records of one large file (a folder argument: one run per folder); each record
+        keeps its own file as ``source``, each problem names its file.
+
         Parameters
         ----------
         paths : iterable of path
-            Files to import; formats are detected from content.
+            Files or folders (read recursively, in path order; hidden files skipped) to
+            import; formats are detected from content.
         progress : bool
-            Show a rich progress bar (bytes read, records, ETA).
+            Show a rich progress bar (bytes read, files, records, ETA).
         problems : list, optional
             Skipped records are appended here as well as to the report and the
             ``import_problems`` table.
@@ -662,27 +678,35 @@ class TrialStore:
         Raises
         ------
         TrialFileError
-            When a path does not exist (checked before anything is imported).
+            When a path does not exist, or a folder is empty or unreadable (checked before
+            anything is imported).
         """
-        paths = [Path(p) for p in paths]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise TrialFileError(f"no such file: {', '.join(missing)}")
-        report = ImportReport(files=[str(p) for p in paths])
+        inputs = expand_inputs(paths)
+        report = ImportReport(files=[str(f.path) for f in inputs])
         started = time.perf_counter()
         with progress_bar(disable=not progress, by_bytes=True) as bar:
-            for path in paths:
+            pos = 0
+            while pos < len(inputs):
+                path = inputs[pos].path
                 file_problems: list[ImportProblem] = []
                 try:
                     reader = TrialReader(path, problems=file_problems, encoding=encoding)
                 except TrialFileError as err:
                     file_problems.append(ImportProblem(source=str(path), location="file", reason=str(err)))
-                    run_id = self._start_run(kind="file", source=str(path), fmt=None, query=None, as_of=as_of)
+                    run_id = self._start_run(kind="file", source=str(path), fmt=None, query=None, as_of=as_of,
+                                             n_files=1)
                     self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
                     report.problems.extend(file_problems)
                     report.runs.append(run_id)
+                    pos += 1
                     continue
-                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None, as_of=as_of)
+                if reader.format in ONE_RECORD_FORMATS:
+                    pos = self._import_group(inputs, pos, reader, bar, report, as_of=as_of, encoding=encoding,
+                                             batch_size=batch_size)
+                    continue
+                pos += 1
+                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None, as_of=as_of,
+                                         n_files=1)
                 task = bar.add_task(path.name, total=reader.size, records=0)
 
                 def on_batch(n_read: int, _written: int, task=task, reader=reader) -> None:
@@ -711,6 +735,93 @@ class TrialStore:
             problems.extend(report.problems)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _import_group(self, inputs: list[InputFile], start: int, first: TrialReader, bar, report: ImportReport, *,
+                      as_of: dt.date | None, encoding: str | None, batch_size: int) -> int:
+        """Import ``inputs[start:]`` as one run while they are one-study files of the same folder
+        argument (or named files); return the index of the first input left for another run.
+
+        The records of all the files go through one :meth:`_upsert`, so they are committed in
+        batches (whole row groups for a fresh import), not file by file. A file that cannot be
+        read is one problem of the run.
+        """
+        folder = inputs[start].folder
+        end = start
+        while end < len(inputs) and inputs[end].folder == folder:
+            end += 1
+        n_candidates = end - start
+        problems: list[ImportProblem] = []
+        run_id = self._start_run(kind="folder" if folder is not None else "files",
+                                 source=str(folder if folder is not None else inputs[start].path),
+                                 fmt=first.format, query=None, as_of=as_of)
+        label = f"{folder.name or folder}/" if folder is not None else "files"
+        task = bar.add_task(label, total=sum(f.size for f in inputs[start:end]), records=0)
+        state = {"pos": start, "files": 0, "bytes": 0, "records": 0}
+        formats: set[str] = set()
+        common: list[str] = []  # the folder all named files are in
+
+        def tick(force: bool = False) -> None:
+            if force or state["files"] % 32 == 0:
+                bar.update(task, completed=state["bytes"], records=state["records"],
+                           description=f"{label} {state['files']:,}/{n_candidates:,} files")
+
+        def records() -> Iterator[ImportedRecord]:
+            reader = first
+            while True:
+                item = inputs[state["pos"]]
+                reader.problems = problems
+                formats.add(reader.format)
+                try:
+                    for rec in reader:
+                        state["records"] += 1
+                        yield rec
+                except OSError as err:  # the file went away or turned unreadable since it was listed
+                    problems.append(ImportProblem(source=str(item.path), location="file",
+                                                  reason=f"cannot read ({err.strerror or err})"))
+                common[:] = [os.path.commonpath([common[0], str(item.path.parent)]) if common
+                             else str(item.path.parent)]
+                state["pos"] += 1
+                state["files"] += 1
+                state["bytes"] += item.size
+                tick()
+                while True:  # the next one-study file of this group, if any
+                    if state["pos"] >= end:
+                        return
+                    item = inputs[state["pos"]]
+                    try:
+                        reader = TrialReader(item.path, problems=problems, encoding=encoding)
+                    except TrialFileError as err:
+                        problems.append(ImportProblem(source=str(item.path), location="file", reason=str(err)))
+                        state["pos"] += 1
+                        state["files"] += 1
+                        state["bytes"] += item.size
+                        continue
+                    if reader.format not in ONE_RECORD_FORMATS:
+                        return  # a file of many records: a run of its own
+                    break
+
+        try:
+            n_read, n_written = self._upsert(records(), source=str(folder or inputs[start].path), as_of=as_of,
+                                             run_id=run_id, batch_size=batch_size, problems=problems)
+        except BaseException:
+            self._finish_run(run_id, n_read=0, n_ok=0, problems=problems, status="failed")
+            raise
+        n_files = state["files"]
+        tick(force=True)
+        bar.update(task, total=state["bytes"])
+        if folder is not None:
+            source, kind = str(folder), "folder"
+        elif n_files == 1:
+            source, kind = str(inputs[start].path), "file"
+        else:
+            source, kind = common[0] if common else str(inputs[start].path.parent), "files"
+        self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=problems, status="completed",
+                         source=source, kind=kind, fmt=", ".join(sorted(formats)) or first.format, n_files=n_files)
+        report.n_read += n_read
+        report.n_upserted += n_written
+        report.problems.extend(problems)
+        report.runs.append(run_id)
+        return state["pos"]
 
     def _block_import(self, path: Path, fmt: str, *, as_of: dt.date | None,
                       problems: list[ImportProblem]) -> _BlockImport:

@@ -1,25 +1,56 @@
-"""Byte-level access to trial files: encodings, line splitting, gzip and ZIP (with salvage)."""
+"""Byte-level access to trial files: encodings, line splitting, gzip, ZIP (with salvage) and tar."""
 
 from __future__ import annotations
 
+import bz2
 import codecs
+import gzip
+import lzma
 import mmap
 import struct
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
 
-__all__ = ["sniff_encoding", "iter_lines", "iter_zip_members", "ZipMemberError", "CHUNK"]
+__all__ = [
+    "sniff_encoding", "iter_lines", "iter_zip_members", "TarMembers", "MemberError",
+    "unsafe_member_name", "member_label", "tar_compression", "CHUNK",
+]
 
 CHUNK = 1 << 20
 
 
-class ZipMemberError(Exception):
-    """A ZIP member that could not be read (corrupt, oversize, truncated)."""
+class MemberError(Exception):
+    """An archive member that could not be read (corrupt, oversize, truncated, refused name)."""
+
+
+def member_label(name: str) -> str:
+    """A member name fit for a one-line message (control characters escaped)."""
+    if name.isprintable():
+        return name
+    return repr(name)[1:-1]
+
+
+def unsafe_member_name(name: str) -> str | None:
+    """Why an archive member's name is refused, or None when it is an ordinary relative path.
+
+    Nothing is ever extracted to disk, but a name that climbs out of the archive's folder
+    (``../x``), is absolute (``/etc/x``, ``C:\\x``) or holds control characters is the mark of a
+    hostile or broken archive: such a member is reported and not read.
+    """
+    text = name.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":" and text[0].isalpha()):
+        return "unsafe member name (an absolute path); not read"
+    if ".." in PurePosixPath(text).parts:
+        return "unsafe member name (a '..' component: path traversal); not read"
+    if not name.isprintable():
+        return "unsafe member name (control characters); not read"
+    return None
 
 
 def sniff_encoding(head: bytes) -> tuple[str, int]:
@@ -171,7 +202,7 @@ def gzip_chunks(fh: BinaryIO) -> Iterator[bytes]:
         raise EOFError("compressed stream ends before its end-of-stream marker (truncated gzip)")
 
 
-def iter_zip_members(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
+def iter_zip_members(path: Path) -> Iterator[tuple[str, bytes | MemberError]]:
     """Members of a ZIP file as (name, content); an unreadable member as (name, error).
 
     A ZIP cut short (no central directory) is read by walking its local file headers, so the
@@ -186,8 +217,11 @@ def iter_zip_members(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]
         for info in zf.infolist():
             if info.is_dir():
                 continue
+            if (why := unsafe_member_name(info.filename)) is not None:
+                yield info.filename, MemberError(why)
+                continue
             if info.file_size > MAX_RECORD_BYTES:
-                yield info.filename, ZipMemberError(
+                yield info.filename, MemberError(
                     f"member is {info.file_size:,} bytes uncompressed (limit {MAX_RECORD_BYTES:,})"
                 )
                 continue
@@ -195,10 +229,10 @@ def iter_zip_members(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]
                 with zf.open(info) as fh:
                     data = fh.read(MAX_RECORD_BYTES + 1)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as err:
-                yield info.filename, ZipMemberError(f"corrupt member: {err}")
+                yield info.filename, MemberError(f"corrupt member: {err}")
                 continue
             if len(data) > MAX_RECORD_BYTES:
-                yield info.filename, ZipMemberError("member larger than its header says (ZIP bomb?)")
+                yield info.filename, MemberError("member larger than its header says (ZIP bomb?)")
                 continue
             yield info.filename, data
 
@@ -206,11 +240,11 @@ def iter_zip_members(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 
 
-def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
+def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | MemberError]]:
     with open(path, "rb") as fh:
         size = fh.seek(0, 2)
         if size < _LOCAL.size:
-            yield "(archive)", ZipMemberError("not a readable ZIP file (too short)")
+            yield "(archive)", MemberError("not a readable ZIP file (too short)")
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             pos = 0
@@ -220,7 +254,7 @@ def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
                 if sig in (b"PK\x01\x02", b"PK\x05\x06"):  # reached the central directory
                     return
                 if sig != b"PK\x03\x04":
-                    yield "(archive)", ZipMemberError(
+                    yield "(archive)", MemberError(
                         "truncated or corrupt ZIP: unreadable data after the last whole member"
                         if found
                         else "not a readable ZIP file"
@@ -231,11 +265,11 @@ def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
                 name = bytes(mm[pos + 30 : pos + 30 + nlen]).decode("utf-8", "replace")
                 start = pos + 30 + nlen + elen
                 if method not in (0, 8):
-                    yield name, ZipMemberError(f"unsupported compression method {method}")
+                    yield name, MemberError(f"unsupported compression method {method}")
                     return
                 if method == 0:
                     if flags & 0x08 or start + csize > size:
-                        yield name, ZipMemberError("member cut short (truncated ZIP)")
+                        yield name, MemberError("member cut short (truncated ZIP)")
                         return
                     data, end = bytes(mm[start : start + csize]), start + csize
                 else:
@@ -243,19 +277,161 @@ def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | ZipMemberError]]:
                     try:
                         data = d.decompress(mm[start : min(size, start + (csize or size))], MAX_RECORD_BYTES + 1)
                     except zlib.error as err:
-                        yield name, ZipMemberError(f"corrupt member: {err}")
+                        yield name, MemberError(f"corrupt member: {err}")
                         return
                     if len(data) > MAX_RECORD_BYTES:
-                        yield name, ZipMemberError("member too large (ZIP bomb?)")
+                        yield name, MemberError("member too large (ZIP bomb?)")
                         return
                     if not d.eof:
-                        yield name, ZipMemberError("member cut short (truncated ZIP)")
+                        yield name, MemberError("member cut short (truncated ZIP)")
                         return
                     consumed = (min(size, start + (csize or size)) - start) - len(d.unused_data)
                     end = start + consumed
                 if flags & 0x08:  # data descriptor: optional signature + crc + sizes
                     end += 16 if mm[end : end + 4] == b"PK\x07\x08" else 12
                 if not name.endswith("/"):
-                    yield name, data
+                    why = unsafe_member_name(name)
+                    yield name, (MemberError(why) if why is not None else data)
                 pos = end
-            yield "(archive)", ZipMemberError("truncated ZIP: the archive ends after the last whole member")
+            yield "(archive)", MemberError("truncated ZIP: the archive ends after the last whole member")
+
+
+# ---------------------------------------------------------------------------------- tar
+_TAR_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+
+
+def _is_tar_header(block: bytes) -> bool:
+    """True when ``block`` is a tar header block with a valid checksum."""
+    if len(block) < tarfile.BLOCKSIZE or not block[: tarfile.BLOCKSIZE].strip(b"\x00"):
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block[: tarfile.BLOCKSIZE], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def tar_compression(path: Path, head: bytes) -> str | None:
+    """``"tar"``, ``"gz"``, ``"bz2"`` or ``"xz"`` when the file is a (compressed) tar archive, else None."""
+    kind = next((k for magic, k in _TAR_MAGIC.items() if head.startswith(magic)), "tar")
+    if kind == "tar":
+        return "tar" if _is_tar_header(head) else None
+    try:
+        with open(path, "rb") as fh, _decompressor(fh, kind) as stream:
+            block = stream.read(tarfile.BLOCKSIZE)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+        return None
+    return kind if _is_tar_header(block) else None
+
+
+def _decompressor(fh: BinaryIO, kind: str):
+    if kind == "gz":
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    if kind == "bz2":
+        return bz2.BZ2File(fh, "rb")
+    return lzma.LZMAFile(fh, "rb")
+
+
+class _Truncated(Exception):
+    pass
+
+
+class TarMembers:
+    """The members of a tar archive (plain, gzip, bzip2 or xz), read as a stream, one at a time.
+
+    Iterating yields ``(name, content)`` for each regular file, or ``(name, MemberError)`` for
+    one that is not read (oversize, unsafe name, a link or device); directories are skipped.
+    An archive cut short or corrupt ends with ``("(archive)", MemberError)`` after the last
+    whole member. Memory stays bounded: members are read one by one (each at most
+    ``MAX_RECORD_BYTES``), decompression is streamed and no member list is kept.
+    ``position`` is the bytes of the archive file read so far (for progress bars).
+    """
+
+    def __init__(self, path: str | Path, kind: str | None = None):
+        self.path = Path(path)
+        self.kind = kind
+        self._fh: BinaryIO | None = None
+
+    @property
+    def position(self) -> int:
+        fh = self._fh
+        try:
+            return fh.tell() if fh is not None and not fh.closed else 0
+        except (OSError, ValueError):
+            return 0
+
+    def __iter__(self) -> Iterator[tuple[str, bytes | MemberError]]:
+        with open(self.path, "rb") as fh:
+            self._fh = fh
+            kind = self.kind or tar_compression(self.path, fh.read(512)) or "tar"
+            fh.seek(0)
+            stream = fh if kind == "tar" else _decompressor(fh, kind)
+            last = None  # the last member read whole
+            try:
+                try:
+                    tf = tarfile.open(fileobj=stream, mode="r|")
+                except tarfile.ReadError as err:
+                    yield "(archive)", MemberError(f"not a readable tar archive ({err})")
+                    return
+                info = tf.firstmember
+                tf.firstmember = None
+                tf.members = []
+                while info is not None:
+                    item = self._member(tf, info)
+                    if item is not None:
+                        yield item
+                    last = info.name
+                    info = _next_member(tf)
+            except _Truncated as err:
+                yield "(archive)", MemberError(_after(last, f"the archive is cut short ({err})"))
+            except EOFError:
+                yield "(archive)", MemberError(_after(last, "the archive is cut short (compressed data ends early)"))
+            except (tarfile.TarError, OSError, zlib.error, lzma.LZMAError, ValueError) as err:
+                yield "(archive)", MemberError(_after(last, f"corrupt archive ({type(err).__name__}: {err})"))
+            finally:
+                if stream is not fh:
+                    stream.close()
+                self._fh = None
+
+    @staticmethod
+    def _member(tf: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[str, bytes | MemberError] | None:
+        name = info.name
+        if info.isdir():
+            return None
+        if not info.isreg():
+            what = "a symbolic link" if info.issym() else "a hard link" if info.islnk() else "not a regular file"
+            return name, MemberError(f"{what}; not read")
+        if (why := unsafe_member_name(name)) is not None:
+            return name, MemberError(why)
+        if info.size > MAX_RECORD_BYTES:
+            return name, MemberError(f"member is {info.size:,} bytes (limit {MAX_RECORD_BYTES:,}); not read")
+        handle = tf.extractfile(info)
+        try:
+            data = handle.read()
+        except tarfile.ReadError as err:
+            raise _Truncated(f"member {member_label(name)}: {err}") from None
+        return name, data
+
+
+def _after(last: str | None, text: str) -> str:
+    return f"{text}; the members up to {member_label(last)} were read" if last else text
+
+
+def _next_member(tf: tarfile.TarFile) -> tarfile.TarInfo | None:
+    """``TarFile.next`` for a stream, which says how the archive ends: None at the end-of-archive
+    block, :class:`_Truncated` when the data stop before it (``next`` treats both as the end),
+    and keeps no member list (so memory does not grow with the number of members)."""
+    if tf.offset != tf.fileobj.tell():
+        tf.fileobj.seek(tf.offset - 1)
+        if not tf.fileobj.read(1):
+            raise _Truncated("a member's data end early")
+    try:
+        return tf.tarinfo.fromtarfile(tf)
+    except tarfile.EOFHeaderError:
+        return None
+    except tarfile.EmptyHeaderError:
+        raise _Truncated("no end-of-archive marker") from None
+    except tarfile.TruncatedHeaderError as err:
+        raise _Truncated(str(err)) from None
+    except (tarfile.InvalidHeaderError, tarfile.SubsequentHeaderError) as err:
+        raise tarfile.ReadError(f"bad header after byte {tf.offset:,}: {err}") from None
