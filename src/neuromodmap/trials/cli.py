@@ -53,12 +53,14 @@ def _parse_date(value: str | None) -> dt.date | None:
 
 @app.command("import")
 def import_cmd(
-    inputs: list[Path] = typer.Argument(..., help="Registry files: v2 JSON/JSONL(.gz)/ZIP, legacy XML (or ZIP), ICTRP XML/CSV."),
+    inputs: list[Path] = typer.Argument(..., help="Registry files or folders (read recursively): v2 JSON/JSONL(.gz), "
+                                                  "legacy XML, ZIP or tar(.gz) archives of either, ICTRP XML/CSV."),
     db: Path = _DB,
     as_of: str = typer.Option(None, "--as-of", help="Date the data refer to (YYYY-MM-DD), when the file does not say."),
     problems_csv: Path = typer.Option(None, "--problems", help="Write skipped records and reasons to this CSV."),
 ) -> None:
     """Import registry files into the store (idempotent: upsert by registry id)."""
+    from neuromodmap.trials.io import expand_inputs
     from neuromodmap.trials.store import TrialStore
 
     for path in inputs:
@@ -66,15 +68,24 @@ def import_cmd(
             _fail(f"{path}: no such file")
     problems: list = []
     try:
+        files = expand_inputs(inputs)
+        for folder in dict.fromkeys(f.folder for f in files if f.folder is not None):
+            n = sum(1 for f in files if f.folder == folder)
+            console.print(f"{folder}: {n:,} files (the folder and its subfolders)", markup=False, highlight=False)
         with TrialStore(db) as store:
-            report = store.import_files(inputs, as_of=_parse_date(as_of), problems=problems)
+            report = store.import_files(files, as_of=_parse_date(as_of), problems=problems)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
-    console.print(f"Imported {report.n_upserted:,} trials into {db} in {report.seconds:.1f} s")
+    rate = f"{report.records_per_second:,.0f} records/s"
+    if len(files) > 1:
+        rate = f"{len(files) / report.seconds if report.seconds > 0 else 0:,.0f} files/s, " + rate
+    console.print(f"Imported {report.n_upserted:,} trials into {db} from {report.n_read:,} records in "
+                  f"{len(files):,} file(s), {report.seconds:.1f} s ({rate})")
     _report_problems(problems, problems_csv=problems_csv)
     unreadable = sorted({p.source for p in problems if p.location == "file"})
     if unreadable:
-        console.print(f"[bold red]error:[/] could not read {len(unreadable)} file(s): {', '.join(unreadable)}")
+        shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10:,} more" if len(unreadable) > 10 else "")
+        console.print(f"[bold red]error:[/] could not read {len(unreadable):,} file(s): {shown}")
         raise typer.Exit(code=1)
 
 
@@ -105,7 +116,8 @@ def fetch(
 
 @app.command()
 def classify(
-    inputs: list[Path] = typer.Argument(None, help="Registry files (any supported format). Omit to classify the store."),
+    inputs: list[Path] = typer.Argument(None, help="Registry files or folders (any supported format). Omit to "
+                                                   "classify the store."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV with one row per trial."),
     db: Path = typer.Option(None, "--db", help="Also store the labels (or, without inputs, classify this store)."),
     problems_csv: Path = typer.Option(None, "--problems", help="Write skipped records and reasons to this CSV."),

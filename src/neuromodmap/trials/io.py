@@ -110,7 +110,7 @@ class InputFile:
     size: int
 
 
-def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
+def expand_inputs(paths: Iterable[str | os.PathLike | InputFile]) -> list[InputFile]:
     """The files named in ``paths``, a folder standing for every file under it.
 
     Folders are walked recursively; their files come in path order (sorted component by
@@ -126,6 +126,9 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
     out: list[InputFile] = []
     missing: list[str] = []
     for raw in paths:
+        if isinstance(raw, InputFile):  # expanded already
+            out.append(raw)
+            continue
         path = Path(raw)
         if path.is_dir():
             found = _walk(path)
@@ -194,9 +197,12 @@ def detect_format(path: str | os.PathLike) -> str:
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _detect_zip(path)
     if head.startswith((b"BZh", b"\xfd7zXZ\x00")):
-        kind = tar_compression(path, head)
+        what = "bzip2" if head.startswith(b"BZh") else "xz"
+        try:
+            kind = tar_compression(path, head)
+        except EOFError:
+            raise TrialFileError(f"{path}: {what} data cut short before anything could be read") from None
         if kind is None:
-            what = "bzip2" if head.startswith(b"BZh") else "xz"
             raise TrialFileError(f"{path}: {what}-compressed, but not a tar archive (or corrupt)")
         return _detect_tar(path, kind)
     if _is_tar_header(head):

@@ -312,14 +312,20 @@ def _is_tar_header(block: bytes) -> bool:
 
 
 def tar_compression(path: Path, head: bytes) -> str | None:
-    """``"tar"``, ``"gz"``, ``"bz2"`` or ``"xz"`` when the file is a (compressed) tar archive, else None."""
+    """``"tar"``, ``"gz"``, ``"bz2"`` or ``"xz"`` when the file is a (compressed) tar archive, else None.
+
+    Raises EOFError when the compressed data end before a first tar header could be decoded
+    (bzip2 decodes whole blocks of up to 900 kB: a cut inside the first one leaves nothing).
+    """
     kind = next((k for magic, k in _TAR_MAGIC.items() if head.startswith(magic)), "tar")
     if kind == "tar":
         return "tar" if _is_tar_header(head) else None
     try:
         with open(path, "rb") as fh, _decompressor(fh, kind) as stream:
             block = stream.read(tarfile.BLOCKSIZE)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+    except EOFError:
+        raise
+    except (OSError, zlib.error, lzma.LZMAError, ValueError):
         return None
     return kind if _is_tar_header(block) else None
 

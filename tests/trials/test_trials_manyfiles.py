@@ -1,0 +1,411 @@
+"""Many small files and tar archives: folders, file lists, .tar/.tar.gz/.tgz, hostile members,
+a killed many-file import resumed.
+
+Every input is built from real records: the legacy XML files of the shipped AllPublicXML subset
+(trials/ctgov_legacy_xml_allpublicxml_subset_reesewang25, a tar.gz of 6,786 ``<clinical_study>``
+files) and the API v2 studies of trials/ctgov_v2_json.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_trials_io_helpers import v2_files
+from typer.testing import CliRunner
+
+from neuromodmap.cli import app
+from neuromodmap.trials import TrialStore, detect_format, read_trials
+from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
+from neuromodmap.trials._readers._files import MemberError, TarMembers
+from neuromodmap.trials.io import expand_inputs
+
+ARCHIVE = "ctgov_legacy_xml_allpublicxml_subset_reesewang25/AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz"
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                  b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+                  b"<clinical_study><id_info><nct_id>NCT99999999</nct_id></id_info>"
+                  b"<brief_title>&lol2;</brief_title></clinical_study>")
+_VOLATILE = ["imported_at", "import_run_id"]
+
+
+def _archive_members(trials_dir: Path, per_folder: dict[str, int]) -> list[tuple[str, bytes]]:
+    """The first N members of each folder of the shipped archive, in archive order."""
+    taken = dict.fromkeys(per_folder, 0)
+    out = []
+    with tarfile.open(trials_dir / ARCHIVE) as tf:
+        for member in tf:
+            if not member.isfile():
+                continue
+            folder = member.name.split("/")[0] if "/" in member.name else ""
+            if folder in per_folder and taken[folder] < per_folder[folder]:
+                taken[folder] += 1
+                out.append((member.name, tf.extractfile(member).read()))
+            if taken == per_folder:
+                break
+    assert taken == per_folder
+    return out
+
+
+@pytest.fixture(scope="module")
+def members(trials_dir: Path) -> list[tuple[str, bytes]]:
+    """Real members of three folders of AllPublicXML plus the loose NCT00496392.xml, and four bad
+    ones: a record cut short, an entity bomb, an enrollment that is not a count, and a second
+    copy of a record, changed, which must win (it comes later in path order)."""
+    real = _archive_members(trials_dir, {"NCT0000xxxx": 120, "NCT0046xxxx": 40, "NCT0049xxxx": 40, "": 1})
+    first = real[0][1]
+    assert _nct(first) == "NCT00000102"
+    changed, n = re.subn(rb"<overall_status>[^<]*</overall_status>", b"<overall_status>Terminated</overall_status>",
+                         first)
+    counted = next(d for name, d in real if name.startswith("NCT0049xxxx/") and re.search(rb"<enrollment[^>]*>\d+<", d))
+    no_count = re.sub(rb"(<enrollment[^>]*>)\d+<", rb"\1many<", counted, count=1)
+    assert n == 1 and no_count != counted
+    bad = [
+        ("NCT0046xxxx/zz_cut.xml", real[130][1][:700]),
+        ("NCT0046xxxx/zz_bomb.xml", BILLION_LAUGHS),
+        ("NCT0049xxxx/zz_enrollment.xml", no_count),
+        ("zz_later/NCT00000102_changed.xml", changed),
+    ]
+    return sorted(real + bad, key=lambda item: tuple(item[0].split("/")))
+
+
+def _nct(data: bytes) -> str:
+    return re.search(rb"<nct_id>(NCT\d+)</nct_id>", data).group(1).decode()
+
+
+def _good(members, n: int | None = None) -> list[tuple[str, bytes]]:
+    return [(name, data) for name, data in members if "zz_" not in name][:n]
+
+
+def _folder(tmp: Path, members) -> Path:
+    folder = tmp / "AllPublicXML"
+    for name, data in members:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder
+
+
+def _tar(path: Path, members, mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _zip(path: Path, members) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return path
+
+
+def _import(db: Path, inputs) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    with TrialStore(db) as store:
+        store.import_files(inputs, progress=False)
+        trials = store.con.execute("SELECT * FROM trials ORDER BY registry_id").df()
+        problems = store.problems_df()
+        runs = store.import_runs_df()
+    return trials, problems, runs
+
+
+def _problem_set(problems: pd.DataFrame) -> list[tuple]:
+    return sorted((r.reason.split(" (line")[0], r.registry_id or "", r.field or "")
+                  for r in problems.itertuples())
+
+
+def test_folder_and_file_list_store_what_the_zip_stores(tmp_path, members):
+    folder = _folder(tmp_path, members)
+    files = [f.path for f in expand_inputs([folder])]
+    assert [str(p.relative_to(folder)) for p in files] == [name for name, _ in members]  # path order
+    zpath = _zip(tmp_path / "AllPublicXML.zip", members)
+    by_folder, folder_problems, folder_runs = _import(tmp_path / "folder.duckdb", [folder])
+    by_list, list_problems, list_runs = _import(tmp_path / "list.duckdb", files)
+    by_zip, zip_problems, _ = _import(tmp_path / "zip.duckdb", [zpath])
+
+    # 201 real records + 1 changed copy (same id) - 3 bad ones: 201 rows
+    assert len(by_zip) == 201 and by_zip["registry_id"].is_unique
+    same = [c for c in by_zip.columns if c not in ("source", "record_hash", *_VOLATILE)]
+    pd.testing.assert_frame_equal(by_folder[same], by_zip[same])
+    pd.testing.assert_frame_equal(by_list[same], by_zip[same])
+    # same sources (each record's own file), hence the same hashes, named or found in the folder
+    pd.testing.assert_frame_equal(by_folder[["source", "record_hash"]], by_list[["source", "record_hash"]])
+    row = by_folder.set_index("registry_id").loc["NCT00000102"]
+    assert row["source"] == str(folder / "zz_later" / "NCT00000102_changed.xml")  # the later copy won
+    assert row["overall_status"] == "TERMINATED"
+    assert set(by_zip["source"]) == {str(zpath)}
+
+    # the same problems, each naming its own file (or the ZIP and its member)
+    assert len(zip_problems) == 3
+    assert _problem_set(folder_problems) == _problem_set(zip_problems) == _problem_set(list_problems)
+    assert sorted(Path(s).name for s in folder_problems["source"]) == ["zz_bomb.xml", "zz_cut.xml", "zz_enrollment.xml"]
+    assert sorted(zip_problems["location"]) == ["member NCT0046xxxx/zz_bomb.xml", "member NCT0046xxxx/zz_cut.xml",
+                                                "member NCT0049xxxx/zz_enrollment.xml"]
+
+    # one run each: the folder, and the named files over their common folder
+    assert len(folder_runs) == 1 and len(list_runs) == 1
+    run = folder_runs.iloc[0]
+    assert (run["kind"], run["source"], run["n_files"], run["n_read"], run["n_problems"], run["status"]) == (
+        "folder", str(folder), len(members), 202, 3, "completed")
+    assert (list_runs.iloc[0]["kind"], list_runs.iloc[0]["source"], list_runs.iloc[0]["n_files"]) == (
+        "files", str(folder), len(members))
+
+    # importing the folder again changes nothing
+    with TrialStore(tmp_path / "folder.duckdb") as store:
+        assert store.import_files([folder], progress=False).n_upserted == 0
+        assert len(store) == 201
+
+
+def test_tar_gz_tgz_tar_bz2_xz_store_what_the_zip_stores(tmp_path, members):
+    zpath = _zip(tmp_path / "AllPublicXML.zip", members)
+    by_zip, zip_problems, _ = _import(tmp_path / "zip.duckdb", [zpath])
+    for name, mode in (("a.tar.gz", "w:gz"), ("a.tgz", "w:gz"), ("a.tar", "w"), ("a.tar.bz2", "w:bz2"),
+                       ("a.tar.xz", "w:xz")):
+        archive = _tar(tmp_path / name, members, mode)
+        assert detect_format(archive) == "ctgov_xml_tar"
+        # put the tar where the ZIP was: same source, so every column (hashes too) must match
+        same_path = tmp_path / "AllPublicXML.zip"
+        shutil.copyfile(archive, same_path)
+        by_tar, tar_problems, runs = _import(tmp_path / f"{name}.duckdb", [same_path])
+        pd.testing.assert_frame_equal(by_tar.drop(columns=_VOLATILE), by_zip.drop(columns=_VOLATILE))
+        assert len(tar_problems) == 3
+        pd.testing.assert_frame_equal(_sorted_problems(tar_problems), _sorted_problems(zip_problems))
+        assert (runs.iloc[0]["format"], runs.iloc[0]["n_files"]) == ("ctgov_xml_tar", 1)
+
+
+def _sorted_problems(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["run_id", "recorded_at"]).sort_values("location").reset_index(drop=True)
+
+
+def test_v2_json_tar(tmp_path, trials_dir):
+    files = v2_files(trials_dir)
+    archive = _tar(tmp_path / "ctg-studies.tar.gz", [(f"studies/{p.name}", p.read_bytes()) for p in files])
+    assert detect_format(archive) == "ctgov_v2_tar"
+    problems = []
+    got = [(r.trial.registry_id, r.location) for r in read_trials(archive, problems=problems)]
+    expected = [(next(iter(read_trials(p))).trial.registry_id, f"member studies/{p.name}") for p in files]
+    assert got == expected and problems == []
+
+
+def test_the_shipped_tar_gz(trials_dir):
+    """The AllPublicXML subset as shipped: 6,786 files in three folders and one loose file, read
+    as a stream (SOURCES.md: 5,754 + 281 + 750 + 1)."""
+    archive = trials_dir / ARCHIVE
+    assert detect_format(archive) == "ctgov_xml_tar"
+    names = [name for name, data in TarMembers(archive) if not isinstance(data, MemberError)]
+    folders = pd.Series([n.split("/")[0] if "/" in n else "" for n in names]).value_counts().to_dict()
+    assert folders == {"NCT0000xxxx": 5754, "NCT0049xxxx": 750, "NCT0046xxxx": 281, "": 1}
+    first = next(iter(read_trials(archive)))
+    assert first.trial.registry_id == "NCT00000102" and first.location == "member NCT0000xxxx/NCT00000102.xml"
+    assert str(first.as_of) == "2023-02-03"
+
+
+def test_hostile_members_cost_no_other_record(tmp_path, members):
+    good = _good(members, 5)
+    record = good[0][1].replace(b"NCT00000102", b"NCT99999998")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        def add(name: str, data: bytes, **attrs) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            for k, v in attrs.items():
+                setattr(info, k, v)
+            tf.addfile(info, io.BytesIO(data))
+
+        add(*good[0])
+        add("../../escape.xml", record)
+        add("/etc/trial.xml", record)
+        add("line\nbreak.xml", record)
+        add("README.txt", b"AllPublicXML, extracted and packed again")
+        add("link.xml", b"", type=tarfile.SYMTYPE, linkname="/etc/passwd")
+        add("bomb.xml", BILLION_LAUGHS)
+        huge = tarfile.TarInfo("huge.xml")
+        huge.size = MAX_RECORD_BYTES + 1
+        tf.addfile(huge, io.BufferedReader(_Zeros(huge.size)))
+        for name, data in good[1:]:
+            add(name, data)
+    archive = tmp_path / "hostile.tar.gz"
+    archive.write_bytes(buf.getvalue())
+    assert detect_format(archive) == "ctgov_xml_tar"
+    problems = []
+    ids = [r.trial.registry_id for r in read_trials(archive, problems=problems)]
+    assert ids == [_nct(d) for _, d in good]
+    lines = [str(p) for p in problems]
+    assert all("\n" not in line and line.startswith(f"{archive}:member ") for line in lines)
+    reasons = {p.location.removeprefix("member "): p.reason for p in problems}
+    assert list(reasons) == ["../../escape.xml", "/etc/trial.xml", "line\\nbreak.xml", "README.txt", "link.xml",
+                             "bomb.xml", "huge.xml"]
+    assert "path traversal" in reasons["../../escape.xml"] and "absolute path" in reasons["/etc/trial.xml"]
+    assert "control characters" in reasons["line\\nbreak.xml"]
+    assert reasons["README.txt"] == "neither JSON nor XML; skipped"
+    assert reasons["link.xml"] == "a symbolic link; not read" and reasons["bomb.xml"].startswith("refused")
+    assert reasons["huge.xml"] == f"member is {MAX_RECORD_BYTES + 1:,} bytes (limit {MAX_RECORD_BYTES:,}); not read"
+    # the same names in a ZIP are refused the same way
+    zpath = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr(good[0][0], good[0][1])
+        zf.writestr("../../escape.xml", record)
+    problems = []
+    assert [r.trial.registry_id for r in read_trials(zpath, problems=problems)] == ids[:1]
+    assert [(p.location, "path traversal" in p.reason) for p in problems] == [("member ../../escape.xml", True)]
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced as read (a huge member without holding it)."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = min(len(buf), self.left)
+        buf[:n] = b"\0" * n
+        self.left -= n
+        return n
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w", "w:bz2", "w:xz"])
+def test_truncated_archive_keeps_the_members_before_the_cut(tmp_path, members, mode):
+    good = _good(members, 40)
+    whole = _tar(tmp_path / "whole.tar", good, mode).read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole[: len(whole) * 6 // 10])
+    if mode == "w:bz2":  # bzip2 decodes whole blocks (900 kB): a cut inside the first leaves nothing to read
+        assert len(whole) < 900_000
+        with pytest.raises(ValueError, match="bzip2 data cut short before anything could be read"):
+            detect_format(cut)
+        return
+    problems = []
+    records = list(read_trials(cut, problems=problems))
+    assert 5 <= len(records) < 40
+    assert [r.trial.registry_id for r in records] == [_nct(d) for _, d in good[: len(records)]]
+    assert len(problems) == 1 and problems[0].location == "archive"
+    assert "cut short" in problems[0].reason and good[len(records) - 1][0] in problems[0].reason
+
+
+def test_corrupt_header_midway_is_one_line(tmp_path, members):
+    good = _good(members, 10)
+    data = bytearray(_tar(tmp_path / "whole.tar", good, "w").read_bytes())
+    # the header of the 6th member: offset after five members (header + data padded to 512)
+    offset = sum(512 + -(-len(d) // 512) * 512 for _, d in good[:5])
+    data[offset + 100: offset + 200] = b"\xff" * 100
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(bytes(data))
+    problems = []
+    records = list(read_trials(bad, problems=problems))
+    assert len(records) == 5
+    assert len(problems) == 1 and problems[0].location == "archive" and "corrupt archive" in problems[0].reason
+
+
+def test_compressed_file_that_is_no_tar_is_a_clear_error(tmp_path):
+    for name, data in (("x.bz2", bz2.compress(b"not a tar at all" * 100)), ("x.xz", lzma.compress(b"plain text"))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match="not a tar archive"):
+            detect_format(path)
+    empty = tmp_path / "readme-only.tar.gz"
+    _tar(empty, [("README.txt", b"nothing here")])
+    with pytest.raises(ValueError, match="holds no v2 study JSON or <clinical_study> XML"):
+        detect_format(empty)
+
+
+_KILLABLE = textwrap.dedent(
+    """
+    import sys
+    import neuromodmap.trials.store as st
+    folder, db = sys.argv[1], sys.argv[2]
+    upsert = st.TrialStore._upsert
+
+    def counted(self, records, **kw):
+        def gen():
+            for i, rec in enumerate(records, start=1):
+                if i % 250 == 0:
+                    print(i, flush=True)
+                yield rec
+        return upsert(self, gen(), **kw)
+
+    st.TrialStore._upsert = counted
+    st.TrialStore(db).import_files([folder], progress=False, batch_size=250)
+    print("done", flush=True)
+    """
+)
+
+
+def test_killed_folder_import_resumes_without_duplicates(tmp_path, trials_dir):
+    real = _archive_members(trials_dir, {"NCT0000xxxx": 2000})
+    folder = _folder(tmp_path, real)
+    killed_db = tmp_path / "killed.duckdb"
+    env = {**os.environ, "NEUROMODMAP_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(folder), str(killed_db)], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    for line in proc.stdout:
+        # a fresh import commits every two batches (500 records here): records 1-1000 at least are
+        # committed when the 1,500th is read, one file after another
+        if line.strip() == "1500":
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    with TrialStore(killed_db) as store:
+        partial = len(store)
+        assert 1000 <= partial < 2000  # really killed midway
+        runs = store.import_runs_df()
+        assert list(runs["status"]) == ["interrupted"] and runs.iloc[0]["n_read"] == partial
+        store.import_files([folder], progress=False)
+        rerun = store.con.execute("SELECT * FROM trials ORDER BY registry_id").df().drop(columns=_VOLATILE)
+        assert list(store.import_runs_df()["status"]) == ["interrupted", "completed"]
+    with TrialStore(tmp_path / "clean.duckdb") as store:
+        store.import_files([folder], progress=False)
+        clean = store.con.execute("SELECT * FROM trials ORDER BY registry_id").df().drop(columns=_VOLATILE)
+    assert len(clean) == 2000
+    pd.testing.assert_frame_equal(rerun, clean)
+
+
+def test_cli_imports_a_folder_with_its_count(tmp_path, members):
+    folder = _folder(tmp_path, _good(members))
+    runner = CliRunner()
+    result = runner.invoke(app, ["trials", "import", str(folder), "--db", str(tmp_path / "t.duckdb")])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert f"{folder}: 201 files (the folder and its subfolders)" in flat
+    assert "Imported 201 trials" in flat and "201 file(s)" in flat
+    (folder / "notes").mkdir()
+    (folder / "notes" / "README.txt").write_text("how this folder was made")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: never read
+    result = runner.invoke(app, ["trials", "import", str(folder), "--db", str(tmp_path / "t.duckdb")])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 1 and "could not read 1 file(s)" in flat and "README.txt" in flat
+    assert "Imported 0 trials" in flat and "Traceback" not in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["trials", "import", str(empty), "--db", str(tmp_path / "t.duckdb")])
+    assert result.exit_code == 2 and "the folder holds no files" in " ".join(result.output.split())
+
+
+def test_classify_a_folder(tmp_path, members):
+    from neuromodmap.trials.pipeline import classify_to_csv, import_and_classify
+
+    folder = _folder(tmp_path, members)
+    problems = []
+    stats = classify_to_csv([folder], tmp_path / "labels.csv", problems=problems)
+    assert stats["n_trials"] == 202 and len(problems) == 3  # one row per record read, as for a ZIP
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        result = import_and_classify(store, [folder])
+        assert result["n_classified"] == len(store) == 201
+        assert len(store.import_runs_df()) == 1
