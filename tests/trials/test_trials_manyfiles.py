@@ -131,7 +131,7 @@ def _problem_set(problems: pd.DataFrame) -> list[tuple]:
 def test_folder_and_file_list_store_what_the_zip_stores(tmp_path, members):
     folder = _folder(tmp_path, members)
     files = [f.path for f in expand_inputs([folder])]
-    assert [str(p.relative_to(folder)) for p in files] == [name for name, _ in members]  # path order
+    assert [str(Path(p).relative_to(folder)) for p in files] == [name for name, _ in members]  # path order
     zpath = _zip(tmp_path / "AllPublicXML.zip", members)
     by_folder, folder_problems, folder_runs = _import(tmp_path / "folder.duckdb", [folder])
     by_list, list_problems, list_runs = _import(tmp_path / "list.duckdb", files)

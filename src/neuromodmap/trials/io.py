@@ -102,10 +102,11 @@ _REGISTRY_ID = re.compile(r'^\s*"?[A-Za-z]{2,}[A-Za-z0-9/-]*\d{3,}')
 # --------------------------------------------------------------------------- inputs
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """A file to read: ``folder`` is the folder argument it was found in (None when the file
-    was named itself); ``size`` in bytes."""
+    """A file to read: ``path`` (a string: a folder of 500,000 files is a long list),
+    ``folder`` the folder argument it was found in (None when the file was named itself),
+    ``size`` in bytes."""
 
-    path: Path
+    path: str
     folder: Path | None
     size: int
 
@@ -136,7 +137,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike | InputFile]) -> list[InputF
                 raise TrialFileError(f"{path}: the folder holds no files")
             out.extend(InputFile(f, path, size) for f, size in found)
         elif path.is_file():
-            out.append(InputFile(path, None, path.stat().st_size))
+            out.append(InputFile(str(path), None, path.stat().st_size))
         else:
             missing.append(str(path))
     if missing:
@@ -144,9 +145,9 @@ def expand_inputs(paths: Iterable[str | os.PathLike | InputFile]) -> list[InputF
     return out
 
 
-def _walk(top: Path) -> list[tuple[Path, int]]:
-    found: list[tuple[tuple[str, ...], Path, int]] = []
-    stack: list[tuple[Path, tuple[str, ...]]] = [(top, ())]
+def _walk(top: Path) -> list[tuple[str, int]]:
+    found: list[tuple[tuple[str, ...], str, int]] = []
+    stack: list[tuple[str, tuple[str, ...]]] = [(str(top), ())]
     while stack:
         folder, rel = stack.pop()
         try:
@@ -156,9 +157,9 @@ def _walk(top: Path) -> list[tuple[Path, int]]:
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), (*rel, entry.name)))
+                    stack.append((entry.path, (*rel, entry.name)))
                 elif entry.is_file():
-                    found.append(((*rel, entry.name), Path(entry.path), entry.stat().st_size))
+                    found.append(((*rel, entry.name), entry.path, entry.stat().st_size))
         except OSError as err:
             raise TrialFileError(f"{err.filename or folder}: cannot list the folder ({err.strerror or err})") from None
     found.sort(key=lambda item: item[0])

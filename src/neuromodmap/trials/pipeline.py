@@ -150,7 +150,7 @@ def _get(out: mp.Queue, proc) -> tuple:
         return msg
 
 
-def _csv_parallel(ctx, inputs: list[Path], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
+def _csv_parallel(ctx, inputs: list[str], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
     """Rows of every input, this process taking shard 0 and a worker shard 1, in file order.
 
     Finished blocks wait in ``ready`` until every block before them is written, so the two
@@ -163,7 +163,7 @@ def _csv_parallel(ctx, inputs: list[Path], writer, problems: list[ImportProblem]
     task = progress.add_task("classifying", total=None)
     try:
         for path in inputs:
-            progress.update(task, description=path.name)
+            progress.update(task, description=Path(path).name)
             ready: dict[int, list] = {}
             next_block = 0
             worker_done = False
@@ -228,11 +228,11 @@ def _csv_parallel(ctx, inputs: list[Path], writer, problems: list[ImportProblem]
     return n, n_neuromod
 
 
-def _csv_serial(inputs: list[Path], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
+def _csv_serial(inputs: list[str], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
     n = n_neuromod = 0
     task = progress.add_task("classifying", total=None)
     for path in inputs:
-        progress.update(task, description=path.name)
+        progress.update(task, description=Path(path).name)
         try:
             reader = TrialReader(path, problems=problems)
         except TrialFileError as err:  # one unreadable file (a stray file in a folder) costs no other
@@ -287,7 +287,7 @@ def classify_to_csv(
             ctx = _fork_context()
             parallel = ctx is not None and all(
                 f in _JSONL for f in _formats(inputs)
-            ) and sum(p.stat().st_size for p in inputs) >= _PARALLEL_MIN_BYTES
+            ) and sum(os.path.getsize(p) for p in inputs) >= _PARALLEL_MIN_BYTES
             done = False
             if parallel:
                 found: list[ImportProblem] = []
@@ -475,7 +475,7 @@ def _receive(conn, proc) -> tuple:
     return msg
 
 
-def _import_shared(ctx, store, inputs: list[Path], formats: list[str], *, as_of, tmp: Path,
+def _import_shared(ctx, store, inputs: list[str], formats: list[str], *, as_of, tmp: Path,
                    problems: list[ImportProblem], timings: dict | None = None) -> tuple[int, list[Path]]:
     """Import and classify JSON-lines files with both processes sharing the work.
 
@@ -493,7 +493,7 @@ def _import_shared(ctx, store, inputs: list[Path], formats: list[str], *, as_of,
     written = 0
     try:
         with open(own_labels, "w", encoding="utf-8") as labels, progress_bar(by_bytes=True) as bar:
-            for i, (path, fmt) in enumerate(zip(inputs, formats, strict=True)):
+            for i, (path, fmt) in enumerate(zip(map(Path, inputs), formats, strict=True)):
                 file_problems: list[ImportProblem] = []
                 own_problems: list[ImportProblem] = []
                 worker_problems: list[ImportProblem] = []

@@ -682,12 +682,12 @@ class TrialStore:
             anything is imported).
         """
         inputs = expand_inputs(paths)
-        report = ImportReport(files=[str(f.path) for f in inputs])
+        report = ImportReport(files=[f.path for f in inputs])
         started = time.perf_counter()
         with progress_bar(disable=not progress, by_bytes=True) as bar:
             pos = 0
             while pos < len(inputs):
-                path = inputs[pos].path
+                path = Path(inputs[pos].path)
                 file_problems: list[ImportProblem] = []
                 try:
                     reader = TrialReader(path, problems=file_problems, encoding=encoding)
@@ -752,7 +752,7 @@ class TrialStore:
         n_candidates = end - start
         problems: list[ImportProblem] = []
         run_id = self._start_run(kind="folder" if folder is not None else "files",
-                                 source=str(folder if folder is not None else inputs[start].path),
+                                 source=str(folder) if folder is not None else inputs[start].path,
                                  fmt=first.format, query=None, as_of=as_of)
         label = f"{folder.name or folder}/" if folder is not None else "files"
         task = bar.add_task(label, total=sum(f.size for f in inputs[start:end]), records=0)
@@ -776,10 +776,13 @@ class TrialStore:
                         state["records"] += 1
                         yield rec
                 except OSError as err:  # the file went away or turned unreadable since it was listed
-                    problems.append(ImportProblem(source=str(item.path), location="file",
+                    problems.append(ImportProblem(source=item.path, location="file",
                                                   reason=f"cannot read ({err.strerror or err})"))
-                common[:] = [os.path.commonpath([common[0], str(item.path.parent)]) if common
-                             else str(item.path.parent)]
+                parent = os.path.dirname(item.path)
+                if not common:
+                    common.append(parent)
+                elif parent != common[0]:
+                    common[0] = os.path.commonpath([common[0], parent])
                 state["pos"] += 1
                 state["files"] += 1
                 state["bytes"] += item.size
@@ -791,7 +794,7 @@ class TrialStore:
                     try:
                         reader = TrialReader(item.path, problems=problems, encoding=encoding)
                     except TrialFileError as err:
-                        problems.append(ImportProblem(source=str(item.path), location="file", reason=str(err)))
+                        problems.append(ImportProblem(source=item.path, location="file", reason=str(err)))
                         state["pos"] += 1
                         state["files"] += 1
                         state["bytes"] += item.size
@@ -812,9 +815,9 @@ class TrialStore:
         if folder is not None:
             source, kind = str(folder), "folder"
         elif n_files == 1:
-            source, kind = str(inputs[start].path), "file"
+            source, kind = inputs[start].path, "file"
         else:
-            source, kind = common[0] if common else str(inputs[start].path.parent), "files"
+            source, kind = common[0] if common else os.path.dirname(inputs[start].path), "files"
         self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=problems, status="completed",
                          source=source, kind=kind, fmt=", ".join(sorted(formats)) or first.format, n_files=n_files)
         report.n_read += n_read
