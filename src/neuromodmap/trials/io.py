@@ -51,9 +51,9 @@ from neuromodmap.trials._readers._files import (
     Foreign,
     MemberError,
     TarMembers,
-    _is_tar_header,
     file_chunks,
     gzip_chunks,
+    is_tar_header,
     iter_lines,
     iter_zip_members,
     member_label,
@@ -188,7 +188,7 @@ def detect_format(path: str | os.PathLike) -> str:
             inner = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
         except zlib.error as err:
             raise TrialFileError(f"{path}: corrupt gzip file ({err})") from None
-        if _is_tar_header(inner):
+        if is_tar_header(inner):
             return _detect_tar(path, "gz")
         enc, bom = sniff_encoding(inner)
         text = inner[bom:].decode(enc, "replace").lstrip()
@@ -206,7 +206,7 @@ def detect_format(path: str | os.PathLike) -> str:
         if kind is None:
             raise TrialFileError(f"{path}: {what}-compressed, but not a tar archive (or corrupt)")
         return _detect_tar(path, kind)
-    if _is_tar_header(head):
+    if is_tar_header(head):
         return _detect_tar(path, "tar")
     enc, bom = sniff_encoding(head)
     text = head[bom:].decode(enc, "replace").lstrip("\ufeff \t\r\n")

@@ -11,8 +11,9 @@ Tables
 ``trial_links``
     Cross-registry links found by :func:`neuromodmap.trials.dedup.link_registries`.
 ``import_runs``
-    One row per import (file or API query): as-of date, start/finish, counts, status and,
-    for the API, the checkpoint (next page token) a killed run resumes from.
+    One row per import (a file, the one-study files of a folder or a list, or an API query):
+    as-of date, start/finish, counts, files, status and, for the API, the checkpoint (next
+    page token) a killed run resumes from.
 ``import_problems``
     Every record that was skipped, with file, location, field and reason.
 

@@ -19,7 +19,7 @@ from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
 
 __all__ = [
     "sniff_encoding", "iter_lines", "iter_zip_members", "TarMembers", "MemberError",
-    "unsafe_member_name", "member_label", "tar_compression", "CHUNK",
+    "unsafe_member_name", "member_label", "is_tar_header", "tar_compression", "CHUNK",
 ]
 
 CHUNK = 1 << 20
@@ -300,7 +300,7 @@ def _salvage_zip(path: Path) -> Iterator[tuple[str, bytes | MemberError]]:
 _TAR_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 
 
-def _is_tar_header(block: bytes) -> bool:
+def is_tar_header(block: bytes) -> bool:
     """True when ``block`` is a tar header block with a valid checksum."""
     if len(block) < tarfile.BLOCKSIZE or not block[: tarfile.BLOCKSIZE].strip(b"\x00"):
         return False
@@ -319,7 +319,7 @@ def tar_compression(path: Path, head: bytes) -> str | None:
     """
     kind = next((k for magic, k in _TAR_MAGIC.items() if head.startswith(magic)), "tar")
     if kind == "tar":
-        return "tar" if _is_tar_header(head) else None
+        return "tar" if is_tar_header(head) else None
     try:
         with open(path, "rb") as fh, _decompressor(fh, kind) as stream:
             block = stream.read(tarfile.BLOCKSIZE)
@@ -327,7 +327,7 @@ def tar_compression(path: Path, head: bytes) -> str | None:
         raise
     except (OSError, zlib.error, lzma.LZMAError, ValueError):
         return None
-    return kind if _is_tar_header(block) else None
+    return kind if is_tar_header(block) else None
 
 
 def _decompressor(fh: BinaryIO, kind: str):
