@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,52 @@ def trials_dir(data_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def corpus_path(trials_dir: Path) -> Path:
     return trials_dir / "ctgov_text_2018.jsonl.gz"
+
+
+# ---------------------------------------------------------------------- CSV/XLSX formula injection
+# Written apart from neuromodmap._utils.defuse_formula, so that the tests do not judge the code by
+# itself. OWASP "CSV Injection": a cell starting with = + - @ TAB or CR is read as a formula by
+# Excel, LibreOffice Calc or Google Sheets (the last two may trim leading spaces first). A cell
+# that is a plain decimal number ("-38", "-0.5") is read as that number, which is harmless.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def starts_formula(cell) -> bool:
+    if not isinstance(cell, str) or not cell:
+        return False
+    if cell[0] in "\t\r\n":
+        return True
+    text = cell.strip()
+    return text[:1] in ("=", "+", "-", "@") and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def formula_cells(folder: Path) -> list[tuple[str, int, int, str]]:
+    """(file, row, column, cell) of every CSV/XLSX cell under ``folder`` that could start a formula."""
+    import csv
+
+    from openpyxl import load_workbook
+
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".csv":
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                rows = list(csv.reader(fh))
+        elif path.suffix == ".xlsx":
+            rows = []
+            for ws in load_workbook(path).worksheets:  # not data_only: a formula cell shows as its formula
+                rows += [[c.value for c in row] for row in ws.iter_rows()]
+        else:
+            continue
+        found += [(str(path.relative_to(folder)), r, c, cell) for r, row in enumerate(rows)
+                  for c, cell in enumerate(row) if starts_formula(cell)]
+    return found
+
+
+def table_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".csv", ".xlsx"))
+
+
+@pytest.fixture(scope="session")
+def scan_formulas():
+    """``scan_formulas(folder)``: the CSV/XLSX cells under ``folder`` that could start a formula."""
+    return formula_cells

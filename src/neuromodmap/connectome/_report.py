@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 from matplotlib.figure import Figure
 
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import atomic_write, write_csv
 
 __all__ = ["write_outputs", "render_section", "save_nifti"]
 
@@ -124,9 +124,8 @@ def _figures(result, out: Path) -> list[dict]:
 
 
 def _write_csv(frame, path: Path, **kwargs) -> Path:
-    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-        frame.to_csv(fh, **kwargs)
-    return path
+    kwargs.setdefault("index", True)  # profiles, group maps and similarity keep their index
+    return write_csv(frame, path, **kwargs)
 
 
 def _environment() -> jinja2.Environment:

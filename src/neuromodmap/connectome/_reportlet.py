@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import write_csv
 from neuromodmap.connectome._nulls import CALIBRATION_SENTENCE
 from neuromodmap.report import Block, Figure, Headline, Section, Source, Table
 
@@ -122,8 +122,7 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
     targets = result.targets[[c for c in target_cols if c in result.targets]]
     if "pooled_effect" in targets and targets["pooled_effect"].isna().all():
         targets = targets.drop(columns=[c for c in targets if c.startswith("pooled_")])
-    with atomic_write(out / "targets_report.csv", "w", encoding="utf-8", newline="") as fh:
-        targets.to_csv(fh, index=False)
+    write_csv(targets, out / "targets_report.csv")
     tables.append(Table(id="targets", title="Targets (MNI coordinates) and the regions each sphere covers",
                         csv="targets_report.csv", labels={"radius_used": "radius (mm)",
                                                           "coordinate_source": "coordinate source",
@@ -157,8 +156,7 @@ def site_to_seed_section(frame: pd.DataFrame, out: Path, *, seed: tuple[float, f
     cols = [c for c in ("id", "name", "x", "y", "z", "connectivity", "regions", "note") if c in frame]
     table = frame[cols].sort_values("connectivity").reset_index(drop=True)
     table["connectivity"] = table["connectivity"].round(4)
-    with atomic_write(out / "site_to_seed.csv", "w", encoding="utf-8", newline="") as fh:
-        table.to_csv(fh, index=False)
+    write_csv(table, out / "site_to_seed.csv")
     units = frame.attrs.get("units", "")
     connectome = str(frame["connectome"].iloc[0]) if "connectome" in frame and len(frame) else ""
     best = table.dropna(subset=["connectivity"]).iloc[0] if table["connectivity"].notna().any() else None

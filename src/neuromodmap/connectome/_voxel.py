@@ -757,7 +757,7 @@ class VoxelMaps:
                 "z (T), as in Lead-DBS (Horn A. et al. 2019 NeuroImage 184:293-316).")
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
-        from neuromodmap._utils import atomic_write
+        from neuromodmap._utils import atomic_write, write_csv
         from neuromodmap.connectome._report import save_nifti
 
         out = Path(out_dir)
@@ -768,10 +768,8 @@ class VoxelMaps:
                                     ("T", self.t)):
                 img = self.source.to_image(np.nan_to_num(values[s]))
                 files.append(save_nifti(img, out / f"{safe}_conn-{self.source.name}_desc-{measure}_funcmap.nii.gz"))
-        with atomic_write(out / "seeds.csv", "w", encoding="utf-8", newline="") as fh:
-            self.seeds.to_csv(fh, index=False)
-        with atomic_write(out / "subjects.csv", "w", encoding="utf-8", newline="") as fh:
-            self.subjects.to_csv(fh, index=False)
+        write_csv(self.seeds, out / "seeds.csv")
+        write_csv(self.subjects, out / "subjects.csv")
         with atomic_write(out / "methods.txt", "w", encoding="utf-8") as fh:
             fh.write(self.methods() + "\n")
         self.files = files + [out / "seeds.csv", out / "subjects.csv", out / "methods.txt"]

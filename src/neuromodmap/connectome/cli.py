@@ -60,7 +60,7 @@ def targets_cmd(
     data_dir: Path = _DATA,
 ) -> None:
     """Show (or export) the built-in target catalogue with each coordinate's source and citation."""
-    from neuromodmap._utils import atomic_write
+    from neuromodmap._utils import write_csv
     from neuromodmap.connectome import OMITTED_TARGETS, target_catalogue
 
     try:
@@ -72,8 +72,7 @@ def targets_cmd(
             _fail(f"--indication must be pain or depression, not {indication!r}")
         cat = cat[cat.indication.isin([indication, "both"])]
     if output:
-        with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
-            cat.to_csv(fh, index=False)
+        write_csv(cat, output)
         console.print(f"{len(cat)} targets written to {output}")
         return
     table = Table("id", "target", "indication", "modality", "depth", "x, y, z", "r", "source", "citation")
@@ -170,7 +169,7 @@ def site_to_seed_cmd(
     data_dir: Path = _DATA,
 ) -> None:
     """Connectivity of each site to a seed (Fox-style sgACC targeting); --search ranks candidates."""
-    from neuromodmap._utils import atomic_write
+    from neuromodmap._utils import write_csv
     from neuromodmap.connectome import read_targets
     from neuromodmap.connectome._targeting import search_anticorrelated, site_to_seed
 
@@ -186,8 +185,7 @@ def site_to_seed_cmd(
                                   data_dir=data_dir)
             units = result.attrs["units"]
             if output:
-                with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
-                    result.to_csv(fh, index=False)
+                write_csv(result, output)
                 console.print(f"{len(result)} sites written to {output}; connectivity in {units}", highlight=False)
             typer.echo(result[["id", "x", "y", "z", "connectivity", "regions"]].to_string(index=False))
             for row in result[result.method == "not_mapped"].itertuples():
@@ -197,8 +195,7 @@ def site_to_seed_cmd(
                                            data_dir=data_dir)
             target = output.with_name(output.stem + ".search.csv") if (output and sites is not None) else output
             if target:
-                with atomic_write(target, "w", encoding="utf-8", newline="") as fh:
-                    ranked.to_csv(fh, index=False)
+                write_csv(ranked, target)
                 console.print(f"{len(ranked)} candidate parcels ranked in {target}")
             typer.echo(ranked.head(15).to_string(index=False))
             console.print(f"connectivity in {ranked.attrs['units']}; most anticorrelated first", highlight=False)

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import atomic_write, defuse_formula, defuse_row, restore_formula
 from neuromodmap.evidence._errors import SheetError
 from neuromodmap.evidence.sheet import (
     COLUMNS,
@@ -80,7 +80,9 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> tuple[list[dict[st
             continue
         if len(values) > len(names) and any(v not in (None, "") for v in values[len(names):]):
             raise SheetError(f"{path}: row {number} has values beyond the last named column {names[-1]!r}")
-        row = {name: (values[i] if i < len(values) else None) for i, name in enumerate(names) if name in COLUMNS}
+        # restore_formula: text this package defused when it wrote the sheet reads back as written
+        row = {name: (restore_formula(values[i]) if i < len(values) else None)
+               for i, name in enumerate(names) if name in COLUMNS}
         row["_row"] = number
         rows.append(row)
     return rows, notes
@@ -163,14 +165,15 @@ def write_sheet(path: str | Path, rows: list[dict[str, Any]]) -> list[Path]:
     For the literature stage: included records go in with their citation columns
     filled (:data:`~neuromodmap.evidence.sheet.CITATION_COLUMNS`) and the rest left for
     reviewers. Unknown keys are refused; text that a spreadsheet would run as a formula
-    (starting with ``=``, ``+``, ``-``, ``@``) is prefixed with an apostrophe.
+    (starting with ``=``, ``+``, ``-``, ``@``, TAB, CR; see :func:`neuromodmap._utils.defuse_formula`)
+    is prefixed with an apostrophe, which :func:`read_sheet` removes again.
     """
     path = Path(path)
     for i, row in enumerate(rows):
         unknown = [key for key in row if key not in COLUMNS]
         if unknown:
             raise SheetError(f"row {i + 1}: unknown column(s) {', '.join(unknown)}; see neuromodmap.evidence.COLUMNS")
-    table = [[_cell(row.get(c)) for c in COLUMNS] for row in rows]
+    table = [defuse_row(row.get(c) for c in COLUMNS) for row in rows]
     suffix = path.suffix.lower()
     dictionary = data_dictionary()
     if suffix == ".csv":
@@ -182,7 +185,7 @@ def write_sheet(path: str | Path, rows: list[dict[str, Any]]) -> list[Path]:
         with atomic_write(side, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(dictionary[0]))
             writer.writeheader()
-            writer.writerows(dictionary)
+            writer.writerows({k: defuse_formula(v) for k, v in entry.items()} for entry in dictionary)
         return [path, side]
     if suffix != ".xlsx":
         raise SheetError(f"{path}: the template can be written as .xlsx or .csv, not {suffix!r}")
@@ -224,15 +227,9 @@ def write_sheet(path: str | Path, rows: list[dict[str, Any]]) -> list[Path]:
     for cell in dict_ws[1]:
         cell.font = Font(bold=True)
     for entry in dictionary:
-        dict_ws.append(list(entry.values()))
+        dict_ws.append(defuse_row(entry.values()))
     dict_ws.column_dimensions["A"].width = 24
     dict_ws.column_dimensions["D"].width = 100
     with atomic_write(path, "wb") as fh:
         wb.save(fh)
     return [path]
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import restore_formula, write_csv
 from neuromodmap.evidence._escalc import MEASURES
 from neuromodmap.report import Block, Figure, Headline, Section, Source, Table
 
@@ -45,12 +45,7 @@ def _p(value) -> str:
 
 
 def _write(frame: pd.DataFrame, path: Path) -> None:
-    safe = frame.copy()
-    for c in safe.columns:
-        if safe[c].dtype == object:
-            safe[c] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "@") else v for v in safe[c]]
-    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
-        safe.to_csv(fh, index=False)
+    write_csv(frame, path)
 
 
 def reproduction_table(reproduced: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +131,7 @@ def meta_section(report, out: str | Path, *, title: str | None = None, reproduce
                                        caption="Egger's regression test and trim-and-fill (estimates on the "
                                                "analysis scale)."))
     if by_target is None and (out / "by_target.csv").is_file():
-        by_target = pd.read_csv(out / "by_target.csv")
+        by_target = pd.read_csv(out / "by_target.csv").map(restore_formula)
     if by_target is not None and len(by_target):
         bt_cols = "estimate_bt" in by_target and by_target["estimate_bt"].notna().any()
         e, a, b = ("estimate_bt", "ci_lb_bt", "ci_ub_bt") if bt_cols else ("estimate", "ci_lb", "ci_ub")

@@ -144,10 +144,9 @@ def datasets(
             _out.print(f"{row.analysis:<16} k={row.k:<3} RR {row.rr:.2f} ({row.ci_lb:.2f} to {row.ci_ub:.2f}){pub}",
                        highlight=False, markup=False)
     if by_target:
-        from neuromodmap._utils import atomic_write
+        from neuromodmap._utils import write_csv
         from neuromodmap.connectome import ConnectomeError
         from neuromodmap.evidence import MetaAnalysisError
-        from neuromodmap.evidence.pipeline import _csv_safe
 
         try:
             table = ds.pooled_by_target(name)
@@ -159,6 +158,5 @@ def datasets(
             _out.print(f"{row.target or '(site not given)':<14} k={row.k:<3} {what}   {row.studies}",
                        highlight=False, markup=False, soft_wrap=True)
         if output:
-            with atomic_write(output, "w", encoding="utf-8", newline="") as fh:
-                _csv_safe(table).to_csv(fh, index=False)
+            write_csv(table, output)
             _out.print(f"wrote {output}", highlight=False)

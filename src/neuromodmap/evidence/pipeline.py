@@ -22,7 +22,7 @@ import scipy
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from neuromodmap import __version__
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import atomic_write, write_csv
 from neuromodmap.evidence._errors import MetaAnalysisError, MetaAnalysisWarning, SheetError
 from neuromodmap.evidence._escalc import MEASURES, escalc
 from neuromodmap.evidence._io import read_sheet
@@ -302,10 +302,7 @@ class MetaReport:
         written: list[Path] = []
 
         def csv_out(name: str, frame: pd.DataFrame):
-            path = out / name
-            with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
-                _csv_safe(frame).to_csv(fh, index=False)
-            written.append(path)
+            written.append(write_csv(frame, out / name))
 
         csv_out("effect_sizes.csv", self.study_table())
         csv_out("pooled.csv", self.pooled_table())
@@ -351,15 +348,6 @@ def _fmt(value, digits: int = 3) -> str:
             return f"{value:.1e}"
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Neutralise spreadsheet formulas in text cells (CSV injection: =, +, -, @ at the start)."""
-    out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in out[c]]
-    return out
 
 
 def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality", method: str = "REML",

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import duckdb
 import pandas as pd
 
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import write_csv
 from neuromodmap.literature.prisma import PRISMA_CITATION, PrismaFlow
 from neuromodmap.literature.screening import latest_decisions
 from neuromodmap.literature.store import list_imports, load_dedup
@@ -24,12 +24,7 @@ __all__ = ["prisma_section", "simulation_section", "records_table"]
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:
-    safe = frame.copy()
-    for c in safe.columns:
-        if safe[c].dtype == object:
-            safe[c] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in safe[c]]
-    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
-        safe.to_csv(fh, index=False)
+    write_csv(frame, path)
 
 
 def _decision(frame: pd.DataFrame) -> dict[str, str]:

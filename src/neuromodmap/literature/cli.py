@@ -82,7 +82,7 @@ def dedup(
                                                                    "filled in (duplicate / not_duplicate)."),
 ) -> None:
     """Find duplicates across databases (DOI/PMID, then fuzzy title + year + author + journal)."""
-    from neuromodmap._utils import atomic_write
+    from neuromodmap._utils import write_csv
     from neuromodmap.literature.dedup import deduplicate
     from neuromodmap.literature.store import load_records, save_dedup
 
@@ -107,13 +107,14 @@ def dedup(
         review["title_a"] = [by_id[i].title for i in review["record_id_a"]]
         review["title_b"] = [by_id[i].title for i in review["record_id_b"]]
         review["verdict"] = ""  # fill in duplicate / not_duplicate, then pass the file to --decisions
-        with atomic_write(review_csv, "w", encoding="utf-8", newline="") as fh:
-            review.to_csv(fh, index=False)
+        write_csv(review, review_csv)
         _console.print(f"{len(review)} pairs to review written to {review_csv}")
 
 
 def _read_pair_verdicts(path: Path) -> dict[frozenset[str], bool]:
     import csv
+
+    from neuromodmap._utils import restore_formula
 
     yes, no = {"duplicate", "yes", "y", "1", "true", "merge"}, {"not_duplicate", "no", "n", "0", "false", "keep"}
     out: dict[frozenset[str], bool] = {}
@@ -129,7 +130,8 @@ def _read_pair_verdicts(path: Path) -> dict[frozenset[str], bool]:
                     continue
                 if verdict not in yes | no:
                     _fail(f"{path}, line {line}, field verdict: {verdict!r} is neither duplicate nor not_duplicate")
-                out[frozenset((row["record_id_a"], row["record_id_b"]))] = verdict in yes
+                # ids as written by --review (restore_formula undoes its defusing)
+                out[frozenset((restore_formula(row["record_id_a"]), restore_formula(row["record_id_b"])))] = verdict in yes
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         _fail(f"{path}: cannot read the decisions ({exc})")
     return out
@@ -270,7 +272,7 @@ def link_trials_(
     out: Path = typer.Option(None, "-o", "--out", help="Write the counts and the links as CSV into this folder."),
 ) -> None:
     """Link records to registered trials: registry ids the records quote, PMIDs/DOIs the registry cites."""
-    from neuromodmap._utils import atomic_write
+    from neuromodmap._utils import write_csv
     from neuromodmap.literature.trial_links import link_trials
 
     con = _open(db)
@@ -291,8 +293,7 @@ def link_trials_(
         out.mkdir(parents=True, exist_ok=True)
         for name, frame in (("trial_link_counts.csv", report.to_frame()), ("trial_links.csv", report.links),
                             ("trial_link_registries.csv", report.by_registry)):
-            with atomic_write(out / name, "w", encoding="utf-8", newline="") as fh:
-                frame.to_csv(fh, index=False)
+            write_csv(frame, out / name)
         _console.print(f"Wrote {out / 'trial_link_counts.csv'}, trial_links.csv, trial_link_registries.csv")
 
 

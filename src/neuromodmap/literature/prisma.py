@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import atomic_write, write_csv
 from neuromodmap.literature.screening import init_decisions, latest_decisions, latest_stop
 from neuromodmap.literature.store import load_dedup
 from neuromodmap.provenance import Provenance
@@ -308,8 +308,7 @@ class PrismaFlow:
         directory.mkdir(parents=True, exist_ok=True)
         paths = [self.plot(directory / "prisma.svg"), self.plot(directory / "prisma.png")]
         csv_path = directory / "prisma_counts.csv"
-        with atomic_write(csv_path, "w", encoding="utf-8", newline="") as fh:
-            self.to_frame().to_csv(fh, index=False)
+        write_csv(self.to_frame(), csv_path)
         return paths + [csv_path]
 
 

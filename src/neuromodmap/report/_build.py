@@ -31,7 +31,7 @@ from pathlib import Path
 import jinja2
 
 from neuromodmap import __version__
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import atomic_write, restore_formula
 from neuromodmap.report._section import (
     SECTION_FILE,
     STAGE_TITLES,
@@ -97,8 +97,10 @@ def _data_uri(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    """A section's table as written by its stage; the apostrophe each stage put before text
+    that a spreadsheet would run as a formula is taken off again (HTML escapes the text)."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh))
+        rows = [[restore_formula(v) for v in row] for row in csv.reader(fh)]
     if not rows:
         return [], []
     return rows[0], rows[1:]

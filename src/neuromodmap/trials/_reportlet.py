@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from neuromodmap import vocabulary as vocab
-from neuromodmap._utils import atomic_write
+from neuromodmap._utils import write_csv
 from neuromodmap.report import Block, Figure, Headline, Section, Source, Table
 
 __all__ = ["survey_section", "trial_list", "CTGOV_CITATION"]
@@ -116,13 +116,7 @@ def trial_list(neuromod: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:
-    safe = frame.copy()
-    for c in safe.columns:
-        if safe[c].dtype == object:
-            # no cell may start a spreadsheet formula
-            safe[c] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in safe[c]]
-    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
-        safe.to_csv(fh, index=False)
+    write_csv(frame, path)  # no cell may start a spreadsheet formula
 
 
 def _sources(import_runs: pd.DataFrame | None) -> list[Source]:

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from neuromodmap import vocabulary
+from neuromodmap._utils import defuse_formula
 from neuromodmap.trials import _classify_rules as R
 from neuromodmap.trials.models import Classification, Label, Trial
 
@@ -561,9 +562,13 @@ def format_evidence(evidence: Iterable[Label]) -> str:
 
 
 def classification_row(c: Classification) -> dict:
-    """The CSV row of the ``trials classify`` contract for one classification."""
+    """The CSV row of the ``trials classify`` contract for one classification.
+
+    Text that comes from the registry record (the id, the evidence quotes) is passed through
+    :func:`~neuromodmap._utils.defuse_formula`: no cell can start a spreadsheet formula.
+    """
     return {
-        "registry_id": c.registry_id,
+        "registry_id": defuse_formula(c.registry_id),
         "neuromod": _flag(c.neuromod),
         "modalities": ";".join(c.modalities),
         "modality_group": ";".join(c.modality_group),
@@ -573,5 +578,5 @@ def classification_row(c: Classification) -> dict:
         "chronic_pain": _flag(c.chronic_pain),
         "targets": ";".join(c.targets),
         "invasive": _flag(c.invasive),
-        "evidence": format_evidence(c.evidence),
+        "evidence": defuse_formula(format_evidence(c.evidence)),
     }

@@ -31,13 +31,14 @@ def _report_problems(problems, limit: int = 15, problems_csv: Path | None = None
     if len(problems) > limit:
         console.print(f"  ... and {len(problems) - limit} more")
     if problems_csv:
-        from neuromodmap._utils import atomic_write
+        from neuromodmap._utils import atomic_write, defuse_formula
 
         with atomic_write(problems_csv, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=["source", "location", "registry_id", "field", "reason"])
             writer.writeheader()
             for p in problems:
-                writer.writerow(p.model_dump(include={"source", "location", "registry_id", "field", "reason"}))
+                writer.writerow({k: defuse_formula(v) for k, v in
+                                 p.model_dump(include={"source", "location", "registry_id", "field", "reason"}).items()})
         console.print(f"  all problems written to {problems_csv}")
 
 
@@ -157,10 +158,9 @@ def link(
     confirmed = int(links["confirmed"].sum()) if len(links) else 0
     console.print(f"{confirmed} confirmed links, {len(links) - confirmed} flagged fuzzy candidates (not merged)")
     if output:
-        from neuromodmap._utils import atomic_write
+        from neuromodmap._utils import write_csv
 
-        with atomic_write(output, "w", newline="") as fh:
-            links.to_csv(fh, index=False)
+        write_csv(links, output)
 
 
 @app.command()

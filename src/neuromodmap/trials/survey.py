@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from neuromodmap import __version__  # noqa: E402
 from neuromodmap import vocabulary as vocab  # noqa: E402
-from neuromodmap._utils import atomic_write  # noqa: E402
+from neuromodmap._utils import atomic_write, write_csv  # noqa: E402
 from neuromodmap.geography import continent  # noqa: E402
 
 __all__ = ["SurveyResult", "survey", "SEED_004", "linked_publications_table", "LINKED_PUBLICATION_DEFINITION"]
@@ -276,8 +276,7 @@ def survey(
     unavailable: list[str] = []
 
     def add(name: str, title_: str, frame: pd.DataFrame, figs: list[Path], note: str = "") -> None:
-        with atomic_write(out / "tables" / f"{name}.csv", "w", newline="") as fh:
-            frame.to_csv(fh, index=False)
+        write_csv(frame, out / "tables" / f"{name}.csv")
         tables[name] = SurveyTable(name, title_, frame, figs, note)
 
     group_labels = {k: g.label for k, g in vocab.MODALITY_GROUPS.items()}
