@@ -13,9 +13,11 @@ The format is detected from the file's content, never its name:
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
 ==================  ============================================================
 
-Bad records never stop a read: each is reported as an
-:class:`~neuromodmap.trials.models.ImportProblem` (file, line or record, field, reason) and
-skipped; every good record is yielded. XML is parsed with defusedxml, which refuses entity
+Bad input never stops a read. A bad field (a wrong type, a date or count no registry
+writes, an unknown phase, an oversize text) is left empty and the record is yielded; a
+record that cannot be imported (no registry id, invalid JSON, malformed XML) is skipped.
+Each is reported as an :class:`~neuromodmap.trials.models.ImportProblem` (file, line or
+record, field, reason, and ``action``: "field emptied" or "record skipped"). XML is parsed with defusedxml, which refuses entity
 declarations (billion laughs) and external entities.
 """
 
@@ -40,6 +42,8 @@ from defusedxml import DefusedXmlException
 from neuromodmap.trials._readers._common import (
     MAX_FIELD_CHARS,
     MAX_RECORD_BYTES,
+    FIELD_EMPTIED,
+    RECORD_SKIPPED,
     FieldError,
     ImportedRecord,
     TrialFileError,
@@ -190,8 +194,8 @@ class TrialReader:
     path : path
         The file.
     problems : list, optional
-        Bad records are appended here as :class:`ImportProblem`; when None they are issued as
-        warnings.
+        Bad fields (left empty, the record kept) and bad records (skipped) are appended here
+        as :class:`ImportProblem`; when None they are issued as warnings.
     encoding : str, optional
         Text encoding for JSON lines and CSV files without a byte-order mark (default UTF-8).
     format : str, optional
@@ -270,17 +274,22 @@ class TrialReader:
                 self._fh.close()
 
     # -- problems
-    def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None) -> None:
+    def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None, action: str = "") -> None:
         problem = ImportProblem(
-            source=self.source, location=location, field=field, reason=reason, registry_id=registry_id
+            source=self.source, location=location, field=field, reason=reason, registry_id=registry_id, action=action
         )
         if self.problems is None:
             warnings.warn(str(problem), stacklevel=3)
         else:
             self.problems.append(problem)
 
-    def _field_problem(self, location: str, err: FieldError) -> None:
-        self._problem(location, err.reason, err.field, err.registry_id)
+    def _field_problem(self, location: str, err: FieldError, action: str = RECORD_SKIPPED) -> None:
+        self._problem(location, err.reason, err.field, err.registry_id, action)
+
+    def _field_problems(self, location: str, errors: list[FieldError]) -> None:
+        """The bad fields of a record that is kept: each left empty, each reported."""
+        for err in errors:
+            self._field_problem(location, err, FIELD_EMPTIED)
 
     def _open(self) -> BinaryIO:
         self._fh = open(self.path, "rb")
@@ -378,11 +387,14 @@ class TrialReader:
         if (raw_json is None or _SURROGATE_ESCAPE.search(raw_json)) and not _encodable(obj):
             self._problem(location, "text holds an unpaired UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode")
             return
+        bad: list[FieldError] = []
         try:
-            trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None)
+            trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
+        if bad:
+            self._field_problems(location, bad)
         yield ImportedRecord(trial, obj, self.source, location, raw_json=raw_json)
 
     def _read_whole(self, what: str, hint: str = "") -> bytes | None:
@@ -420,6 +432,7 @@ class TrialReader:
                 prefix or "file",
                 f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
                 + (f"; {salvaged} complete studies before it were read" if salvaged else ""),
+                action="rest of file skipped" if salvaged else "",
             )
             return
         if isinstance(doc, dict) and isinstance(doc.get("studies"), list):
@@ -477,11 +490,14 @@ class TrialReader:
         except SafeET.ParseError as err:
             self._problem(location, f"invalid XML: {err}")
             return
+        bad: list[FieldError] = []
         try:
-            trial = clinical_study_to_trial(root)
+            trial = clinical_study_to_trial(root, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
+        if bad:
+            self._field_problems(location, bad)
         yield ImportedRecord(trial, element_to_dict(root), self.source, location, as_of=download_date(root))
 
     # -- ICTRP
@@ -508,11 +524,14 @@ class TrialReader:
             self._problem(f"after Trial {index}", f"invalid XML: {err}{tail}")
 
     def _ictrp_record(self, record: dict, location: str, source_format: str) -> Iterator[ImportedRecord]:
+        bad: list[FieldError] = []
         try:
-            trial = ictrp_to_trial(record, source_format=source_format)
+            trial = ictrp_to_trial(record, source_format=source_format, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
+        if bad:
+            self._field_problems(location, bad)
         yield ImportedRecord(trial, record, self.source, location)
 
     def _ictrp_csv(self) -> Iterator[ImportedRecord]:
@@ -623,8 +642,10 @@ def read_trials(
     path : path
         The file to read.
     problems : list of ImportProblem, optional
-        Records that cannot be read are appended here (file, line or record, field, reason)
-        and skipped. When None, each is issued as a :class:`UserWarning`.
+        Problems are appended here (file, line or record, field, reason, action): a bad
+        field is left empty and its record yielded ("field emptied"), a record that cannot
+        be read is skipped ("record skipped"). When None, each is issued as a
+        :class:`UserWarning`.
     encoding : str, optional
         Encoding of JSON-lines or CSV text without a byte-order mark (default UTF-8).
     format : str, optional
