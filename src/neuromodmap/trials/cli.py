@@ -22,6 +22,12 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+_ACTION_COUNTS = {
+    "field emptied": "field(s) emptied (record kept)",
+    "record skipped": "record(s) skipped",
+    "file skipped": "file(s) not read",
+    "rest of file skipped": "file(s) read up to a cut or corrupt part",
+}
 _PROBLEM_COLUMNS = ["source", "location", "registry_id", "field", "action", "reason"]
 
 
@@ -32,7 +38,7 @@ def _report_problems(problems, limit: int = 15, problems_csv: Path | None = None
     counts: dict[str, int] = {}
     for p in problems:
         counts[p.action] = counts.get(p.action, 0) + 1
-    summary = ", ".join(f"{n:,} {action}" for action, n in counts.items())
+    summary = ", ".join(f"{n:,} {_ACTION_COUNTS.get(action, action)}" for action, n in counts.items())
     console.print(f"[yellow]{len(problems):,} problem(s): {summary}[/]", highlight=False)
     for p in problems[:limit]:
         console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)

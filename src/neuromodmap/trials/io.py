@@ -40,9 +40,9 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from neuromodmap.trials._readers._common import (
+    FIELD_EMPTIED,
     MAX_FIELD_CHARS,
     MAX_RECORD_BYTES,
-    FIELD_EMPTIED,
     RECORD_SKIPPED,
     FieldError,
     ImportedRecord,

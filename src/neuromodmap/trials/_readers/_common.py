@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -149,6 +149,8 @@ _ISO = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$")
 _DMY = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})$")
 _YMD_SLASH = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+#: spellings of "no date given" (WHO ICTRP exports write NA): no date, not a problem
+_NO_DATE = frozenset({"na", "n/a", "null", "none", "not available", "not applicable"})
 _WORDS = re.compile(r"^(?:(\d{1,2})\s+)?([A-Za-z]+)\.?\s+(?:(\d{1,2}),?\s+)?(\d{4})$")
 
 
@@ -165,7 +167,7 @@ def parse_date(value: Any, field: str) -> dt.date | None:
     if not isinstance(value, str):
         raise FieldError(field, f"expected a date string, got {type(value).__name__}")
     text = value.strip()
-    if not text:
+    if not text or text.lower() in _NO_DATE:
         return None
     try:
         if m := _ISO.match(text):
