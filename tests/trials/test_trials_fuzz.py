@@ -165,9 +165,28 @@ def test_ictrp_csv_utf16_and_bad_bytes(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(raw)
     records, problems = _read(bad)
-    # only the ISRCTN row (line 4) holds the byte; the other four rows are kept
-    assert [r.trial.registry_id for r in records] == ["NCT02552212", "EUCTR2015-001894-41-DE", "ChiCTR2000012345", "ACTRN12618000123456"]
-    assert len(problems) == 1 and problems[0].location == "line 4" and "encoding=" in problems[0].reason
+    # only the ISRCTN row (line 4) holds the byte, in its title and Countries cells: those two
+    # fields are emptied, the record and the other four rows are kept
+    ids = ["NCT02552212", "EUCTR2015-001894-41-DE", "ISRCTN12345678", "ChiCTR2000012345", "ACTRN12618000123456"]
+    assert [r.trial.registry_id for r in records] == ids
+    assert [(p.location, p.field, p.registry_id, p.action) for p in problems] == [
+        ("line 4", "Public title", ids[2], "field emptied"), ("line 4", "Countries", ids[2], "field emptied")]
+    assert all("not valid utf-8" in p.reason and "encoding=" in p.reason for p in problems)
+    isrctn = records[2]
+    assert isrctn.trial.countries == [] and isrctn.trial.title == ""
+    assert isrctn.trial.conditions == ["Malaria", "G6PD deficiency"]
+    assert isrctn.raw["Countries"] == "Gamb\ufffda"  # the raw cell marks the undecodable byte
+    from neuromodmap.trials import TrialStore
+
+    with TrialStore(tmp_path / "t.duckdb") as store:  # and it can be stored
+        report = store.import_files([bad], progress=False)
+        assert report.n_upserted == 5 and store.get_trial(ids[2]).countries == []
+    # a bad byte in the TrialID costs the record: it has no usable id
+    worse = tmp_path / "worse.csv"
+    worse.write_bytes(raw.replace(b"ISRCTN12345678", b"ISRCTN1234567\xef"))
+    records, problems = _read(worse)
+    assert [r.trial.registry_id for r in records] == [i for i in ids if i != ids[2]]
+    assert [(p.location, p.field, p.action) for p in problems] == [("line 4", "TrialID", "record skipped")]
 
 
 # ---------------------------------------------------------------- XML bombs

@@ -523,16 +523,19 @@ class TrialReader:
             tail = f"; the {index} records before it were read" if index else ""
             self._problem(f"after Trial {index}", f"invalid XML: {err}{tail}")
 
-    def _ictrp_record(self, record: dict, location: str, source_format: str) -> Iterator[ImportedRecord]:
-        bad: list[FieldError] = []
+    def _ictrp_record(self, record: dict, location: str, source_format: str, raw: dict | None = None,
+                      bad: list[FieldError] | None = None) -> Iterator[ImportedRecord]:
+        bad = bad if bad is not None else []
         try:
             trial = ictrp_to_trial(record, source_format=source_format, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
         if bad:
+            for err in bad:
+                err.registry_id = err.registry_id or trial.registry_id
             self._field_problems(location, bad)
-        yield ImportedRecord(trial, record, self.source, location)
+        yield ImportedRecord(trial, raw if raw is not None else record, self.source, location)
 
     def _ictrp_csv(self) -> Iterator[ImportedRecord]:
         fh = self._open()
@@ -566,8 +569,9 @@ class TrialReader:
                     continue
                 if not any(c.strip() for c in row):
                     continue
-                if any(_SURROGATE.search(c) for c in row):
-                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                undecodable = any(_SURROGATE.search(c) for c in row)
+                hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                if undecodable and header is None:  # perhaps the header itself
                     self._problem(f"line {line}", f"not valid {enc}{hint}", registry_id=row[0][:40] or None)
                     continue
                 if header is None:
@@ -581,7 +585,21 @@ class TrialReader:
                     )
                     continue
                 record = dict(zip(header, row, strict=False))
-                yield from self._ictrp_record(record, f"line {line}", "ictrp_csv")
+                bad: list[FieldError] = []
+                raw = None
+                if undecodable:
+                    # a cell with bytes not valid in the encoding is a bad field: emptied and
+                    # reported (kept in the raw record with U+FFFD for the bytes); a bad TrialID
+                    # is a bad record
+                    cells = [k for k, v in record.items() if _SURROGATE.search(v)]
+                    if any(normalise_key(k) == "trialid" for k in cells):
+                        self._problem(f"line {line}", f"TrialID not valid {enc}{hint}", field="TrialID")
+                        continue
+                    raw = {k: _SURROGATE.sub("\ufffd", v) for k, v in record.items()}
+                    for k in cells:
+                        bad.append(FieldError(k, f"not valid {enc}{hint}"))
+                        record[k] = ""
+                yield from self._ictrp_record(record, f"line {line}", "ictrp_csv", raw=raw, bad=bad)
         finally:
             csv.field_size_limit(limit)
 
