@@ -224,3 +224,26 @@ def test_bad_query_is_not_retried(tmp_path, studies):
         assert len(api.requests) == 1
     with TrialStore(tmp_path / "u.duckdb") as store, pytest.raises(FetchError, match="at least one"):
         fetch_studies(store, progress=False)
+
+
+def test_fetched_study_with_a_bad_field_is_kept(tmp_path, trials_dir):
+    """A study the API sends with one bad value is stored with that field empty and the
+    problem kept in the run's problems; a study without an id is skipped."""
+    good = v2_studies(trials_dir)
+    bad = json.loads(json.dumps(good[4]))
+    nct = bad["protocolSection"]["identificationModule"]["nctId"]
+    bad["protocolSection"]["statusModule"]["startDateStruct"]["date"] = "2015-02-30"
+    no_id = json.loads(json.dumps(good[5]))
+    no_id["protocolSection"]["identificationModule"].pop("nctId")
+    served = [good[0], bad, no_id, good[1]]
+    with FakeCtGov(served) as api, TrialStore(tmp_path / "t.duckdb") as store:
+        report = fetch_studies(store, cond="x", base_url=api.base_url, **_fast(page_size=2))
+        assert report.completed and len(store) == 3
+        trial = store.get_trial(nct)
+        assert trial.start_date is None and trial.title == good[4]["protocolSection"]["identificationModule"]["briefTitle"]
+        rows = store.con.execute("SELECT location, registry_id, field, action FROM import_problems").fetchall()
+    assert sorted(rows) == [
+        ("page 1 study 2", nct, "protocolSection.statusModule.startDateStruct.date", "field emptied"),
+        ("page 2 study 1", None, "protocolSection.identificationModule.nctId", "record skipped"),
+    ]
+    assert [p.action for p in report.problems] == ["field emptied", "record skipped"]

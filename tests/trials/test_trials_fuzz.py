@@ -165,9 +165,28 @@ def test_ictrp_csv_utf16_and_bad_bytes(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(raw)
     records, problems = _read(bad)
-    # only the ISRCTN row (line 4) holds the byte; the other four rows are kept
-    assert [r.trial.registry_id for r in records] == ["NCT02552212", "EUCTR2015-001894-41-DE", "ChiCTR2000012345", "ACTRN12618000123456"]
-    assert len(problems) == 1 and problems[0].location == "line 4" and "encoding=" in problems[0].reason
+    # only the ISRCTN row (line 4) holds the byte, in its title and Countries cells: those two
+    # fields are emptied, the record and the other four rows are kept
+    ids = ["NCT02552212", "EUCTR2015-001894-41-DE", "ISRCTN12345678", "ChiCTR2000012345", "ACTRN12618000123456"]
+    assert [r.trial.registry_id for r in records] == ids
+    assert [(p.location, p.field, p.registry_id, p.action) for p in problems] == [
+        ("line 4", "Public title", ids[2], "field emptied"), ("line 4", "Countries", ids[2], "field emptied")]
+    assert all("not valid utf-8" in p.reason and "encoding=" in p.reason for p in problems)
+    isrctn = records[2]
+    assert isrctn.trial.countries == [] and isrctn.trial.title == ""
+    assert isrctn.trial.conditions == ["Malaria", "G6PD deficiency"]
+    assert isrctn.raw["Countries"] == "Gamb\ufffda"  # the raw cell marks the undecodable byte
+    from neuromodmap.trials import TrialStore
+
+    with TrialStore(tmp_path / "t.duckdb") as store:  # and it can be stored
+        report = store.import_files([bad], progress=False)
+        assert report.n_upserted == 5 and store.get_trial(ids[2]).countries == []
+    # a bad byte in the TrialID costs the record: it has no usable id
+    worse = tmp_path / "worse.csv"
+    worse.write_bytes(raw.replace(b"ISRCTN12345678", b"ISRCTN1234567\xef"))
+    records, problems = _read(worse)
+    assert [r.trial.registry_id for r in records] == [i for i in ids if i != ids[2]]
+    assert [(p.location, p.field, p.action) for p in problems] == [("line 4", "TrialID", "record skipped")]
 
 
 # ---------------------------------------------------------------- XML bombs
@@ -227,10 +246,17 @@ def test_oversize_field_and_line(tmp_path, good_lines, monkeypatch):
     short = min(good_lines, key=len)  # a real record with no field over the lowered limit
     path.write_bytes(b"\n".join([json.dumps(study).encode(), json.dumps(huge).encode(), short]) + b"\n")
     records, problems = _read(path)
-    assert [r.trial.registry_id for r in records] == [_nct(short)]
+    # the oversize field is emptied and its record kept; a line over the record limit cannot
+    # be parsed at all, so that record is skipped
+    assert [r.trial.registry_id for r in records] == [_nct(good_lines[0]), _nct(short)]
+    assert records[0].trial.brief_summary == "" and records[0].trial.title == study["protocolSection"][
+        "identificationModule"]["briefTitle"]
+    assert records[0].raw == study  # the raw record is kept as read
     assert problems[0].location == "line 1" and problems[0].field == "brief_summary"
-    assert problems[0].registry_id == _nct(good_lines[0])
-    assert problems[1].location == "line 2" and "limit" in problems[1].reason
+    assert problems[0].registry_id == _nct(good_lines[0]) and problems[0].action == "field emptied"
+    assert "2,000 characters (limit 1,000)" in problems[0].reason
+    assert problems[1].location == "line 2" and "limit" in problems[1].reason and problems[1].action == "record skipped"
+    assert len(problems) == 2
 
 
 @pytest.mark.parametrize(
@@ -238,18 +264,11 @@ def test_oversize_field_and_line(tmp_path, good_lines, monkeypatch):
     [
         (lambda s: s.pop("protocolSection"), "protocolSection"),
         (lambda s: s["protocolSection"]["identificationModule"].pop("nctId"), "protocolSection.identificationModule.nctId"),
-        (lambda s: s["protocolSection"]["conditionsModule"].__setitem__("conditions", "Axial Spondyloarthritis"),
-         "protocolSection.conditionsModule.conditions"),
-        (lambda s: s["protocolSection"]["designModule"]["enrollmentInfo"].__setitem__("count", "many"),
-         "protocolSection.designModule.enrollmentInfo.count"),
-        (lambda s: s.__setitem__("hasResults", "yes"), "hasResults"),
-        (lambda s: s["protocolSection"]["statusModule"]["startDateStruct"].__setitem__("date", "sometime"),
-         "protocolSection.statusModule.startDateStruct.date"),
-        (lambda s: s["protocolSection"].__setitem__("designModule", ["not", "an", "object"]),
-         "protocolSection.designModule"),
+        (lambda s: s["protocolSection"].__setitem__("identificationModule", "NCT02552212"),
+         "protocolSection.identificationModule"),
     ],
 )
-def test_missing_modules_and_wrong_types_name_the_field(tmp_path, trials_dir, mutate, field):
+def test_records_without_an_id_are_skipped(tmp_path, trials_dir, mutate, field):
     study = json.loads((trials_dir / "ctgov_v2_json" / "NCT02552212.json").read_text())
     bad = copy.deepcopy(study)
     mutate(bad)
@@ -259,6 +278,60 @@ def test_missing_modules_and_wrong_types_name_the_field(tmp_path, trials_dir, mu
     assert [r.trial.registry_id for r in records] == ["NCT00465816"]
     assert len(problems) == 1
     assert problems[0].field == field and problems[0].location == "study 1"
+    assert problems[0].action == "record skipped"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "emptied"),
+    [
+        (lambda s: s["protocolSection"]["conditionsModule"].__setitem__("conditions", "Axial Spondyloarthritis"),
+         "protocolSection.conditionsModule.conditions", {"conditions": []}),
+        (lambda s: s["protocolSection"]["designModule"]["enrollmentInfo"].__setitem__("count", "many"),
+         "protocolSection.designModule.enrollmentInfo.count", {"enrollment": None}),
+        (lambda s: s.__setitem__("hasResults", "yes"), "hasResults", {"has_results": None}),
+        (lambda s: s["protocolSection"]["statusModule"]["startDateStruct"].__setitem__("date", "sometime"),
+         "protocolSection.statusModule.startDateStruct.date", {"start_date": None}),
+        # a module of the wrong type empties every field read from it
+        (lambda s: s["protocolSection"].__setitem__("designModule", ["not", "an", "object"]),
+         "protocolSection.designModule",
+         {"enrollment": None, "phases": [], "allocation": None, "masking": None, "study_type": None,
+          "primary_purpose": None}),
+        (lambda s: s["protocolSection"]["designModule"].__setitem__("phases", ["PHASE3", "PHASE 9"]),
+         "protocolSection.designModule.phases", {"phases": []}),
+        (lambda s: s["protocolSection"]["armsInterventionsModule"]["interventions"][0].__setitem__("type", 7),
+         "protocolSection.armsInterventionsModule.interventions[].type", {}),
+    ],
+)
+def test_a_bad_field_is_emptied_and_the_record_kept(tmp_path, trials_dir, mutate, field, emptied):
+    from neuromodmap.trials._readers.v2 import study_to_trial
+
+    study = json.loads((trials_dir / "ctgov_v2_json" / "NCT02552212.json").read_text())
+    whole = study_to_trial(study)
+    bad = copy.deepcopy(study)
+    mutate(bad)
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps({"studies": [bad, v2_studies(trials_dir)[0]]}))
+    records, problems = _read(path)
+    assert [r.trial.registry_id for r in records] == ["NCT02552212", "NCT00465816"]
+    assert len(problems) == 1
+    p = problems[0]
+    assert (p.field, p.location, p.registry_id, p.action) == (field, "study 1", "NCT02552212", "field emptied")
+    got = records[0].trial
+    assert records[0].raw == bad  # the raw record is kept as read, bad value included
+    for name, value in emptied.items():
+        assert getattr(whole, name) != value  # the real record has that field
+        assert getattr(got, name) == value
+    # every other field is as in the unchanged record
+    same = set(type(got).model_fields) - set(emptied) - {"interventions"}
+    assert {n: getattr(got, n) for n in same} == {n: getattr(whole, n) for n in same}
+    if "interventions" in field:  # only that intervention's type is emptied
+        assert got.interventions[0].type is None and whole.interventions[0].type == "BIOLOGICAL"
+        assert got.interventions[0].name == whole.interventions[0].name
+        assert got.interventions[1:] == whole.interventions[1:]
+    # strict mapping (no problem list) still raises on the first bad field
+    with pytest.raises(_common.FieldError) as err:
+        study_to_trial(bad)
+    assert err.value.field == field and err.value.registry_id == "NCT02552212"
 
 
 _json_values = st.recursive(
@@ -298,6 +371,11 @@ def test_any_value_anywhere_never_crashes(trials_dir, path, value):
         assert err.field and err.reason and err.registry_id == "NCT02552212"
     else:
         assert trial.registry_id == "NCT02552212"
+    # collecting the field problems instead: no value outside the id costs the record
+    problems: list[FieldError] = []
+    trial = study_to_trial(study, problems=problems)
+    assert trial.registry_id == "NCT02552212" and trial.official_title.startswith("Phase 3")  # a field off the path
+    assert all(type(e) is FieldError and e.field and e.reason and e.registry_id == "NCT02552212" for e in problems)
 
 
 @FUZZ

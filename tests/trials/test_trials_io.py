@@ -208,7 +208,8 @@ def test_ictrp_xml_fields(tmp_path):
     eu = by_id["EUCTR2015-001894-41-DE"]
     assert eu.official_title.endswith("Double-Blind Study & more")  # &amp;amp; in the file, once escaped by ICTRP
     assert eu.enrollment == 317  # Target condition:200;Difficulty condition:117
-    assert eu.phases == ["PHASE1", "PHASE3"]
+    # EUCTR ticks each phase: "(Phase I): no ... (Phase III): yes" is phase 3 only
+    assert eu.phases == ["PHASE3"]
     isrctn = by_id["ISRCTN12345678"]
     assert isrctn.secondary_ids == ["SAFEPRIM-II", "NCT02654730"]
     assert isrctn.conditions == ["Malaria", "G6PD deficiency"]  # <br>-joined

@@ -61,9 +61,10 @@ def _archive_members(trials_dir: Path, per_folder: dict[str, int]) -> list[tuple
 
 @pytest.fixture(scope="module")
 def members(trials_dir: Path) -> list[tuple[str, bytes]]:
-    """Real members of three folders of AllPublicXML plus the loose NCT00496392.xml, and four bad
-    ones: a record cut short, an entity bomb, an enrollment that is not a count, and a second
-    copy of a record, changed, which must win (it comes later in path order)."""
+    """Real members of three folders of AllPublicXML plus the loose NCT00496392.xml, and four odd
+    ones: a record cut short and an entity bomb (skipped), a later copy of a record whose
+    enrollment is not a count (kept with the field emptied), and a later copy of the first
+    record with another status (both later copies win: they come later in path order)."""
     real = _archive_members(trials_dir, {"NCT0000xxxx": 120, "NCT0046xxxx": 40, "NCT0049xxxx": 40, "": 1})
     first = real[0][1]
     assert _nct(first) == "NCT00000102"
@@ -124,8 +125,7 @@ def _import(db: Path, inputs) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
 def _problem_set(problems: pd.DataFrame) -> list[tuple]:
-    return sorted((r.reason.split(" (line")[0], r.registry_id or "", r.field or "")
-                  for r in problems.itertuples())
+    return sorted((r.reason, r.registry_id or "", r.field or "", r.action) for r in problems.itertuples())
 
 
 def test_folder_and_file_list_store_what_the_zip_stores(tmp_path, members):
@@ -137,7 +137,7 @@ def test_folder_and_file_list_store_what_the_zip_stores(tmp_path, members):
     by_list, list_problems, list_runs = _import(tmp_path / "list.duckdb", files)
     by_zip, zip_problems, _ = _import(tmp_path / "zip.duckdb", [zpath])
 
-    # 201 real records + 1 changed copy (same id) - 3 bad ones: 201 rows
+    # 201 real records + 2 later copies of two of them (same ids); 2 records skipped: 201 rows
     assert len(by_zip) == 201 and by_zip["registry_id"].is_unique
     same = [c for c in by_zip.columns if c not in ("source", "record_hash", *_VOLATILE)]
     pd.testing.assert_frame_equal(by_folder[same], by_zip[same])
@@ -147,6 +147,8 @@ def test_folder_and_file_list_store_what_the_zip_stores(tmp_path, members):
     row = by_folder.set_index("registry_id").loc["NCT00000102"]
     assert row["source"] == str(folder / "zz_later" / "NCT00000102_changed.xml")  # the later copy won
     assert row["overall_status"] == "TERMINATED"
+    emptied = by_folder[by_folder["source"].str.endswith("zz_enrollment.xml")]
+    assert len(emptied) == 1 and pd.isna(emptied["enrollment"].iloc[0])
     assert set(by_zip["source"]) == {str(zpath)}
 
     # the same problems, each naming its own file (or the ZIP and its member)
@@ -160,7 +162,8 @@ def test_folder_and_file_list_store_what_the_zip_stores(tmp_path, members):
     assert len(folder_runs) == 1 and len(list_runs) == 1
     run = folder_runs.iloc[0]
     assert (run["kind"], run["source"], run["n_files"], run["n_read"], run["n_problems"], run["status"]) == (
-        "folder", str(folder), len(members), 202, 3, "completed")
+        "folder", str(folder), len(members), 203, 3, "completed")
+    assert sorted(folder_problems["action"]) == ["field emptied", "record skipped", "record skipped"]
     assert (list_runs.iloc[0]["kind"], list_runs.iloc[0]["source"], list_runs.iloc[0]["n_files"]) == (
         "files", str(folder), len(members))
 
@@ -295,7 +298,7 @@ def test_truncated_archive_keeps_the_members_before_the_cut(tmp_path, members, m
     records = list(read_trials(cut, problems=problems))
     assert 5 <= len(records) < 40
     assert [r.trial.registry_id for r in records] == [_nct(d) for _, d in good[: len(records)]]
-    assert len(problems) == 1 and problems[0].location == "archive"
+    assert len(problems) == 1 and problems[0].location == "archive" and problems[0].action == "rest of file skipped"
     assert "cut short" in problems[0].reason and good[len(records) - 1][0] in problems[0].reason
 
 
@@ -404,7 +407,7 @@ def test_classify_a_folder(tmp_path, members):
     folder = _folder(tmp_path, members)
     problems = []
     stats = classify_to_csv([folder], tmp_path / "labels.csv", problems=problems)
-    assert stats["n_trials"] == 202 and len(problems) == 3  # one row per record read, as for a ZIP
+    assert stats["n_trials"] == 203 and len(problems) == 3  # one row per record read, as for a ZIP
     with TrialStore(tmp_path / "t.duckdb") as store:
         result = import_and_classify(store, [folder])
         assert result["n_classified"] == len(store) == 201

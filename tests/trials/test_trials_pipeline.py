@@ -206,3 +206,52 @@ def test_classify_with_db_imports_once_per_file(tmp_path, corpus_slice, trials_d
         assert sorted(runs["source"]) == sorted([str(corpus_slice), str(xml)])  # one run per file
         assert set(runs["status"]) == {"completed"}
         assert len(store.labels_df()) == len(store) == N_LINES - 2 + 1
+
+
+@pytest.fixture(scope="module")
+def bad_field_slice(tmp_path_factory, corpus_path: Path) -> Path:
+    """300 real corpus lines; lines 5, 40, 41 and 290 each hold one bad field, line 100 has
+    no NCT id (the only record skipped)."""
+    with gzip.open(corpus_path, "rt", encoding="utf-8") as src:
+        studies = [json.loads(next(src)) for _ in range(300)]
+    studies[4]["protocolSection"]["identificationModule"]["briefTitle"] = 12345
+    studies[39]["protocolSection"]["descriptionModule"] = "not an object"
+    studies[40]["protocolSection"]["descriptionModule"]["briefSummary"] = ["a", "list"]
+    studies[289]["protocolSection"]["designModule"] = {"enrollmentInfo": {"count": -3}}
+    studies[99]["protocolSection"]["identificationModule"].pop("nctId")
+    path = tmp_path_factory.mktemp("badfields") / "slice.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in studies), encoding="utf-8")
+    return path
+
+
+def test_shared_import_keeps_bad_field_records_as_a_serial_import(tmp_path, bad_field_slice, force_parallel):
+    problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [bad_field_slice], problems=problems)
+        assert stats["parallel"] is True and stats["n_imported"] == 299
+        got = _stored(store)
+        cols = ["source", "location", "registry_id", "field", "action", "reason"]
+        got_problems = store.problems_df()[cols]
+        labels = store.labels_df().set_index("registry_id")
+        kept = store.get_trial(json.loads(bad_field_slice.read_text().splitlines()[4])["protocolSection"][
+            "identificationModule"]["nctId"])
+    serial_problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "serial.duckdb") as serial:
+        serial.import_files([bad_field_slice], progress=False, problems=serial_problems)
+        expected = _stored(serial)
+        expected_problems = serial.problems_df()[cols]
+    assert got.equals(expected)
+    assert [p.model_dump() for p in problems] == [p.model_dump() for p in serial_problems]
+    assert got_problems.equals(expected_problems)
+    assert [(p.location, p.field, p.action) for p in problems] == [
+        ("line 5", "protocolSection.identificationModule.briefTitle", "field emptied"),
+        ("line 40", "protocolSection.descriptionModule", "field emptied"),
+        ("line 41", "protocolSection.descriptionModule.briefSummary", "field emptied"),
+        ("line 100", "protocolSection.identificationModule.nctId", "record skipped"),
+        ("line 290", "protocolSection.designModule.enrollmentInfo.count", "field emptied"),
+    ]
+    # the record whose title was emptied is stored, and labelled from its summary
+    assert kept is not None and kept.title == "" and kept.brief_summary
+    c = classify(kept)
+    assert labels.loc[kept.registry_id]["neuromod"] == c.neuromod
+    assert len(labels) == 299

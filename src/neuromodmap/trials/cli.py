@@ -22,23 +22,36 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+_ACTION_COUNTS = {
+    "field emptied": "field(s) emptied (record kept)",
+    "record skipped": "record(s) skipped",
+    "file skipped": "file(s) not read",
+    "rest of file skipped": "file(s) read up to a cut or corrupt part",
+}
+_PROBLEM_COLUMNS = ["source", "location", "registry_id", "field", "action", "reason"]
+
+
 def _report_problems(problems, limit: int = 15, problems_csv: Path | None = None) -> None:
+    """One line per problem (file:location (id) field name: reason [action]), at most ``limit``."""
     if not problems:
         return
-    console.print(f"[yellow]{len(problems)} record(s) skipped:[/]")
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p.action] = counts.get(p.action, 0) + 1
+    summary = ", ".join(f"{n:,} {_ACTION_COUNTS.get(action, action)}" for action, n in counts.items())
+    console.print(f"[yellow]{len(problems):,} problem(s): {summary}[/]", highlight=False)
     for p in problems[:limit]:
-        console.print(f"  {p}", markup=False, highlight=False)
+        console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
     if len(problems) > limit:
         console.print(f"  ... and {len(problems) - limit} more")
     if problems_csv:
         from neuromodmap._utils import atomic_write, defuse_formula
 
         with atomic_write(problems_csv, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["source", "location", "registry_id", "field", "reason"])
+            writer = csv.DictWriter(fh, fieldnames=_PROBLEM_COLUMNS)
             writer.writeheader()
             for p in problems:
-                writer.writerow({k: defuse_formula(v) for k, v in
-                                 p.model_dump(include={"source", "location", "registry_id", "field", "reason"}).items()})
+                writer.writerow({k: defuse_formula(v) for k, v in p.model_dump(include=set(_PROBLEM_COLUMNS)).items()})
         console.print(f"  all problems written to {problems_csv}")
 
 
@@ -58,7 +71,7 @@ def import_cmd(
                                                   "legacy XML, ZIP or tar(.gz) archives of either, ICTRP XML/CSV."),
     db: Path = _DB,
     as_of: str = typer.Option(None, "--as-of", help="Date the data refer to (YYYY-MM-DD), when the file does not say."),
-    problems_csv: Path = typer.Option(None, "--problems", help="Write skipped records and reasons to this CSV."),
+    problems_csv: Path = typer.Option(None, "--problems", help="Write every problem (skipped records, emptied fields) to this CSV."),
 ) -> None:
     """Import registry files into the store (idempotent: upsert by registry id)."""
     from neuromodmap.trials.io import expand_inputs
@@ -121,7 +134,7 @@ def classify(
                                                    "classify the store."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV with one row per trial."),
     db: Path = typer.Option(None, "--db", help="Also store the labels (or, without inputs, classify this store)."),
-    problems_csv: Path = typer.Option(None, "--problems", help="Write skipped records and reasons to this CSV."),
+    problems_csv: Path = typer.Option(None, "--problems", help="Write every problem (skipped records, emptied fields) to this CSV."),
 ) -> None:
     """Classify trials (neuromod, modalities, group, indication, targets, invasive, evidence) into a CSV."""
     from neuromodmap.trials.pipeline import classify_to_csv

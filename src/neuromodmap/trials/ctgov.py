@@ -24,7 +24,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 from neuromodmap import __version__
 from neuromodmap._utils import progress_bar
-from neuromodmap.trials._readers._common import FieldError, ImportedRecord
+from neuromodmap.trials._readers._common import FIELD_EMPTIED, FieldError, ImportedRecord
 from neuromodmap.trials._readers.v2 import study_to_trial
 from neuromodmap.trials.io import _encodable
 from neuromodmap.trials.models import ImportProblem
@@ -322,13 +322,19 @@ def _store_page(store, report: FetchReport, studies: list, next_token: str | Non
         if not _encodable(study):
             problems.append(ImportProblem(source=source, location=location, reason="text holds an unpaired UTF-16 surrogate"))
             continue
+        bad: list[FieldError] = []
         try:
-            trial = study_to_trial(study, source_format="ctgov_api")
+            trial = study_to_trial(study, source_format="ctgov_api", problems=bad)
         except FieldError as err:
             problems.append(
                 ImportProblem(source=source, location=location, field=err.field, reason=err.reason, registry_id=err.registry_id)
             )
             continue
+        problems.extend(  # the bad fields are left empty; the study is kept
+            ImportProblem(source=source, location=location, field=e.field, reason=e.reason, registry_id=e.registry_id,
+                          action=FIELD_EMPTIED)
+            for e in bad
+        )
         records.append(ImportedRecord(trial, study, source, location))
     report.n_studies += len(studies)
     report.problems.extend(problems)

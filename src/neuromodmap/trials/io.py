@@ -15,9 +15,11 @@ The format is detected from the file's content, never its name:
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
 ==================  ============================================================
 
-Bad records never stop a read: each is reported as an
-:class:`~neuromodmap.trials.models.ImportProblem` (file, line or record, field, reason) and
-skipped; every good record is yielded. XML is parsed with defusedxml, which refuses entity
+Bad input never stops a read. A bad field (a wrong type, a date or count no registry
+writes, an unknown phase, an oversize text) is left empty and the record is yielded; a
+record that cannot be imported (no registry id, invalid JSON, malformed XML) is skipped.
+Each is reported as an :class:`~neuromodmap.trials.models.ImportProblem` (file, line or
+record, field, reason, and ``action``: "field emptied" or "record skipped"). XML is parsed with defusedxml, which refuses entity
 declarations (billion laughs) and external entities.
 """
 
@@ -41,8 +43,10 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from neuromodmap.trials._readers._common import (
+    FIELD_EMPTIED,
     MAX_FIELD_CHARS,
     MAX_RECORD_BYTES,
+    RECORD_SKIPPED,
     FieldError,
     ImportedRecord,
     TrialFileError,
@@ -325,8 +329,8 @@ class TrialReader:
     path : path
         The file.
     problems : list, optional
-        Bad records are appended here as :class:`ImportProblem`; when None they are issued as
-        warnings.
+        Bad fields (left empty, the record kept) and bad records (skipped) are appended here
+        as :class:`ImportProblem`; when None they are issued as warnings.
     encoding : str, optional
         Text encoding for JSON lines and CSV files without a byte-order mark (default UTF-8).
     format : str, optional
@@ -410,17 +414,22 @@ class TrialReader:
                 self._fh.close()
 
     # -- problems
-    def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None) -> None:
+    def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None, action: str = "") -> None:
         problem = ImportProblem(
-            source=self.source, location=location, field=field, reason=reason, registry_id=registry_id
+            source=self.source, location=location, field=field, reason=reason, registry_id=registry_id, action=action
         )
         if self.problems is None:
             warnings.warn(str(problem), stacklevel=3)
         else:
             self.problems.append(problem)
 
-    def _field_problem(self, location: str, err: FieldError) -> None:
-        self._problem(location, err.reason, err.field, err.registry_id)
+    def _field_problem(self, location: str, err: FieldError, action: str = RECORD_SKIPPED) -> None:
+        self._problem(location, err.reason, err.field, err.registry_id, action)
+
+    def _field_problems(self, location: str, errors: list[FieldError]) -> None:
+        """The bad fields of a record that is kept: each left empty, each reported."""
+        for err in errors:
+            self._field_problem(location, err, FIELD_EMPTIED)
 
     def _open(self) -> BinaryIO:
         self._fh = open(self.path, "rb")
@@ -518,11 +527,14 @@ class TrialReader:
         if (raw_json is None or _SURROGATE_ESCAPE.search(raw_json)) and not _encodable(obj):
             self._problem(location, "text holds an unpaired UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode")
             return
+        bad: list[FieldError] = []
         try:
-            trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None)
+            trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
+        if bad:
+            self._field_problems(location, bad)
         yield ImportedRecord(trial, obj, self.source, location, raw_json=raw_json)
 
     def _read_whole(self, what: str, hint: str = "") -> bytes | None:
@@ -560,6 +572,7 @@ class TrialReader:
                 prefix or "file",
                 f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
                 + (f"; {salvaged} complete studies before it were read" if salvaged else ""),
+                action="rest of file skipped" if salvaged else "",
             )
             return
         if isinstance(doc, dict) and isinstance(doc.get("studies"), list):
@@ -592,7 +605,10 @@ class TrialReader:
 
     def _member_records(self, name: str, data: bytes | MemberError) -> Iterator[ImportedRecord]:
         """The records of one archive member (JSON or XML, judged from its content)."""
-        loc = "archive" if name == "(archive)" else f"member {member_label(name)}"
+        if name == "(archive)":  # the archive is cut short or corrupt from here on
+            self._problem("archive", str(data), action="rest of file skipped")
+            return
+        loc = f"member {member_label(name)}"
         if isinstance(data, MemberError):
             self._problem(loc, str(data))
             return
@@ -627,11 +643,14 @@ class TrialReader:
         except SafeET.ParseError as err:
             self._problem(location, f"invalid XML: {err}")
             return
+        bad: list[FieldError] = []
         try:
-            trial = clinical_study_to_trial(root)
+            trial = clinical_study_to_trial(root, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
+        if bad:
+            self._field_problems(location, bad)
         yield ImportedRecord(trial, element_to_dict(root), self.source, location, as_of=download_date(root))
 
     # -- ICTRP
@@ -657,13 +676,19 @@ class TrialReader:
             tail = f"; the {index} records before it were read" if index else ""
             self._problem(f"after Trial {index}", f"invalid XML: {err}{tail}")
 
-    def _ictrp_record(self, record: dict, location: str, source_format: str) -> Iterator[ImportedRecord]:
+    def _ictrp_record(self, record: dict, location: str, source_format: str, raw: dict | None = None,
+                      bad: list[FieldError] | None = None) -> Iterator[ImportedRecord]:
+        bad = bad if bad is not None else []
         try:
-            trial = ictrp_to_trial(record, source_format=source_format)
+            trial = ictrp_to_trial(record, source_format=source_format, problems=bad)
         except FieldError as err:
             self._field_problem(location, err)
             return
-        yield ImportedRecord(trial, record, self.source, location)
+        if bad:
+            for err in bad:
+                err.registry_id = err.registry_id or trial.registry_id
+            self._field_problems(location, bad)
+        yield ImportedRecord(trial, raw if raw is not None else record, self.source, location)
 
     def _ictrp_csv(self) -> Iterator[ImportedRecord]:
         fh = self._open()
@@ -697,8 +722,9 @@ class TrialReader:
                     continue
                 if not any(c.strip() for c in row):
                     continue
-                if any(_SURROGATE.search(c) for c in row):
-                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                undecodable = any(_SURROGATE.search(c) for c in row)
+                hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
+                if undecodable and header is None:  # perhaps the header itself
                     self._problem(f"line {line}", f"not valid {enc}{hint}", registry_id=row[0][:40] or None)
                     continue
                 if header is None:
@@ -712,7 +738,21 @@ class TrialReader:
                     )
                     continue
                 record = dict(zip(header, row, strict=False))
-                yield from self._ictrp_record(record, f"line {line}", "ictrp_csv")
+                bad: list[FieldError] = []
+                raw = None
+                if undecodable:
+                    # a cell with bytes not valid in the encoding is a bad field: emptied and
+                    # reported (kept in the raw record with U+FFFD for the bytes); a bad TrialID
+                    # is a bad record
+                    cells = [k for k, v in record.items() if _SURROGATE.search(v)]
+                    if any(normalise_key(k) == "trialid" for k in cells):
+                        self._problem(f"line {line}", f"TrialID not valid {enc}{hint}", field="TrialID")
+                        continue
+                    raw = {k: _SURROGATE.sub("\ufffd", v) for k, v in record.items()}
+                    for k in cells:
+                        bad.append(FieldError(k, f"not valid {enc}{hint}"))
+                        record[k] = ""
+                yield from self._ictrp_record(record, f"line {line}", "ictrp_csv", raw=raw, bad=bad)
         finally:
             csv.field_size_limit(limit)
 
@@ -773,8 +813,10 @@ def read_trials(
     path : path
         The file to read.
     problems : list of ImportProblem, optional
-        Records that cannot be read are appended here (file, line or record, field, reason)
-        and skipped. When None, each is issued as a :class:`UserWarning`.
+        Problems are appended here (file, line or record, field, reason, action): a bad
+        field is left empty and its record yielded ("field emptied"), a record that cannot
+        be read is skipped ("record skipped"). When None, each is issued as a
+        :class:`UserWarning`.
     encoding : str, optional
         Encoding of JSON-lines or CSV text without a byte-order mark (default UTF-8).
     format : str, optional

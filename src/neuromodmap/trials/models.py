@@ -97,19 +97,38 @@ class Classification(BaseModel):
 
 
 class ImportProblem(BaseModel):
-    """A record that could not be imported, and why (file, line or record, field, reason)."""
+    """A problem met while importing (file, line or record, field, reason) and what was done.
+
+    ``action`` is ``field emptied`` when one field was bad: the field is left empty and the
+    record imported; ``record skipped`` when the record could not be imported; ``file
+    skipped`` (``location`` "file") when nothing of the file could be read, and ``rest of
+    file skipped`` (``location`` "after line 12" ...) when a file is cut short or corrupt
+    from some point on. See docs/trials_import.md.
+    """
 
     source: str
     location: str = Field(description="line number, record index, ZIP member, or XPath")
     field: str | None = None
     reason: str
     registry_id: str | None = None
+    action: str = Field(
+        default="", description="field emptied, record skipped, file skipped or rest of file skipped"
+    )
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.action:
+            if self.location == "file":
+                self.action = "file skipped"
+            elif self.location.startswith("after "):
+                self.action = "rest of file skipped"
+            else:
+                self.action = "record skipped"
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.location}"
         fld = f" field {self.field}" if self.field else ""
         rid = f" ({self.registry_id})" if self.registry_id else ""
-        return f"{where}{rid}{fld}: {self.reason}"
+        return f"{where}{rid}{fld}: {self.reason} [{self.action}]"
 
 
 RawRecord = dict[str, Any]

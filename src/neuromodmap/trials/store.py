@@ -15,7 +15,9 @@ Tables
     as-of date, start/finish, counts, files, status and, for the API, the checkpoint (next
     page token) a killed run resumes from.
 ``import_problems``
-    Every record that was skipped, with file, location, field and reason.
+    Every problem of an import, with file, location, registry id, field, reason and
+    ``action``: ``field emptied`` (the record was imported with that field empty) or
+    ``record skipped`` (``file skipped``, ``rest of file skipped``).
 
 Imports are idempotent: a record is upserted by registry id, and a row whose content,
 source and as-of date are unchanged is left exactly as it was. A fresh import
@@ -96,7 +98,9 @@ _SCHEMA = [
     "ALTER TABLE import_runs ADD COLUMN IF NOT EXISTS n_files BIGINT",
     """CREATE TABLE IF NOT EXISTS import_problems (
         run_id VARCHAR, source VARCHAR, location VARCHAR, field VARCHAR, reason VARCHAR,
-        registry_id VARCHAR, recorded_at TIMESTAMP)""",
+        registry_id VARCHAR, recorded_at TIMESTAMP, action VARCHAR)""",
+    # stores made before field problems kept their record had no action column
+    "ALTER TABLE import_problems ADD COLUMN IF NOT EXISTS action VARCHAR",
 ]
 
 _INSERT_COLUMNS = TRIAL_COLUMNS + _PROVENANCE_COLUMNS
@@ -483,14 +487,16 @@ class TrialStore:
                 "field": [p.field for p in problems],
                 "reason": [p.reason for p in problems],
                 "registry_id": [p.registry_id for p in problems],
+                "action": [p.action for p in problems],
                 "recorded_at": _now(),
             }
         )
         self.con.register("_problem_batch", df)
         try:
             self.con.execute(
-                "INSERT INTO import_problems SELECT run_id, source, location, field, reason, registry_id,"
-                " CAST(recorded_at AS TIMESTAMP) FROM _problem_batch"
+                "INSERT INTO import_problems (run_id, source, location, field, reason, registry_id, recorded_at,"
+                " action) SELECT run_id, source, location, field, reason, registry_id,"
+                " CAST(recorded_at AS TIMESTAMP), action FROM _problem_batch"
             )
         finally:
             self.con.unregister("_problem_batch")

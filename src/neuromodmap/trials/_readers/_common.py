@@ -1,18 +1,35 @@
-"""Pieces every trial reader shares: the record wrapper, field errors, value normalisers."""
+"""Pieces every trial reader shares: the record wrapper, field and record errors, value normalisers.
+
+Two kinds of problem (docs/trials_import.md, "Bad records and bad fields"):
+
+* :class:`FieldError`: one field has a wrong type or value (a date no registry writes, a
+  count that is not a number, text where a list belongs, an oversize text). The field is
+  left empty, the record is kept, and the problem is reported (``action`` "field emptied").
+* :class:`RecordError`: the record cannot be imported at all (no usable registry id, not a
+  record of the right kind). The record is skipped and reported ("record skipped").
+
+A mapper collects the field problems of one record in a :class:`Fields`; without a list to
+collect them in (``problems=None``) the first one is raised, as a strict check.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from neuromodmap.trials.models import Trial
+from pydantic import ValidationError
+
+from neuromodmap.trials.models import Intervention, Trial
 
 __all__ = [
     "ImportedRecord",
     "FieldError",
+    "RecordError",
+    "Fields",
     "TrialFileError",
     "MAX_FIELD_CHARS",
     "MAX_RECORD_BYTES",
@@ -22,7 +39,15 @@ __all__ = [
     "clean_text",
     "split_multi",
     "check_sizes",
+    "build_trial",
+    "FIELD_EMPTIED",
+    "RECORD_SKIPPED",
 ]
+
+#: ``ImportProblem.action`` of a field problem: the field is left empty, the record kept
+FIELD_EMPTIED = "field emptied"
+#: ``ImportProblem.action`` of a record problem: the record is not imported
+RECORD_SKIPPED = "record skipped"
 
 #: a text field longer than this is refused (a real registry text is at most a few 100 kB)
 MAX_FIELD_CHARS = 1_000_000
@@ -59,13 +84,52 @@ class ImportedRecord:
 
 
 class FieldError(ValueError):
-    """A record whose field has a wrong type or value; the record is skipped and reported."""
+    """A field with a wrong type or value: the field is left empty and reported, the record kept.
+
+    Raised by the value normalisers; a mapper given a problem list catches it per field (see
+    :class:`Fields`). Its subclass :class:`RecordError` is the kind that costs the record.
+    """
 
     def __init__(self, field: str, reason: str, registry_id: str | None = None):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
         self.registry_id = registry_id
+
+
+class RecordError(FieldError):
+    """A record that cannot be imported at all (no usable registry id, not a record of the
+    right kind); it is skipped and reported. ``field`` names what is missing or wrong."""
+
+
+class Fields:
+    """The field problems of one record.
+
+    ``take(default, fn, *args)`` returns ``fn(*args)``, or ``default`` after noting the
+    :class:`FieldError` it raised. A :class:`RecordError` always propagates; so does every
+    FieldError when ``problems`` is None (strict: the first bad field raises).
+    """
+
+    __slots__ = ("problems", "registry_id")
+
+    def __init__(self, problems: list[FieldError] | None, registry_id: str | None = None):
+        self.problems = problems
+        self.registry_id = registry_id
+
+    def note(self, err: FieldError) -> None:
+        if isinstance(err, RecordError) or self.problems is None:
+            raise err
+        err.registry_id = err.registry_id or self.registry_id
+        self.problems.append(err)
+
+    def take(self, default: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RecordError:
+            raise
+        except FieldError as err:
+            self.note(err)
+            return default
 
 
 class TrialFileError(ValueError):
@@ -82,8 +146,11 @@ _MONTHS = {
 }
 _MONTHS.update({k[:3]: v for k, v in list(_MONTHS.items())})
 _ISO = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$")
-_DMY = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
+_DMY = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})$")
+_YMD_SLASH = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+#: spellings of "no date given" (WHO ICTRP exports write NA): no date, not a problem
+_NO_DATE = frozenset({"na", "n/a", "null", "none", "not available", "not applicable"})
 _WORDS = re.compile(r"^(?:(\d{1,2})\s+)?([A-Za-z]+)\.?\s+(?:(\d{1,2}),?\s+)?(\d{4})$")
 
 
@@ -91,21 +158,26 @@ def parse_date(value: Any, field: str) -> dt.date | None:
     """Parse the date spellings registries use; a month-only date becomes its first day.
 
     ``2015-09``, ``2015-09-17``, ``December 2015``, ``August 1, 2017``, ``17 August 2017``,
-    ``20/03/2020`` (day first, as WHO ICTRP writes it) and ``20200320``.
+    ``20/03/2020`` and ``20-03-2020`` (day first, as WHO ICTRP and CTRI write it),
+    ``2016/12/06`` (year first, JPRN) and ``20200320``. Anything else raises
+    :class:`FieldError` (``Mar-16``: March 2016 or 16 March?).
     """
     if value is None:
         return None
     if not isinstance(value, str):
         raise FieldError(field, f"expected a date string, got {type(value).__name__}")
     text = value.strip()
-    if not text:
+    if not text or text.lower() in _NO_DATE:
         return None
     try:
         if m := _ISO.match(text):
             y, mo, d = m.groups()
             return dt.date(int(y), int(mo or 1), int(d or 1))
         if m := _DMY.match(text):
-            d, mo, y = m.groups()
+            d, _, mo, y = m.groups()
+            return dt.date(int(y), int(mo), int(d))
+        if m := _YMD_SLASH.match(text):
+            y, mo, d = m.groups()
             return dt.date(int(y), int(mo), int(d))
         if m := _COMPACT.match(text):
             y, mo, d = m.groups()
@@ -146,26 +218,50 @@ def code(value: Any, field: str) -> str | None:
 
 
 _PHASE_ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4"}
+_PHASE_TOKEN = re.compile(r"\b(IV|III|II|I|[0-4])[AB]?\b")
+# EUCTR (via ICTRP) ticks each phase: "Human pharmacology (Phase I): no Therapeutic
+# exploratory (Phase II): yes ..."; only the ticked ones are the trial's phases
+_PHASE_TICK = re.compile(r"\(\s*phase\s+(IV|III|II|I)\s*\)\s*:\s*(yes|no)?", re.IGNORECASE)
+#: phase texts registries use for "no phase given" (WHO ICTRP exports); read as no phase, not reported
+NO_PHASE = frozenset({
+    "not selected", "null", "none", "other", "post-market", "post market", "retrospective study",
+    "new treatment measure clinical study",
+})
 
 
 def phases(value: str, field: str) -> list[str]:
-    """Legacy/ICTRP phase text -> v2 codes: ``Phase 2/Phase 3`` -> ``['PHASE2', 'PHASE3']``."""
-    text = value.strip()
+    """Legacy/ICTRP phase text -> v2 codes: ``Phase 2/Phase 3`` -> ``['PHASE2', 'PHASE3']``.
+
+    ``Phase 0`` is ``EARLY_PHASE1`` (as ClinicalTrials.gov relabelled it); ``IIIb`` is phase 3;
+    a EUCTR tick list keeps the phases ticked "yes". A text naming no phase raises
+    :class:`FieldError`, except the "no phase given" texts of :data:`NO_PHASE`.
+    """
+    text = " ".join(value.split())
     if not text:
         return []
     low = text.lower()
     if low in {"n/a", "na", "not applicable", "not specified", "0"}:
         return ["NA"]
+    if low in NO_PHASE:
+        return []
     if "early" in low:
         return ["EARLY_PHASE1"]
+    ticks = _PHASE_TICK.findall(text)
+    if ticks:
+        out = [f"PHASE{_PHASE_ROMAN[r.upper()]}" for r, answer in ticks if answer.lower() == "yes"]
+        return list(dict.fromkeys(out))
     out: list[str] = []
-    for tok in re.findall(r"\b(IV|III|II|I|[0-4])\b", text.upper().replace("PHASE", " ")):
+    zero = False
+    for tok in _PHASE_TOKEN.findall(text.upper().replace("PHASE", " ")):
         num = _PHASE_ROMAN.get(tok, tok)
         if num == "0":
+            zero = True
             continue
         c = f"PHASE{num}"
         if c not in out:
             out.append(c)
+    if not out and zero:
+        return ["EARLY_PHASE1"]
     if not out:
         raise FieldError(field, f"unrecognised phase {text[:40]!r}")
     return out
@@ -202,17 +298,58 @@ def split_multi(value: str) -> list[str]:
     return out
 
 
-def check_sizes(data: dict[str, Any], registry_id: str | None) -> None:
-    """Refuse oversize text fields (a corrupt or hostile record), naming the field."""
+def _empty(key: str) -> Any:
+    return Trial.model_fields[key].get_default(call_default_factory=True)
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(v) for v in value if isinstance(v, str))
+    return 0
+
+
+def _too_long(field: str, n: int, registry_id: str | None, many: bool) -> FieldError:
+    return FieldError(field, f"{n:,} characters{' in all' if many else ''} (limit {MAX_FIELD_CHARS:,})", registry_id)
+
+
+def check_sizes(data: dict[str, Any], registry_id: str | None, fields: Fields | None = None) -> None:
+    """Empty the oversize text fields of a mapped record (a corrupt or hostile record), naming
+    each; an intervention's oversize name or description is emptied in that intervention.
+
+    Without ``fields`` (or with a strict one) the first oversize field raises FieldError.
+    """
+    fields = fields if fields is not None else Fields(None, registry_id)
     for key, value in data.items():
-        if isinstance(value, str):
-            if len(value) > MAX_FIELD_CHARS:
-                raise FieldError(
-                    key, f"{len(value):,} characters (limit {MAX_FIELD_CHARS:,})", registry_id
-                )
-        elif isinstance(value, list):
-            total = sum(len(v) for v in value if isinstance(v, str))
-            if total > MAX_FIELD_CHARS:
-                raise FieldError(
-                    key, f"{total:,} characters in all (limit {MAX_FIELD_CHARS:,})", registry_id
-                )
+        if key == "interventions" and isinstance(value, list):
+            for iv in value:
+                if not isinstance(iv, dict):
+                    continue
+                for sub, v in iv.items():
+                    if (n := _chars(v)) > MAX_FIELD_CHARS:
+                        fields.note(_too_long(f"interventions[].{sub}", n, registry_id, isinstance(v, list)))
+                        iv[sub] = Intervention.model_fields[sub].get_default(call_default_factory=True)
+            continue
+        if (n := _chars(value)) > MAX_FIELD_CHARS:
+            if key == "registry_id":
+                raise RecordError(key, f"{n:,} characters: not a registry id")
+            fields.note(_too_long(key, n, registry_id, isinstance(value, list)))
+            data[key] = _empty(key) if key in Trial.model_fields else None
+
+
+def build_trial(data: dict[str, Any], fields: Fields) -> Trial:
+    """Validate a mapped record as a :class:`Trial`; a field the model refuses is emptied and
+    noted (a bad registry id is a :class:`RecordError`)."""
+    for _ in range(len(Trial.model_fields) + 1):
+        try:
+            return Trial.model_validate(data)
+        except ValidationError as err:
+            for e in err.errors():
+                loc = ".".join(str(x) for x in e["loc"])
+                key = str(e["loc"][0]) if e["loc"] else ""
+                if key in ("registry_id", "registry") or key not in Trial.model_fields:
+                    raise RecordError(loc or "record", e["msg"], fields.registry_id) from None
+                fields.note(FieldError(loc, e["msg"], fields.registry_id))
+                data[key] = _empty(key)
+    raise RecordError("record", "the model refuses it", fields.registry_id)  # pragma: no cover

@@ -7,10 +7,11 @@ import re
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from pydantic import ValidationError
-
 from neuromodmap.trials._readers._common import (
     FieldError,
+    Fields,
+    RecordError,
+    build_trial,
     check_sizes,
     clean_text,
     code,
@@ -84,36 +85,49 @@ def download_date(root: Element) -> dt.date | None:
         return None
 
 
-def clinical_study_to_trial(root: Element) -> Trial:
+def clinical_study_to_trial(root: Element, problems: list[FieldError] | None = None) -> Trial:
     """Map a parsed ``<clinical_study>`` element to a :class:`Trial`.
+
+    Parameters
+    ----------
+    problems : list, optional
+        Each field with an invalid value (a date, enrollment or phase no registry writes, an
+        oversize text) is left empty and appended here as a :class:`FieldError` named by its
+        element path; the record is kept. Without a list the first such field raises.
 
     Raises
     ------
+    RecordError
+        When the root is not ``clinical_study`` or the NCT id is missing.
     FieldError
-        When the root is not ``clinical_study``, the NCT id is missing, or a value is invalid.
+        Without ``problems``: the first field with an invalid value.
     """
     if root.tag != "clinical_study":
-        raise FieldError("clinical_study", f"root element is <{root.tag}>, not <clinical_study>")
+        raise RecordError("clinical_study", f"root element is <{root.tag}>, not <clinical_study>")
     nct = _text(root, "id_info/nct_id")
     if not nct:
-        raise FieldError("id_info/nct_id", "missing")
+        raise RecordError("id_info/nct_id", "missing")
     try:
-        return _map(root, nct)
+        return _map(root, nct, Fields(problems, nct))
     except FieldError as err:
         err.registry_id = nct
         raise
 
 
-def _map(root: Element, nct: str) -> Trial:
+def _enrollment(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise FieldError("enrollment", f"expected a count, got {text[:40]!r}")
+    return int(text)
+
+
+def _map(root: Element, nct: str, f: Fields) -> Trial:
+    T = f.take  # T(default, fn, *args): fn(*args), or the default when that field is bad
     secondary = _texts(root, "id_info/secondary_id") + _texts(root, "id_info/nct_alias")
     study_type = _text(root, "study_type")
     phase = _text(root, "phase")
-    enrol_text = _text(root, "enrollment")
-    enrollment = None
-    if enrol_text:
-        if not enrol_text.isdigit():
-            raise FieldError("enrollment", f"expected a count, got {enrol_text[:40]!r}")
-        enrollment = int(enrol_text)
+    last_update = "last_update_posted" if _text(root, "last_update_posted") else "last_update_submitted"
     countries = _texts(root, "location_countries/country")
     if not countries:
         countries = _texts(root, "location/facility/address/country")
@@ -147,15 +161,13 @@ def _map(root: Element, nct: str) -> Trial:
         "secondary_outcomes": _texts(root, "secondary_outcome/measure"),
         # "Observational [Patient Registry]" is OBSERVATIONAL in v2 (with a registry flag)
         "study_type": code(study_type.split("[", 1)[0], "study_type"),
-        "phases": phases(phase, "phase") if phase else [],
+        "phases": T([], phases, phase, "phase") if phase else [],
         "overall_status": code(_text(root, "overall_status"), "overall_status"),
-        "start_date": parse_date(_text(root, "start_date"), "start_date"),
-        "completion_date": parse_date(_text(root, "completion_date"), "completion_date"),
-        "registration_date": parse_date(_text(root, "study_first_submitted"), "study_first_submitted"),
-        "last_update": parse_date(
-            _text(root, "last_update_posted") or _text(root, "last_update_submitted"), "last_update_posted"
-        ),
-        "enrollment": enrollment,
+        "start_date": T(None, parse_date, _text(root, "start_date"), "start_date"),
+        "completion_date": T(None, parse_date, _text(root, "completion_date"), "completion_date"),
+        "registration_date": T(None, parse_date, _text(root, "study_first_submitted"), "study_first_submitted"),
+        "last_update": T(None, parse_date, _text(root, last_update), last_update),
+        "enrollment": T(None, _enrollment, _text(root, "enrollment")),
         "countries": countries,
         "sponsor": _text(root, "sponsors/lead_sponsor/agency") or None,
         "sponsor_class": code(_text(root, "sponsors/lead_sponsor/agency_class"), "agency_class"),
@@ -164,9 +176,5 @@ def _map(root: Element, nct: str) -> Trial:
         "primary_purpose": code(_text(root, "study_design_info/primary_purpose"), "primary_purpose"),
         "has_results": root.find("clinical_results") is not None,
     }
-    check_sizes(d, nct)
-    try:
-        return Trial.model_validate(d)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise FieldError(".".join(str(x) for x in first["loc"]), first["msg"], nct) from None
+    check_sizes(d, nct, f)
+    return build_trial(d, f)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import ValidationError
-
 from neuromodmap.trials._readers._common import (
     FieldError,
+    Fields,
+    RecordError,
+    build_trial,
     check_sizes,
     clean_text,
     code,
@@ -51,6 +52,7 @@ _DESIGN = {
     "primary_purpose": re.compile(r"primary purpose\s*:\s*([^.;:]+)", re.I),
 }
 _REGISTRY_PREFIX = re.compile(r"^([A-Za-z]+)")
+_DIGITS = re.compile(r"\d+")
 
 
 def normalise_key(key: str) -> str:
@@ -69,40 +71,70 @@ def _interventions(text: str) -> list[dict[str, Any]]:
     return out
 
 
+_NOT_GIVEN = {"na", "n/a", "not applicable", "not available", "unknown", "null"}
+
+
 def _target_size(text: str) -> int | None:
-    # "120", "Target condition:100;Difficulty condition:20" (ChiCTR), "60;60" (groups)
-    numbers = [int(n) for n in re.findall(r"\d+", text)]
-    if not numbers:
-        return None
-    return sum(numbers) if ";" in text else numbers[0]
+    """``120``; ``60;60`` and ``Target condition:100;Difficult condition:20`` (ChiCTR groups,
+    summed; the count is what follows a group's last colon, so ``Group 1:30;Group 2:30`` and
+    ``COVID-19 patients:100`` are 60 and 100); ``1,000``. ``NA`` is no count; text with no
+    number raises :class:`FieldError`."""
+    total = None
+    for part in text.split(";"):
+        count = part.rsplit(":", 1)[-1].replace(",", "")
+        if m := _DIGITS.search(count):
+            total = (total or 0) + int(m.group())
+    if total is None and text.strip().lower() not in _NOT_GIVEN:
+        raise FieldError("Target_size", f"expected a count, got {text.strip()[:40]!r}")
+    return total
 
 
-def ictrp_to_trial(record: dict[str, Any], *, source_format: str = "ictrp_xml") -> Trial:
+def ictrp_to_trial(
+    record: dict[str, Any], *, source_format: str = "ictrp_xml", problems: list[FieldError] | None = None
+) -> Trial:
     """Map one ICTRP record (keys as exported or normalised) to a :class:`Trial`.
+
+    Parameters
+    ----------
+    problems : list, optional
+        Each field with a wrong type or value (a date no register writes, a phase text that
+        names no phase, an oversize text) is left empty and appended here as a
+        :class:`FieldError` named by its ICTRP field name; the record is kept. Without a
+        list the first such field raises.
 
     Raises
     ------
+    RecordError
+        When TrialID is missing or not text.
     FieldError
-        When TrialID is missing or a value is invalid (named by its ICTRP field name).
+        Without ``problems``: the first field with a wrong type or an invalid value.
     """
     r: dict[str, str] = {}
+    bad: list[FieldError] = []
     for key, value in record.items():
         if value is None:
             continue
         if not isinstance(value, str):
-            raise FieldError(key, f"expected text, got {type(value).__name__}")
+            bad.append(FieldError(str(key), f"expected text, got {type(value).__name__}"))
+            continue
         r[normalise_key(key)] = value
     trial_id = clean_text(r.get("trialid"), "TrialID").replace(" ", "")
     if not trial_id:
-        raise FieldError("TrialID", "missing")
+        raise RecordError("TrialID", "missing" if not any(normalise_key(e.field) == "trialid" for e in bad)
+                          else "not text")
+    f = Fields(problems, trial_id)
     try:
-        return _map(r, trial_id, source_format)
+        for err in bad:
+            f.note(err)
+        return _map(r, trial_id, source_format, f)
     except FieldError as err:
         err.registry_id = trial_id
         raise
 
 
-def _map(r: dict[str, str], trial_id: str, source_format: str) -> Trial:
+def _map(r: dict[str, str], trial_id: str, source_format: str, f: Fields) -> Trial:
+    T = f.take  # T(default, fn, *args): fn(*args), or the default when that field is bad
+
     def text(key: str) -> str:
         return clean_text(r.get(key), key)
 
@@ -111,11 +143,6 @@ def _map(r: dict[str, str], trial_id: str, source_format: str) -> Trial:
         m = _REGISTRY_PREFIX.match(trial_id)
         registry = m.group(1).upper() if m else ""
     phase_text = text("phase")
-    try:
-        phase_codes = phases(phase_text, "Phase") if phase_text else []
-    except FieldError:
-        # registries use free text here ("New Treatment Measure Clinical Study"): not a phase
-        phase_codes = []
     design_text = text("study_design")
     design = {}
     for name, pattern in _DESIGN.items():
@@ -123,7 +150,12 @@ def _map(r: dict[str, str], trial_id: str, source_format: str) -> Trial:
         design[name] = code(m.group(1), name) if m else None
     size = text("target_size")
     results = text("results_yes_no").lower()
-    registration = text("date_registration3") or text("date_registration")
+    registration, registration_field = text("date_registration3"), "Date_registration3"
+    if not registration:
+        registration, registration_field = text("date_registration"), "Date_registration"
+    enrolment, enrolment_field = text("date_enrollement"), "Date_enrollement"
+    if not enrolment:
+        enrolment, enrolment_field = text("date_enrollment"), "Date_enrollment"
     d: dict[str, Any] = {
         "registry_id": trial_id,
         "registry": registry,
@@ -137,21 +169,17 @@ def _map(r: dict[str, str], trial_id: str, source_format: str) -> Trial:
         "primary_outcomes": split_multi(text("primary_outcome")),
         "secondary_outcomes": split_multi(text("secondary_outcome")),
         "study_type": code(text("study_type"), "Study_type"),
-        "phases": phase_codes,
+        "phases": T([], phases, phase_text, "Phase") if phase_text else [],
         "overall_status": code(text("recruitment_status"), "Recruitment_Status"),
-        "registration_date": parse_date(registration, "Date_registration"),
-        "start_date": parse_date(text("date_enrollement") or text("date_enrollment"), "Date_enrollement"),
-        "last_update": parse_date(text("last_refreshed_on"), "Last_Refreshed_on"),
-        "enrollment": _target_size(size) if size else None,
+        "registration_date": T(None, parse_date, registration, registration_field),
+        "start_date": T(None, parse_date, enrolment, enrolment_field),
+        "last_update": T(None, parse_date, text("last_refreshed_on"), "Last_Refreshed_on"),
+        "enrollment": T(None, _target_size, size) if size else None,
         "countries": split_multi(text("countries")),
         "sponsor": text("primary_sponsor") or None,
         "url": text("web_address") or None,
         "has_results": {"yes": True, "no": False}.get(results),
         **design,
     }
-    check_sizes(d, trial_id)
-    try:
-        return Trial.model_validate(d)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise FieldError(".".join(str(x) for x in first["loc"]), first["msg"], trial_id) from None
+    check_sizes(d, trial_id, f)
+    return build_trial(d, f)
