@@ -7,7 +7,13 @@ import unicodedata
 from pathlib import Path
 
 from neuromodmap.literature._text import publication_month
-from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+from neuromodmap.literature.records import (
+    ImportIssue,
+    Record,
+    field_emptied,
+    make_record_id,
+    normalise_doi,
+)
 from neuromodmap.registry_ids import find_registry_ids
 
 _ENTRY = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
@@ -155,8 +161,16 @@ def _to_record(entry_type: str, key: str, fields: dict[str, str], path: Path, da
         return None
     authors = [latex_to_unicode(a) for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip()]
     authors = [a for a in authors if a.lower() != "others"]
-    year_match = _YEAR.search(fields.get("year", "") or fields.get("date", ""))
+    year_field = "year" if fields.get("year", "").strip() else "date"
+    year_text = fields.get(year_field, "")
+    year_match = _YEAR.search(year_text)
+    if year_text.strip() and not year_match:
+        field_emptied(issues, path, line, position, year_field, year_text, "year (1800-2099)")
     pmid = fields.get("pmid", "").strip()
+    if pmid and not pmid.isdigit():
+        field_emptied(issues, path, line, position, "pmid", pmid, "PMID (digits)")
+    if fields.get("doi", "").strip() and normalise_doi(fields["doi"]) is None:
+        field_emptied(issues, path, line, position, "doi", fields["doi"], "DOI")
     return Record(
         record_id=make_record_id(str(path), position),
         title=title,

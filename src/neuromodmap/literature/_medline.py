@@ -6,7 +6,13 @@ import re
 from pathlib import Path
 
 from neuromodmap.literature._text import publication_month
-from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+from neuromodmap.literature.records import (
+    ImportIssue,
+    Record,
+    field_emptied,
+    make_record_id,
+    normalise_doi,
+)
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3})\s*- ?(.*)$")
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -74,7 +80,12 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
             break
     date_text = first("DP", "DEP", "DA")
     year_match = _YEAR.search(date_text)
+    if date_text and not year_match:
+        field_emptied(issues, path, line, position, next(t for t in ("DP", "DEP", "DA") if fields.get(t)),
+                      date_text, "year (1800-2099)")
     pmid = first("PMID")
+    if pmid and not pmid.isdigit():
+        field_emptied(issues, path, line, position, "PMID", pmid, "PMID (digits)")
     return Record(
         record_id=make_record_id(str(path), position),
         title=title,

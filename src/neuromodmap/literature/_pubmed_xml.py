@@ -11,7 +11,13 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
 from neuromodmap.literature._text import publication_month
-from neuromodmap.literature.records import ImportIssue, Record, make_record_id, normalise_doi
+from neuromodmap.literature.records import (
+    ImportIssue,
+    Record,
+    field_emptied,
+    make_record_id,
+    normalise_doi,
+)
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 
@@ -88,6 +94,10 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
     else:
         year_text, month_text = _text(art.find("ArticleDate/Year")), _text(art.find("ArticleDate/Month"))
     year_match = _YEAR.search(year_text)
+    if year_text and not year_match:
+        field_emptied(issues, path, None, position, "PubDate", year_text, "year (1800-2099)")
+    if pmid and not pmid.isdigit():
+        field_emptied(issues, path, None, position, "PMID", pmid, "PMID (digits)")
     month = publication_month(month_text, year=int(year_match.group(1))) if year_match else None
     doi = None
     for node in art.findall("ELocationID"):

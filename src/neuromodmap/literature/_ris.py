@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from neuromodmap.literature._text import database_from_tag, publication_month
-from neuromodmap.literature.records import ImportIssue, Record, normalise_doi
+from neuromodmap.literature.records import ImportIssue, Record, field_emptied, normalise_doi
 from neuromodmap.registry_ids import find_registry_ids
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -136,6 +136,10 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
                 break
         if year:
             break
+    if year is None:
+        given = next(((tag, v) for tag in _YEAR_TAGS for v in fields.get(tag, ()) if v.strip()), None)
+        if given:
+            field_emptied(issues, path, line, position, given[0], given[1], "year (1800-2099)")
     month = publication_month(*(value for tag in ("PY", "Y1", "DA") for value in fields.get(tag, ())),
                               year=year) if year else None
     doi = None
@@ -149,6 +153,9 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
                 break
         if doi:
             break
+    given_doi = _first(fields, ("DO",))
+    if given_doi and normalise_doi(given_doi) is None:
+        field_emptied(issues, path, line, position, "DO", given_doi, "DOI")
     pmid = None
     for value in fields.get("UR", []) + fields.get("L2", []) + fields.get("C1", []):
         found = _PMID_URL.search(value)

@@ -12,6 +12,7 @@ from neuromodmap.literature.records import (
     ImportIssue,
     LiteratureImportError,
     Record,
+    field_emptied,
     make_record_id,
     normalise_doi,
 )
@@ -87,7 +88,14 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
                                       reason="row has neither a title nor an abstract"))
             continue
         year_match = _YEAR.search(get("year"))
+        if not year_match and get("year"):
+            field_emptied(issues, path, line, position, str(mapped["year"]), get("year"), "year (1800-2099)")
         pmid = get("pmid").split(".")[0]
+        if pmid and not pmid.isdigit():
+            field_emptied(issues, path, line, position, str(mapped["pmid"]), get("pmid"), "PMID (digits)")
+        doi = normalise_doi(get("doi"))
+        if doi is None and get("doi"):
+            field_emptied(issues, path, line, position, str(mapped["doi"]), get("doi"), "DOI")
         authors_text = get("authors")
         splitter = ";" if ";" in authors_text else ","
         authors = [a.strip() for a in authors_text.split(splitter) if a.strip()] if splitter == ";" else (
@@ -100,7 +108,7 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
             year=int(year_match.group(1)) if year_match else None,
             month=publication_month(get("month"), get("year"), year=int(year_match.group(1))) if year_match else None,
             journal=get("journal"),
-            doi=normalise_doi(get("doi")),
+            doi=doi,
             pmid=pmid if pmid.isdigit() else None,
             keywords=[k.strip() for k in re.split(r"[;,]", get("keywords")) if k.strip()],
             publication_types=[p.strip() for p in get("publication_types").split(";") if p.strip()],

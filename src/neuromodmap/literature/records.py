@@ -17,6 +17,7 @@ __all__ = [
     "LiteratureImportError",
     "normalise_doi",
     "make_record_id",
+    "field_emptied",
 ]
 
 _DOI_RE = re.compile(r"(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
@@ -45,6 +46,14 @@ def make_record_id(file_key: str, position: int) -> str:
     """A stable id for the ``position``-th record of a file (``file_key``: its content hash)."""
     digest = hashlib.sha1(f"{file_key}\x00{position}".encode()).hexdigest()[:12]
     return f"lit-{digest}"
+
+
+def field_emptied(issues: list[ImportIssue], path, line: int | None, position: int, field: str, value: str,
+                  what: str) -> None:
+    """Report a field whose text holds no ``what`` (a year, a PMID, a DOI): it is left empty
+    and the record kept."""
+    issues.append(ImportIssue(file=str(path), line=line, position=position, field=field,
+                              reason=f"no {what} in {' '.join(value.split())[:60]!r}", action="field emptied"))
 
 
 class Record(BaseModel):
@@ -100,14 +109,17 @@ class Record(BaseModel):
 
 
 class ImportIssue(BaseModel):
-    """A problem met while reading a file: a skipped record or a repaired one."""
+    """A problem met while reading a file and what was done: the record ``skipped`` (it has
+    neither title nor abstract, or cannot be parsed), ``kept`` or ``repaired`` as read, or
+    one of its fields left empty (``field emptied``: a year, PMID or DOI field whose text
+    holds none; the record is imported)."""
 
     file: str
     line: int | None = None
     position: int | None = Field(default=None, description="record number in the file")
     field: str | None = None
     reason: str
-    action: Literal["skipped", "kept", "repaired"] = "skipped"
+    action: Literal["skipped", "kept", "repaired", "field emptied"] = "skipped"
 
     def __str__(self) -> str:
         where = self.file
