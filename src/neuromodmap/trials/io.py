@@ -13,7 +13,11 @@ The format is detected from the file's content, never its name:
 ``ctgov_xml_tar``   tar archive of legacy XML records (an extracted AllPublicXML packed again)
 ``ictrp_xml``       WHO ICTRP XML export (``<Trials_downloaded_from_ICTRP>``)
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
+``ctgov_csv``       ClinicalTrials.gov website export, CSV or TSV (current or classic site)
 ==================  ============================================================
+
+Every text format may also be gzip-compressed (``.csv.gz``, ``.json.gz``, ``.xml.gz``): the
+compression too is recognised from the content.
 
 Bad input never stops a read. A bad field (a wrong type, a date or count no registry
 writes, an unknown phase, an oversize text) is left empty and the record is yielded; a
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
+import gzip
 import io
 import json
 import os
@@ -64,6 +70,7 @@ from neuromodmap.trials._readers._files import (
     sniff_encoding,
     tar_compression,
 )
+from neuromodmap.trials._readers.ctgov_csv import NO_ID_COLUMN, CsvExport, header_kind
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
     download_date,
@@ -92,6 +99,7 @@ FORMATS = (
     "ctgov_xml_tar",
     "ictrp_xml",
     "ictrp_csv",
+    "ctgov_csv",
 )
 #: formats of files that hold one study (or a short list): many such files, named one by one
 #: or found in a folder, are imported together as one run (see ``TrialStore.import_files``)
@@ -189,16 +197,14 @@ def detect_format(path: str | os.PathLike) -> str:
         raise TrialFileError(f"{path}: empty file")
     if head[:2] == b"\x1f\x8b":
         try:
-            inner = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+            inner = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _HEAD)
         except zlib.error as err:
             raise TrialFileError(f"{path}: corrupt gzip file ({err})") from None
         if is_tar_header(inner):
             return _detect_tar(path, "gz")
-        enc, bom = sniff_encoding(inner)
-        text = inner[bom:].decode(enc, "replace").lstrip()
-        if text.startswith("{"):
-            return "jsonl_gz"
-        raise TrialFileError(f"{path}: gzip-compressed, but not JSON lines (starts with {text[:30]!r})")
+        if not inner.strip():
+            raise TrialFileError(f"{path}: gzip-compressed, but empty (or cut short before any text)")
+        return _detect_text(path, inner, gz=True)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _detect_zip(path)
     if head.startswith((b"BZh", b"\xfd7zXZ\x00")):
@@ -212,8 +218,14 @@ def detect_format(path: str | os.PathLike) -> str:
         return _detect_tar(path, kind)
     if is_tar_header(head):
         return _detect_tar(path, "tar")
+    return _detect_text(path, head, gz=False)
+
+
+def _detect_text(path: Path, head: bytes, gz: bool) -> str:
+    """The format of a text file (its first bytes, decompressed when ``gz``)."""
     enc, bom = sniff_encoding(head)
     text = head[bom:].decode(enc, "replace").lstrip("\ufeff \t\r\n")
+    packed = "gzip-compressed " if gz else ""
     if text.startswith("<"):
         m = _ROOT.search(text)
         root = m.group(1) if m else ""
@@ -222,27 +234,41 @@ def detect_format(path: str | os.PathLike) -> str:
         if root == "Trials_downloaded_from_ICTRP":
             return "ictrp_xml"
         raise TrialFileError(
-            f"{path}: XML with root <{root or '?'}>; expected <clinical_study> (ClinicalTrials.gov) "
+            f"{path}: {packed}XML with root <{root or '?'}>; expected <clinical_study> (ClinicalTrials.gov) "
             "or <Trials_downloaded_from_ICTRP> (WHO ICTRP)"
         )
     if text.startswith("["):
         return "ctgov_v2_json"
     if text.startswith("{"):
+        if gz:
+            return "jsonl_gz" if _looks_like_jsonl(path, enc, bom, gz=True) else "ctgov_v2_json"
         return "jsonl" if _looks_like_jsonl(path, enc, bom) else "ctgov_v2_json"
-    first = text.split("\n", 1)[0]
+    first = text.split("\n", 1)[0].rstrip("\r")
     cells = [normalise_key(c.strip('"')) for c in re.split(r"[,;\t]", first)]
-    if "trialid" in cells or (_REGISTRY_ID.match(first) and ("," in first or "\t" in first)):
+    if "trialid" in cells:
+        return "ictrp_csv"
+    kind, _ = header_kind(first)
+    if kind == "ctgov_csv":
+        return "ctgov_csv"
+    if kind == NO_ID_COLUMN:
+        raise TrialFileError(
+            f"{path}: a ClinicalTrials.gov website export without an 'NCT Number' or 'Study URL' column: its "
+            "trials cannot be identified (download it again with the NCT Number column ticked)"
+        )
+    if _REGISTRY_ID.match(first) and ("," in first or "\t" in first):
         return "ictrp_csv"
     raise TrialFileError(
-        f"{path}: unrecognised trial file (starts with {text[:40]!r}); supported: {', '.join(FORMATS)}"
+        f"{path}: unrecognised {packed}trial file (starts with {text[:40]!r}); supported: {', '.join(FORMATS)}"
     )
 
 
-def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
-    """Two or more non-empty lines, one of the first five a JSON object alone: JSON lines."""
+def _looks_like_jsonl(path: Path, enc: str, bom: int, gz: bool = False) -> bool:
+    """Two or more non-empty lines, one of the first five a JSON object alone: JSON lines
+    (a gzip-compressed file that holds a single line counts as JSON lines too)."""
     with open(path, "rb") as fh:
         lines = []
-        for _, line in iter_lines(file_chunks(fh), enc):
+        chunks = _gzip_head_chunks(fh) if gz else file_chunks(fh)
+        for _, line in iter_lines(chunks, enc):
             if not isinstance(line, str):
                 lines.append("")
             elif line.strip():
@@ -250,7 +276,7 @@ def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
             if len(lines) == 5:
                 break
     if len(lines) < 2:
-        return False
+        return gz and len(lines) == 1
     for line in lines:
         try:
             if isinstance(json.loads(line), dict):
@@ -258,6 +284,28 @@ def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
         except (ValueError, RecursionError):
             continue
     return False
+
+
+def _gzip_head_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    """The decompressed chunks of a gzip file, stopping quietly where it is cut or corrupt."""
+    try:
+        yield from gzip_chunks(fh)
+    except (EOFError, zlib.error, OSError):
+        return
+
+
+def open_decompressed(path: str | os.PathLike) -> tuple[BinaryIO, BinaryIO]:
+    """``(raw, stream)``: the file, and its content (decompressed when it is gzip-compressed)."""
+    raw = open(path, "rb")
+    try:
+        magic = raw.read(2)
+        raw.seek(0)
+    except OSError:
+        raw.close()
+        raise
+    if magic == b"\x1f\x8b":
+        return raw, gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw, raw
 
 
 def _member_format(data: bytes) -> str | None:
@@ -374,6 +422,8 @@ class TrialReader:
         #: the line being read (JSON lines): its block ``line // SHARD_BLOCK`` orders shards
         self.line = 0
         self._fh: BinaryIO | None = None
+        self._gz: BinaryIO | None = None  # the decompressed stream of a gzip-compressed text file
+        self._csv: CsvExport | None = None
         self._zip_position = 0
         self._tar: TarMembers | None = None
         self._done = False
@@ -405,13 +455,58 @@ class TrialReader:
             "ctgov_xml": self._ctgov_xml,
             "ictrp_xml": self._ictrp_xml,
             "ictrp_csv": self._ictrp_csv,
+            "ctgov_csv": self._ctgov_csv,
         }[self.format]
+        n = 0
         try:
-            yield from reader()
+            for record in reader():
+                n += 1
+                yield record
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            if self._gz is None:
+                raise
+            # a gzip-compressed text file cut short or corrupt (the CSV reader says which line)
+            self._problem(f"after record {n}" if n else "file",
+                          f"the gzip data are cut short or corrupt ({err}); the {n:,} records before it were read",
+                          action="rest of file skipped" if n else "")
         finally:
             self._done = True
+            if self._gz is not None:
+                self._gz.close()
             if self._fh is not None:
                 self._fh.close()
+
+    def default_as_of(self) -> dt.date | None:
+        """The as-of date the file itself implies, for formats whose records carry none.
+
+        A ClinicalTrials.gov website export (``ctgov_csv``) has no download date; its latest
+        Last Update Posted / First Posted / Results First Posted date is a lower bound of it
+        (the export was made that day or later). None for every other format, and for
+        exports without those columns. The store uses it when no ``as_of`` is given.
+        """
+        if self.format != "ctgov_csv":
+            return None
+        return self._csv_export().latest_date()
+
+    @property
+    def provenance(self) -> str | None:
+        """What kind of source this is in words (website exports: the layout), when known."""
+        if self.format != "ctgov_csv":
+            return None
+        return self._csv_export().provenance
+
+    def _csv_export(self) -> CsvExport:
+        if self._csv is None:
+            def open_stream() -> BinaryIO:
+                return open_decompressed(self.path)[1]
+
+            self._csv = CsvExport(open_stream, source=self.source, problem=self._problem, encoding=self.encoding)
+        return self._csv
+
+    def _ctgov_csv(self) -> Iterator[ImportedRecord]:
+        export = self._csv_export()
+        yield from export.records(self._open())
+        self.text_encoding = export.text_encoding
 
     # -- problems
     def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None, action: str = "") -> None:
@@ -432,8 +527,15 @@ class TrialReader:
             self._field_problem(location, err, FIELD_EMPTIED)
 
     def _open(self) -> BinaryIO:
-        self._fh = open(self.path, "rb")
-        return self._fh
+        """The file's content, decompressed when it is gzip-compressed (except the formats that
+        decompress it themselves); ``position`` follows the compressed bytes."""
+        if self.format in ("jsonl_gz", "ctgov_v2_tar", "ctgov_xml_tar") or self.format.endswith("_zip"):
+            self._fh = open(self.path, "rb")
+            return self._fh
+        self._fh, stream = open_decompressed(self.path)
+        if stream is not self._fh:
+            self._gz = stream
+        return stream
 
     def _text_encoding(self, head: bytes) -> tuple[str, int]:
         enc, bom = sniff_encoding(head)

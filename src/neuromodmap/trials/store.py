@@ -712,8 +712,10 @@ class TrialStore:
                                              batch_size=batch_size)
                     continue
                 pos += 1
-                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None, as_of=as_of,
-                                         n_files=1)
+                # a website export carries no date: its latest posted date bounds it (see default_as_of)
+                run_as_of = as_of if as_of is not None else reader.default_as_of()
+                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None,
+                                         as_of=run_as_of, n_files=1)
                 task = bar.add_task(path.name, total=reader.size, records=0)
 
                 def on_batch(n_read: int, _written: int, task=task, reader=reader) -> None:
@@ -723,7 +725,7 @@ class TrialStore:
                     n_read, n_written = self._upsert(
                         reader,
                         source=str(path),
-                        as_of=as_of,
+                        as_of=run_as_of,
                         run_id=run_id,
                         batch_size=batch_size,
                         on_batch=on_batch,
