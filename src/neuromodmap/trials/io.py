@@ -66,7 +66,7 @@ from neuromodmap.trials._readers._files import (
     sniff_encoding,
     tar_compression,
 )
-from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, open_gzip
+from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, gzip_damage, open_gzip
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
     download_date,
@@ -436,6 +436,12 @@ class TrialReader:
             "ictrp_csv": self._ictrp_csv,
         }[self.base_format]
         try:
+            if self.base_format != self.format and (damage := gzip_damage(self.path)):
+                # damaged bytes decode to plausible, wrong text before gzip's CRC check finds
+                # them at the end, and where the damage starts cannot be told: read nothing
+                self._problem("file", f"{damage}: the file is damaged (check it with gzip -t and download "
+                              "it again); nothing was read, since gzip cannot tell where the damage starts")
+                return
             yield from reader()
         finally:
             self._done = True
@@ -521,7 +527,7 @@ class TrialReader:
                 self._problem(f"after line {lineno}", f"{err}; the records before it were read")
         except zlib.error as err:
             if self._took_first:
-                self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
+                self._problem(f"after line {lineno}", f"{err}; the records before it were read")
 
     def _line_records(self, lineno: int, line, enc: str) -> Iterator[ImportedRecord]:
         self.line = lineno

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["GzipStream", "open_gzip", "gunzip_head"]
+__all__ = ["GzipStream", "open_gzip", "gunzip_head", "gzip_damage", "iter_gzip"]
 
 CHUNK = 1 << 20
 _WBITS = 16 + zlib.MAX_WBITS
@@ -25,14 +26,16 @@ class GzipStream(io.RawIOBase):
     """The decompressed content of the gzip file ``raw`` (a binary file object).
 
     ``error`` is None while the stream is sound; after a truncated or corrupt member it holds
-    the reason and the stream reports end of file. ``raw.tell()`` is the compressed position
-    (for progress bars).
+    the reason and the stream reports end of file; ``corrupt`` then tells damaged data (a
+    decoding error, a failed CRC or length check) from data that merely stop (truncated).
+    ``raw.tell()`` is the compressed position (for progress bars).
     """
 
     def __init__(self, raw: BinaryIO):
         super().__init__()
         self.raw = raw
         self.error: str | None = None
+        self.corrupt = False
         self._d = zlib.decompressobj(_WBITS)
         self._fed = False  # the current member has received input
         self._pending = b""  # compressed input not yet given to the decompressor
@@ -71,6 +74,7 @@ class GzipStream(io.RawIOBase):
             out = self._d.decompress(self._pending, max_out)
         except zlib.error as err:
             self.error = f"corrupt gzip data ({err})"
+            self.corrupt = True
             self._done = True
             return
         self._pending = self._d.unconsumed_tail
@@ -95,3 +99,34 @@ def gunzip_head(data: bytes, limit: int) -> bytes:
     Raises :class:`zlib.error` when the data are not gzip or corrupt from the start.
     """
     return zlib.decompressobj(_WBITS).decompress(data, limit)
+
+
+def iter_gzip(raw: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
+    """The decompressed content of the gzip file ``raw`` in chunks of at most ``size`` bytes.
+
+    Raises :class:`EOFError` when the data are cut short and :class:`zlib.error` when they are
+    corrupt, after the chunks before that point.
+    """
+    stream = GzipStream(raw)
+    while chunk := stream.read(size):
+        yield chunk
+    if stream.error:
+        raise (zlib.error if stream.corrupt else EOFError)(stream.error)
+
+
+def gzip_damage(path) -> str | None:
+    """Why the gzip file ``path`` is corrupt (damaged bytes), or None when it is sound or only
+    cut short.
+
+    gzip finds most damage only at the end of a member, when its CRC does not match: by then
+    the damaged bytes have been decoded into plausible but wrong text (64 flipped bytes in the
+    middle of a 1,135-row ICTRP CSV decoded into 10,110 rows before the check failed). So a
+    reader checks the whole file first (one decompression pass, bounded memory) and reads
+    nothing of a damaged one: where the damage starts cannot be told. A file that is only cut
+    short is sound up to the cut.
+    """
+    with open(path, "rb") as fh:
+        stream = GzipStream(fh)
+        while stream.read(CHUNK):
+            pass
+    return stream.error if stream.corrupt else None

@@ -192,6 +192,8 @@ def _interventions(text: str) -> list[dict[str, Any]]:
 
 
 _NOT_GIVEN = {"na", "n/a", "not applicable", "not available", "unknown", "null"}
+#: how registers write "no secondary id" (ANZCTR: Nil)
+_NO_SECONDARY_ID = frozenset({"nil", "none", "null", "na", "n/a", "not applicable", "no", "-"})
 #: fields whose "N/A" means something (a phase that does not apply; dates and counts know NA)
 _NULL_MEANS_SOMETHING = frozenset({"phase", "target_size", "date_registration", "date_registration3",
                                    "date_enrollement", "last_refreshed_on"})
@@ -294,7 +296,8 @@ def _map(r: dict[str, str], names: dict[str, str], trial_id: str, source_format:
         "registry_id": trial_id,
         "registry": registry,
         "source_format": source_format,
-        "secondary_ids": [s for s in split_multi(text("secondary_id")) if s != trial_id],
+        "secondary_ids": [s for s in split_multi(text("secondary_id"))
+                          if s != trial_id and s.lower() not in _NO_SECONDARY_ID],
         "title": text("public_title"),
         "official_title": text("scientific_title"),
         "acronym": text("acronym"),
