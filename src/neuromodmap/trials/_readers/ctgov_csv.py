@@ -334,11 +334,16 @@ class CsvExport:
     encoding : str, optional
         The file's encoding when it has no byte-order mark; without it UTF-8 is read, and a
         cell that is not valid UTF-8 is read as Windows-1252 (and reported).
+    cut : callable, optional
+        For a compressed file: returns why its content ended early (a truncated gzip), or
+        None. Each row is then used only once the next one has been read, so a row cut in
+        half is never imported.
     """
 
     def __init__(self, open_binary: Callable[[], BinaryIO], *, source: str, problem: Callable[..., None],
-                 encoding: str | None = None):
+                 encoding: str | None = None, cut: Callable[[], str | None] | None = None):
         self._open = open_binary
+        self._cut = cut
         self.source = source
         self._problem = problem
         self.encoding = encoding
@@ -351,15 +356,17 @@ class CsvExport:
         first = head[bom:].decode(self.text_encoding, "replace").split("\n", 1)[0].rstrip("\r")
         kind, self.delimiter = header_kind(first)
         self.delimiter = self.delimiter or ","
+        self._first_cells = _split_header(first, self.delimiter)  # the header, before the rows are read
         self.header: list[str] = []
 
     @property
     def layout(self) -> str:
-        """``current site, CSV, 30 columns`` (after the header was read)."""
-        keys = {_key(c) for c in self.header}
+        """``current site, CSV, 30 columns``."""
+        header = self.header or self._first_cells
+        keys = {_key(c) for c in header}
         site = ("current site" if keys & _CURRENT_ONLY else
                 "classic site" if keys & _CLASSIC_ONLY else "website")
-        return f"{site}, {_DELIMITERS.get(self.delimiter, 'CSV')}, {len(self.header)} columns"
+        return f"{site}, {_DELIMITERS.get(self.delimiter, 'CSV')}, {len(header)} columns"
 
     @property
     def provenance(self) -> str:
@@ -423,10 +430,17 @@ class CsvExport:
         keys: list[str | None] = []
         line = 0
         n_rows = 0
+        held: tuple[int, list[str]] | None = None  # a compressed file: the row read last, not yet used
         try:
             for line, cells in self._rows(fh):
                 if isinstance(cells, Exception):
                     if isinstance(cells, csv.Error) and "unexpected end of data" in str(cells):
+                        if held is not None:  # a row began after it: it is whole
+                            yield from self._record(*held, keys, names, hint)
+                            held = None
+                        if self._cut is not None and self._cut():
+                            line -= 1
+                            break  # the compressed data end inside a cell: reported below
                         self._problem(
                             f"line {line}", "the file ends inside a quoted cell that opens on this line (cut short, "
                             f"or a stray quote); the {n_rows:,} rows before it were read", action="rest of file skipped")
@@ -450,10 +464,23 @@ class CsvExport:
                     self._problem(f"line {line}", "the header row again (files joined?); skipped")
                     continue
                 n_rows += 1
-                yield from self._record(line, cells, keys, names, hint)
-        except (EOFError, zlib.error, OSError) as err:
-            self._problem(f"after line {line}", f"the compressed data are cut short or corrupt ({err}); the "
-                                                f"{n_rows:,} rows before it were read", action="rest of file skipped")
+                if self._cut is None:
+                    yield from self._record(line, cells, keys, names, hint)
+                    continue
+                if held is not None:
+                    yield from self._record(*held, keys, names, hint)
+                held = (line, cells)
+        except OSError as err:
+            self._problem(f"after line {line}", f"the file cannot be read on ({err}); the {n_rows:,} rows before "
+                                                "it were read", action="rest of file skipped")
+            return
+        why = self._cut() if self._cut is not None else None
+        if why:  # the last row read may be cut short: not used
+            kept, last = (n_rows - 1, held[0] - 1) if held is not None else (n_rows, line)
+            self._problem(f"after line {last}", f"{why}; the {kept:,} rows before it were read",
+                          action="rest of file skipped" if self.header else "file skipped")
+        elif held is not None:
+            yield from self._record(*held, keys, names, hint)
 
     def _record(self, line: int, cells: list[str], keys: list[str | None], names: dict[str, str],
                 hint: str) -> Iterator[ImportedRecord]:
