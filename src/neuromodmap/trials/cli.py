@@ -69,7 +69,8 @@ def _parse_date(value: str | None) -> dt.date | None:
 def import_cmd(
     inputs: list[Path] = typer.Argument(..., help="Registry files or folders (read recursively): v2 JSON/JSONL, "
                                                   "legacy XML, ZIP or tar(.gz) archives of either, ICTRP XML/CSV, "
-                                                  "ClinicalTrials.gov website CSV/TSV; any single file also .gz."),
+                                                  "ClinicalTrials.gov website CSV/TSV, ctrdata databases (EU registers, ISRCTN); "
+                                                  "any single file also .gz."),
     db: Path = _DB,
     as_of: str = typer.Option(None, "--as-of", help="Date the data refer to (YYYY-MM-DD), when the file does not say."),
     problems_csv: Path = typer.Option(None, "--problems", help="Write every problem (skipped records, emptied fields) to this CSV."),

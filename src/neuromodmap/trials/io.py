@@ -14,6 +14,8 @@ The format is detected from the file's content, never its name:
 ``ictrp_xml``       WHO ICTRP XML export (``<Trials_downloaded_from_ICTRP>``)
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
 ``ctgov_csv``       ClinicalTrials.gov website export, CSV or TSV (current or classic site)
+``ctrdata_sqlite``  a ctrdata database (SQLite: EUCTR, CTIS, ISRCTN and CT.gov records); ctrdata
+                    records as JSON lines or in a JSON array are read by the JSON readers
 ``<format>_gz``     any of the single-file formats above, gzip-compressed (``ictrp_xml_gz``,
                     ``ictrp_csv_gz``, ``ctgov_csv_gz``, ``ctgov_v2_json_gz``, ``ctgov_xml_gz``;
                     ``jsonl_gz``)
@@ -76,6 +78,12 @@ from neuromodmap.trials._readers.ctgov_xml import (
     download_date,
     element_to_dict,
 )
+from neuromodmap.trials._readers.ctrdata import (
+    ctrdata_to_trial,
+    import_date,
+    is_ctrdata_meta,
+    is_ctrdata_record,
+)
 from neuromodmap.trials._readers.ictrp import (
     csv_layout,
     export_date,
@@ -106,6 +114,7 @@ FORMATS = (
     "ictrp_xml",
     "ictrp_csv",
     "ctgov_csv",
+    "ctrdata_sqlite",
 )
 #: formats whose file may be gzip-compressed as a whole: detected from the content inside the
 #: gzip, read as ``<format>_gz`` (JSON lines keep their historical name ``jsonl_gz``)
@@ -232,7 +241,62 @@ def detect_format(path: str | os.PathLike) -> str:
         return _detect_tar(path, kind)
     if is_tar_header(head):
         return _detect_tar(path, "tar")
+    if head.startswith(b"SQLite format 3\x00"):
+        try:
+            _ctrdata_table(path)
+        except _SqliteError as err:
+            raise TrialFileError(f"{path}: SQLite database, but {err}") from None
+        return "ctrdata_sqlite"
     return _detect_content(path, head, gz=False)
+
+
+class _SqliteError(Exception):
+    """A SQLite file that holds no ctrdata table, or cannot be read."""
+
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _sqlite_connect(path: Path, *, need_jsonb: bool = False):
+    """A read-only connection (the file is never written, nor a journal beside it): Python's
+    sqlite3, or apsw when JSONB must be decoded and this sqlite3 is older than 3.45."""
+    import sqlite3
+
+    uri = Path(path).resolve().as_uri() + "?mode=ro&immutable=1"
+    if not need_jsonb or sqlite3.sqlite_version_info >= (3, 45):
+        return sqlite3.connect(uri, uri=True)
+    try:
+        import apsw
+    except ImportError:
+        raise _SqliteError(
+            f"its records are stored as SQLite JSONB (SQLite 3.45 or later), and this Python has SQLite "
+            f"{sqlite3.sqlite_version}: install apsw (pip install apsw) to read it") from None
+    return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+
+
+def _ctrdata_table(path: Path) -> tuple[str, bool]:
+    """The ctrdata table of a SQLite file (columns ``_id`` and ``json``) and whether its JSON is
+    stored as JSONB; raises :class:`_SqliteError` when there is none."""
+    import sqlite3
+
+    try:
+        con = _sqlite_connect(path)
+        try:
+            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for name in names:
+                if not _TABLE_NAME.match(name):
+                    continue
+                # a table name cannot be a parameter: only plain names (checked above) are quoted in
+                columns = {r[1] for r in con.execute(f'PRAGMA table_info("{name}")')}
+                if {"_id", "json"} <= columns:
+                    row = con.execute(f'SELECT json FROM "{name}" WHERE json IS NOT NULL LIMIT 1').fetchone()  # noqa: S608
+                    jsonb = row is not None and isinstance(row[0], bytes) and row[0].lstrip()[:1] not in (b"{", b"[")
+                    return name, jsonb
+        finally:
+            con.close()
+    except sqlite3.Error as err:
+        raise _SqliteError(f"unreadable ({err})") from None
+    raise _SqliteError("no table with the columns _id and json (a ctrdata database) in it")
 
 
 def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
@@ -432,6 +496,8 @@ class TrialReader:
             return min(self.size, self._zip_position)
         if self.format.endswith("_tar"):
             return min(self.size, self._tar.position) if self._tar is not None else 0
+        if self.format == "ctrdata_sqlite":
+            return min(self.size, self._zip_position)
         fh = self._fh
         try:
             return fh.tell() if fh is not None and not fh.closed else 0
@@ -451,6 +517,7 @@ class TrialReader:
             "ictrp_xml": self._ictrp_xml,
             "ictrp_csv": self._ictrp_csv,
             "ctgov_csv": self._ctgov_csv,
+            "ctrdata_sqlite": self._ctrdata_sqlite,
         }[self.base_format]
         try:
             if self.base_format != self.format and (damage := gzip_damage(self.path)):
@@ -625,6 +692,11 @@ class TrialReader:
         if (raw_json is None or _SURROGATE_ESCAPE.search(raw_json)) and not _encodable(obj):
             self._problem(location, "text holds an unpaired UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode")
             return
+        if is_ctrdata_meta(obj):
+            return  # ctrdata's query history: no trial
+        if is_ctrdata_record(obj):
+            yield from self._ctrdata_record(obj, location, raw_json=raw_json)
+            return
         bad: list[FieldError] = []
         try:
             trial = study_to_trial(obj, source_format="ctgov_v2", size_hint=len(text) if raw_json else None, problems=bad)
@@ -634,6 +706,63 @@ class TrialReader:
         if bad:
             self._field_problems(location, bad)
         yield ImportedRecord(trial, obj, self.source, location, raw_json=raw_json)
+
+    # -- ctrdata (EUCTR, CTIS, ISRCTN, CT.gov records collected by the R package ctrdata)
+    def _ctrdata_record(self, obj: dict, location: str, *, record_id: str | None = None,
+                        raw_json: str | None = None) -> Iterator[ImportedRecord]:
+        bad: list[FieldError] = []
+        try:
+            trial, raw = ctrdata_to_trial(obj, record_id=record_id, problems=bad)
+        except FieldError as err:
+            if err.registry_id is None and record_id:
+                err.registry_id = record_id
+            self._field_problem(location, err)
+            return
+        if bad:
+            self._field_problems(location, bad)
+        yield ImportedRecord(trial, raw, self.source, location, as_of=import_date(obj),
+                             raw_json=raw_json if raw is obj else None)
+
+    def _ctrdata_sqlite(self) -> Iterator[ImportedRecord]:
+        import sqlite3
+
+        try:
+            table, jsonb = _ctrdata_table(self.path)
+            con = _sqlite_connect(self.path, need_jsonb=jsonb)
+        except _SqliteError as err:
+            self._problem("file", str(err))
+            return
+        column = "json(json)" if jsonb else "json"
+        # the table name is a plain name found in the file (see _ctrdata_table), never user text
+        count_sql = f'SELECT count(*) FROM "{table}"'  # noqa: S608
+        rows_sql = f'SELECT _id, {column} FROM "{table}" ORDER BY rowid'  # noqa: S608
+        try:
+            total = max(1, con.execute(count_sql).fetchone()[0])
+            for done, (record_id, text) in enumerate(con.execute(rows_sql), start=1):
+                self._zip_position = self.size * done // total
+                location = f"_id {str(record_id)[:60]}"
+                if isinstance(text, bytes):
+                    text = text.decode("utf-8", "replace")
+                try:
+                    obj = json.loads(text) if isinstance(text, str) else None
+                except (json.JSONDecodeError, RecursionError) as err:
+                    self._problem(location, f"invalid JSON in the json column ({err})", registry_id=None)
+                    continue
+                if not isinstance(obj, dict):
+                    self._problem(location, "the json column holds no JSON object")
+                    continue
+                if is_ctrdata_meta(obj) or record_id == "meta-info":
+                    continue
+                if not is_ctrdata_record(obj):
+                    self._problem(location, f"no known ctrname (register) in the record: {str(obj.get('ctrname'))[:40]!r}")
+                    continue
+                yield from self._ctrdata_record(obj, location, record_id=str(record_id))
+        except Exception as err:  # sqlite3.Error, apsw.Error: the file is damaged from here on
+            if not (isinstance(err, sqlite3.Error) or type(err).__module__ == "apsw"):
+                raise
+            self._problem("after records", f"the database cannot be read on ({err})", action="rest of file skipped")
+        finally:
+            con.close()
 
     def _read_whole(self, what: str, hint: str = "") -> bytes | None:
         """The whole file, or None (reported) past the record limit."""
