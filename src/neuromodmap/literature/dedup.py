@@ -235,6 +235,7 @@ class _Norm:
     pmid: str | None
     notice: bool
     conference: bool
+    generic: bool
     raw_volume: str
 
 
@@ -266,6 +267,7 @@ def _normalise(record: Record) -> _Norm:
         pmid=record.pmid,
         notice=notice,
         conference=conference,
+        generic=title in _GENERIC_TITLES or (bool(title) and title.count(" ") < 1),
         raw_volume=record.volume,
     )
 
@@ -428,6 +430,21 @@ def _block_keys(norm: _Norm) -> list[str]:
     return keys
 
 
+_PREPRINT_DOI = re.compile(r"^10\.(?:31234|31219|31235|31222|1101|21203|2139|20944|48550|36227|22541|32942|35542|5281)/")
+_GENERIC_TITLES = frozenset({
+    "editorial", "guest editorial", "editorial notes", "editorial note", "editors comments", "editor s comments",
+    "editorial introduction", "introduction", "preface", "foreword", "commentary", "comment", "letter",
+    "letter to the editor", "reply", "response", "correspondence", "in this issue", "news", "book review",
+    "book reviews", "abstracts", "erratum", "correction", "corrigendum", "index", "contents", "editors note",
+    "from the editor", "from the editors", "retraction", "reviewers", "acknowledgement", "acknowledgements",
+})
+
+
+def _is_preprint(doi: str | None) -> bool:
+    """A DOI of a preprint server (PsyArXiv/OSF, bioRxiv/medRxiv, Research Square, SSRN, arXiv...)."""
+    return bool(doi and _PREPRINT_DOI.match(doi))
+
+
 def _title_similarity(a: _Norm, b: _Norm) -> tuple[float, bool]:
     """Title similarity 0-100, and whether one title is contained in the other."""
     if not a.title or not b.title:
@@ -547,14 +564,21 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
     author_same = c.author == "same"
     if c.conflicts:
         hard = set(c.conflicts)
-        if title >= merge_threshold or (c.contained and title >= review_threshold):
+        if not (similar or title >= merge_threshold):
+            return "", "", "", ""
+        if "DOI" in hard and _is_preprint(a.doi) != _is_preprint(b.doi):
+            return "linked", "", "preprint", "a preprint and the published article"
+        if a.generic or b.generic:
+            return "kept apart", "", "", f"a generic title ({a.title!r}) with conflicting {', '.join(c.conflicts)}"
+        if title >= merge_threshold or c.contained:
             if "journal" in hard and not (a.conference or b.conference):
                 return ("linked", "", "co-published",
                         "the same title in different journals (a co-published text or a duplicate publication)")
             if hard & {"volume", "year", "issue"} and "journal" not in hard:
                 return "kept apart", "", "recurring title", "the same title in another volume, issue or year"
-            return "review", "", "", "conflicting " + ", ".join(c.conflicts)
-        if similar and hard <= {"first author", "DOI", "PMID"}:
+        if "DOI" in hard and hard & {"first page", "volume", "journal"}:
+            return "kept apart", "", "", "different DOIs and " + ", ".join(sorted(hard - {"DOI"}))
+        if title >= merge_threshold or c.contained or hard <= {"first author", "DOI", "PMID"}:
             return "review", "", "", "conflicting " + ", ".join(c.conflicts)
         return "", "", "", ""
     if title >= merge_threshold:
@@ -675,15 +699,21 @@ def deduplicate(
             c = comparisons[key] = _compare(norms[key[0]], norms[key[1]], title, contained, year_tolerance)
         return c
 
-    def conflict(i: int, j: int) -> bool:
+    def conflict(i: int, j: int, by_id: bool = False) -> bool:
+        """Whether records i and j may not share a cluster. Joining by DOI or PMID, only another
+        identifier (or a notice, or a reviewer) stands in the way: a wrong first page is then the
+        database's error. Joining on bibliographic fields, any conflict but the first author does."""
         key = (i, j) if i < j else (j, i)
         if key in cannot:
             return True
         a, b = norms[key[0]], norms[key[1]]
         if a.notice != b.notice:
             return True
+        if by_id and not ((a.doi and b.doi) or (a.pmid and b.pmid)):
+            return False
         c = compare(*key)
-        return bool(set(c.conflicts) - {"first author"})
+        hard = set(c.conflicts) - {"first author"}
+        return bool(hard & {"DOI", "PMID"}) if by_id else bool(hard)
 
     merges: list[tuple[int, float, int, int, str]] = []
     other: list[tuple[int, int, str, float, str, str, str]] = []
@@ -710,7 +740,9 @@ def deduplicate(
     pair_rows: list[tuple] = []
     for rank, negative_title, i, j, rule in sorted(merges):
         c = compare(i, j)
-        blocking = None if rule == "reviewer" else clusters.blocking_pair(i, j, conflict)
+        by_id = rule in ("same DOI", "same PMID")
+        blocking = None if rule == "reviewer" else clusters.blocking_pair(
+            i, j, lambda x, y, by_id=by_id: conflict(x, y, by_id))
         if blocking is not None:
             x, y = blocking
             pair_rows.append((i, j, rule, -negative_title, "review", "",
