@@ -63,6 +63,10 @@ _NOTICE = re.compile(
     r"^\s*\[?\s*(?:(?:published\s+)?errat(?:um|a)|corrigend(?:um|a)|corrections?|(?:notice\s+of\s+)?retraction(?:\s+notice)?|"
     r"expression\s+of\s+concern|withdrawal|addend(?:um|a))\b",
     re.IGNORECASE)
+_NOTICE_PREFIX = re.compile(
+    r"^\s*\[?\s*(?:(?:published\s+)?errat(?:um|a)|corrigend(?:um|a)|corrections?|notice\s+of\s+retraction|"
+    r"retraction(?:\s+notice)?|expression\s+of\s+concern)(?:\s+(?:to|for|of|on))?\s*(?:[:.\-\u2013\u2014]|\bto\b)\s*",
+    re.IGNORECASE)
 _CITES_ORIGINAL = re.compile(
     r"\((?:vol|volume)\.?\s*\d+\s*,\s*(?:pg|p|page|pages)\.?\s*[a-z]?\d+"  # WoS: (vol 360, pg 542, 2009)
     r"|\([^()]*\(\d{4}\)\s*\d+[^()]*\([^()]*\d+[^()]*\)\s*\)\s*\.?$",  # Embase: (Journal (2009) 360 (542-544))
@@ -108,6 +112,7 @@ def normalise_title(title: str) -> str:
     """
     title = _HTML_TAG.sub(" ", title.strip())
     title = _RETRACTED_PREFIX.sub("", title)
+    title = _NOTICE_PREFIX.sub("", title)  # "Erratum: <title>" pairs with <title>; the notice flag keeps them apart
     unwrapped = _BRACKETED.sub(r"\1", title)
     if unwrapped != title:
         title = unwrapped
@@ -171,6 +176,14 @@ def _journals_compatible(a: tuple[tuple[str, ...], ...], b: tuple[tuple[str, ...
     return any(_journal_names_compatible(x, y) for x in a for y in b)
 
 
+def _abbreviates(short: str, word: str) -> bool:
+    """``dtsch`` abbreviates ``deutsche``: the same first letter, the rest in order."""
+    if len(short) < 3 or len(short) >= len(word) or short[0] != word[0]:
+        return False
+    it = iter(word[1:])
+    return all(ch in it for ch in short[1:])
+
+
 def _journal_names_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     if not a or not b:
         return False
@@ -185,7 +198,8 @@ def _journal_names_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     matched = 0
     for word in short:
         while k < len(long_) and not (long_[k].startswith(word) or (len(word) >= 4 and word.startswith(long_[k]))
-                                      or (len(word) > 3 and fuzz.ratio(word, long_[k]) >= 85)):
+                                      or (len(word) > 3 and fuzz.ratio(word, long_[k]) >= 85)
+                                      or _abbreviates(word, long_[k])):
             k += 1
         if k == len(long_):
             break
@@ -212,6 +226,14 @@ def _first_page(pages: str) -> str:
     return match.group(2).lstrip("0") if match else ""
 
 
+_RANGE_START = re.compile(r"(?:^|[,;+]\s*)[a-z]{0,2}(\d+)", re.IGNORECASE)
+
+
+def _page_starts(pages: str) -> frozenset[str]:
+    """First pages of every range in a multi-part pages field (``233-8, 230-5, 246-51``)."""
+    return frozenset(m.lstrip("0") for m in _RANGE_START.findall((pages or "").strip(" \"'")))
+
+
 def _volume(volume: str) -> str:
     match = _DIGITS.search(volume or "")
     return match.group(0).lstrip("0") if match else ""
@@ -230,6 +252,7 @@ class _Norm:
     issue: str
     bracketed: bool
     page: str
+    page_starts: frozenset[str]
     year: int | None
     doi: str | None
     pmid: str | None
@@ -262,6 +285,7 @@ def _normalise(record: Record) -> _Norm:
         issue=_volume(record.issue),
         bracketed=bool(raw_title.startswith("[") or _TRANSLATION.search(raw_title)),
         page=page,
+        page_starts=_page_starts(record.pages) if page else frozenset(),
         year=record.year,
         doi=record.doi,
         pmid=record.pmid,
@@ -506,7 +530,8 @@ def _compare(a: _Norm, b: _Norm, title: float, contained: bool, year_tolerance: 
     if title >= 85 or contained:
         agree.append("title" if title >= 85 else "title (one inside the other)")
     volume_ok = bool(a.volume and a.volume == b.volume)
-    page_ok = bool(a.page and a.page == b.page)
+    page_ok = bool(a.page and (a.page == b.page or (len(a.page_starts) > 1 and len(b.page_starts) > 1
+                                                    and a.page_starts == b.page_starts)))
     journal_ok = bool(a.journal and b.journal and _journals_compatible(a.journal, b.journal))
     if a.journal and b.journal:
         # journal names are the least reliable field: with volume and first page agreeing (or two
@@ -536,10 +561,13 @@ def _compare(a: _Norm, b: _Norm, title: float, contained: bool, year_tolerance: 
     if a.year and b.year:
         gap = abs(a.year - b.year)
         # same volume and first page: a garbled or online-first year is no conflict
-        tolerance = year_tolerance + 1 if (volume_ok and page_ok) else year_tolerance
-        year_ok = gap <= tolerance
+        year_ok = gap <= year_tolerance
         same_year = gap == 0
-        (agree if year_ok else conflicts).append("year")
+        if year_ok:
+            agree.append("year")
+        elif not (volume_ok and page_ok and "journal" not in conflicts):
+            # the same journal, volume and first page: a garbled year ("2007/08//2014 Sep") is no conflict
+            conflicts.append("year")
     return _Comparison(title, contained, agree, conflicts, journal_ok, volume_ok, issue_ok, page_ok, author, year_ok,
                        same_year, same_id)
 
@@ -549,15 +577,17 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
     """(decision, rule, relation, reason) for a compared pair."""
     title = c.title
     similar = title >= review_threshold or c.contained
-    if a.notice != b.notice:
-        kind = "retraction notice" if re.search(r"retract|withdraw", " ".join((a.title, b.title))) else "erratum"
-        return "linked", "", kind, f"one record is a {kind} about the other"
+    # an identifier first: one database may label the correction notice that another does not
     if c.same_id == "DOI" and "PMID" not in c.conflicts:
         if a.title and b.title and title < 60 and not c.contained:
             return "review", "", "", f"same DOI but different titles (similarity {title:.0f})"
         return "merged", "same DOI", "", ""
     if c.same_id == "PMID" and "DOI" not in c.conflicts:
         return "merged", "same PMID", "", ""
+    if a.notice != b.notice:
+        if re.search(r"retract|withdraw", " ".join((a.title, b.title))):
+            return "linked", "", "retraction notice", "one record is a retraction notice about the other"
+        return "linked", "", "erratum", "one record is an erratum or correction about the other"
     same_place = c.volume_ok and c.page_ok
     if a.conference != b.conference and similar and not same_place:
         return "linked", "", "conference abstract", "a conference abstract or paper and a journal article"
@@ -575,7 +605,10 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
                 return ("linked", "", "co-published",
                         "the same title in different journals (a co-published text or a duplicate publication)")
             if hard & {"volume", "year", "issue"} and "journal" not in hard:
-                return "kept apart", "", "recurring title", "the same title in another volume, issue or year"
+                if min(a.n_words, b.n_words) < 6:
+                    return "kept apart", "", "recurring title", "the same short title in another volume, issue or year"
+                return ("review", "", "", "the same title in another volume, issue or year (an online-first and "
+                        "an issue record?): conflicting " + ", ".join(c.conflicts))
         if "DOI" in hard and hard & {"first page", "volume", "journal"}:
             return "kept apart", "", "", "different DOIs and " + ", ".join(sorted(hard - {"DOI"}))
         if title >= merge_threshold or c.contained or hard <= {"first author", "DOI", "PMID"}:
@@ -595,8 +628,8 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
             return "merged", "title + journal + volume + first author + year", "", ""
     if similar and c.journal_ok and same_place and author_same and c.year_ok:
         return "merged", "similar title + journal + pages + first author + year", "", ""
-    if ((a.bracketed or b.bracketed) and same_place and c.year_ok and c.author != "listed"
-            and (c.journal_ok or not (a.journal and b.journal))):
+    if ((a.bracketed or b.bracketed) and same_place and c.year_ok
+            and (c.author == "same" or (not c.author and (c.journal_ok or not (a.journal and b.journal))))):
         return "merged", "translated title + volume + pages + year", "", ""
     if similar:
         missing = [name for name, ok in (("journal", c.journal_ok), ("volume or first page", c.volume_ok or c.page_ok),
@@ -707,7 +740,7 @@ def deduplicate(
         if key in cannot:
             return True
         a, b = norms[key[0]], norms[key[1]]
-        if a.notice != b.notice:
+        if a.notice != b.notice and not (a.doi and a.doi == b.doi) and not (a.pmid and a.pmid == b.pmid):
             return True
         if by_id and not ((a.doi and b.doi) or (a.pmid and b.pmid)):
             return False
@@ -785,10 +818,24 @@ def deduplicate(
                  "agree", "disagree"],
     )
     if len(pairs):
-        # a review pair whose records were merged through other pairs needs no review
+        # a review pair whose records were merged through other pairs needs no review; of the
+        # review pairs between two clusters, one (the most similar titles) is enough, and none
+        # once a reviewer kept any two of their records apart
         cluster_of = dict(zip(frame["record_id"], frame["cluster_id"], strict=True))
-        same = pairs["record_id_a"].map(cluster_of) == pairs["record_id_b"].map(cluster_of)
-        pairs = pairs[~((pairs["decision"] == "review") & same)].reset_index(drop=True)
+        ca, cb = pairs["record_id_a"].map(cluster_of), pairs["record_id_b"].map(cluster_of)
+        key = [tuple(sorted(k)) for k in zip(ca, cb, strict=True)]
+        pairs["_clusters"] = key
+        apart = {k for k, d, r in zip(key, pairs["decision"], pairs["rule"], strict=True)
+                 if d == "kept apart" and r == "reviewer"}
+        apart |= {tuple(sorted((cluster_of[records[i].record_id], cluster_of[records[j].record_id])))
+                  for i, j in cannot}
+        review = pairs["decision"] == "review"
+        drop = review & ((ca == cb) | pairs["_clusters"].isin(apart))
+        pairs = pairs[~drop]
+        review = pairs["decision"] == "review"
+        order = pairs[review].sort_values("title_similarity", ascending=False, kind="stable")
+        keep = set(order.drop_duplicates("_clusters").index)
+        pairs = pairs[~review | pairs.index.isin(keep)].drop(columns="_clusters").reset_index(drop=True)
     provenance = Provenance(
         source="neuromodmap.literature.deduplicate",
         as_of=dt.date.today(),
