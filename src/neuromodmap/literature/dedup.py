@@ -765,8 +765,10 @@ def deduplicate(
             merges.append((_RULE_RANK[rule], -title, i, j, rule))
         elif decision:
             other.append((i, j, relation, title, decision, rule, reason))
+    # a reviewer's merges come last: automatic merges are checked for conflicts among themselves
+    # first, then the reviewer joins what they decided, whatever conflicts they accepted
     for i, j in forced:
-        merges.append((0, -compare(i, j).title, i, j, "reviewer"))
+        merges.append((len(_RULE_RANK), -compare(i, j).title, i, j, "reviewer"))
 
     clusters = _Clusters(n)
     record_rule: dict[int, tuple[int, str]] = {}
@@ -778,9 +780,11 @@ def deduplicate(
             i, j, lambda x, y, by_id=by_id: conflict(x, y, by_id))
         if blocking is not None:
             x, y = blocking
+            why = ("which a reviewer kept apart" if (min(x, y), max(x, y)) in cannot
+                   else "which conflict (" + ", ".join(compare(x, y).conflicts or ["a notice and its article"]) + ")")
             pair_rows.append((i, j, rule, -negative_title, "review", "",
-                              f"{rule}, but it would join {records[x].record_id} and {records[y].record_id}, "
-                              f"which conflict", c))
+                              f"{rule}, but it would join {records[x].record_id} and {records[y].record_id}, {why}",
+                              c))
             continue
         clusters.union(i, j)
         pair_rows.append((i, j, rule, -negative_title, "merged", "", "", c))
