@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
-import re
 import gzip
 import json
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner

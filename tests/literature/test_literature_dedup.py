@@ -235,7 +235,7 @@ def test_benchmark_cases_no_false_merge(benchmark_cases) -> None:
     """The labels are the benchmark authors'. An earlier engine merged co-published guidelines,
     a corrigendum with its article, "Editor's Comments" of different issues, a conference
     abstract with the article; none of that may happen."""
-    for dataset, (records, truth, result) in benchmark_cases.items():
+    for dataset, (_, truth, result) in benchmark_cases.items():
         groups = result.clusters.groupby("cluster_id")["record_id"].agg(list).tolist()
         score = score_dedup(truth, groups)
         if dataset == "special_cases":
@@ -280,3 +280,29 @@ def test_normalisers() -> None:
     assert first_author_surname(["Casbon JA"]) == "casbon"
     assert first_author_surname(["Alan Turing"]) == "turing"
     assert first_author_surname([]) == ""
+
+
+def test_old_store_gets_the_new_columns(tmp_path) -> None:
+    import duckdb
+
+    from neuromodmap.literature.store import load_dedup, load_dedup_pairs, save_dedup
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    # the tables as stores made before the conservative engine had them
+    con.execute("CREATE TABLE literature_dedup_clusters (record_id VARCHAR PRIMARY KEY, cluster_id VARCHAR, "
+                "is_primary BOOLEAN, source_database VARCHAR)")
+    con.execute("CREATE TABLE literature_dedup_pairs (record_id_a VARCHAR, record_id_b VARCHAR, rule VARCHAR, "
+                "title_similarity DOUBLE, decision VARCHAR, reason VARCHAR)")
+    con.execute("INSERT INTO literature_dedup_clusters VALUES ('old', 'dup-000001', true, 'PubMed')")
+    records = [_rec(1, "Focused ultrasound thalamotomy for tremor", doi="10.1/fus", source_file="a.ris",
+                    source_position=3),
+               _rec(2, "Focused ultrasound thalamotomy for tremor.", doi="10.1/fus", source_file="b.ris",
+                    source_position=1)]
+    save_dedup(con, deduplicate(records))
+    clusters = load_dedup(con)
+    assert set(clusters["record_id"]) == {"r1", "r2"}
+    assert clusters.set_index("record_id").loc["r1", "source_position"] == 3
+    pairs = load_dedup_pairs(con)
+    assert pairs.iloc[0]["rule"] == "same DOI" and "DOI" in pairs.iloc[0]["agree"]
+    con.close()

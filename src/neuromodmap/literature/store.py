@@ -180,6 +180,12 @@ _CLUSTER_COLUMNS = ["record_id", "cluster_id", "is_primary", "source_database", 
                     "rule"]
 _PAIR_COLUMNS = ["record_id_a", "record_id_b", "rule", "title_similarity", "decision", "reason", "relation", "agree",
                  "disagree"]
+# column names are the constants above, never user text
+_C, _P = ", ".join(_CLUSTER_COLUMNS), ", ".join(_PAIR_COLUMNS)
+_INSERT_CLUSTERS = f"INSERT INTO literature_dedup_clusters ({_C}) SELECT {_C} FROM _lit_clusters"  # noqa: S608
+_INSERT_PAIRS = f"INSERT INTO literature_dedup_pairs ({_P}) SELECT {_P} FROM _lit_pairs"  # noqa: S608
+_SELECT_CLUSTERS = f"SELECT {_C} FROM literature_dedup_clusters"  # noqa: S608
+_SELECT_PAIRS = f"SELECT {_P} FROM literature_dedup_pairs"  # noqa: S608
 
 
 def save_dedup(con: duckdb.DuckDBPyConnection, result) -> None:
@@ -198,13 +204,11 @@ def save_dedup(con: duckdb.DuckDBPyConnection, result) -> None:
         con.execute("DELETE FROM literature_dedup_clusters")
         con.execute("DELETE FROM literature_dedup_pairs")
         con.register("_lit_clusters", clusters)
-        con.execute(f"INSERT INTO literature_dedup_clusters ({', '.join(_CLUSTER_COLUMNS)}) "
-                    f"SELECT {', '.join(_CLUSTER_COLUMNS)} FROM _lit_clusters")
+        con.execute(_INSERT_CLUSTERS)
         con.unregister("_lit_clusters")
         if len(pairs):
             con.register("_lit_pairs", pairs)
-            con.execute(f"INSERT INTO literature_dedup_pairs ({', '.join(_PAIR_COLUMNS)}) "
-                        f"SELECT {', '.join(_PAIR_COLUMNS)} FROM _lit_pairs")
+            con.execute(_INSERT_PAIRS)
             con.unregister("_lit_pairs")
         con.execute("INSERT INTO literature_runs VALUES (?, ?, ?, ?)",
                     ["dedup", dt.datetime.now(dt.UTC).replace(tzinfo=None), __version__, result.methods_sentence()])
@@ -219,11 +223,11 @@ def load_dedup(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     ``source_file``, ``source_position``, ``rule``), or None."""
     for statement in _DEDUP_SCHEMA:
         con.execute(statement)
-    frame = con.execute(f"SELECT {', '.join(_CLUSTER_COLUMNS)} FROM literature_dedup_clusters").df()
+    frame = con.execute(_SELECT_CLUSTERS).df()
     return frame if len(frame) else None
 
 
 def load_dedup_pairs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     for statement in _DEDUP_SCHEMA:
         con.execute(statement)
-    return con.execute(f"SELECT {', '.join(_PAIR_COLUMNS)} FROM literature_dedup_pairs").df()
+    return con.execute(_SELECT_PAIRS).df()
