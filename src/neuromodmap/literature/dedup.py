@@ -110,18 +110,21 @@ def normalise_title(title: str) -> str:
     ``[Bracketed English title]`` is unwrapped; trailing notes such as ``[Review] [57 refs]``,
     ``[Chinese]``, ``(vol 360, pg 542, 2009)`` and ``RETRACTED:`` prefixes are removed.
     """
-    title = _HTML_TAG.sub(" ", title.strip())
-    title = _RETRACTED_PREFIX.sub("", title)
-    title = _NOTICE_PREFIX.sub("", title)  # "Erratum: <title>" pairs with <title>; the notice flag keeps them apart
-    unwrapped = _BRACKETED.sub(r"\1", title)
-    if unwrapped != title:
-        title = unwrapped
-    for _ in range(3):
-        stripped = _TRAILING_PAREN_NOTE.sub("", _TRAILING_BRACKETS.sub("", title)).strip()
-        if stripped == title or not stripped:
-            break
-        title = stripped
-    title = _BRACKETED.sub(r"\1", title.strip())
+    title = title.strip()
+    if "<" in title:
+        title = _HTML_TAG.sub(" ", title).strip()
+    if title[:1] in "[RrWwEeCcNnAa":  # cheap test before the prefix expressions
+        title = _RETRACTED_PREFIX.sub("", title)
+        # "Erratum: <title>" pairs with <title>; the notice flag keeps them apart
+        title = _NOTICE_PREFIX.sub("", title)
+    if title.endswith(("]", ")", "].", ").")):
+        title = _BRACKETED.sub(r"\1", title)
+        for _ in range(3):
+            stripped = _TRAILING_PAREN_NOTE.sub("", _TRAILING_BRACKETS.sub("", title)).strip()
+            if stripped == title or not stripped:
+                break
+            title = stripped
+        title = _BRACKETED.sub(r"\1", title.strip())
     return " ".join(_NON_ALNUM.sub(" ", _ascii(title)).split())
 
 
@@ -246,7 +249,7 @@ class _Norm:
     n_words: int
     surname: str
     first_tokens: tuple[str, ...]
-    surnames: frozenset[str]
+    authors: tuple[str, ...]
     journal: tuple[tuple[str, ...], ...]
     volume: str
     issue: str
@@ -262,14 +265,20 @@ class _Norm:
     raw_volume: str
 
 
+@functools.lru_cache(maxsize=65536)
+def _is_conference_venue(journal: str) -> bool:
+    return bool(_CONFERENCE_WORDS.search(journal))
+
+
 def _normalise(record: Record) -> _Norm:
     title = normalise_title(record.title)
     raw_title = record.title.strip()
-    notice = bool(_NOTICE.match(raw_title) or _CITES_ORIGINAL.search(raw_title)
+    notice = bool((raw_title[:1] in "[EeCcRrNnWwAaPp" and _NOTICE.match(raw_title))
+                  or ("(" in raw_title and _CITES_ORIGINAL.search(raw_title))
                   or any(_NOTICE_TYPES.search(t) for t in record.publication_types if "retracted" not in t.lower()))
     journal = _journal_tokens(record.journal) if record.journal.strip() else ()
     conference = bool(record.record_type.strip().lower() in _CONFERENCE_TYPES
-                      or (record.journal and _CONFERENCE_WORDS.search(record.journal))
+                      or (record.journal and _is_conference_venue(record.journal))
                       or any("congress" in t.lower() or "conference" in t.lower() for t in record.publication_types))
     page = _first_page(record.pages)
     first = record.authors[0] if record.authors else ""
@@ -279,11 +288,11 @@ def _normalise(record: Record) -> _Norm:
         n_words=title.count(" ") + 1 if title else 0,
         surname=_surname(first) if first else "",
         first_tokens=_name_tokens(first) if first else (),
-        surnames=frozenset(s for s in (_surname(a) for a in record.authors[:12]) if s),
+        authors=tuple(record.authors[:12]),
         journal=journal,
         volume=_volume(record.volume),
         issue=_volume(record.issue),
-        bracketed=bool(raw_title.startswith("[") or _TRANSLATION.search(raw_title)),
+        bracketed=bool(raw_title.startswith("[") or ("[" in raw_title and _TRANSLATION.search(raw_title))),
         page=page,
         page_starts=_page_starts(record.pages) if page else frozenset(),
         year=record.year,
@@ -481,6 +490,11 @@ def _title_similarity(a: _Norm, b: _Norm) -> tuple[float, bool]:
     return score, contained
 
 
+@functools.lru_cache(maxsize=4096)
+def _surnames(authors: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(s for s in map(_surname, authors) if s)
+
+
 def _first_author(a: _Norm, b: _Norm) -> str:
     """``same`` (the same first author, whatever the name order), ``listed`` (one's first author is
     among the other's authors), ``different``, or ``""`` when one side has no authors."""
@@ -490,7 +504,7 @@ def _first_author(a: _Norm, b: _Norm) -> str:
         return "same"
     if fuzz.ratio(a.surname, b.surname) >= 80:
         return "same"
-    if a.surname in b.surnames or b.surname in a.surnames:
+    if a.surname in _surnames(b.authors) or b.surname in _surnames(a.authors):
         return "listed"
     return "different"
 
