@@ -1,7 +1,7 @@
 """A bad year, PMID or DOI field costs that field, never the record: real search exports with
 the first record edited in tmp_path are read with every record kept, the field left empty
-and the problem reported (file, record, field, "field emptied"); a record with neither title
-nor abstract is still skipped."""
+and the problem reported (file, record, field, "field emptied"). Records without title and
+abstract: test_literature_untitled.py."""
 
 from __future__ import annotations
 
@@ -62,16 +62,6 @@ def test_ris_bad_field(tmp_path: Path, exports_dir: Path, pattern, new, field, e
     assert got.issues[0].line == 1 and new.split(" - ")[1] in got.issues[0].reason
     assert got.n_skipped == 0
     _compare(whole, got, emptied)
-
-
-def test_ris_record_without_title_or_abstract_is_still_skipped(tmp_path: Path, exports_dir: Path) -> None:
-    text = (exports_dir / RIS).read_text(encoding="utf-8-sig")
-    edited = _edit_first(text, "TY  -", "ER  -", r"^(TI|T1|AB|N2)  - .*(\r?\n {6}.*)*$", "")
-    path = tmp_path / "pubmed_46.ris"
-    path.write_text(edited, encoding="utf-8")
-    got = read_records(path)
-    assert len(got.records) == 45 and got.n_skipped == 1
-    assert [(i.position, i.action) for i in got.issues] == [(1, "skipped")]
 
 
 MEDLINE = "medline/pubmed_result2.txt"

@@ -10,6 +10,7 @@ from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import (
     ImportIssue,
     Record,
+    check_untitled,
     field_emptied,
     make_record_id,
     normalise_doi,
@@ -155,10 +156,6 @@ def _to_record(entry_type: str, key: str, fields: dict[str, str], path: Path, da
                line: int, position: int, issues: list[ImportIssue]) -> Record | None:
     title = latex_to_unicode(fields.get("title", ""))
     abstract = latex_to_unicode(fields.get("abstract", ""))
-    if not title and not abstract:
-        issues.append(ImportIssue(file=str(path), line=line, position=position, field="title",
-                                  reason=f"entry {key!r} has neither a title nor an abstract"))
-        return None
     authors = [latex_to_unicode(a) for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip()]
     authors = [a for a in authors if a.lower() != "others"]
     year_field = "year" if fields.get("year", "").strip() else "date"
@@ -171,7 +168,7 @@ def _to_record(entry_type: str, key: str, fields: dict[str, str], path: Path, da
         field_emptied(issues, path, line, position, "pmid", pmid, "PMID (digits)")
     if fields.get("doi", "").strip() and normalise_doi(fields["doi"]) is None:
         field_emptied(issues, path, line, position, "doi", fields["doi"], "DOI")
-    return Record(
+    record = Record(
         record_id=make_record_id(str(path), position),
         title=title,
         abstract=abstract,
@@ -198,3 +195,6 @@ def _to_record(entry_type: str, key: str, fields: dict[str, str], path: Path, da
         secondary_ids=[f"{name}: {found.raw}" for name in ("note", "annote", "annotation", "addendum")
                        for found in find_registry_ids(fields.get(name, ""))],
     )
+    # no title and no abstract: kept on its DOI, journal and pages..., else skipped
+    return check_untitled(record, issues, path, line, position, "title",
+                          f" (entry {key!r})" if key else "")

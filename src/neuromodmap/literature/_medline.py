@@ -9,6 +9,7 @@ from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import (
     ImportIssue,
     Record,
+    check_untitled,
     field_emptied,
     make_record_id,
     normalise_doi,
@@ -69,10 +70,6 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
 
     title = first("TI", "BTI")
     abstract = first("AB")
-    if not title and not abstract:
-        issues.append(ImportIssue(file=str(path), line=line, position=position, field="TI",
-                                  reason="record has neither a title nor an abstract"))
-        return None
     doi = None
     for value in fields.get("AID", []) + fields.get("LID", []):
         if "[doi]" in value:
@@ -86,7 +83,7 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
     pmid = first("PMID")
     if pmid and not pmid.isdigit():
         field_emptied(issues, path, line, position, "PMID", pmid, "PMID (digits)")
-    return Record(
+    record = Record(
         record_id=make_record_id(str(path), position),
         title=title,
         abstract=abstract,
@@ -112,3 +109,5 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         # secondary source ids: "ClinicalTrials.gov/NCT01234567", "GENBANK/AF123456", ...
         secondary_ids=[f"SI: {' '.join(v.split())}" for v in fields.get("SI", []) if v.strip()],
     )
+    # no title and no abstract: kept on its PMID, DOI, journal and pages..., else skipped
+    return check_untitled(record, issues, path, line, position, "TI")

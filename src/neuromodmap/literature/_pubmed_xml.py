@@ -14,6 +14,7 @@ from neuromodmap.literature._text import publication_month
 from neuromodmap.literature.records import (
     ImportIssue,
     Record,
+    check_untitled,
     field_emptied,
     make_record_id,
     normalise_doi,
@@ -72,10 +73,6 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
         body = _text(node)
         parts.append(f"{label}: {body}" if label else body)
     abstract = " ".join(parts)
-    if not title and not abstract:
-        issues.append(ImportIssue(file=str(path), position=position, field="ArticleTitle",
-                                  reason=f"PMID {pmid or '?'} has neither a title nor an abstract"))
-        return None
     authors = []
     for author in art.findall("AuthorList/Author"):
         last = _text(author.find("LastName"))
@@ -108,7 +105,7 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
             if node.get("IdType") == "doi":
                 doi = normalise_doi(_text(node))
     issue_node = art.find("Journal/JournalIssue")
-    return Record(
+    record = Record(
         record_id=make_record_id(str(path), position),
         title=title,
         abstract=abstract,
@@ -133,6 +130,8 @@ def _to_record(article: Element, path: Path, database: str | None, position: int
         source_position=position,
         secondary_ids=_databank_ids(art),
     )
+    # no title and no abstract: kept on its PMID, DOI, journal and pages..., else skipped
+    return check_untitled(record, issues, path, None, position, "ArticleTitle")
 
 
 def _databank_ids(art: Element) -> list[str]:

@@ -58,7 +58,8 @@ def records_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     frame = pd.DataFrame({
         "record_id": records["record_id"],
-        "title": records["title"].fillna(""),
+        # a record kept without a title (on its DOI or journal and pages) still needs link text
+        "title": records["title"].fillna("").map(lambda t: t or "(no title)"),
         "year": records["year"].map(lambda y: "" if pd.isna(y) else str(int(y))),
         "journal": records["journal"].fillna(""),
         "doi": records["doi"].fillna(""),

@@ -7,7 +7,13 @@ import re
 from pathlib import Path
 
 from neuromodmap.literature._text import database_from_tag, publication_month
-from neuromodmap.literature.records import ImportIssue, Record, field_emptied, normalise_doi
+from neuromodmap.literature.records import (
+    ImportIssue,
+    Record,
+    check_untitled,
+    field_emptied,
+    normalise_doi,
+)
 from neuromodmap.registry_ids import find_registry_ids
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -123,10 +129,6 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
                position: int, issues: list[ImportIssue]) -> Record | None:
     title = _clean(_first(fields, _TITLE_TAGS))
     abstract = _clean(_first(fields, _ABSTRACT_TAGS))
-    if not title and not abstract:
-        issues.append(ImportIssue(file=str(path), line=line, position=position, field="TI",
-                                  reason="record has neither a title nor an abstract"))
-        return None
     year = None
     for tag in _YEAR_TAGS:
         for value in fields.get(tag, ()):
@@ -174,7 +176,7 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
     keywords = [_clean(k) if "<" in k or "&" in k else k for k in fields.get("KW", []) if k]
     pages = "-".join(p for p in (_first(fields, ("SP",)), _first(fields, ("EP",))) if p)
     publication_types = [_clean(v) for v in fields.get("M3", []) if v and not normalise_doi(v)]
-    return Record(
+    record = Record(
         record_id="pending",  # read_records sets the content-based id
         title=title,
         abstract=abstract,
@@ -200,3 +202,5 @@ def _to_record(fields: dict[str, list[str]], path: Path, database: str | None, l
         secondary_ids=[f"{tag}: {found.raw}" for tag in _NOTE_TAGS for value in fields.get(tag, ())
                        for found in find_registry_ids(value)],
     )
+    # no title and no abstract: kept on its DOI, PMID, journal and pages..., else skipped
+    return record if (title or abstract) else check_untitled(record, issues, path, line, position, "TI")

@@ -12,6 +12,7 @@ from neuromodmap.literature.records import (
     ImportIssue,
     LiteratureImportError,
     Record,
+    check_untitled,
     field_emptied,
     make_record_id,
     normalise_doi,
@@ -30,7 +31,14 @@ _COLUMNS = {
     "keywords": ("keywords", "author keywords", "kw", "de"),
     "language": ("language", "language of original document", "la"),
     "publication_types": ("document type", "publication type", "pt", "publication_types"),
+    "volume": ("volume", "vl"),
+    "issue": ("issue", "is"),
+    "pages": ("pages", "page", "pg", "pagination"),
+    "page_start": ("page start", "start page", "bp"),
+    "page_end": ("page end", "end page", "ep"),
 }
+# without a title column a table is still read when one of these identifies its rows
+_IDENTIFYING = ("abstract", "doi", "pmid", "journal")
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 
 
@@ -63,11 +71,20 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
             if name in lower:
                 mapped[field] = lower[name]
                 break
+    title_field = str(mapped.get("title", "title"))
     if "title" not in mapped:
-        raise LiteratureImportError(
-            f"{path}: no title column (looked for {', '.join(_COLUMNS['title'])}; "
-            f"found {', '.join(map(str, frame.columns[:15])) or 'no columns'})"
-        )
+        looked = (f"no title column (looked for {', '.join(_COLUMNS['title'])}; "
+                  f"found {', '.join(map(str, frame.columns[:15])) or 'no columns'})")
+        identifying = [str(mapped[f]) for f in _IDENTIFYING if f in mapped]
+        if "authors" in mapped and "year" in mapped:
+            identifying.append(f"{mapped['authors']} + {mapped['year']}")
+        if not identifying:
+            raise LiteratureImportError(
+                f"{path}: {looked}, nor any column that identifies a record (abstract, DOI, PMID, journal, "
+                f"or authors with year)")
+        # read on the columns that identify each row; said once for the file
+        issues.append(ImportIssue(file=str(path), field="title", action="kept",
+                                  reason=f"{looked}; rows read on {', '.join(identifying)}"))
     used = set(mapped.values())
     extra_columns = [c for c in frame.columns if c not in used]
     records = []
@@ -83,10 +100,6 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
         title, abstract = get("title"), get("abstract")
         # a quoted cell may span lines, so a table record is located by its row number
         line = None
-        if not title and not abstract:
-            issues.append(ImportIssue(file=str(path), line=line, position=position, field=str(mapped["title"]),
-                                      reason="row has neither a title nor an abstract"))
-            continue
         year_match = _YEAR.search(get("year"))
         if not year_match and get("year"):
             field_emptied(issues, path, line, position, str(mapped["year"]), get("year"), "year (1800-2099)")
@@ -100,7 +113,8 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
         splitter = ";" if ";" in authors_text else ","
         authors = [a.strip() for a in authors_text.split(splitter) if a.strip()] if splitter == ";" else (
             [authors_text] if authors_text else [])
-        records.append(Record(
+        pages = get("pages") or "-".join(p for p in (get("page_start"), get("page_end")) if p)
+        record = Record(
             record_id=make_record_id(str(path), position),
             title=title,
             abstract=abstract,
@@ -113,11 +127,17 @@ def parse_table(frame, path: Path, database: str | None, fmt: str,
             keywords=[k.strip() for k in re.split(r"[;,]", get("keywords")) if k.strip()],
             publication_types=[p.strip() for p in get("publication_types").split(";") if p.strip()],
             language=get("language"),
+            volume=get("volume"),
+            issue=get("issue"),
+            pages=pages,
             source_database=database or "unknown",
             source_file=str(path),
             source_format=fmt,
             source_line=line,
             source_position=position,
             extra={name: values[index] for name, values in extras.items()},
-        ))
+        )
+        # no title and no abstract: kept on its DOI, PMID, journal and pages..., else skipped
+        if title or abstract or check_untitled(record, issues, path, line, position, title_field):
+            records.append(record)
     return records

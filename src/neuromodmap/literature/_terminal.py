@@ -30,8 +30,12 @@ def _panel(record: Record, session: ScreeningSession, number: int) -> Panel:
     body.append_text(highlight(record.title or "(no title)", session.topic))
     body.stylize("bold", 0, len(record.title or "(no title)"))
     body.append("\n")
+    place = ":".join(x for x in (record.volume, record.pages) if x)
+    ids = " ".join(x for x in (f"doi:{record.doi}" if record.doi else "", f"PMID {record.pmid}" if record.pmid else "")
+                   if x)
+    # a record without a title is found by its DOI/PMID or its journal, volume and pages
     meta = " · ".join(x for x in (", ".join(record.authors[:3]) + (" et al." if len(record.authors) > 3 else ""),
-                                  record.journal, str(record.year or ""), record.source_database) if x)
+                                  record.journal, str(record.year or ""), place, ids, record.source_database) if x)
     body.append(meta + "\n\n", style="dim")
     body.append_text(highlight(record.abstract or "(no abstract)", session.topic))
     if record.keywords:

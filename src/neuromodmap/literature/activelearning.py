@@ -95,12 +95,35 @@ class ActiveLearner:
         self.vectorizer_: TfidfVectorizer | None = None
 
     def fit_features(self, texts: list[str]) -> ActiveLearner:
-        """Learn the TF-IDF vocabulary of ``texts`` (one string per record, see :func:`record_text`)."""
+        """Learn the TF-IDF vocabulary of ``texts`` (one string per record, see :func:`record_text`).
+
+        A record without text (kept on its DOI or journal and pages, with no title, abstract or
+        keywords) has no features and scores 0. When no record has a word the model can use,
+        the vocabulary is empty and every score is 0: the records keep their order.
+        """
         self.vectorizer_ = TfidfVectorizer(stop_words="english", ngram_range=(1, self.ngram_max),
                                            sublinear_tf=self.sublinear_tf)
-        self.features_ = self.vectorizer_.fit_transform(texts).tocsr()
+        try:
+            self.features_ = self.vectorizer_.fit_transform(texts).tocsr()
+        except ValueError:
+            # scikit-learn refuses an empty vocabulary (every text empty or stop words only)
+            if self._has_words(texts):
+                raise
+            self.features_ = sparse.csr_matrix((len(texts), 0))
         self._features_t = None
         return self
+
+    def _has_words(self, texts: list[str]) -> bool:
+        analyzer = self.vectorizer_.build_analyzer()
+        return any(analyzer(t) for t in texts if t)
+
+    def feature_names(self) -> np.ndarray:
+        """The TF-IDF vocabulary (empty when no record has a usable word)."""
+        if self.features_ is None:
+            raise RuntimeError("call fit_features first")
+        if self.features_.shape[1] == 0:
+            return np.array([], dtype=object)
+        return self.vectorizer_.get_feature_names_out()
 
     def _classifier(self):
         class_weight = "balanced" if self.balance == "weighted" else None
@@ -134,7 +157,7 @@ class ActiveLearner:
             raise RuntimeError("call fit_features first")
         labelled = np.asarray(labelled, dtype=int)
         labels = np.asarray(labels, dtype=int)
-        if len(set(labels.tolist())) < 2:
+        if len(set(labels.tolist())) < 2 or self.features_.shape[1] == 0:
             return np.zeros(self.features_.shape[0])
         weights = self.training_weights(labels)
         if self.model == "nb":

@@ -41,18 +41,19 @@ def import_(
     files: list[Path] = typer.Argument(..., help="Search exports: RIS, MEDLINE (.nbib/.txt), PubMed XML, BibTeX, CSV, XLSX."),
     db: Path = _DB_OPTION,
     database: str = typer.Option(None, "--database", help="Database the search ran in (default: from the file)."),
-    show_issues: int = typer.Option(5, help="Problems to list per file."),
+    show_issues: int = typer.Option(5, help="Problems to list per file (records skipped or kept without a title "
+                                               "first; every problem is stored in literature_import_issues)."),
     workers: int = typer.Option(1, help="Parse files in this many processes (helps with many large files)."),
 ) -> None:
     """Import search exports (format detected from the content) into the database."""
     from neuromodmap.literature.io import read_many
-    from neuromodmap.literature.records import LiteratureImportError
+    from neuromodmap.literature.records import LiteratureImportError, is_untitled_issue
     from neuromodmap.literature.store import save_import
 
     results = read_many(files, database=database, workers=workers)
     con = _open(db)
     table = Table(title="Imported records")
-    for column in ("file", "format", "database", "records", "skipped", "notes"):
+    for column in ("file", "format", "database", "records", "no title", "skipped", "notes"):
         table.add_column(column)
     failed = []
     for path, result in zip(files, results, strict=True):
@@ -60,11 +61,20 @@ def import_(
             failed.append(str(result))
             continue
         save_import(con, result)
-        notes = sum(1 for i in result.issues if i.action != "skipped")
+        untitled = sum(1 for i in result.issues if is_untitled_issue(i))
+        notes = sum(1 for i in result.issues if i.action != "skipped" and not is_untitled_issue(i))
         table.add_row(escape(path.name), result.format, escape(result.source_database), str(len(result.records)),
-                      str(result.n_skipped), str(notes))
-        for issue in result.issues[:show_issues]:
-            _err.print(f"[yellow]{escape(str(issue))}[/]")
+                      str(untitled), str(result.n_skipped), str(notes))
+        # records skipped or kept without a title first, then the rest, each in file order; one line each
+        rank = sorted(range(len(result.issues)), key=lambda k: (
+            not (result.issues[k].action == "skipped" or is_untitled_issue(result.issues[k])), k))
+        shown = sorted(rank[:max(show_issues, 0)])
+        for k in shown:
+            _err.print(f"[yellow]{escape(str(result.issues[k]))}[/]", soft_wrap=True)
+        if len(result.issues) > len(shown):
+            _err.print(f"{escape(str(path))}: {len(result.issues) - len(shown)} more problems not listed "
+                       f"(--show-issues {len(result.issues)} lists them; all are stored in literature_import_issues)",
+                       soft_wrap=True)
     _console.print(table)
     for message in failed:
         _err.print(f"[bold red]Not imported:[/] {escape(message)}")

@@ -164,7 +164,11 @@ def _languages(value: str) -> set[str]:
 
 @dataclass
 class CriteriaResult:
-    """Eligibility of each record: ``record_id``, ``eligible``, ``reason_code``, ``reason``, ``detail``."""
+    """Eligibility of each record: ``record_id``, ``eligible``, ``reason_code``, ``reason``, ``detail``.
+
+    ``detail`` says why a record was excluded, and for an eligible record without any title,
+    abstract or keywords, that its topic was left to the reviewer.
+    """
 
     profile: CriteriaProfile
     table: pd.DataFrame = field(repr=False)
@@ -242,6 +246,9 @@ def _check(record: Record, compiled, wanted_languages, start, end, topic, profil
             return code, f"journal {record.journal}"
     if topic is not None:
         text = " ".join([record.title, record.abstract, " ".join(record.keywords), " ".join(record.mesh_terms)])
+        if not text.strip():
+            # a record kept on its DOI or journal and pages has no words to judge: the reviewer decides
+            return None, "no title, abstract or keywords: topic left to the reviewer"
         if not topic.search(text):
             return "off_topic", f"no neuromodulation or {profile.question} term in title, abstract or keywords"
     return None, None

@@ -47,11 +47,17 @@ def extraction_sheet(records: list[Record], databases: dict[str, list[str]] | No
         citation = f"{first}{' et al.' if len(record.authors) > 1 else ''} {record.year or 'n.d.'}"
         if record.journal:
             citation += f", {record.journal}"
+        # volume and pages: what identifies a record the export gave no title
+        place = ":".join(p for p in (record.volume, record.pages) if p)
+        if place:
+            citation += f" {place}" if record.journal else f", {place}"
         found_in = ", ".join((databases or {}).get(record.record_id, [record.source_database]))
+        notes = f"literature record {record.record_id}; found in {found_in}"
+        if not record.title:
+            notes += "; the search export gave no title"
         row = dict.fromkeys(COLUMNS, "")
         row.update({"study_id": study_id, "citation": citation, "doi": record.doi or "", "pmid": record.pmid or "",
-                    "title": record.title, "year": record.year if record.year else "",
-                    "notes": f"literature record {record.record_id}; found in {found_in}"})
+                    "title": record.title, "year": record.year if record.year else "", "notes": notes})
         out.append(row)
     return pd.DataFrame(out, columns=list(COLUMNS))
 

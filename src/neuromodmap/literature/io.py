@@ -74,14 +74,15 @@ def read_records(
     Returns
     -------
     ImportResult
-        The records, the problems met (skipped or repaired records with file, line and
-        reason) and the provenance of the file.
+        The records, the problems met (skipped or repaired records, records kept without a
+        title or abstract, with file, line, record and reason) and the provenance of the file.
 
     Raises
     ------
     LiteratureImportError
-        The file cannot be read at all: missing, empty, unknown format, or a table without
-        a title column.
+        The file cannot be read at all: missing, empty, unknown format, or a table with
+        neither a title column nor any column that identifies a record (abstract, DOI, PMID,
+        journal, or authors with year).
     """
     path = Path(path)
     data = read_bytes(path)

@@ -18,13 +18,17 @@ __all__ = [
     "normalise_doi",
     "make_record_id",
     "field_emptied",
+    "identifying_fields",
+    "check_untitled",
+    "is_untitled_issue",
 ]
 
 _DOI_RE = re.compile(r"(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
 
 
 class LiteratureImportError(ValueError):
-    """A file that cannot be read at all (empty, unknown format, no title column...).
+    """A file that cannot be read at all (empty, unknown format, a table with no column that
+    identifies a record...).
 
     The message names the file and, where it applies, the line and the field.
     """
@@ -54,6 +58,57 @@ def field_emptied(issues: list[ImportIssue], path, line: int | None, position: i
     and the record kept."""
     issues.append(ImportIssue(file=str(path), line=line, position=position, field=field,
                               reason=f"no {what} in {' '.join(value.split())[:60]!r}", action="field emptied"))
+
+
+def identifying_fields(record: Record) -> list[str]:
+    """What identifies ``record`` without its title and abstract, as short phrases.
+
+    A DOI, a PMID, a journal (or other container) with its volume, pages or year, or authors
+    with the year; empty when none of these is there. The phrases name the values
+    (``DOI 10.1016/...``, ``journal 'Pain'``, ``volume 12``), so a reviewer can find the study.
+    """
+    found = []
+    if record.doi:
+        found.append(f"DOI {record.doi}")
+    if record.pmid:
+        found.append(f"PMID {record.pmid}")
+    year_used = False
+    if record.journal and (record.volume or record.pages or record.year):
+        found.append(f"journal {' '.join(record.journal.split())[:60]!r}")
+        found += [f"{name} {value}" for name, value in (("volume", record.volume), ("pages", record.pages)) if value]
+        if record.year:
+            found.append(f"year {record.year}")
+            year_used = True
+    if record.authors and record.year:
+        found.append(f"first author {record.authors[0][:40]!r}" + ("" if year_used else f", year {record.year}"))
+    return found
+
+
+_NOTHING_IDENTIFYING = ("record has neither a title nor an abstract, nor a DOI, PMID, journal with volume, "
+                        "pages or year, or authors with year")
+
+
+def check_untitled(record: Record, issues: list[ImportIssue], path, line: int | None, position: int,
+                   field: str, note: str = "") -> Record | None:
+    """A record with neither title nor abstract: kept, and reported (``kept``), when something
+    else identifies it (:func:`identifying_fields`); otherwise reported as ``skipped`` and
+    ``None`` returned. A record with a title or an abstract is returned as it is. ``note`` is
+    added to the reason (e.g. the BibTeX citation key)."""
+    if record.title or record.abstract:
+        return record
+    found = identifying_fields(record)
+    if found:
+        issues.append(ImportIssue(file=str(path), line=line, position=position, field=field, action="kept",
+                                  reason=f"no title or abstract; kept on {', '.join(found)}{note}"))
+        return record
+    issues.append(ImportIssue(file=str(path), line=line, position=position, field=field,
+                              reason=_NOTHING_IDENTIFYING + note, action="skipped"))
+    return None
+
+
+def is_untitled_issue(issue: ImportIssue) -> bool:
+    """Whether ``issue`` reports a record kept without title and abstract."""
+    return issue.action == "kept" and issue.reason.startswith("no title or abstract; kept on ")
 
 
 class Record(BaseModel):
@@ -99,18 +154,31 @@ class Record(BaseModel):
         return self.authors[0] if self.authors else ""
 
     def citation(self) -> str:
-        """A short Vancouver-like citation string."""
+        """A short Vancouver-like citation string: authors. title. journal. year;volume(issue):pages.
+
+        A record without a title (kept on its DOI or journal and pages) is cited without one;
+        nothing is put in its place.
+        """
         authors = ", ".join(self.authors[:3]) + (" et al." if len(self.authors) > 3 else "")
-        parts = [p for p in (authors, self.title.rstrip("."), self.journal, str(self.year or "")) if p]
-        text = ". ".join(parts) + "."
+        where = str(self.year or "")
+        if self.volume:
+            where += (";" if where else "") + self.volume + (f"({self.issue})" if self.issue else "")
+        if self.pages:
+            where += (":" if self.volume else (";" if where else "")) + self.pages
+        parts = [p for p in (authors, self.title.rstrip("."), self.journal, where) if p]
+        text = ". ".join(parts) + "." if parts else ""
         if self.doi:
             text += f" doi:{self.doi}"
-        return text
+        if self.pmid:
+            text += f" PMID:{self.pmid}"
+        return text.strip()
 
 
 class ImportIssue(BaseModel):
-    """A problem met while reading a file and what was done: the record ``skipped`` (it has
-    neither title nor abstract, or cannot be parsed), ``kept`` or ``repaired`` as read, or
+    """A problem met while reading a file and what was done: the record ``skipped`` (nothing
+    identifies it: no title, abstract, DOI, PMID, journal with volume/pages/year or authors with
+    year; or it cannot be parsed), ``kept`` or ``repaired`` as read (a record without title and
+    abstract is ``kept`` on its DOI, PMID or journal and pages), or
     one of its fields left empty (``field emptied``: a year, PMID or DOI field whose text
     holds none; the record is imported)."""
 

@@ -215,7 +215,7 @@ class ScreeningSession:
         long alternation scanned over 50,000 abstracts would take minutes.
         """
         if self._prior is None:
-            vocabulary = self.learner.vectorizer_.get_feature_names_out()
+            vocabulary = self.learner.feature_names()
             # single words only: with word pairs in the vocabulary (the default) the regex would
             # otherwise run over several times more entries
             columns = [i for i, word in enumerate(vocabulary) if " " not in word and self.topic.fullmatch(word)]

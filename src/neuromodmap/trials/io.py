@@ -13,6 +13,8 @@ The format is detected from the file's content, never its name:
 ``ctgov_xml_tar``   tar archive of legacy XML records (an extracted AllPublicXML packed again)
 ``ictrp_xml``       WHO ICTRP XML export (``<Trials_downloaded_from_ICTRP>``)
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
+``<format>_gz``     any of the single-file formats above, gzip-compressed (``ictrp_xml_gz``,
+                    ``ictrp_csv_gz``, ``ctgov_v2_json_gz``, ``ctgov_xml_gz``; ``jsonl_gz``)
 ==================  ============================================================
 
 Bad input never stops a read. A bad field (a wrong type, a date or count no registry
@@ -64,12 +66,19 @@ from neuromodmap.trials._readers._files import (
     sniff_encoding,
     tar_compression,
 )
+from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, gzip_damage, open_gzip
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
     download_date,
     element_to_dict,
 )
-from neuromodmap.trials._readers.ictrp import CSV_COLUMNS, ictrp_to_trial, normalise_key
+from neuromodmap.trials._readers.ictrp import (
+    csv_layout,
+    export_date,
+    headerless_columns,
+    ictrp_to_trial,
+    normalise_key,
+)
 from neuromodmap.trials._readers.v2 import is_study, study_to_trial
 from neuromodmap.trials.models import ImportProblem
 
@@ -93,6 +102,10 @@ FORMATS = (
     "ictrp_xml",
     "ictrp_csv",
 )
+#: formats whose file may be gzip-compressed as a whole: detected from the content inside the
+#: gzip, read as ``<format>_gz`` (JSON lines keep their historical name ``jsonl_gz``)
+GZIP_INNER = ("ctgov_v2_json", "ctgov_xml", "ictrp_xml", "ictrp_csv")
+FORMATS = FORMATS + tuple(f"{fmt}_gz" for fmt in GZIP_INNER)
 #: formats of files that hold one study (or a short list): many such files, named one by one
 #: or found in a folder, are imported together as one run (see ``TrialStore.import_files``)
 ONE_RECORD_FORMATS = frozenset({"ctgov_xml", "ctgov_v2_json"})
@@ -189,16 +202,18 @@ def detect_format(path: str | os.PathLike) -> str:
         raise TrialFileError(f"{path}: empty file")
     if head[:2] == b"\x1f\x8b":
         try:
-            inner = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+            inner = gunzip_head(head, _HEAD)
         except zlib.error as err:
             raise TrialFileError(f"{path}: corrupt gzip file ({err})") from None
         if is_tar_header(inner):
             return _detect_tar(path, "gz")
-        enc, bom = sniff_encoding(inner)
-        text = inner[bom:].decode(enc, "replace").lstrip()
-        if text.startswith("{"):
-            return "jsonl_gz"
-        raise TrialFileError(f"{path}: gzip-compressed, but not JSON lines (starts with {text[:30]!r})")
+        if not inner.strip():
+            raise TrialFileError(f"{path}: gzip-compressed, but empty (or cut short before any content)")
+        try:
+            fmt = _detect_content(path, inner, gz=True)
+        except TrialFileError as err:
+            raise TrialFileError(f"{path}: gzip-compressed; inside: {str(err).removeprefix(f'{path}: ')}") from None
+        return "jsonl_gz" if fmt == "jsonl" else f"{fmt}_gz"
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _detect_zip(path)
     if head.startswith((b"BZh", b"\xfd7zXZ\x00")):
@@ -212,6 +227,12 @@ def detect_format(path: str | os.PathLike) -> str:
         return _detect_tar(path, kind)
     if is_tar_header(head):
         return _detect_tar(path, "tar")
+    return _detect_content(path, head, gz=False)
+
+
+def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
+    """The format of a text file (XML, JSON, CSV) from its first bytes (``gz``: the content
+    of a gzip file; JSON lines are then checked on the decompressed lines)."""
     enc, bom = sniff_encoding(head)
     text = head[bom:].decode(enc, "replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
@@ -228,7 +249,7 @@ def detect_format(path: str | os.PathLike) -> str:
     if text.startswith("["):
         return "ctgov_v2_json"
     if text.startswith("{"):
-        return "jsonl" if _looks_like_jsonl(path, enc, bom) else "ctgov_v2_json"
+        return "jsonl" if _looks_like_jsonl(path, enc, bom, gz=gz) else "ctgov_v2_json"
     first = text.split("\n", 1)[0]
     cells = [normalise_key(c.strip('"')) for c in re.split(r"[,;\t]", first)]
     if "trialid" in cells or (_REGISTRY_ID.match(first) and ("," in first or "\t" in first)):
@@ -238,18 +259,21 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def _looks_like_jsonl(path: Path, enc: str, bom: int) -> bool:
-    """Two or more non-empty lines, one of the first five a JSON object alone: JSON lines."""
+def _looks_like_jsonl(path: Path, enc: str, bom: int, *, gz: bool = False) -> bool:
+    """Two or more non-empty lines, one of the first five a JSON object alone: JSON lines.
+
+    A gzip file whose first line alone is a JSON object is JSON lines too (a one-study
+    ``.jsonl.gz`` has always been read so)."""
     with open(path, "rb") as fh:
         lines = []
-        for _, line in iter_lines(file_chunks(fh), enc):
+        for _, line in iter_lines(file_chunks(open_gzip(fh)) if gz else file_chunks(fh), enc):
             if not isinstance(line, str):
                 lines.append("")
             elif line.strip():
                 lines.append(line)
             if len(lines) == 5:
                 break
-    if len(lines) < 2:
+    if len(lines) < 2 and not gz:
         return False
     for line in lines:
         try:
@@ -352,6 +376,11 @@ class TrialReader:
         if self.format not in FORMATS:
             raise TrialFileError(f"{path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
         self.size = self.path.stat().st_size
+        #: the format of the content: ``ictrp_csv`` for ``ictrp_csv_gz`` (read through gzip)
+        self.base_format = self.format
+        self._gzip: GzipStream | None = None
+        if self.format.endswith("_gz") and self.format != "jsonl_gz":
+            self.base_format = self.format.removesuffix("_gz")
         self._take: Callable[[int], bool] | None = None
         if shard is not None:
             if self.format not in ("jsonl", "jsonl_gz"):
@@ -405,8 +434,14 @@ class TrialReader:
             "ctgov_xml": self._ctgov_xml,
             "ictrp_xml": self._ictrp_xml,
             "ictrp_csv": self._ictrp_csv,
-        }[self.format]
+        }[self.base_format]
         try:
+            if self.base_format != self.format and (damage := gzip_damage(self.path)):
+                # damaged bytes decode to plausible, wrong text before gzip's CRC check finds
+                # them at the end, and where the damage starts cannot be told: read nothing
+                self._problem("file", f"{damage}: the file is damaged (check it with gzip -t and download "
+                              "it again); nothing was read, since gzip cannot tell where the damage starts")
+                return
             yield from reader()
         finally:
             self._done = True
@@ -432,8 +467,18 @@ class TrialReader:
             self._field_problem(location, err, FIELD_EMPTIED)
 
     def _open(self) -> BinaryIO:
+        """The file's content as a binary stream (decompressed for a ``*_gz`` format; a
+        truncated or corrupt gzip ends the stream early and :meth:`_gzip_error` says why)."""
         self._fh = open(self.path, "rb")
+        if self.base_format != self.format:
+            stream = open_gzip(self._fh)
+            self._gzip = stream.raw
+            return stream
         return self._fh
+
+    def _gzip_error(self) -> str | None:
+        """Why the gzip content ended early (truncated, corrupt), or None."""
+        return self._gzip.error if self._gzip is not None else None
 
     def _text_encoding(self, head: bytes) -> tuple[str, int]:
         enc, bom = sniff_encoding(head)
@@ -482,7 +527,7 @@ class TrialReader:
                 self._problem(f"after line {lineno}", f"{err}; the records before it were read")
         except zlib.error as err:
             if self._took_first:
-                self._problem(f"after line {lineno}", f"corrupt gzip data ({err}); the records before it were read")
+                self._problem(f"after line {lineno}", f"{err}; the records before it were read")
 
     def _line_records(self, lineno: int, line, enc: str) -> Iterator[ImportedRecord]:
         self.line = lineno
@@ -548,15 +593,19 @@ class TrialReader:
     def _v2_json(self) -> Iterator[ImportedRecord]:
         data = self._read_whole("JSON file", "; use JSON lines or a ZIP")
         if data is not None:
-            yield from self._json_document(data, "")
+            yield from self._json_document(data, "", cut=self._gzip_error())
 
-    def _json_document(self, data: bytes, prefix: str) -> Iterator[ImportedRecord]:
+    def _json_document(self, data: bytes, prefix: str, cut: str | None = None) -> Iterator[ImportedRecord]:
+        """``cut``: why the data end early (a truncated gzip file): the complete studies before
+        the cut are read and one problem names the cut."""
         enc, bom = self._text_encoding(data[:400])
         try:
             text = data[bom:].decode(enc)
         except UnicodeDecodeError as err:
-            self._problem(prefix or "file", f"not valid {enc} ({err.reason} at byte {err.start})")
-            return
+            if not (cut and err.reason == "unexpected end of data"):
+                self._problem(prefix or "file", f"not valid {enc} ({err.reason} at byte {err.start})")
+                return
+            text = data[bom : bom + err.start].decode(enc)  # cut inside a character
         where = f"{prefix} " if prefix else ""
         try:
             doc = json.loads(text)
@@ -570,7 +619,7 @@ class TrialReader:
                 yield from self._json_record("", f"{where}study {i}", obj=obj)
             self._problem(
                 prefix or "file",
-                f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+                (cut or f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")
                 + (f"; {salvaged} complete studies before it were read" if salvaged else ""),
                 action="rest of file skipped" if salvaged else "",
             )
@@ -631,6 +680,9 @@ class TrialReader:
     # -- legacy XML
     def _ctgov_xml(self) -> Iterator[ImportedRecord]:
         data = self._read_whole("XML record")
+        if data is not None and (cut := self._gzip_error()):
+            self._problem("clinical_study", f"{cut}; the record is incomplete", action="file skipped")
+            return
         if data is not None:
             yield from self._xml_record(data, "clinical_study")
 
@@ -674,7 +726,11 @@ class TrialReader:
             self._problem(f"after Trial {index}", f"refused: {_defused_reason(err)}")
         except SafeET.ParseError as err:
             tail = f"; the {index} records before it were read" if index else ""
-            self._problem(f"after Trial {index}", f"invalid XML: {err}{tail}")
+            cut = self._gzip_error()
+            self._problem(f"after Trial {index}", f"{cut or f'invalid XML: {err}'}{tail}")
+        else:
+            if cut := self._gzip_error():  # the XML closed, but the gzip data go on corrupt
+                self._problem(f"after Trial {index}", f"{cut}; the {index} records before it were read")
 
     def _ictrp_record(self, record: dict, location: str, source_format: str, raw: dict | None = None,
                       bad: list[FieldError] | None = None) -> Iterator[ImportedRecord]:
@@ -688,25 +744,36 @@ class TrialReader:
             for err in bad:
                 err.registry_id = err.registry_id or trial.registry_id
             self._field_problems(location, bad)
-        yield ImportedRecord(trial, raw if raw is not None else record, self.source, location)
+        # the portal's Export_date is the date the record was exported: its as-of date
+        yield ImportedRecord(trial, raw if raw is not None else record, self.source, location,
+                             as_of=export_date(record))
 
     def _ictrp_csv(self) -> Iterator[ImportedRecord]:
         fh = self._open()
         head = fh.read(_HEAD)
         enc, bom = self._text_encoding(head)
         first_line = head[bom:].decode(enc, "replace").split("\n", 1)[0]
-        fh.seek(bom)
+        if self._gzip is not None:  # a gzip stream cannot seek back: read it again
+            self._fh.close()
+            fh = self._open()
+            fh.read(bom)
+        else:
+            fh.seek(bom)
         # undecodable bytes become lone surrogates, so one bad row does not cost the file
         text = io.TextIOWrapper(fh, encoding=enc, errors="surrogateescape", newline="")
         limit = csv.field_size_limit()
         csv.field_size_limit(MAX_FIELD_CHARS + 1)
+        hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
         try:
-            try:
-                dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t")
+            try:  # only the delimiter: sniffed from a header line without quotes, the quoting rules
+                # come out wrong (doublequote=False splits every cell holding "" in two)
+                delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
             except csv.Error:
-                dialect = csv.excel
-            reader = csv.reader(text, dialect)
+                delimiter = ","
+            reader = csv.reader(text, csv.excel, delimiter=delimiter)
             header: list[str] | None = None
+            source_format = "ictrp_csv"
+            held: tuple[int, list[str]] | None = None  # gzip: a row is used once the next one is read
             while True:
                 line = reader.line_num + 1
                 try:
@@ -714,7 +781,6 @@ class TrialReader:
                 except StopIteration:
                     break
                 except UnicodeDecodeError as err:
-                    hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
                     self._problem(f"line {line}", f"not valid {enc} ({err.reason}){hint}; rest of file skipped")
                     break
                 except csv.Error as err:
@@ -723,38 +789,52 @@ class TrialReader:
                 if not any(c.strip() for c in row):
                     continue
                 undecodable = any(_SURROGATE.search(c) for c in row)
-                hint = "" if self.encoding else "; pass encoding= (e.g. latin-1) if the file is not UTF-8"
                 if undecodable and header is None:  # perhaps the header itself
                     self._problem(f"line {line}", f"not valid {enc}{hint}", registry_id=row[0][:40] or None)
                     continue
                 if header is None:
                     if "trialid" in {normalise_key(c) for c in row}:
                         header = row
+                        source_format = csv_layout(header)
                         continue
-                    header = list(CSV_COLUMNS)
-                if len(row) > len(header):
-                    self._problem(
-                        f"line {line}", f"{len(row)} columns, the header has {len(header)}", registry_id=row[0]
-                    )
-                    continue
-                record = dict(zip(header, row, strict=False))
-                bad: list[FieldError] = []
-                raw = None
-                if undecodable:
-                    # a cell with bytes not valid in the encoding is a bad field: emptied and
-                    # reported (kept in the raw record with U+FFFD for the bytes); a bad TrialID
-                    # is a bad record
-                    cells = [k for k, v in record.items() if _SURROGATE.search(v)]
-                    if any(normalise_key(k) == "trialid" for k in cells):
-                        self._problem(f"line {line}", f"TrialID not valid {enc}{hint}", field="TrialID")
+                    header = list(headerless_columns(row))
+                    source_format = csv_layout(header)
+                if self._gzip is not None:
+                    held, (line, row) = (line, row), held or (0, [])
+                    if not row:
                         continue
-                    raw = {k: _SURROGATE.sub("\ufffd", v) for k, v in record.items()}
-                    for k in cells:
-                        bad.append(FieldError(k, f"not valid {enc}{hint}"))
-                        record[k] = ""
-                yield from self._ictrp_record(record, f"line {line}", "ictrp_csv", raw=raw, bad=bad)
+                yield from self._ictrp_row(line, row, header, source_format, enc, hint)
+            if held is not None:
+                if cut := self._gzip_error():  # the last row read may be cut short: not used
+                    self._problem(f"after line {held[0] - 1}", f"{cut}; the records before it were read")
+                else:
+                    yield from self._ictrp_row(*held, header, source_format, enc, hint)
+            elif cut := self._gzip_error():
+                self._problem("after line 1" if header else "file", cut)
         finally:
             csv.field_size_limit(limit)
+
+    def _ictrp_row(self, line: int, row: list[str], header: list[str], source_format: str, enc: str,
+                   hint: str) -> Iterator[ImportedRecord]:
+        if len(row) > len(header):
+            self._problem(f"line {line}", f"{len(row)} columns, the header has {len(header)}", registry_id=row[0])
+            return
+        record = dict(zip(header, row, strict=False))
+        bad: list[FieldError] = []
+        raw = None
+        if any(_SURROGATE.search(c) for c in row):
+            # a cell with bytes not valid in the encoding is a bad field: emptied and
+            # reported (kept in the raw record with U+FFFD for the bytes); a bad TrialID
+            # is a bad record
+            cells = [k for k, v in record.items() if _SURROGATE.search(v)]
+            if any(normalise_key(k) == "trialid" for k in cells):
+                self._problem(f"line {line}", f"TrialID not valid {enc}{hint}", field="TrialID")
+                return
+            raw = {k: _SURROGATE.sub("\ufffd", v) for k, v in record.items()}
+            for k in cells:
+                bad.append(FieldError(k, f"not valid {enc}{hint}"))
+                record[k] = ""
+        yield from self._ictrp_record(record, f"line {line}", source_format, raw=raw, bad=bad)
 
 
 def _encodable(obj: Any) -> bool:

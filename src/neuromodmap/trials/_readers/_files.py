@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
+from neuromodmap.trials._readers._gzip import iter_gzip
 
 __all__ = [
     "sniff_encoding", "iter_lines", "iter_zip_members", "TarMembers", "MemberError",
@@ -181,25 +182,9 @@ def file_chunks(fh: BinaryIO) -> Iterator[bytes]:
 
 
 def gzip_chunks(fh: BinaryIO) -> Iterator[bytes]:
-    """Decompress a (possibly multi-member) gzip stream; raises EOFError when truncated."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    fed = False
-    while chunk := fh.read(CHUNK):
-        while chunk:
-            if not fed and not chunk.strip(b"\x00"):
-                break  # zero padding after the last member, as gzip(1) allows
-            fed = True
-            out = d.decompress(chunk)
-            if out:
-                yield out
-            if d.eof:
-                chunk = d.unused_data
-                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                fed = False
-            else:
-                chunk = b""
-    if fed and not d.eof:
-        raise EOFError("compressed stream ends before its end-of-stream marker (truncated gzip)")
+    """Decompress a (possibly multi-member) gzip stream, at most ``CHUNK`` bytes at a time (a
+    gzip bomb costs no memory); raises EOFError when truncated, zlib.error when corrupt."""
+    yield from iter_gzip(fh, CHUNK)
 
 
 def iter_zip_members(path: Path) -> Iterator[tuple[str, bytes | MemberError]]:
