@@ -306,3 +306,18 @@ def test_old_store_gets_the_new_columns(tmp_path) -> None:
     pairs = load_dedup_pairs(con)
     assert pairs.iloc[0]["rule"] == "same DOI" and "DOI" in pairs.iloc[0]["agree"]
     con.close()
+
+
+def test_untitled_record_with_the_same_place_goes_to_review() -> None:
+    records = [
+        _rec(1, "", authors=["Ahmed, S"], year=2019, journal="Brain Stimul", volume="12", pages="100-108"),
+        _rec(2, "Theta burst stimulation in depression", authors=["Ahmed, S"], year=2019,
+             journal="Brain Stimulation", volume="12", pages="100-108"),
+        _rec(3, "", authors=["Ahmed, S"], year=2019, journal="Brain Stimulation", volume="12", pages="200-208"),
+    ]
+    result = deduplicate(records)
+    assert result.n_unique == 3  # no title: never merged on bibliographic fields alone
+    review = {frozenset((a, b)): reason for a, b, reason in
+              zip(result.review["record_id_a"], result.review["record_id_b"], result.review["reason"], strict=True)}
+    assert "no title on one side" in review[frozenset(("r1", "r2"))]
+    assert not any("r3" in pair for pair in review)

@@ -645,6 +645,8 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
     if ((a.bracketed or b.bracketed) and same_place and c.year_ok
             and (c.author == "same" or (not c.author and (c.journal_ok or not (a.journal and b.journal))))):
         return "merged", "translated title + volume + pages + year", "", ""
+    if (not a.title or not b.title) and same_place and (c.journal_ok or author_same):
+        return ("review", "", "", "no title on one side; " + ", ".join(x for x in c.agree) + " agree")
     if similar:
         missing = [name for name, ok in (("journal", c.journal_ok), ("volume or first page", c.volume_ok or c.page_ok),
                                          ("first author", author_same), ("year", c.year_ok)) if not ok]
