@@ -36,6 +36,7 @@ FULL_CSV = "who_ictrp_fullexport_samples_2020_worcjamessmith/ictrp_im_sample.csv
 V2_ARRAY_GZ = "ctgov_v2_json_download_herniated_disc_koy570/ctg-studies.json.gz"
 V2_ONE = "ctgov_v2_json/NCT02552212.json"
 LEGACY_XML = "ctgov_legacy_xml/NCT02586688.xml"
+CTGOV_CSV_GZ = "ctgov_csv_mixed_1000_anand21jv/ctg-studies.csv.gz"
 
 
 def _read(path, **kw):
@@ -81,6 +82,7 @@ CASES = [
     (V2_ARRAY_GZ, "ctgov_v2_json", 100),
     (V2_ONE, "ctgov_v2_json", 1),
     (LEGACY_XML, "ctgov_xml", 1),
+    (CTGOV_CSV_GZ, "ctgov_csv", 1000),
     ("jsonl", "jsonl", 100),
 ]
 
@@ -222,7 +224,7 @@ def _damage(packed: Path, tmp_path: Path, at: float = 0.5) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", [ICTRP_CSV_GZ, ICTRP_XML_GZ, V2_ARRAY_GZ])
+@pytest.mark.parametrize("name", [ICTRP_CSV_GZ, ICTRP_XML_GZ, V2_ARRAY_GZ, CTGOV_CSV_GZ])
 def test_damaged_gzip_is_not_read(trials_dir, tmp_path, name):
     packed = trials_dir / name
     damaged = _damage(packed, tmp_path)

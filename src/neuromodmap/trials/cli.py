@@ -67,8 +67,9 @@ def _parse_date(value: str | None) -> dt.date | None:
 
 @app.command("import")
 def import_cmd(
-    inputs: list[Path] = typer.Argument(..., help="Registry files or folders (read recursively): v2 JSON/JSONL(.gz), "
-                                                  "legacy XML, ZIP or tar(.gz) archives of either, ICTRP XML/CSV."),
+    inputs: list[Path] = typer.Argument(..., help="Registry files or folders (read recursively): v2 JSON/JSONL, "
+                                                  "legacy XML, ZIP or tar(.gz) archives of either, ICTRP XML/CSV, "
+                                                  "ClinicalTrials.gov website CSV/TSV; any single file also .gz."),
     db: Path = _DB,
     as_of: str = typer.Option(None, "--as-of", help="Date the data refer to (YYYY-MM-DD), when the file does not say."),
     problems_csv: Path = typer.Option(None, "--problems", help="Write every problem (skipped records, emptied fields) to this CSV."),
@@ -90,6 +91,8 @@ def import_cmd(
             report = store.import_files(files, as_of=_parse_date(as_of), problems=problems)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
+    for note in report.notes:
+        console.print(note, markup=False, highlight=False)
     rate = f"{report.records_per_second:,.0f} records/s"
     if len(files) > 1:
         rate = f"{len(files) / report.seconds if report.seconds > 0 else 0:,.0f} files/s, " + rate

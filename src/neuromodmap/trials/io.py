@@ -13,8 +13,10 @@ The format is detected from the file's content, never its name:
 ``ctgov_xml_tar``   tar archive of legacy XML records (an extracted AllPublicXML packed again)
 ``ictrp_xml``       WHO ICTRP XML export (``<Trials_downloaded_from_ICTRP>``)
 ``ictrp_csv``       WHO ICTRP CSV export, with or without a header row
+``ctgov_csv``       ClinicalTrials.gov website export, CSV or TSV (current or classic site)
 ``<format>_gz``     any of the single-file formats above, gzip-compressed (``ictrp_xml_gz``,
-                    ``ictrp_csv_gz``, ``ctgov_v2_json_gz``, ``ctgov_xml_gz``; ``jsonl_gz``)
+                    ``ictrp_csv_gz``, ``ctgov_csv_gz``, ``ctgov_v2_json_gz``, ``ctgov_xml_gz``;
+                    ``jsonl_gz``)
 ==================  ============================================================
 
 Bad input never stops a read. A bad field (a wrong type, a date or count no registry
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -67,6 +70,7 @@ from neuromodmap.trials._readers._files import (
     tar_compression,
 )
 from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, gzip_damage, open_gzip
+from neuromodmap.trials._readers.ctgov_csv import NO_ID_COLUMN, CsvExport, header_kind
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
     download_date,
@@ -101,10 +105,11 @@ FORMATS = (
     "ctgov_xml_tar",
     "ictrp_xml",
     "ictrp_csv",
+    "ctgov_csv",
 )
 #: formats whose file may be gzip-compressed as a whole: detected from the content inside the
 #: gzip, read as ``<format>_gz`` (JSON lines keep their historical name ``jsonl_gz``)
-GZIP_INNER = ("ctgov_v2_json", "ctgov_xml", "ictrp_xml", "ictrp_csv")
+GZIP_INNER = ("ctgov_v2_json", "ctgov_xml", "ictrp_xml", "ictrp_csv", "ctgov_csv")
 FORMATS = FORMATS + tuple(f"{fmt}_gz" for fmt in GZIP_INNER)
 #: formats of files that hold one study (or a short list): many such files, named one by one
 #: or found in a folder, are imported together as one run (see ``TrialStore.import_files``)
@@ -250,9 +255,19 @@ def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
         return "ctgov_v2_json"
     if text.startswith("{"):
         return "jsonl" if _looks_like_jsonl(path, enc, bom, gz=gz) else "ctgov_v2_json"
-    first = text.split("\n", 1)[0]
+    first = text.split("\n", 1)[0].rstrip("\r")
     cells = [normalise_key(c.strip('"')) for c in re.split(r"[,;\t]", first)]
-    if "trialid" in cells or (_REGISTRY_ID.match(first) and ("," in first or "\t" in first)):
+    if "trialid" in cells:
+        return "ictrp_csv"
+    kind, _ = header_kind(first)
+    if kind == "ctgov_csv":
+        return "ctgov_csv"
+    if kind == NO_ID_COLUMN:
+        raise TrialFileError(
+            f"{path}: a ClinicalTrials.gov website export without an 'NCT Number' or 'Study URL' column: its "
+            "trials cannot be identified (download it again with the NCT Number column ticked)"
+        )
+    if _REGISTRY_ID.match(first) and ("," in first or "\t" in first):
         return "ictrp_csv"
     raise TrialFileError(
         f"{path}: unrecognised trial file (starts with {text[:40]!r}); supported: {', '.join(FORMATS)}"
@@ -403,6 +418,7 @@ class TrialReader:
         #: the line being read (JSON lines): its block ``line // SHARD_BLOCK`` orders shards
         self.line = 0
         self._fh: BinaryIO | None = None
+        self._csv: CsvExport | None = None
         self._zip_position = 0
         self._tar: TarMembers | None = None
         self._done = False
@@ -434,6 +450,7 @@ class TrialReader:
             "ctgov_xml": self._ctgov_xml,
             "ictrp_xml": self._ictrp_xml,
             "ictrp_csv": self._ictrp_csv,
+            "ctgov_csv": self._ctgov_csv,
         }[self.base_format]
         try:
             if self.base_format != self.format and (damage := gzip_damage(self.path)):
@@ -447,6 +464,42 @@ class TrialReader:
             self._done = True
             if self._fh is not None:
                 self._fh.close()
+
+    def default_as_of(self) -> dt.date | None:
+        """The as-of date the file itself implies, for formats whose records carry none.
+
+        A ClinicalTrials.gov website export (``ctgov_csv``) has no download date; its latest
+        Last Update Posted / First Posted / Results First Posted date is a lower bound of it
+        (the export was made that day or later). None for every other format, and for
+        exports without those columns. The store uses it when no ``as_of`` is given.
+        """
+        if self.base_format != "ctgov_csv":
+            return None
+        return self._csv_export().latest_date()
+
+    @property
+    def provenance(self) -> str | None:
+        """What kind of source this is in words (website exports: the layout), when known."""
+        if self.base_format != "ctgov_csv":
+            return None
+        return self._csv_export().provenance
+
+    def _csv_export(self) -> CsvExport:
+        if self._csv is None:
+            gz = self.base_format != self.format
+
+            def open_stream() -> BinaryIO:
+                raw = open(self.path, "rb")
+                return open_gzip(raw, close_raw=True) if gz else raw
+
+            self._csv = CsvExport(open_stream, source=self.source, problem=self._problem, encoding=self.encoding,
+                                  cut=self._gzip_error if gz else None)
+        return self._csv
+
+    def _ctgov_csv(self) -> Iterator[ImportedRecord]:
+        export = self._csv_export()
+        yield from export.records(self._open())
+        self.text_encoding = export.text_encoding
 
     # -- problems
     def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None, action: str = "") -> None:

@@ -60,7 +60,8 @@ class Trial(BaseModel):
     primary_purpose: str | None = None
     has_results: bool | None = None
     url: str | None = None
-    #: the importer that produced this record: ctgov_v2, ctgov_xml, ictrp_xml, ictrp_csv, ctgov_api
+    #: the importer that produced this record: ctgov_v2, ctgov_xml, ctgov_csv (website export),
+    #: ctgov_api, ictrp_xml, ictrp_csv, ictrp_full_csv (ICTRP full export)
     source_format: str = ""
 
     def text_fields(self) -> dict[str, str]:

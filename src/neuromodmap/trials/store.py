@@ -381,6 +381,8 @@ class ImportReport:
     seconds: float = 0.0
     runs: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: one line per file whose kind and as-of date the user should see (website exports)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def records_per_second(self) -> float:
@@ -712,8 +714,10 @@ class TrialStore:
                                              batch_size=batch_size)
                     continue
                 pos += 1
-                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None, as_of=as_of,
-                                         n_files=1)
+                # a website export carries no date: its latest posted date bounds it (see default_as_of)
+                run_as_of = as_of if as_of is not None else reader.default_as_of()
+                run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None,
+                                         as_of=run_as_of, n_files=1)
                 task = bar.add_task(path.name, total=reader.size, records=0)
 
                 def on_batch(n_read: int, _written: int, task=task, reader=reader) -> None:
@@ -723,7 +727,7 @@ class TrialStore:
                     n_read, n_written = self._upsert(
                         reader,
                         source=str(path),
-                        as_of=as_of,
+                        as_of=run_as_of,
                         run_id=run_id,
                         batch_size=batch_size,
                         on_batch=on_batch,
@@ -734,6 +738,11 @@ class TrialStore:
                     raise
                 bar.update(task, completed=reader.size)
                 self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=file_problems, status="completed")
+                if (what := reader.provenance) is not None:
+                    when = (f"as of {run_as_of} (given)" if as_of is not None
+                            else f"as of {run_as_of} (its latest date posted; pass --as-of for the download date)"
+                            if run_as_of is not None else "no as-of date in it (pass --as-of)")
+                    report.notes.append(f"{path}: {what}, {n_read:,} records, {when}")
                 report.n_read += n_read
                 report.n_upserted += n_written
                 report.problems.extend(file_problems)

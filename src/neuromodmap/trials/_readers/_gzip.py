@@ -31,9 +31,10 @@ class GzipStream(io.RawIOBase):
     ``raw.tell()`` is the compressed position (for progress bars).
     """
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: BinaryIO, *, close_raw: bool = False):
         super().__init__()
         self.raw = raw
+        self._close_raw = close_raw
         self.error: str | None = None
         self.corrupt = False
         self._d = zlib.decompressobj(_WBITS)
@@ -44,6 +45,11 @@ class GzipStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        super().close()
+        if self._close_raw:
+            self.raw.close()
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
@@ -88,9 +94,10 @@ class GzipStream(io.RawIOBase):
         self._out = out
 
 
-def open_gzip(raw: BinaryIO) -> io.BufferedReader:
-    """A buffered reader over :class:`GzipStream` (its ``.raw`` is the stream, for ``error``)."""
-    return io.BufferedReader(GzipStream(raw), buffer_size=CHUNK)
+def open_gzip(raw: BinaryIO, *, close_raw: bool = False) -> io.BufferedReader:
+    """A buffered reader over :class:`GzipStream` (its ``.raw`` is the stream, for ``error``);
+    ``close_raw``: closing it closes ``raw`` too."""
+    return io.BufferedReader(GzipStream(raw, close_raw=close_raw), buffer_size=CHUNK)
 
 
 def gunzip_head(data: bytes, limit: int) -> bytes:
