@@ -1,9 +1,12 @@
-"""De-duplication on the CiteSource gambling-harms set (5 databases, 645 records).
+"""De-duplication on real records.
 
-The reference is a hand check: every pair in tests/literature/data/gambling_harms_dedup_verdicts.csv
-was read (titles, authors, journal, volume/pages, DOIs) and judged duplicate or not. The sample
-holds all 48 fuzzy merges, 40 random DOI/PMID merges, every unmerged pair with similar titles
-(or the same first author), and each record without a DOI with its best-matching title.
+1. The CiteSource gambling-harms set (5 databases, 645 records). Its reference is our own hand
+   check (tests/literature/data/gambling_harms_dedup_verdicts.csv: all fuzzy merges of an earlier
+   engine, 40 random DOI/PMID merges, unmerged pairs with similar titles): useful, but not
+   independent, so the headline numbers come from (2) and benchmarks/literature_dedup.py.
+2. Real records from the labelled de-duplication benchmark published with bib-dedupe
+   (tests/literature/data/dedup_benchmark_cases.csv; labels by the benchmark's authors, see
+   tests/literature/data/README.md): the patterns that an earlier engine got wrong.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from neuromodmap.literature import deduplicate, read_records
-from neuromodmap.literature.dedup import first_author_surname, normalise_title
+from neuromodmap.literature.dedup import RULES, first_author_surname, normalise_title, score_dedup
 from neuromodmap.literature.records import Record
 
 VERDICTS = Path(__file__).parent / "data" / "gambling_harms_dedup_verdicts.csv"
@@ -29,8 +33,10 @@ def gambling(gambling_files):
 def test_counts(gambling) -> None:
     records, result = gambling
     assert len(records) == 645
-    # SOURCES.md: ~265 unique DOIs, 272 unique titles, ~271 after a crude DOI-or-title dedup
-    assert 265 <= result.n_unique <= 280
+    # SOURCES.md: ~265 unique DOIs, 272 unique titles, ~271 after a crude DOI-or-title dedup; the
+    # conservative engine leaves repository copies without journal or pages apart, for review
+    assert 265 <= result.n_unique <= 285
+    assert result.n_unique - len(result.review) <= 275
     assert result.n_duplicates_removed == len(records) - result.n_unique
     by_db = result.counts_by_database()["identified"].to_dict()
     assert by_db == {"Scopus": 255, "PubMed": 176, "PsycINFO": 124, "Lens.org": 49, "Criminal Justice Abstracts": 41}
@@ -51,7 +57,10 @@ def test_precision_recall_against_hand_check(gambling) -> None:
     key = {(Path(r.source_file).name.replace("20221207_gambling-harms_", ""), r.source_position): r.record_id
            for r in records}
     predicted = result.duplicate_pairs()
-    tp = fp = fn = tn = 0
+    cluster_of = dict(zip(result.clusters["record_id"], result.clusters["cluster_id"], strict=True))
+    to_review = {frozenset((cluster_of[a], cluster_of[b]))
+                 for a, b in zip(result.review["record_id_a"], result.review["record_id_b"], strict=True)}
+    tp = fp = fn = tn = in_review = 0
     with VERDICTS.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) >= 200
@@ -64,21 +73,28 @@ def test_precision_recall_against_hand_check(gambling) -> None:
         fp += said and not truth
         fn += truth and not said
         tn += not said and not truth
+        # a duplicate not merged must be on the review list, never silently kept apart
+        in_review += truth and not said and frozenset((cluster_of[a], cluster_of[b])) in to_review
     precision = tp / (tp + fp)
-    recall = tp / (tp + fn)
     assert precision == 1.0, (tp, fp)
-    assert recall >= 0.98, (tp, fn)
+    assert tp / (tp + fn) >= 0.85, (tp, fn)
+    assert (tp + in_review) / (tp + fn) >= 0.98, (tp, in_review, fn)
     assert tn >= 90  # the preprint, the erratum and different articles by the same authors stay apart
 
 
-def test_preprint_and_erratum_go_to_review_not_merge(gambling) -> None:
+def test_preprint_and_erratum_are_linked_not_merged(gambling) -> None:
     records, result = gambling
     by_id = {r.record_id: r for r in records}
-    reasons = " ".join(result.review["reason"])
-    assert "10.31234/osf.io/fu4mj" in reasons  # PsyArXiv preprint vs BMC Public Health article
-    assert "10.1136/bmj.m2832" in reasons  # BMJ letter vs its erratum
-    for a, b in zip(result.review["record_id_a"], result.review["record_id_b"], strict=True):
-        assert by_id[a].doi != by_id[b].doi or not by_id[a].doi
+    links = result.links
+    dois = {frozenset((by_id[a].doi, by_id[b].doi)): rel
+            for a, b, rel in zip(links["record_id_a"], links["record_id_b"], links["relation"], strict=True)}
+    # PsyArXiv preprint vs its BMC Public Health article
+    assert dois[frozenset(("10.31234/osf.io/fu4mj", "10.1186/s12889-022-13243-4"))] == "preprint"
+    # the BMJ open letter (m2613) and its correction notice (m2832, "Open letter ... [Correction]")
+    assert "erratum" in {rel for pair, rel in dois.items() if "10.1136/bmj.m2832" in pair}
+    duplicates = result.duplicate_pairs()
+    for a, b in zip(links["record_id_a"], links["record_id_b"], strict=True):
+        assert frozenset((a, b)) not in duplicates
 
 
 def test_baseline_zotero_round_trip(exports_dir) -> None:
@@ -93,25 +109,169 @@ def _rec(i: int, title: str, **kw) -> Record:
     return Record(record_id=f"r{i}", title=title, **kw)
 
 
-def test_fuzzy_rules_on_small_cases() -> None:
+def test_merge_needs_agreement_beyond_the_title() -> None:
     records = [
+        # the same title, first author and journal, one year apart, no volume or pages: review
         _rec(1, "Transcranial magnetic stimulation for depression: a trial", authors=["Smith, A"], year=2020,
              journal="Brain Stimulation"),
         _rec(2, "Transcranial Magnetic Stimulation for Depression - A Trial.", authors=["Smith A"], year=2021,
              journal="Brain stimulation"),
-        _rec(3, "Transcranial magnetic stimulation for depression: a trial", authors=["Jones, B"], year=2020),
-        _rec(4, "Spinal cord stimulation for pain", authors=["Lee, C"], year=2012, doi="10.1/x"),
-        _rec(5, "Spinal cord stimulation for pain", authors=["Lee, C"], year=2012, doi="10.1/y"),
+        # ... with volume and first page: merged (the journal abbreviated by one database)
+        _rec(3, "Spinal cord stimulation for failed back surgery syndrome", authors=["Lee, C"], year=2012,
+             journal="Neuromodulation", volume="15", pages="201-209"),
+        _rec(4, "Spinal cord stimulation for failed back surgery syndrome.", authors=["Lee C"], year=2012,
+             journal="Neuromodulation : journal of the International Neuromodulation Society", volume="15",
+             pages="201-9"),
+        # two DOIs: never merged
+        _rec(5, "Deep brain stimulation for chronic pain", authors=["Lee, C"], year=2012, doi="10.1/x"),
+        _rec(6, "Deep brain stimulation for chronic pain", authors=["Lee, C"], year=2012, doi="10.1/y"),
     ]
     result = deduplicate(records)
     clusters = dict(zip(result.clusters["record_id"], result.clusters["cluster_id"], strict=True))
-    assert clusters["r1"] == clusters["r2"]  # punctuation, case, one year apart
-    assert clusters["r3"] != clusters["r1"]  # different first author: review, not merge
-    assert clusters["r4"] != clusters["r5"]  # different DOIs: review, not merge
-    review = {frozenset((a, b)) for a, b in zip(result.review["record_id_a"], result.review["record_id_b"],
-                                                   strict=True)}
-    assert frozenset(("r4", "r5")) in review
-    assert any("r3" in pair for pair in review)
+    assert clusters["r1"] != clusters["r2"]
+    assert clusters["r3"] == clusters["r4"]
+    assert clusters["r5"] != clusters["r6"]
+    review = {frozenset((a, b)): (reason, agree) for a, b, reason, agree in
+              zip(result.review["record_id_a"], result.review["record_id_b"], result.review["reason"],
+                  result.review["agree"], strict=True)}
+    reason, agree = review[frozenset(("r1", "r2"))]
+    assert "not enough beyond the title" in reason and "first author" in agree and "journal" in agree
+    reason, _ = review[frozenset(("r5", "r6"))]
+    assert "DOI" in reason
+    merged = result.pairs[result.pairs["decision"] == "merged"].iloc[0]
+    assert merged["rule"] in RULES and "volume" in merged["agree"] and "first page" in merged["agree"]
+
+
+def test_reviewer_verdicts_merge_and_undo() -> None:
+    records = [
+        _rec(1, "Motor cortex stimulation for neuropathic pain", authors=["Nguyen, J"], year=2011,
+             journal="Pain", volume="152", pages="1-10", doi="10.1016/j.pain.1"),
+        _rec(2, "Motor cortex stimulation for neuropathic pain.", authors=["Nguyen J"], year=2011,
+             doi="10.1016/j.pain.1"),
+        _rec(3, "Motor cortex stimulation for neuropathic pain", authors=["Nguyen, J"], year=2011,
+             journal="Pain"),
+    ]
+    auto = deduplicate(records)
+    clusters = dict(zip(auto.clusters["record_id"], auto.clusters["cluster_id"], strict=True))
+    assert clusters["r1"] == clusters["r2"] and clusters["r3"] != clusters["r1"]
+    assert auto.clusters.set_index("record_id").loc["r2", "rule"] == "same DOI"
+    # a reviewer undoes the DOI merge and merges the third record instead
+    decided = deduplicate(records, decisions={frozenset(("r1", "r2")): False, frozenset(("r1", "r3")): True})
+    clusters = dict(zip(decided.clusters["record_id"], decided.clusters["cluster_id"], strict=True))
+    assert clusters["r1"] != clusters["r2"] and clusters["r1"] == clusters["r3"]
+    assert decided.clusters.set_index("record_id").loc["r3", "rule"] == "reviewer"
+    assert len(decided.review) == 0 or not (decided.review["record_id_a"].isin(["r1", "r2"])
+                                            & decided.review["record_id_b"].isin(["r1", "r2"])).any()
+    assert len(decided.records) == 3  # nothing is deleted
+
+
+def test_record_without_title_is_kept_and_matched_by_doi() -> None:
+    records = [
+        _rec(1, "", abstract="", authors=["Ahmed, S"], year=2019, journal="Brain Stimul", volume="12",
+             pages="100-108", doi="10.1016/j.brs.2019.01.001"),
+        _rec(2, "Theta burst stimulation in depression", authors=["Ahmed, S"], year=2019, journal="Brain Stimulation",
+             volume="12", pages="100-108", doi="10.1016/j.brs.2019.01.001"),
+    ]
+    result = deduplicate(records)
+    assert result.n_unique == 1 and len(result.clusters) == 2
+    primary = result.unique_records().iloc[0]
+    assert primary["title"] == "Theta burst stimulation in depression"
+
+
+def test_groups_one_row_per_record() -> None:
+    records = [
+        _rec(1, "Vagus nerve stimulation for treatment-resistant depression", year=2005, doi="10.1/vns",
+             source_file="a.ris", source_position=1),
+        _rec(2, "Vagus nerve stimulation for treatment resistant depression.", year=2005, doi="10.1/vns",
+             source_file="b.ris", source_position=7),
+        _rec(3, "Something else entirely about ECT", year=2005, source_file="b.ris", source_position=8),
+    ]
+    groups = deduplicate(records).groups()
+    assert list(groups.columns) == ["source_file", "source_position", "record_id", "group_id", "rule"]
+    rows = groups.set_index("record_id")
+    assert rows.loc["r1", "group_id"] == rows.loc["r2", "group_id"] != ""
+    assert rows.loc["r3", "group_id"] == "" and rows.loc["r3", "rule"] == ""
+    assert rows.loc["r2", "source_position"] == 7 and rows.loc["r2", "rule"] == "same DOI"
+
+
+def test_score_dedup_counts_by_hand() -> None:
+    truth = [["a", "b", "c"], ["d", "e"]]
+    predicted = [["a", "b"], ["c", "d"], ["e"]]
+    score = score_dedup(truth, predicted)
+    # true pairs ab ac bc de; predicted ab cd: one right, one wrong, three missed
+    assert (score["tp"], score["false_pairs"], score["missed_pairs"], score["true_pairs"]) == (1, 1, 3, 4)
+    assert score["precision"] == 0.5 and score["recall"] == 0.25
+    assert score["wrongly_merged"] == 2  # c and d
+
+
+BENCHMARK_CASES = Path(__file__).parent / "data" / "dedup_benchmark_cases.csv"
+
+
+def _benchmark_records(frame):
+    records = []
+    for position, row in enumerate(frame.fillna("").to_dict("records"), start=1):
+        year = row["year"]
+        records.append(Record(
+            record_id=row["ID"], title=row["title"], year=int(float(year)) if year else None,
+            authors=[a.strip() for a in row["author"].split(" and ") if a.strip()],
+            journal=row["journal"] or row["booktitle"], volume=row["volume"].removesuffix(".0"),
+            issue=row["number"].removesuffix(".0"), pages=row["pages"], doi=row["doi"].lower() or None,
+            record_type=row["ENTRYTYPE"], source_file=row["dataset"], source_position=position))
+    return records
+
+
+@pytest.fixture(scope="module")
+def benchmark_cases():
+    frame = pd.read_csv(BENCHMARK_CASES, dtype=str)
+    out = {}
+    for dataset, part in frame.groupby("dataset"):
+        records = _benchmark_records(part)
+        truth = part[part["true_group"].notna()].groupby("true_group")["ID"].agg(list).tolist()
+        out[dataset] = (records, truth, deduplicate(records))
+    return out
+
+
+def test_benchmark_cases_no_false_merge(benchmark_cases) -> None:
+    """The labels are the benchmark authors'. An earlier engine merged co-published guidelines,
+    a corrigendum with its article, "Editor's Comments" of different issues, a conference
+    abstract with the article; none of that may happen."""
+    for dataset, (_, truth, result) in benchmark_cases.items():
+        groups = result.clusters.groupby("cluster_id")["record_id"].agg(list).tolist()
+        score = score_dedup(truth, groups)
+        if dataset == "special_cases":
+            # id_0000007 and id_0000011 are the same article in every field (title, authors, journal,
+            # volume, issue, pages, the same DOI once in `note` and once in `doi`), yet labelled
+            # distinct: a label error in our reading, merged by bib-dedupe 0.11 as well
+            assert score["false_pair_list"] == [("id_0000007", "id_0000011")]
+        else:
+            assert score["false_pairs"] == 0, (dataset, score["false_pair_list"])
+
+
+def test_benchmark_cases_links_and_recall(benchmark_cases) -> None:
+    relations = {}
+    for _, (_, _, result) in benchmark_cases.items():
+        for a, b, rel in zip(result.links["record_id_a"], result.links["record_id_b"], result.links["relation"],
+                             strict=True):
+            relations[frozenset((a, b))] = rel
+    # ACS/ASCCP/ASCP cervical screening guideline, co-published in CA Cancer J Clin and J Low Genit Tract Dis
+    assert relations[frozenset(("id_0000338", "id_0000339"))] == "co-published"
+    # "Corrigendum: A Video-Based Screening System ..." and the article
+    assert relations[frozenset(("id_1000238", "id_1004521"))] == "erratum"
+    # the haematology conference abstract (Pediatric Nephrology.Conference) and the Molecular Immunology paper
+    assert "conference abstract" in set(relations.values())
+    # translated titles, surname particles (von Pawel / Pawel), inverted names, extra words before the
+    # title: the labelled duplicate pairs among these records are found (errata labelled duplicates
+    # by the benchmark are linked instead, by design)
+    tp = total = 0
+    for dataset, (_, truth, result) in benchmark_cases.items():
+        if dataset == "special_cases":
+            continue
+        groups = result.clusters.groupby("cluster_id")["record_id"].agg(list).tolist()
+        score = score_dedup(truth, groups)
+        linked = sum(frozenset(p) in relations for p in score["missed_pair_list"])
+        tp += score["tp"] + linked
+        total += score["true_pairs"]
+    assert tp / total >= 0.85, (tp, total)
 
 
 def test_normalisers() -> None:
@@ -120,3 +280,44 @@ def test_normalisers() -> None:
     assert first_author_surname(["Casbon JA"]) == "casbon"
     assert first_author_surname(["Alan Turing"]) == "turing"
     assert first_author_surname([]) == ""
+
+
+def test_old_store_gets_the_new_columns(tmp_path) -> None:
+    import duckdb
+
+    from neuromodmap.literature.store import load_dedup, load_dedup_pairs, save_dedup
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    # the tables as stores made before the conservative engine had them
+    con.execute("CREATE TABLE literature_dedup_clusters (record_id VARCHAR PRIMARY KEY, cluster_id VARCHAR, "
+                "is_primary BOOLEAN, source_database VARCHAR)")
+    con.execute("CREATE TABLE literature_dedup_pairs (record_id_a VARCHAR, record_id_b VARCHAR, rule VARCHAR, "
+                "title_similarity DOUBLE, decision VARCHAR, reason VARCHAR)")
+    con.execute("INSERT INTO literature_dedup_clusters VALUES ('old', 'dup-000001', true, 'PubMed')")
+    records = [_rec(1, "Focused ultrasound thalamotomy for tremor", doi="10.1/fus", source_file="a.ris",
+                    source_position=3),
+               _rec(2, "Focused ultrasound thalamotomy for tremor.", doi="10.1/fus", source_file="b.ris",
+                    source_position=1)]
+    save_dedup(con, deduplicate(records))
+    clusters = load_dedup(con)
+    assert set(clusters["record_id"]) == {"r1", "r2"}
+    assert clusters.set_index("record_id").loc["r1", "source_position"] == 3
+    pairs = load_dedup_pairs(con)
+    assert pairs.iloc[0]["rule"] == "same DOI" and "DOI" in pairs.iloc[0]["agree"]
+    con.close()
+
+
+def test_untitled_record_with_the_same_place_goes_to_review() -> None:
+    records = [
+        _rec(1, "", authors=["Ahmed, S"], year=2019, journal="Brain Stimul", volume="12", pages="100-108"),
+        _rec(2, "Theta burst stimulation in depression", authors=["Ahmed, S"], year=2019,
+             journal="Brain Stimulation", volume="12", pages="100-108"),
+        _rec(3, "", authors=["Ahmed, S"], year=2019, journal="Brain Stimulation", volume="12", pages="200-208"),
+    ]
+    result = deduplicate(records)
+    assert result.n_unique == 3  # no title: never merged on bibliographic fields alone
+    review = {frozenset((a, b)): reason for a, b, reason in
+              zip(result.review["record_id_a"], result.review["record_id_b"], result.review["reason"], strict=True)}
+    assert "no title on one side" in review[frozenset(("r1", "r2"))]
+    assert not any("r3" in pair for pair in review)

@@ -195,12 +195,13 @@ def test_export_to_extraction_sheet(store, tmp_path: Path) -> None:
 
 
 def test_prisma_fresh_import_awaits_screening(store, tmp_path: Path) -> None:
-    # imported and de-duplicated, nothing screened: 273 records await screening, none is excluded
+    # imported and de-duplicated, nothing screened: every unique record awaits screening, none is excluded
+    n_unique = int(store.execute("SELECT count(DISTINCT cluster_id) FROM literature_dedup_clusters").fetchone()[0])
     flow = prisma_flow(store)
-    assert (flow.records_entering_screening, flow.records_awaiting_screening) == (273, 273)
+    assert (flow.records_entering_screening, flow.records_awaiting_screening) == (n_unique, n_unique)
     assert (flow.records_screened, flow.records_excluded, flow.records_not_screened) == (0, 0, 0)
     svg = flow.plot(tmp_path / "prisma.svg").read_text()
-    assert "Records awaiting screening (n = 273)" in svg
+    assert f"Records awaiting screening (n = {n_unique})" in svg
     assert "Records excluded (n = 0)" in svg and "stopping rule" not in svg
     table = flow.to_frame()
     assert set(table["source"].dropna()) >= {"literature_imports", "literature_dedup_clusters"}

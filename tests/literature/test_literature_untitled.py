@@ -490,9 +490,6 @@ def test_screening_when_no_record_has_text(tmp_path: Path, labelled_dir: Path) -
         con.close()
 
 
-@pytest.mark.xfail(strict=True, reason="dedup.py (being rewritten elsewhere) scores two empty titles as 100 % "
-                                       "similar, so two different untitled studies by the same first author and "
-                                       "year merge when one has no DOI")
 def test_two_untitled_studies_of_one_author_and_year_are_not_merged(tmp_path: Path, exports_dir: Path) -> None:
     from neuromodmap.literature import deduplicate
 

@@ -85,13 +85,25 @@ def import_(
 @app.command()
 def dedup(
     db: Path = _DB_OPTION,
-    merge_threshold: float = typer.Option(95.0, help="Title similarity (0-100) that merges a pair."),
-    review_threshold: float = typer.Option(85.0, help="Title similarity that lists a pair for review."),
-    review_csv: Path = typer.Option(None, "--review", help="Write the borderline pairs to this CSV."),
-    decisions_csv: Path = typer.Option(None, "--decisions", help="The review CSV with its verdict column "
-                                                                   "filled in (duplicate / not_duplicate)."),
+    merge_threshold: float = typer.Option(95.0, help="Title similarity (0-100) at which two titles count as the "
+                                                      "same; a merge still needs a DOI, PMID or agreeing journal, "
+                                                      "volume, pages, first author and year."),
+    review_threshold: float = typer.Option(85.0, help="Title similarity that lists an unconfirmed pair for review."),
+    review_csv: Path = typer.Option(None, "--review", help="Write the pairs to review (with the fields that agree "
+                                                           "and disagree) to this CSV."),
+    decisions_csv: Path = typer.Option(None, "--decisions", help="A CSV of pairs with a verdict column "
+                                                                   "(duplicate / not_duplicate): the --review file "
+                                                                   "filled in, or merged pairs to undo."),
+    groups_csv: Path = typer.Option(None, "--groups", help="Write the outcome one row per record: source_file, "
+                                                           "source_position, record_id, group_id, rule."),
+    pairs_csv: Path = typer.Option(None, "--pairs", help="Write every merged, linked and review pair with its rule, "
+                                                         "relation and evidence."),
 ) -> None:
-    """Find duplicates across databases (DOI/PMID, then fuzzy title + year + author + journal)."""
+    """Find duplicates across databases, conservatively: a merge needs agreement beyond the title.
+
+    Errata, retraction notices, conference abstracts and co-published texts are linked, never
+    merged; nothing is deleted, and every merge can be undone with --decisions.
+    """
     from neuromodmap._utils import write_csv
     from neuromodmap.literature.dedup import deduplicate
     from neuromodmap.literature.store import load_records, save_dedup
@@ -110,15 +122,41 @@ def dedup(
     for name, row in result.counts_by_database().iterrows():
         table.add_row(escape(str(name)), str(row["identified"]), str(row["only_here"]))
     _console.print(table)
+    merged = result.pairs[result.pairs["decision"] == "merged"]
+    if len(merged):
+        rules = Table(title="Merged pairs by rule")
+        rules.add_column("rule")
+        rules.add_column("pairs", justify="right")
+        for rule, n in merged["rule"].value_counts().items():
+            rules.add_row(escape(str(rule)), str(n))
+        _console.print(rules)
+    links = result.links
+    if len(links):
+        _console.print("Linked, not merged: " + ", ".join(f"{n} {escape(str(rel))}"
+                                                        for rel, n in links["relation"].value_counts().items()))
     _console.print(result.methods_sentence())
+    by_id = {r.record_id: r for r in records}
+
+    def with_titles(frame):
+        frame = frame.copy()
+        frame["title_a"] = [by_id[i].title for i in frame["record_id_a"]]
+        frame["title_b"] = [by_id[i].title for i in frame["record_id_b"]]
+        frame["citation_a"] = [by_id[i].citation() for i in frame["record_id_a"]]
+        frame["citation_b"] = [by_id[i].citation() for i in frame["record_id_b"]]
+        return frame
+
     if review_csv is not None:
-        by_id = {r.record_id: r for r in records}
-        review = result.review.copy()
-        review["title_a"] = [by_id[i].title for i in review["record_id_a"]]
-        review["title_b"] = [by_id[i].title for i in review["record_id_b"]]
+        review = with_titles(result.review)
         review["verdict"] = ""  # fill in duplicate / not_duplicate, then pass the file to --decisions
         write_csv(review, review_csv)
         _console.print(f"{len(review)} pairs to review written to {review_csv}")
+    if pairs_csv is not None:
+        write_csv(with_titles(result.pairs), pairs_csv)
+        _console.print(f"{len(result.pairs)} pairs written to {pairs_csv}")
+    if groups_csv is not None:
+        write_csv(result.groups(), groups_csv)
+        n_grouped = int((result.groups()["group_id"] != "").sum())
+        _console.print(f"{len(records)} records ({n_grouped} in duplicate groups) written to {groups_csv}")
 
 
 def _read_pair_verdicts(path: Path) -> dict[frozenset[str], bool]:

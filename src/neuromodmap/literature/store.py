@@ -168,25 +168,47 @@ _DEDUP_SCHEMA = [
         decision VARCHAR, reason VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS literature_runs (
         step VARCHAR, run_at TIMESTAMP, version VARCHAR, details VARCHAR)""",
+    # added with the conservative de-duplication; stores made before get the columns empty
+    "ALTER TABLE literature_dedup_clusters ADD COLUMN IF NOT EXISTS source_file VARCHAR",
+    "ALTER TABLE literature_dedup_clusters ADD COLUMN IF NOT EXISTS source_position INTEGER",
+    "ALTER TABLE literature_dedup_clusters ADD COLUMN IF NOT EXISTS rule VARCHAR",
+    "ALTER TABLE literature_dedup_pairs ADD COLUMN IF NOT EXISTS relation VARCHAR",
+    "ALTER TABLE literature_dedup_pairs ADD COLUMN IF NOT EXISTS agree VARCHAR",
+    "ALTER TABLE literature_dedup_pairs ADD COLUMN IF NOT EXISTS disagree VARCHAR",
 ]
+_CLUSTER_COLUMNS = ["record_id", "cluster_id", "is_primary", "source_database", "source_file", "source_position",
+                    "rule"]
+_PAIR_COLUMNS = ["record_id_a", "record_id_b", "rule", "title_similarity", "decision", "reason", "relation", "agree",
+                 "disagree"]
+# column names are the constants above, never user text
+_C, _P = ", ".join(_CLUSTER_COLUMNS), ", ".join(_PAIR_COLUMNS)
+_INSERT_CLUSTERS = f"INSERT INTO literature_dedup_clusters ({_C}) SELECT {_C} FROM _lit_clusters"  # noqa: S608
+_INSERT_PAIRS = f"INSERT INTO literature_dedup_pairs ({_P}) SELECT {_P} FROM _lit_pairs"  # noqa: S608
+_SELECT_CLUSTERS = f"SELECT {_C} FROM literature_dedup_clusters"  # noqa: S608
+_SELECT_PAIRS = f"SELECT {_P} FROM literature_dedup_pairs"  # noqa: S608
 
 
 def save_dedup(con: duckdb.DuckDBPyConnection, result) -> None:
-    """Replace the stored de-duplication with ``result`` (a :class:`DedupResult`)."""
+    """Replace the stored de-duplication with ``result`` (a :class:`DedupResult`).
+
+    Every record keeps its row (cluster, source file and position, the rule that merged it),
+    and every compared pair its decision, rule, relation and evidence, so a merge can be
+    traced and undone (``literature dedup --decisions``).
+    """
     for statement in _DEDUP_SCHEMA:
         con.execute(statement)
-    clusters = result.clusters[["record_id", "cluster_id", "is_primary", "source_database"]]
-    pairs = result.pairs[["record_id_a", "record_id_b", "rule", "title_similarity", "decision", "reason"]]
+    clusters = result.clusters.reindex(columns=_CLUSTER_COLUMNS)
+    pairs = result.pairs.reindex(columns=_PAIR_COLUMNS)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM literature_dedup_clusters")
         con.execute("DELETE FROM literature_dedup_pairs")
         con.register("_lit_clusters", clusters)
-        con.execute("INSERT INTO literature_dedup_clusters SELECT * FROM _lit_clusters")
+        con.execute(_INSERT_CLUSTERS)
         con.unregister("_lit_clusters")
         if len(pairs):
             con.register("_lit_pairs", pairs)
-            con.execute("INSERT INTO literature_dedup_pairs SELECT * FROM _lit_pairs")
+            con.execute(_INSERT_PAIRS)
             con.unregister("_lit_pairs")
         con.execute("INSERT INTO literature_runs VALUES (?, ?, ?, ?)",
                     ["dedup", dt.datetime.now(dt.UTC).replace(tzinfo=None), __version__, result.methods_sentence()])
@@ -197,14 +219,15 @@ def save_dedup(con: duckdb.DuckDBPyConnection, result) -> None:
 
 
 def load_dedup(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """The stored clusters (``record_id``, ``cluster_id``, ``is_primary``, ``source_database``), or None."""
+    """The stored clusters (``record_id``, ``cluster_id``, ``is_primary``, ``source_database``,
+    ``source_file``, ``source_position``, ``rule``), or None."""
     for statement in _DEDUP_SCHEMA:
         con.execute(statement)
-    frame = con.execute("SELECT * FROM literature_dedup_clusters").df()
+    frame = con.execute(_SELECT_CLUSTERS).df()
     return frame if len(frame) else None
 
 
 def load_dedup_pairs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     for statement in _DEDUP_SCHEMA:
         con.execute(statement)
-    return con.execute("SELECT * FROM literature_dedup_pairs").df()
+    return con.execute(_SELECT_PAIRS).df()
