@@ -321,3 +321,20 @@ def test_untitled_record_with_the_same_place_goes_to_review() -> None:
               zip(result.review["record_id_a"], result.review["record_id_b"], result.review["reason"], strict=True)}
     assert "no title on one side" in review[frozenset(("r1", "r2"))]
     assert not any("r3" in pair for pair in review)
+
+
+def test_e_locator_and_print_page_are_another_numbering_not_a_conflict() -> None:
+    # BMJ prints "969-972" where other databases give the article's e-locator "a1754"
+    # (Dillner et al. 2008, BMJ 337, in the cytology-screening benchmark topic)
+    title = "Long term predictive values of cytology and human papillomavirus testing in cervical cancer screening"
+    records = [
+        _rec(1, title, authors=["Dillner, J", "Rebolj, M"], year=2008, journal="BMJ", volume="337", pages="969-972"),
+        _rec(2, title, authors=["Dillner, J", "Rebolj, M"], year=2008, journal="BMJ (Clinical research ed.)",
+             volume="337", pages="a1754"),
+        # two print pages that differ still conflict
+        _rec(3, title, authors=["Dillner, J", "Rebolj, M"], year=2008, journal="BMJ", volume="337", pages="1014"),
+    ]
+    result = deduplicate(records)
+    clusters = result.clusters.set_index("record_id")["cluster_id"]
+    assert clusters["r1"] == clusters["r2"] != clusters["r3"]
+    assert result.clusters.set_index("record_id").loc["r2", "rule"] == "title + journal + volume + first author + year"

@@ -88,7 +88,8 @@ RULES = {
     "title + journal + volume/pages": "the same title and journal, and the same first page or volume and issue",
     "title + first author + year + pages": "the same title, first author, year and first page",
     "title + journal + volume + first author + year": "the same title (4 words or more), journal, volume, "
-                                                      "first author and year; first page on one side only",
+                                                      "first author and year; first pages not comparable (on "
+                                                      "one side only, or an e-locator against a print page)",
     "title + conference + year + first author": "two conference papers: the same title, conference, year and "
                                                 "first author",
     "similar title + journal + pages + first author + year": "a similar title (≥ review threshold), and the same "
@@ -229,6 +230,12 @@ def _first_page(pages: str) -> str:
     return match.group(2).lstrip("0") if match else ""
 
 
+def _page_prefix(pages: str) -> str:
+    """The letters before the first page (``e`` of ``e12724``, ``a`` of BMJ's ``a1754``)."""
+    match = _PAGE_START.match(pages or "")
+    return match.group(1).lower() if match else ""
+
+
 _RANGE_START = re.compile(r"(?:^|[,;+]\s*)[a-z]{0,2}(\d+)", re.IGNORECASE)
 
 
@@ -256,6 +263,7 @@ class _Norm:
     bracketed: bool
     page: str
     page_starts: frozenset[str]
+    page_prefix: str
     year: int | None
     doi: str | None
     pmid: str | None
@@ -295,6 +303,7 @@ def _normalise(record: Record) -> _Norm:
         bracketed=bool(raw_title.startswith("[") or ("[" in raw_title and _TRANSLATION.search(raw_title))),
         page=page,
         page_starts=_page_starts(record.pages) if page else frozenset(),
+        page_prefix=_page_prefix(record.pages) if page else "",
         year=record.year,
         doi=record.doi,
         pmid=record.pmid,
@@ -559,8 +568,9 @@ def _compare(a: _Norm, b: _Norm, title: float, contained: bool, year_tolerance: 
     issue_ok = bool(a.issue and a.issue == b.issue)
     if a.issue and b.issue and not issue_ok and not a.page and not b.page:
         conflicts.append("issue")  # a column in each issue of one volume ("Editor's Comments")
-    if a.page and b.page and (page_ok or "1" not in (a.page, b.page)):
-        # page 1 against an article number is the page count of an online-only article ("1-6")
+    # page 1 against an article number is the page count of an online-only article ("1-6"); an
+    # e-locator against a print page (BMJ "a1754" / "969-972") is another numbering, not a conflict
+    if a.page and b.page and (page_ok or ("1" not in (a.page, b.page) and a.page_prefix == b.page_prefix)):
         (agree if page_ok else conflicts).append("first page")
     author = _first_author(a, b)
     if author:
@@ -638,7 +648,7 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
         if a.conference and b.conference and c.journal_ok and author_same and c.same_year:
             return "merged", "title + conference + year + first author", "", ""
         if (c.journal_ok and c.volume_ok and author_same and c.year_ok and min(a.n_words, b.n_words) >= 4
-                and not (a.page and b.page)):
+                and "first page" not in c.agree and "first page" not in c.conflicts):  # pages not comparable
             return "merged", "title + journal + volume + first author + year", "", ""
     if similar and c.journal_ok and same_place and author_same and c.year_ok:
         return "merged", "similar title + journal + pages + first author + year", "", ""
