@@ -338,3 +338,22 @@ def test_e_locator_and_print_page_are_another_numbering_not_a_conflict() -> None
     clusters = result.clusters.set_index("record_id")["cluster_id"]
     assert clusters["r1"] == clusters["r2"] != clusters["r3"]
     assert result.clusters.set_index("record_id").loc["r2", "rule"] == "title + journal + volume + first author + year"
+
+
+def test_retraction_notice_and_retracted_article() -> None:
+    title = "Transcranial direct current stimulation for fibromyalgia pain: a randomised trial"
+    records = [
+        _rec(1, title, authors=["Silva, A"], year=2015, journal="Pain Medicine", volume="16", pages="100-110",
+             doi="10.1/pm.100"),
+        # the same article indexed by another database with its RETRACTED flag: a duplicate
+        _rec(2, "RETRACTED: " + title, authors=["Silva A"], year=2015, journal="Pain Med", volume="16",
+             pages="100-10"),
+        # the notice itself: linked, never merged
+        _rec(3, "Retraction notice: " + title, year=2017, journal="Pain Medicine", volume="18", pages="2001",
+             doi="10.1/pm.2001"),
+    ]
+    result = deduplicate(records)
+    clusters = result.clusters.set_index("record_id")["cluster_id"]
+    assert clusters["r1"] == clusters["r2"] != clusters["r3"]
+    relations = set(result.links["relation"])
+    assert relations == {"retraction notice"}

@@ -71,6 +71,7 @@ _CITES_ORIGINAL = re.compile(
     r"\((?:vol|volume)\.?\s*\d+\s*,\s*(?:pg|p|page|pages)\.?\s*[a-z]?\d+"  # WoS: (vol 360, pg 542, 2009)
     r"|\([^()]*\(\d{4}\)\s*\d+[^()]*\([^()]*\d+[^()]*\)\s*\)\s*\.?$",  # Embase: (Journal (2009) 360 (542-544))
     re.IGNORECASE)
+_RETRACTION_WORDS = re.compile(r"retract|withdraw|expression of concern", re.IGNORECASE)
 _NOTICE_TYPES = re.compile(r"errat|correct|retraction of|expression of concern", re.IGNORECASE)
 _CONFERENCE_TYPES = frozenset({"conf", "cpaper", "abst", "inproceedings", "proceedings", "conference",
                                "conference abstract", "conference paper", "meeting abstract", "congress"})
@@ -268,6 +269,7 @@ class _Norm:
     doi: str | None
     pmid: str | None
     notice: bool
+    retraction: bool
     conference: bool
     generic: bool
     raw_volume: str
@@ -308,6 +310,7 @@ def _normalise(record: Record) -> _Norm:
         doi=record.doi,
         pmid=record.pmid,
         notice=notice,
+        retraction=notice and bool(_RETRACTION_WORDS.search(raw_title[:60] + " " + " ".join(record.publication_types))),
         conference=conference,
         generic=title in _GENERIC_TITLES or (bool(title) and title.count(" ") < 1),
         raw_volume=record.volume,
@@ -609,7 +612,7 @@ def _judge(a: _Norm, b: _Norm, c: _Comparison, merge_threshold: float,
     if c.same_id == "PMID" and "DOI" not in c.conflicts:
         return "merged", "same PMID", "", ""
     if a.notice != b.notice:
-        if re.search(r"retract|withdraw", " ".join((a.title, b.title))):
+        if (a if a.notice else b).retraction:
             return "linked", "", "retraction notice", "one record is a retraction notice about the other"
         return "linked", "", "erratum", "one record is an erratum or correction about the other"
     same_place = c.volume_ok and c.page_ok
