@@ -97,7 +97,14 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
     result = _run("prisma", "--db", db, "-o", str(tmp_path / "prisma"), "--manual", str(manual))
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "prisma").iterdir()} == {
-        "prisma.svg", "prisma.png", "prisma_counts.csv", "section.json", "records.csv", "databases.csv"}
+        "prisma.svg", "prisma.png", "prisma_counts.csv", "section.json", "records.csv", "databases.csv",
+        "dedup_pairs.csv"}
+    # the report lists the links and the pairs left for review, as the dedup step stored them
+    pairs_shown = list(csv.DictReader((tmp_path / "prisma" / "dedup_pairs.csv").open(encoding="utf-8")))
+    assert {p["decision"] for p in pairs_shown} <= {"linked", "review"}
+    assert sum(p["decision"] == "review" for p in pairs_shown) == len(review)
+    assert {p["relation"] for p in pairs_shown if p["decision"] == "linked"} >= {"preprint", "erratum"}
+    assert all(p["record_a"] and p["record_b"] for p in pairs_shown)
     # the report section: headlines from the flow, one row per unique record with its decisions
     from neuromodmap.report import read_section
 

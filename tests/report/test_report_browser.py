@@ -122,6 +122,9 @@ def test_literature_records_are_searchable(page, demo_run):
     expected = sum(all(any(w in r[c].lower() for c in shown) for w in ("gambling", "harm")) for r in rows)
     page.wait_for_function(f"() => document.querySelector('{host}').dataset.matching === '{expected}'")
     assert expected > 0
+    # the links (errata, preprints...) and the pairs left for duplicate review are in the page too
+    pairs = _csv(out / "literature" / "prisma" / "dedup_pairs.csv")
+    assert pairs and _matching(page, "#literature-prisma-dedup_pairs .nm-datatable") == len(pairs)
     # the reader is told that this real search is about another topic, and why nothing is screened
     text = page.inner_text("#literature")
     assert "not a neuromodulation search" in text and "awaiting screening" in text

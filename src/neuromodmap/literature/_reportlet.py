@@ -17,7 +17,7 @@ import pandas as pd
 from neuromodmap._utils import write_csv
 from neuromodmap.literature.prisma import PRISMA_CITATION, PrismaFlow
 from neuromodmap.literature.screening import latest_decisions
-from neuromodmap.literature.store import list_imports, load_dedup
+from neuromodmap.literature.store import list_imports, load_dedup, load_dedup_pairs, load_records
 from neuromodmap.report import Block, Figure, Headline, Section, Source, Table
 
 __all__ = ["prisma_section", "simulation_section", "records_table"]
@@ -88,6 +88,26 @@ def _database_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame.rename_axis("database").reset_index()
 
 
+def _dedup_pairs_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Linked pairs and pairs to review, one row each, with both records' citations."""
+    columns = ["decision", "relation", "reason", "record_a", "record_b", "agree", "disagree"]
+    pairs = load_dedup_pairs(con)
+    pairs = pairs[pairs["decision"].isin(["linked", "review"])]
+    if not len(pairs):
+        return pd.DataFrame(columns=columns)
+    ids = sorted(set(pairs["record_id_a"]) | set(pairs["record_id_b"]))
+    citation = {r.record_id: r.citation() for r in load_records(con, ids)}
+    return pd.DataFrame({
+        "decision": pairs["decision"].to_numpy(),
+        "relation": pairs["relation"].fillna("").to_numpy(),
+        "reason": pairs["reason"].fillna("").to_numpy(),
+        "record_a": pairs["record_id_a"].map(citation).fillna("").to_numpy(),
+        "record_b": pairs["record_id_b"].map(citation).fillna("").to_numpy(),
+        "agree": pairs["agree"].fillna("").to_numpy(),
+        "disagree": pairs["disagree"].fillna("").to_numpy(),
+    }).sort_values(["decision", "relation"], kind="stable")
+
+
 def _methods_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     try:
         rows = con.execute("SELECT step, details FROM literature_runs ORDER BY run_at").fetchall()
@@ -132,6 +152,9 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
     reasons = (criteria["reason"].fillna("").str.split(":").str[0].value_counts().rename_axis("reason")
                .rename("records").reset_index())
 
+    dedup_pairs = _dedup_pairs_table(con)
+    _csv(dedup_pairs, out / "dedup_pairs.csv")
+
     counts = flow.to_frame()
     counts["n"] = [("pending" if pd.isna(v) else int(v)) for v in counts["n"]]
     n_db = len(flow.identified_by_database)
@@ -143,6 +166,12 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
         Table(id="databases", title="Records per database", csv="databases.csv",
               labels={"only_here": "unique to this database (clusters)"},
               caption="Records each database returned, and how many duplicate clusters only that database found."),
+        Table(id="dedup_pairs", title="De-duplication: related records and pairs to review", csv="dedup_pairs.csv",
+              searchable=True, facets=["decision", "relation"],
+              caption="Records linked but not merged (an erratum or retraction notice and its article, a preprint, "
+                      "a conference abstract, a text co-published in several journals), and the pairs left for a "
+                      "reviewer with the fields that agree and disagree. Decide them with `neuromodmap literature "
+                      "dedup --review FILE.csv`, then `--decisions FILE.csv`."),
         Table.from_frame("automation", "Records excluded by the eligibility criteria", reasons,
                          caption="Reasons of the automatic exclusions (the first rule a record failed)."),
         Table(id="records", title=f"The {len(records):,} records after de-duplication, with every decision",
@@ -156,7 +185,8 @@ def prisma_section(con: duckdb.DuckDBPyConnection, flow: PrismaFlow, out_dir: st
                       caption="PRISMA 2020 flow diagram for new systematic reviews that searched databases and "
                               "registers, with the counts recorded by the pipeline (Page et al. 2021).")]
     blocks = [Block(kind="figure", ref="prisma"), Block(kind="table", ref="prisma_counts"),
-              Block(kind="table", ref="databases"), Block(kind="table", ref="automation"),
+              Block(kind="table", ref="databases"), Block(kind="table", ref="dedup_pairs"),
+              Block(kind="table", ref="automation"),
               Block(kind="heading", text="Records"), Block(kind="table", ref="records")]
     included = "pending" if flow.studies_included is None else f"{flow.studies_included:,}"
     headlines = [
