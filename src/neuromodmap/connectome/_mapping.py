@@ -40,6 +40,12 @@ from neuromodmap.provenance import Provenance
 __all__ = ["map_targets", "TargetMap", "DEFAULT_RADIUS", "NULL_MODELS", "DEFAULT_NULLS", "DEFAULT_N_NULL",
            "INDICATION_CHOICES"]
 
+
+def _p_text(p: float) -> str:
+    """``p = 0.0619``, or ``p < 0.001`` for a permutation p at its floor (1/(n + 1))."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+
+
 #: radius (mm) for targets without one
 DEFAULT_RADIUS = 5.0
 #: a region is a hub when its Benjamini-Hochberg q against the random-sites null is below this
@@ -150,7 +156,7 @@ class TargetMap:
                 f"their top {self.top_percent:g} % regions and by a conjunction map (minimum statistic where both "
                 "pass).")
             for ind, ov in self.overlaps.items():
-                ps = "; ".join(f"{_NULL_PHRASE[n]} p = {p:.3g}" for n, p in ov["p_null"].items())
+                ps = "; ".join(f"{_NULL_PHRASE[n]} {_p_text(p)}" for n, p in ov["p_null"].items())
                 parts.append(f"{ind.capitalize()} ({ov['n_superficial']} superficial, {ov['n_deep']} deep): "
                              f"r = {ov['r']:.2f}, Dice = {ov['dice']:.2f}" + (f" ({ps})." if ps else "."))
         elif self.overlap_reasons:
@@ -197,7 +203,7 @@ class TargetMap:
                     if self.overlap_reasons else "Superficial vs deep: not computed")
         out = []
         for ind, ov in self.overlaps.items():
-            ps = ", ".join(f"{_NULL_PHRASE[n]} p = {p:.3g}" for n, p in ov["p_null"].items())
+            ps = ", ".join(f"{_NULL_PHRASE[n]} {_p_text(p)}" for n, p in ov["p_null"].items())
             out.append(f"{ind.capitalize()} targets ({ov['n_superficial']} superficial, {ov['n_deep']} deep), "
                        f"superficial vs deep on {self.connectome.name}: r = {ov['r']:.2f}, Dice = {ov['dice']:.2f}"
                        + (f" ({ps})" if ps else ""))

@@ -26,7 +26,15 @@ def section_id(folder: Path, prefix: str = "connectome") -> str:
 
 
 def _p(value: float) -> str:
-    return f"{value:.3g}"
+    """A p-value for reading: three significant digits, ``< 0.001`` below that (a permutation
+    p at its floor of 1/(n + 1) would otherwise print as 0.000999)."""
+    return "< 0.001" if value < 0.001 else f"{value:.3g}"
+
+
+def _p_is(value: float) -> str:
+    """``p = 0.0619`` or ``p < 0.001``."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def map_section(result, out: Path, figures: list[dict], *, section: str | None = None,
@@ -75,12 +83,12 @@ def map_section(result, out: Path, figures: list[dict], *, section: str | None =
                                                "every null model. " + CALIBRATION_SENTENCE))
         p_null = ov.get("p_null") or {}
         first = next(iter(p_null), None)
-        value = f"r = {ov['r']:.3f}" + (f", p = {_p(p_null[first])}" if first else "")
+        value = f"r = {ov['r']:.3f}" + (f", {_p_is(p_null[first])}" if first else "")
         headlines.append(Headline(
             label=f"{ov.get('indication', what).capitalize()}: superficial vs deep overlap",
             value=value,
             detail=(f"p under {names.get(first, first)}; " if first else "")
-            + "; ".join(f"{names.get(n, n).split(' (')[0]} p = {_p(p)}" for n, p in list(p_null.items())[1:])
+            + "; ".join(f"{names.get(n, n).split(' (')[0]} {_p_is(p)}" for n, p in list(p_null.items())[1:])
             + f"; Dice {ov['dice']:.2f}; {ov['n_superficial']} superficial, {ov['n_deep']} deep targets "
               f"on {result.connectome.name}",
             table="overlap"))
