@@ -154,8 +154,9 @@ def dedup(
         write_csv(with_titles(result.pairs), pairs_csv)
         _console.print(f"{len(result.pairs)} pairs written to {pairs_csv}")
     if groups_csv is not None:
-        write_csv(result.groups(), groups_csv)
-        n_grouped = int((result.groups()["group_id"] != "").sum())
+        groups = result.groups()
+        write_csv(groups, groups_csv)
+        n_grouped = int((groups["group_id"] != "").sum())
         _console.print(f"{len(records)} records ({n_grouped} in duplicate groups) written to {groups_csv}")
 
 

@@ -272,7 +272,6 @@ class _Norm:
     retraction: bool
     conference: bool
     generic: bool
-    raw_volume: str
 
 
 @functools.lru_cache(maxsize=65536)
@@ -313,7 +312,6 @@ def _normalise(record: Record) -> _Norm:
         retraction=notice and bool(_RETRACTION_WORDS.search(raw_title[:60] + " " + " ".join(record.publication_types))),
         conference=conference,
         generic=title in _GENERIC_TITLES or (bool(title) and title.count(" ") < 1),
-        raw_volume=record.volume,
     )
 
 
@@ -753,11 +751,11 @@ def deduplicate(
 
     comparisons: dict[tuple[int, int], _Comparison] = {}
 
-    def compare(i: int, j: int) -> _Comparison:
+    def compare(i: int, j: int, similarity: tuple[float, bool] | None = None) -> _Comparison:
         key = (i, j) if i < j else (j, i)
         c = comparisons.get(key)
         if c is None:
-            title, contained = _title_similarity(norms[key[0]], norms[key[1]])
+            title, contained = similarity or _title_similarity(norms[key[0]], norms[key[1]])
             c = comparisons[key] = _compare(norms[key[0]], norms[key[1]], title, contained, year_tolerance)
         return c
 
@@ -786,7 +784,7 @@ def deduplicate(
                 and not (a.pmid and a.pmid == b.pmid) and not (a.volume and a.page and a.volume == b.volume
                                                                and a.page == b.page)):
             continue
-        c = compare(i, j)
+        c = compare(i, j, (title, contained))
         decision, rule, relation, reason = _judge(a, b, c, merge_threshold, review_threshold)
         if (i, j) in cannot:
             decision, rule, reason = "kept apart", "reviewer", "reviewer: not a duplicate"
