@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from neuromodmap import __version__
 from neuromodmap.connectome.cli import app as connectome_app
@@ -13,8 +14,34 @@ from neuromodmap.literature.cli import app as literature_app
 from neuromodmap.report.cli import app as report_app
 from neuromodmap.trials.cli import app as trials_app
 
+
+class _Root(TyperGroup):
+    """The root command: every sub-command runs inside the one error handler of :mod:`neuromodmap.errors`."""
+
+    def invoke(self, ctx):
+        import click
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                typer.Exit, typer.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place every error is reported
+            from rich.console import Console
+            from rich.markup import escape
+
+            from neuromodmap.errors import handle
+
+            console = Console(stderr=True)
+            status = handle(exc, lambda line: console.print(
+                f"[bold red]{escape(line[:6])}[/]{escape(line[6:])}" if line.startswith("error:") else escape(line),
+                soft_wrap=True, highlight=False))
+            raise typer.Exit(status) from None
+
+
 app = typer.Typer(
     name="neuromodmap",
+    cls=_Root,
     help="Neuromodulation for chronic pain and depression: trials, literature, evidence, connectome, report.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

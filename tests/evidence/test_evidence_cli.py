@@ -62,7 +62,7 @@ def _ok(result):
 
 
 def _clean_failure(result):
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)  # handled, not a crash
     assert "Traceback" not in result.output
 
@@ -224,10 +224,16 @@ def test_unexpected_errors_still_give_one_message(tmp_path, ref, monkeypatch):
         raise np.linalg.LinAlgError("Singular matrix")
 
     monkeypatch.setattr(pipeline, "run_meta", boom)
+    monkeypatch.setenv("NEUROMODMAP_LOG_DIR", str(tmp_path / "logs"))
     sheet = _write_csv(tmp_path / "bcg.csv", _bcg_rows(ref))
     result = runner.invoke(app, ["evidence", "meta", str(sheet), "-o", str(tmp_path / "o")])
-    _clean_failure(result)
-    assert "internal error" in result.output and "Singular matrix" in result.output
+    # a bug, not bad input: exit 1, one line naming the log file that holds the traceback
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "unexpected LinAlgError: Singular matrix" in result.output
+    (log,) = (tmp_path / "logs").glob("neuromodmap-error-*.log")
+    assert str(log) in " ".join(result.output.split()) or log.name in result.output
+    assert "Traceback" in log.read_text() and "boom" in log.read_text()
 
 
 def test_evidence_help_lists_both_commands():

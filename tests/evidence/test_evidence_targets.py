@@ -186,10 +186,10 @@ def test_cli_runs_the_shipped_dataset_and_reports_problems(tmp_path):
     rows = _gaynes_rows()[:2]
     result = runner.invoke(app, ["evidence", "meta", str(_sheet(tmp_path, rows)), "--measure", "RR", "-o",
                                  str(out), "--moderator", "connectivity"])
-    assert result.exit_code == 1 and "at least 3 studies" in result.output
+    assert result.exit_code == 2 and "at least 3 studies" in result.output
     result = runner.invoke(app, ["evidence", "meta", str(path), "--measure", "RR", "-o", str(out),
                                  "--moderator", "connectivity", "--seed", "6,16"])
-    assert result.exit_code == 1 and "three numbers" in result.output
+    assert result.exit_code == 2 and "three numbers" in result.output
     result = runner.invoke(app, ["evidence", "datasets", "gaynes2011_fig13", "--reproduce"])
     assert result.exit_code == 0, result.output
     assert "overall          k=12  RR 2.18 (1.47 to 3.22)   published 2.18 (1.47 to 3.22)" in result.output

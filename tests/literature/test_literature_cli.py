@@ -80,7 +80,7 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
         assert same == (row["verdict"] == "duplicate"), row
     (tmp_path / "bad.csv").write_text("record_id_a,record_id_b,verdict\na,b,maybe\n")
     result = _run("dedup", "--db", db, "--decisions", str(tmp_path / "bad.csv"))
-    assert result.exit_code == 1 and "line 2, field verdict: 'maybe'" in result.output
+    assert result.exit_code == 2 and "line 2, field verdict: 'maybe'" in result.output
     result = _run("dedup", "--db", db)  # back to the automatic result for the rest of the test
     assert f"645 records gave {n_unique} unique" in result.output
     result = _run("criteria", "--db", db, "--profile", "pain")
@@ -123,7 +123,7 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "sheet.csv").open()))
     record_id = rows[0]["notes"].split()[2].rstrip(";")
     result = _run("fulltext", record_id, "exclude", "--db", db)
-    assert result.exit_code == 1 and "needs --reason" in result.output
+    assert result.exit_code == 2 and "needs --reason" in result.output
     result = _run("fulltext", record_id, "exclude", "--reason", "wrong population", "--db", db)
     assert result.exit_code == 0
     result = _run("export", "--db", db, "-o", str(tmp_path / "sheet2.csv"))
@@ -133,9 +133,9 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
 def test_bad_profile_and_empty_db(tmp_path: Path) -> None:
     db = str(tmp_path / "x.duckdb")
     result = _run("dedup", "--db", db)
-    assert result.exit_code == 1 and "holds no literature records" in result.output
+    assert result.exit_code == 2 and "holds no literature records" in result.output
     result = _run("criteria", "--db", db, "--profile", str(tmp_path / "nope.yaml"))
-    assert result.exit_code == 1 and "no such criteria profile" in result.output
+    assert result.exit_code == 2 and "no such criteria profile" in result.output
 
 
 def test_simulate(tmp_path: Path, labelled_dir: Path) -> None:
@@ -167,7 +167,7 @@ def test_simulate(tmp_path: Path, labelled_dir: Path) -> None:
     summary = json.loads((tmp_path / "sim2" / "simulation.json").read_text())
     assert summary["seeds"] == [0, 1] and len(summary["runs"]) == 2
     result = _run("simulate", str(path), "--label", "nope", "-o", str(out))
-    assert result.exit_code == 1 and "no label column 'nope'" in result.output
+    assert result.exit_code == 2 and "no label column 'nope'" in result.output
     # the model settings are options and are recorded
     assert (data["model"], data["balance"], data["fields"]) == ("nb", "weighted", "title,abstract,keywords")
     result = _run("simulate", str(path), "--fields", "title,abstract", "--balance", "double", "--raw-tf",
@@ -176,4 +176,4 @@ def test_simulate(tmp_path: Path, labelled_dir: Path) -> None:
     data = json.loads((tmp_path / "sim3" / "simulation.json").read_text())
     assert (data["balance"], data["fields"], data["features"]["sublinear_tf"]) == ("double", "title,abstract", False)
     result = _run("simulate", str(path), "--fields", "title,journal", "-o", str(out))
-    assert result.exit_code == 1 and "--fields" in result.output
+    assert result.exit_code == 2 and "--fields" in result.output

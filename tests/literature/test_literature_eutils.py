@@ -158,4 +158,4 @@ def test_pubmed_command_imports_hits(ncbi, tmp_path: Path, monkeypatch) -> None:
     assert con.execute("SELECT count(*), min(source_database) FROM literature_records").fetchone() == (7, "PubMed")
     fake.esearch_error = "Invalid query"
     result = CliRunner().invoke(app, ["literature", "pubmed", "((", "--db", str(db), "--base-url", url])
-    assert result.exit_code == 1 and "esearch: Invalid query" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "esearch: Invalid query" in result.output and "Traceback" not in result.output

@@ -187,7 +187,7 @@ def test_link_trials_cli_with_a_separate_trials_store(tmp_path: Path, trials_db:
     counts = {r["count"]: r["n"] for r in csv.DictReader((tmp_path / "links" / "trial_link_counts.csv").open())}
     assert counts["  found in the trials store"] == "1"
     result = runner.invoke(app, ["literature", "link-trials", "--db", db, "--trials-db", str(tmp_path / "none.duckdb")])
-    assert result.exit_code == 1 and "none.duckdb: no such trials store" in flat(result.output)
+    assert result.exit_code == 2 and "none.duckdb: no such trials store" in flat(result.output)
     # without a trials store the ids are still found and reported, none as found
     result = runner.invoke(app, ["literature", "link-trials", "--db", db])
     assert result.exit_code == 0 and "0 in the trials store, 1 not" in flat(result.output)

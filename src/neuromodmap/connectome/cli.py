@@ -20,8 +20,10 @@ _CONNECTOME = typer.Option("enigma-schaefer400", "--connectome", "-c",
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
+    """A user error: one line, exit 2 (printed by the root command's handler, :mod:`neuromodmap.errors`)."""
+    from neuromodmap.errors import UserError
+
+    raise UserError(message)
 
 
 def _expected_errors():

@@ -13,9 +13,11 @@ _err = Console(stderr=True)
 _out = Console()
 
 
-def _fail(message: str, code: int = 1) -> None:
-    _err.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+def _fail(message: str) -> None:
+    """A user error: one line, exit 2 (printed by the root command's handler, :mod:`neuromodmap.errors`)."""
+    from neuromodmap.errors import UserError
+
+    raise UserError(message)
 
 
 @app.command()
@@ -96,14 +98,10 @@ def meta(
         _fail(f"--moderator connectivity: {exc}")
     except OSError as exc:
         _fail(f"cannot read {sheet}: {exc.strerror or exc}")
-    except Exception as exc:  # a bug, not bad input: still one message, no traceback
-        _fail(f"internal error while analysing {sheet} ({type(exc).__name__}: {exc}); please report it")
     try:
         written = report.write(output)
     except OSError as exc:
         _fail(f"cannot write to {output}: {exc.strerror or exc}")
-    except Exception as exc:
-        _fail(f"internal error while writing {output} ({type(exc).__name__}: {exc}); please report it")
     _out.print(str(report.result), highlight=False, markup=False)
     if report.metareg is not None:
         _out.print(report.metareg.summary(), highlight=False, markup=False)

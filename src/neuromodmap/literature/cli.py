@@ -23,8 +23,10 @@ _DB_OPTION = typer.Option(Path(DEFAULT_DB), "--db", help="Project DuckDB file (s
 
 
 def _fail(message: str) -> None:
-    _err.print(f"[bold red]Error:[/] {escape(message)}")
-    raise typer.Exit(1)
+    """A user error: one line, exit 2 (printed by the root command's handler, :mod:`neuromodmap.errors`)."""
+    from neuromodmap.errors import UserError
+
+    raise UserError(message)
 
 
 def _open(db: Path):

@@ -28,8 +28,9 @@ def build(
         try:
             path = build_report(sections, output, title=title)
         except (FileNotFoundError, ValueError, SectionError) as exc:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(2) from None
+            from neuromodmap.errors import UserError
+
+            raise UserError(str(exc)) from None
     for w in caught:
         if issubclass(w.category, ReportWarning):
             console.print(f"[yellow]note:[/] {escape(str(w.message))}")

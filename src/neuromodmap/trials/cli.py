@@ -18,8 +18,10 @@ _DB = typer.Option(DEFAULT_DB, "--db", help="DuckDB file (created if missing).")
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
+    """A user error: one line, exit 2 (printed by the root command's handler, :mod:`neuromodmap.errors`)."""
+    from neuromodmap.errors import UserError
+
+    raise UserError(message)
 
 
 _ACTION_COUNTS = {
