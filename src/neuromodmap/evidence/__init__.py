@@ -7,6 +7,8 @@ metafor's verbs, in Python, with metafor's numbers::
     res = rma(es.yi, es.vi, method="REML", slab=es.index)
     print(res)                      # like metafor's summary
     res.predict(transf_exp)         # back-transformed estimate, CI and prediction interval
+    mv = rma_mv(yi, vi, study=study_id)   # three-level model: several effects per study
+    robust(mv)                      # cluster-robust (CR1) tests and CIs
 
 The extraction sheet's columns are :data:`neuromodmap.evidence.sheet.COLUMNS`.
 """
@@ -35,6 +37,7 @@ from neuromodmap.evidence._methods import (
     trimfill,
 )
 from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, qprofile_tau2, rma
+from neuromodmap.evidence._rma_mv import RMAMVResult, rma_mv, robust
 from neuromodmap.evidence._transforms import (
     back_transform,
     transf_exp,
@@ -47,8 +50,8 @@ from neuromodmap.evidence.pipeline import MetaReport, SheetValidationError, effe
 from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord, validate_rows
 
 __all__ = [
-    "escalc", "rma", "leave1out", "cumul", "regtest", "trimfill", "bootstrap", "qprofile_tau2", "forest", "funnel",
-    "RMAResult", "SubgroupResult", "BootstrapResult", "RegtestResult", "TrimfillResult",
+    "escalc", "rma", "rma_mv", "robust", "leave1out", "cumul", "regtest", "trimfill", "bootstrap", "qprofile_tau2", "forest", "funnel",
+    "RMAResult", "RMAMVResult", "SubgroupResult", "BootstrapResult", "RegtestResult", "TrimfillResult",
     "transf_exp", "transf_ilogit", "transf_pft", "transf_ipft", "transf_ipft_hm", "back_transform",
     "MEASURES", "METHODS", "COLUMNS", "CITATION_COLUMNS", "ExtractionRecord", "validate_rows",
     "read_sheet", "write_sheet", "write_template", "effect_sizes", "run_meta", "MetaReport", "SheetValidationError",
