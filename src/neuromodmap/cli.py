@@ -91,6 +91,66 @@ def demo(
     typer.echo(f"Report: {result.report.resolve()}")
 
 
+@app.command()
+def serve(
+    db: Path = typer.Option(..., "--db", help="The trials store (a DuckDB file written by `trials import`)."),
+    review: Path = typer.Option(None, "--review", help="The literature/review store for the screening pages."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default loopback only)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port (0: any free port)."),
+    token: str = typer.Option(None, "--token", envvar="NEUROMODMAP_TOKEN",
+                              help="Access token every request must carry; generated when --host is not loopback."),
+) -> None:
+    """Serve the local web app (trials explorer and corrections, screening, evidence, connectome)."""
+    import ipaddress
+    import secrets
+    import socket
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True)
+    if not db.is_file():
+        console.print(f"[bold red]error:[/] {escape(str(db))} does not exist; build it with `neuromodmap trials import`")
+        raise typer.Exit(2)
+    if review is not None and review.exists() and not review.is_file():
+        console.print(f"[bold red]error:[/] --review {escape(str(review))} is not a file")
+        raise typer.Exit(2)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not token:
+        token = secrets.token_urlsafe(24)
+        console.print("[yellow]--host is not a loopback address: every request needs the access token "
+                      "(generated; pass --token to choose one)[/]")
+
+    import uvicorn
+
+    from neuromodmap.webapp import create_app
+
+    web = create_app(db, review, token, host=host)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        console.print(f"[bold red]error:[/] cannot listen on {escape(host)}:{port}: {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    config = uvicorn.Config(web, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    typer.echo(f"Serving on {url}", nl=True)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    typer.echo("Stopped.")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,151 @@
+"""The web app over a small real trials store; a real uvicorn server; a real headless Chromium.
+
+``trials_db`` imports real ClinicalTrials.gov records (the first 15,000 of the 2018 text corpus,
+the 100 full API v2 records of the herniated-disc download and the 60 legacy XML fixtures) and
+classifies them, once per session; ``trials_db_copy`` gives a test its own copy to change.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+N_TEXT_RECORDS = 15000
+
+
+def trial_sources(trials_dir: Path, work: Path) -> list[Path]:
+    sample = work / "ctgov_text_2018_first15000.jsonl"
+    with gzip.open(trials_dir / "ctgov_text_2018.jsonl.gz", "rt", encoding="utf-8") as src, \
+            open(sample, "w", encoding="utf-8") as dst:
+        dst.writelines(itertools.islice(src, N_TEXT_RECORDS))
+    return [trials_dir / "ctgov_v2_json_download_herniated_disc_koy570" / "ctg-studies.json.gz",
+            trials_dir / "ctgov_legacy_xml", sample]
+
+
+def build_store(db: Path, sources: list[Path]) -> Path:
+    from neuromodmap.trials.io import expand_inputs
+    from neuromodmap.trials.pipeline import classify_to_csv
+    from neuromodmap.trials.store import TrialStore
+
+    with TrialStore(db) as store:
+        store.import_files(expand_inputs(sources), problems=[])
+    classify_to_csv([], db.with_suffix(".labels.csv"), db=db, problems=[])
+    return db
+
+
+@pytest.fixture(scope="session")
+def trials_sources(tmp_path_factory, trials_dir: Path) -> list[Path]:
+    return trial_sources(trials_dir, tmp_path_factory.mktemp("webapp-sources"))
+
+
+@pytest.fixture(scope="session")
+def trials_db(tmp_path_factory, trials_sources) -> Path:
+    """A real classified trials store (read it, do not change it: see ``trials_db_copy``)."""
+    return build_store(tmp_path_factory.mktemp("webapp-store") / "trials.duckdb", trials_sources)
+
+
+@pytest.fixture()
+def trials_db_copy(trials_db: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "trials.duckdb"
+    shutil.copyfile(trials_db, copy)
+    return copy
+
+
+@pytest.fixture()
+def client_for() -> Callable:
+    """``client_for(db, review=None, token=None)``: a TestClient on a loopback Host, CSRF cookie set."""
+    from fastapi.testclient import TestClient
+
+    from neuromodmap.webapp import create_app
+
+    made = []
+
+    def make(db: Path, review: Path | None = None, token: str | None = None, **kwargs):
+        client = TestClient(create_app(db, review, token, **kwargs), base_url="http://127.0.0.1")
+        made.append(client)
+        return client
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def csrf_headers(client) -> dict[str, str]:
+    """The CSRF header for ``client`` (fetching a page first when it has no cookie yet)."""
+    if "nm_csrf" not in client.cookies:
+        client.get("/api/csrf")
+    return {"X-CSRF-Token": client.cookies["nm_csrf"]}
+
+
+@pytest.fixture()
+def live_url():
+    """``live_url(app)``: serve the app with a real uvicorn in a thread; return its base URL."""
+    from neuromodmap.webapp.server import running_server
+
+    stack = []
+
+    def start(app) -> str:
+        cm = running_server(app)
+        url = cm.__enter__()
+        stack.append(cm)
+        return url
+
+    yield start
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("NEUROMODMAP_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    opt_out = os.environ.get("NEUROMODMAP_SKIP_BROWSER_TESTS") == "1"
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if opt_out:
+            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Playwright is not installed")
+        pytest.fail("the browser tests need Playwright: pip install -e '.[test]' "
+                    "(or set NEUROMODMAP_SKIP_BROWSER_TESTS=1 to skip them on this machine)")
+    if executable is None:
+        if opt_out:
+            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Chromium is not installed")
+        pytest.fail("the browser tests need Chromium: apt-get install -y chromium (or set NEUROMODMAP_CHROMIUM)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture()
+def page_for(browser):
+    """``page_for(base_url)``: a fresh browser context and page, recording errors and remote requests."""
+    contexts = []
+
+    def open_page(base_url: str):
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        contexts.append(context)
+        pg = context.new_page()
+        pg.page_errors, pg.console_messages, pg.remote_requests = [], [], []
+        pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
+        pg.on("console", lambda m: pg.console_messages.append((m.type, m.text)))
+        pg.on("request", lambda r: pg.remote_requests.append(r.url) if not r.url.startswith(base_url) else None)
+        return pg
+
+    yield open_page
+    for c in contexts:
+        c.close()
