@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["DEFAULT_DB", "ROW_GROUP_SIZE", "connect", "cursor"]
 
@@ -35,6 +37,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
     connection to one file in this process shares one instance, as ``duckdb.connect(path)``
     would) with :data:`ROW_GROUP_SIZE`. The file stays an ordinary DuckDB database.
     """
+    import duckdb  # imported here so that `neuromodmap --help` does not load DuckDB
+
     path = Path(path or DEFAULT_DB)
     if read_only and not path.exists():
         raise FileNotFoundError(f"database {path} does not exist; import data first")

@@ -16,44 +16,19 @@ LeadDBSConnectome, NiftiConnectome, voxel_seed_maps
     Voxel-level seed maps (AvgR, AvgRFz, T) streamed subject by subject on Dask.
 """
 
-from neuromodmap.connectome._atlas import ParcelAtlas, Seed
-from neuromodmap.connectome._catalogue import (
-    CATALOGUE_COLUMNS,
-    FOX_SGACC_SEED,
-    OMITTED_TARGETS,
-    load_targets,
-    read_targets,
-    target_catalogue,
-)
-from neuromodmap.connectome._effects import (
-    EFFECT_COLUMNS,
-    attach_target_effects,
-    plot_target_effects,
-    read_target_effects,
-)
-from neuromodmap.connectome._errors import (
-    AtlasMismatchError,
-    ConnectomeError,
-    CoordinateError,
-    ImageError,
-    TargetsFileError,
-    TimeSeriesError,
-)
-from neuromodmap.connectome._mapping import DEFAULT_RADIUS, TargetMap, map_targets
-from neuromodmap.connectome._parcel import (
-    CONNECTOMES,
-    DEFAULT_CONNECTOME,
-    ParcelConnectome,
-    load_connectome,
-)
-from neuromodmap.connectome._targeting import SGACC_SEED, search_anticorrelated, site_to_seed
-from neuromodmap.connectome._voxel import (
-    LeadDBSConnectome,
-    NiftiConnectome,
-    VoxelConnectome,
-    VoxelMaps,
-    voxel_seed_maps,
-)
+from neuromodmap._lazy import lazy_exports
+
+# Names are imported on first use, so `neuromodmap --help` and reading one file stay light.
+_EXPORTS = {
+    "_atlas": ("ParcelAtlas", "Seed"),
+    "_catalogue": ("CATALOGUE_COLUMNS", "FOX_SGACC_SEED", "OMITTED_TARGETS", "load_targets", "read_targets", "target_catalogue"),
+    "_effects": ("EFFECT_COLUMNS", "attach_target_effects", "plot_target_effects", "read_target_effects"),
+    "_errors": ("AtlasMismatchError", "ConnectomeError", "CoordinateError", "ImageError", "TargetsFileError", "TimeSeriesError"),
+    "_mapping": ("DEFAULT_RADIUS", "TargetMap", "map_targets"),
+    "_parcel": ("CONNECTOMES", "DEFAULT_CONNECTOME", "ParcelConnectome", "load_connectome"),
+    "_targeting": ("SGACC_SEED", "search_anticorrelated", "site_to_seed"),
+    "_voxel": ("LeadDBSConnectome", "NiftiConnectome", "VoxelConnectome", "VoxelMaps", "voxel_seed_maps"),
+}
 
 __all__ = [
     "AtlasMismatchError",
@@ -90,3 +65,5 @@ __all__ = [
     "target_catalogue",
     "voxel_seed_maps",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,41 +13,23 @@ metafor's verbs, in Python, with metafor's numbers::
 The extraction sheet's columns are :data:`neuromodmap.evidence.sheet.COLUMNS`.
 """
 
-from neuromodmap.evidence._errors import (
-    ConvergenceError,
-    MetaAnalysisError,
-    MetaAnalysisWarning,
-    SheetError,
-)
-from neuromodmap.evidence._escalc import MEASURES, escalc
-from neuromodmap.evidence._io import read_sheet, write_sheet, write_template
-from neuromodmap.evidence._metareg import (
-    ConnectivityMetaRegression,
-    connectivity_metaregression,
-    study_sites,
-)
-from neuromodmap.evidence._methods import (
-    BootstrapResult,
-    RegtestResult,
-    TrimfillResult,
-    bootstrap,
-    cumul,
-    leave1out,
-    regtest,
-    trimfill,
-)
-from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, qprofile_tau2, rma
-from neuromodmap.evidence._rma_mv import RMAMVResult, rma_mv, robust
-from neuromodmap.evidence._transforms import (
-    back_transform,
-    transf_exp,
-    transf_ilogit,
-    transf_ipft,
-    transf_ipft_hm,
-    transf_pft,
-)
-from neuromodmap.evidence.pipeline import MetaReport, SheetValidationError, effect_sizes, run_meta
-from neuromodmap.evidence.sheet import CITATION_COLUMNS, COLUMNS, ExtractionRecord, validate_rows
+from neuromodmap._lazy import lazy_exports
+
+# Names are imported on first use, so `neuromodmap --help` and reading one file stay light.
+_EXPORTS = {
+    "_errors": ("ConvergenceError", "MetaAnalysisError", "MetaAnalysisWarning", "SheetError"),
+    "_escalc": ("MEASURES", "escalc"),
+    "_io": ("read_sheet", "write_sheet", "write_template"),
+    "_metareg": ("ConnectivityMetaRegression", "connectivity_metaregression", "study_sites"),
+    "_methods": ("BootstrapResult", "RegtestResult", "TrimfillResult", "bootstrap", "cumul", "leave1out", "regtest", "trimfill"),
+    "_rma": ("METHODS", "RMAResult", "SubgroupResult", "qprofile_tau2", "rma"),
+    "_rma_mv": ("RMAMVResult", "rma_mv", "robust"),
+    "_transforms": ("back_transform", "transf_exp", "transf_ilogit", "transf_ipft", "transf_ipft_hm", "transf_pft"),
+    "pipeline": ("MetaReport", "SheetValidationError", "effect_sizes", "run_meta"),
+    "sheet": ("CITATION_COLUMNS", "COLUMNS", "ExtractionRecord", "validate_rows"),
+    "_plots": ("forest", "funnel"),  # matplotlib
+    "datasets": ("datasets",),
+}
 
 __all__ = [
     "escalc", "rma", "rma_mv", "robust", "leave1out", "cumul", "regtest", "trimfill", "bootstrap", "qprofile_tau2", "forest", "funnel",
@@ -59,15 +41,4 @@ __all__ = [
     "connectivity_metaregression", "ConnectivityMetaRegression", "study_sites", "datasets",
 ]
 
-
-def __getattr__(name):
-    # plotting pulls in matplotlib; import it only when asked for
-    if name == "datasets":
-        import importlib
-
-        return importlib.import_module("neuromodmap.evidence.datasets")
-    if name in ("forest", "funnel"):
-        from neuromodmap.evidence import _plots
-
-        return getattr(_plots, name)
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -30,6 +28,8 @@ def _fail(message: str) -> None:
 
 
 def _open(db: Path):
+    import duckdb
+
     from neuromodmap.literature.store import open_store
 
     try:
@@ -308,6 +308,8 @@ def _open_trials(db: Path, trials_db: Path | None):
         return None
     if not trials_db.exists():
         _fail(f"{trials_db}: no such trials store; run `neuromodmap trials import` first")
+    import duckdb
+
     from neuromodmap.store import connect
 
     try:
@@ -469,6 +471,8 @@ def simulate(
         _console.print(f"seed {seed + k}: WSS@95 {sim.wss_95:.1%} (random {sim.random_wss_95:.1%}), "
                        f"recall@10% {sim.recall_at_10pct:.1%}, 95% recall after {sim.n_screened_at_95} records")
     if repeat > 1:
+        import numpy as np
+
         wss = np.array([r.wss_95 for r in runs])
         summary = {"dataset": str(dataset), "label_column": label, "model": model, "balance": balance,
                    "fields": ",".join(field_list), "features": runs[0].features,

@@ -6,20 +6,13 @@ captions, tables, methods, sources) written as ``section.json`` into its output 
 (``#overview``, ``#trials``, ``#literature``, ``#evidence``, ``#connectome``, ``#methods``).
 """
 
-from neuromodmap.report._build import ReportWarning, build_report, json_for_script
-from neuromodmap.report._section import (
-    SECTION_FILE,
-    STAGES,
-    Block,
-    Figure,
-    Headline,
-    Section,
-    SectionError,
-    Source,
-    Table,
-    read_section,
-    software_versions,
-)
+from neuromodmap._lazy import lazy_exports
+
+# Names are imported on first use, so `neuromodmap --help` and reading one file stay light.
+_EXPORTS = {
+    "_build": ("ReportWarning", "build_report", "json_for_script"),
+    "_section": ("SECTION_FILE", "STAGES", "Block", "Figure", "Headline", "Section", "SectionError", "Source", "Table", "read_section", "software_versions"),
+}
 
 __all__ = [
     "SECTION_FILE",
@@ -37,3 +30,5 @@ __all__ = [
     "read_section",
     "software_versions",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,22 +5,17 @@ Import: :func:`read_trials` reads any supported file (format detected from conte
 ClinicalTrials.gov API v2, :func:`link_registries` links ICTRP records to NCT records.
 """
 
-from neuromodmap.trials.classify import (
-    CLASSIFIER_VERSION,
-    classification_row,
-    classify,
-    classify_many,
-)
-from neuromodmap.trials.dedup import link_registries
-from neuromodmap.trials.io import (
-    FORMATS,
-    ImportedRecord,
-    TrialFileError,
-    detect_format,
-    read_trials,
-)
-from neuromodmap.trials.models import Classification, ImportProblem, Intervention, Label, Trial
-from neuromodmap.trials.store import ImportReport, TrialStore
+from neuromodmap._lazy import lazy_exports
+
+# Names are imported on first use, so `neuromodmap --help` and reading one file stay light.
+_EXPORTS = {
+    "classify": ("CLASSIFIER_VERSION", "classification_row", "classify", "classify_many"),
+    "dedup": ("link_registries",),
+    "io": ("FORMATS", "ImportedRecord", "TrialFileError", "detect_format", "read_trials"),
+    "models": ("Classification", "ImportProblem", "Intervention", "Label", "Trial"),
+    "store": ("ImportReport", "TrialStore"),
+    "ctgov": ("FetchError", "FetchReport", "fetch_studies"),  # the API client pulls in httpx
+}
 
 __all__ = [
     "CLASSIFIER_VERSION",
@@ -45,12 +40,4 @@ __all__ = [
     "read_trials",
 ]
 
-_LAZY = {"FetchError", "FetchReport", "fetch_studies"}  # the API client pulls in httpx (~0.1 s)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from neuromodmap.trials import ctgov
-
-        return getattr(ctgov, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,78 @@
+"""How long ``neuromodmap --help`` and every sub-command's ``--help`` take, and what they load.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/cli_help_speed.py [--runs 7]
+
+Each command runs ``--runs`` times in a fresh interpreter (``python -m neuromodmap ... --help``
+through :mod:`subprocess`); the median wall time is printed per command, beside the median of
+a bare ``python -c pass`` and of ``import typer, rich`` (the floor any typer CLI pays). The
+target is under 0.3 s per help. It also prints the heavy libraries (scipy, nilearn, DuckDB,
+pandas, matplotlib, numpy, nibabel, sklearn) that ``import neuromodmap`` and a help run
+load: there should be none. Print ``uptime``'s load beside the figures: on a busy machine
+every number grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HEAVY = ("scipy", "nilearn", "duckdb", "pandas", "matplotlib", "numpy", "nibabel", "sklearn", "httpx")
+
+
+def _commands() -> list[list[str]]:
+    from typer.main import get_command
+
+    from neuromodmap.cli import app
+
+    root = get_command(app)
+    out = [[]]
+    for name, group in root.commands.items():
+        out.append([name])
+        for sub in getattr(group, "commands", {}):
+            out.append([name, sub])
+    return out
+
+
+def _time(argv: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _loaded(code: str) -> list[str]:
+    probe = (f"import sys\n{code}\n"
+             f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stderr
+    return out.split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    py = sys.executable
+    print(f"load average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}; median of {args.runs} runs")
+    print(f"{'python -c pass':<40} {_time([py, '-c', 'pass'], args.runs):6.3f} s")
+    print(f"{'import typer, rich.console':<40} {_time([py, '-c', 'import typer, rich.console'], args.runs):6.3f} s")
+    print(f"{'import neuromodmap':<40} {_time([py, '-c', 'import neuromodmap'], args.runs):6.3f} s")
+    worst = 0.0
+    for cmd in _commands():
+        seconds = _time([py, "-m", "neuromodmap", *cmd, "--help"], args.runs)
+        worst = max(worst, seconds)
+        print(f"{' '.join(['neuromodmap', *cmd, '--help']):<40} {seconds:6.3f} s")
+    print(f"slowest help: {worst:.3f} s ({'under' if worst < 0.3 else 'OVER'} the 0.3 s target)")
+    print("heavy libraries loaded by `import neuromodmap`:", _loaded("import neuromodmap") or "none")
+    help_probe = ("import sys\nfrom neuromodmap.cli import app\nsys.argv=['neuromodmap','--help']\n"
+                  "try:\n    app()\nexcept SystemExit:\n    pass")
+    print("heavy libraries loaded by `neuromodmap --help`:", _loaded(help_probe) or "none")
+
+
+if __name__ == "__main__":
+    main()
