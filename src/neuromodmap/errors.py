@@ -135,6 +135,7 @@ def user_line(exc: BaseException) -> str | None:
             PermissionError: "choose a place you can write to (or read), or fix the permissions",
             FileNotFoundError: "check the path",
             NotADirectoryError: "a part of the path is a file, not a folder",
+            FileExistsError: "a file is in the way: give a folder name for the output",
         }.get(type(exc), "")
         return f"{exc.filename}: {what}" + (f"; {hint}" if hint else "")
     return None

@@ -132,6 +132,12 @@ def test_pipeline(tmp_path: Path, gambling_files, exports_dir: Path) -> None:
 
 def test_bad_profile_and_empty_db(tmp_path: Path) -> None:
     db = str(tmp_path / "x.duckdb")
+    result = _run("dedup", "--db", db)  # a mistyped --db: no store is created
+    assert result.exit_code == 2 and "x.duckdb: no such store" in " ".join(result.output.split())
+    assert not (tmp_path / "x.duckdb").exists()
+    from neuromodmap.literature.store import open_store
+
+    open_store(tmp_path / "x.duckdb").close()  # an empty store
     result = _run("dedup", "--db", db)
     assert result.exit_code == 2 and "holds no literature records" in result.output
     result = _run("criteria", "--db", db, "--profile", str(tmp_path / "nope.yaml"))

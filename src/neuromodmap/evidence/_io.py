@@ -90,8 +90,18 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> tuple[list[dict[st
 
 def _read_csv(path: Path, delimiter: str | None):
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark (Excel's "Unicode Text")
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise SheetError(f"{path}: starts as UTF-16 text but is not valid UTF-16; save the sheet as "
+                             "'CSV UTF-8'") from None
     if b"\x00" in raw[:4096]:
-        raise SheetError(f"{path}: binary content (NUL bytes); this is not a CSV text file")
+        head = raw[:4096]
+        utf16 = head[1::2].count(0) > len(head) // 4 or head[0::2].count(0) > len(head) // 4
+        raise SheetError(f"{path}: " + ("UTF-16 text without a byte-order mark" if utf16 else
+                                        "binary content (NUL bytes), not a CSV text file")
+                         + "; save the sheet as 'CSV UTF-8' (or .xlsx)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="Evidence: extraction sheet and metafor-grade meta-analysis.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -85,13 +84,14 @@ def meta(
                           test=test, level=level, outcome=outcome, sheet_name=sheet_name,
                           skip_invalid=skip_invalid, moderator=moderator, seed=seed_xyz, connectome=connectome)
     except SheetValidationError as exc:
-        table = Table(title=f"{len(exc.problems)} problem(s) in {exc.path}", show_lines=False)
-        for col in ("row", "column", "problem", "value"):
-            table.add_column(col)
-        for p in exc.problems:
-            table.add_row(str(p.row), p.column, p.message, "" if p.value is None else repr(p.value)[:40])
-        _err.print(table)
-        _fail("fix these cells (or pass --skip-invalid to drop the rows) and run again")
+        # one line per bad cell, naming the file, row and column; the last line says what to do
+        for p in exc.problems[:-1]:
+            _err.print(f"{exc.path}, {p}" + ("" if p.value is None else f" (value {p.value!r:.40})"),
+                       markup=False, highlight=False, soft_wrap=True)
+        last = exc.problems[-1]
+        _fail(f"{exc.path}, {last}" + ("" if last.value is None else f" (value {last.value!r:.40})")
+              + f"; fix {'these cells' if len(exc.problems) > 1 else 'the cell'} (or pass --skip-invalid to drop "
+              "the rows) and run again")
     except (SheetError, MetaAnalysisError) as exc:
         _fail(str(exc))
     except ConnectomeError as exc:

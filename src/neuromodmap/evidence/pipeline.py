@@ -75,6 +75,33 @@ class SheetValidationError(SheetError):
                          + "\n".join(f"  {p}" for p in problems))
 
 
+_MEASURE_COLUMNS = {"SMD": ("active_sd", "control_sd"), "MD": ("active_sd", "control_sd")}
+
+
+def _unusable_effects(effects: pd.DataFrame, records: list, measure: str) -> list[CellProblem]:
+    """A problem for every row whose effect or variance is not a finite number (e.g. an SD of 1e-300).
+
+    Such a row used to be dropped from the pooling without a word.
+    """
+    if not len(effects):
+        return []
+    by_row = dict(records)
+    out = []
+    for row in effects[~(np.isfinite(effects["yi"]) & np.isfinite(effects["vi"]))].itertuples():
+        rec = by_row.get(row.row)
+        columns = _MEASURE_COLUMNS.get(measure, ())
+        tiny = [c for c in columns if rec is not None and getattr(rec, c) is not None and 0 < getattr(rec, c) < 1e-6]
+        if tiny:
+            out.append(CellProblem(row.row, ", ".join(tiny), f"an SD of {getattr(rec, tiny[0]):g} makes the {measure} "
+                                   "infinite; check the value (an SD that small is a typing slip)",
+                                   getattr(rec, tiny[0])))
+        elif row.source == "arm data":
+            out.append(CellProblem(row.row, ", ".join(columns) or "arm data",
+                                   f"the {measure} of this row is not a finite number (yi={row.yi}, vi={row.vi}); "
+                                   "check the arm values"))
+    return out
+
+
 def _label(record: ExtractionRecord) -> str:
     return record.citation or record.study_id
 
@@ -388,6 +415,7 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
             records.append((row["_row"], good[0]))
     effects, missing = effect_sizes(records, measure, outcome, by)
     problems.extend(missing)
+    problems.extend(_unusable_effects(effects, records, measure))
     if problems and not skip_invalid:
         raise SheetValidationError(path, problems)
     notes += [f"skipped: {p}" for p in problems]

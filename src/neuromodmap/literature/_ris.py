@@ -18,7 +18,14 @@ from neuromodmap.registry_ids import find_registry_ids
 
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 _PMID_URL = re.compile(r"(?:pubmed(?:\.ncbi\.nlm\.nih\.gov)?/|list_uids=|pmid[:=])(\d{1,9})\b", re.I)
-_HTML_TAG = re.compile(r"<[^>]{1,40}>")
+# markup that exports put in titles and abstracts (Lens: HTML paragraphs; publishers: JATS/MathML);
+# only these named tags are removed, so text such as "<12 weeks vs >24 weeks" is kept whole
+_HTML_TAG = re.compile(
+    r"</?(?:(?:jats|mml):[a-z-]+|p|br|hr|i|b|u|em|strong|sup|sub|span|div|a|font|small|big|scp|sc|inf|"
+    r"italic|bold|ul|ol|li|h[1-6]|title|abstract|sec|label|list|list-item|named-content)"
+    r"(?=[\s/>])[^<>]{0,200}>",
+    re.IGNORECASE,
+)
 
 # every tag of the RIS specification and of the vendor variants in the real exports; other
 # two-letter tags are kept out of the record and reported once per file

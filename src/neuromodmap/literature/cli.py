@@ -27,11 +27,14 @@ def _fail(message: str) -> None:
     raise UserError(message)
 
 
-def _open(db: Path):
+def _open(db: Path, *, create: bool = False):
+    """The store at ``db``; only the commands that add records (``create``) make a new one."""
     import duckdb
 
     from neuromodmap.literature.store import open_store
 
+    if not create and not db.exists():
+        _fail(f"{db}: no such store; check the --db path, or run `neuromodmap literature import` first")
     try:
         return open_store(db)
     except (duckdb.Error, OSError) as exc:
@@ -53,7 +56,8 @@ def import_(
     from neuromodmap.literature.store import save_import
 
     results = read_many(files, database=database, workers=workers)
-    con = _open(db)
+    # no store is created when no file could be read
+    con = _open(db, create=True) if any(not isinstance(r, LiteratureImportError) for r in results) else None
     table = Table(title="Imported records")
     for column in ("file", "format", "database", "records", "no title", "skipped", "notes"):
         table.add_column(column)
@@ -77,11 +81,14 @@ def import_(
             _err.print(f"{escape(str(path))}: {len(result.issues) - len(shown)} more problems not listed "
                        f"(--show-issues {len(result.issues)} lists them; all are stored in literature_import_issues)",
                        soft_wrap=True)
-    _console.print(table)
+    if len(failed) == len(files) == 1:
+        _fail(failed[0])  # the one file given cannot be read: one line, exit 2
+    if len(failed) < len(files):
+        _console.print(table)
     for message in failed:
-        _err.print(f"[bold red]Not imported:[/] {escape(message)}")
-    if failed:
-        raise typer.Exit(1)
+        _err.print(f"[bold red]Not imported:[/] {escape(message)}", soft_wrap=True)
+    if failed:  # exit 1: the other files were imported; 2: none was
+        raise typer.Exit(1 if len(failed) < len(files) else 2)
 
 
 @app.command()
@@ -385,7 +392,7 @@ def pubmed(
     from neuromodmap.literature.eutils import EUTILS_BASE, EUtilsClient, EUtilsError
     from neuromodmap.literature.store import save_import
 
-    con = _open(db)
+    con = _open(db, create=True)
     try:
         with EUtilsClient(api_key=api_key, email=email, base_url=base_url or EUTILS_BASE) as client, \
                 progress_bar() as bar:

@@ -39,9 +39,30 @@ def detect_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"),
+          (b"GIF8", "a GIF image"), (b"\xd0\xcf\x11\xe0", "an old Excel/Word file (save it as .xlsx or .csv)"))
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+
+
+def _refuse_binary(head: bytes, path: Path) -> None:
+    """LiteratureImportError when ``head`` is not text: a search export is always text (or XLSX)."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise LiteratureImportError(f"{path}: not a search export but {what}")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # UTF-16 with a BOM: text
+    n_control = len(head) - len(head.translate(None, _CONTROL))
+    if b"\0" in head or n_control > max(4, len(head) // 100):
+        raise LiteratureImportError(f"{path}: not a text file ({n_control} control bytes in the first "
+                                    f"{len(head):,}); export the search again as RIS, MEDLINE, PubMed XML, "
+                                    "BibTeX, CSV or XLSX")
+
+
 def _detect(data: bytes, path: Path, issues: list[ImportIssue]) -> str:
     if not data.strip(b" \t\r\n\x00\xef\xbb\xbf"):
         raise LiteratureImportError(f"{path}: file is empty")
+    if data[:4] != b"PK\x03\x04":
+        _refuse_binary(data[:65536], path)
     head = decode(data[:65536], path, []) if data[:4] != b"PK\x03\x04" else ""
     fmt = sniff(data, head)
     if fmt is None:

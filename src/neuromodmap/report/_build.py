@@ -295,6 +295,29 @@ def _legacy_page(page: Path, root: Path, ctx: _Ctx) -> dict:
     return {"title": title, "body": body}
 
 
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"))
+
+
+def _check_page(path: Path) -> None:
+    """ValueError naming ``path`` and what it is when it is not an HTML text page."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise ValueError(f"{path}: not an HTML page but {what}; give a stage's output folder, its "
+                             f"{SECTION_FILE} or an HTML page")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the block
+            raise ValueError(f"{path}: not an HTML page (byte {exc.start} is not UTF-8 text); give a stage's "
+                             f"output folder, its {SECTION_FILE} or an HTML page") from None
+    if b"\0" in head:
+        raise ValueError(f"{path}: not an HTML page (binary content); give a stage's output folder, its "
+                         f"{SECTION_FILE} or an HTML page")
+
+
 # --------------------------------------------------------------------------- build
 def _collect(inputs: list[Path]) -> tuple[list[tuple[Section, Path]], list[tuple[Path, Path]]]:
     sections: list[tuple[Section, Path]] = []
@@ -308,6 +331,8 @@ def _collect(inputs: list[Path]) -> tuple[list[tuple[Section, Path]], list[tuple
                 continue
             html_pages = sorted(p for p in path.rglob("*.html")
                                 if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            for page in html_pages:
+                _check_page(page)
             pages.extend((p, path) for p in html_pages)
             if not html_pages:
                 raise ValueError(f"{path}: no {SECTION_FILE} and no HTML page in this folder")
@@ -315,6 +340,7 @@ def _collect(inputs: list[Path]) -> tuple[list[tuple[Section, Path]], list[tuple
             if path.name == SECTION_FILE or path.suffix == ".json":
                 sections.append((read_section(path), path.parent))
             else:
+                _check_page(path)
                 pages.append((path, path.parent))
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")

@@ -147,6 +147,8 @@ def classify(
 
     if not inputs and db is None:
         _fail("give input files, or --db to classify the trials already in a store")
+    if not inputs and not db.exists():
+        _fail(f"{db}: no such store; check the --db path, or run 'neuromodmap trials import' first")
     for path in inputs or []:
         if not path.exists():
             _fail(f"{path}: no such file")
