@@ -54,8 +54,13 @@ cases <- list(
   case("bornmann2007", bornmann, "study", "obs", NULL),
   case("bornmann2007_type", bornmann, "study", "obs", ~ type)
 )
+# per-subgroup three-level fits (the pipeline's --by): assink2016 split by type of delinquent behaviour
+subgroups <- lapply(setNames(nm = sort(unique(dat.assink2016$deltype))), function(level) {
+  fit_list(rma.mv(yi, vi, random = ~ 1 | study/esid, data = dat.assink2016, subset = deltype == level))
+})
 out <- list(metafor = as.character(packageVersion("metafor")),
             clubSandwich = if (has_cs) as.character(packageVersion("clubSandwich")) else NULL,
-            R = R.version.string, created = format(Sys.Date()), cases = cases)
+            R = R.version.string, created = format(Sys.Date()), cases = cases,
+            assink2016_deltype = list(deltype = dat.assink2016$deltype, fits = subgroups))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
            "tests/evidence/reference/metafor_rma_mv.json")

@@ -11,7 +11,7 @@ from matplotlib.patches import Polygon
 from scipy import stats
 
 from neuromodmap.evidence._methods import TrimfillResult
-from neuromodmap.evidence._rma import RMAResult, SubgroupResult
+from neuromodmap.evidence._rma import SubgroupResult
 from neuromodmap.evidence._transforms import back_transform
 
 __all__ = ["forest", "funnel"]
@@ -28,99 +28,134 @@ def _diamond(ax, y, lb, est, ub, height=0.35, color="black"):
 
 
 def forest(result, transf=None, xlabel: str | None = None, title: str | None = None,
-           refline: float | None = None, digits: int = 2) -> Figure:
-    """Forest plot of an :class:`RMAResult` or a :class:`SubgroupResult`.
+           refline: float | None = None, digits: int = 2, favours: tuple[str, str] | None = None,
+           groups=None) -> Figure:
+    """Forest plot of an :class:`RMAResult`, an :class:`RMAMVResult` or a :class:`SubgroupResult`.
 
-    Draws each study's estimate and CI (square sized by weight) with columns for the
-    weight and ``estimate [CI]``, the pooled diamond and its prediction interval
-    (a dashed bar) and, for subgroups, one block per group plus the overall model and the
-    test for subgroup differences. ``transf`` back-transforms the axis labels and text
-    (default: exp for RR/OR, inverse logit for PLO, harmonic-mean inverse FT for PFT).
+    Each effect is a square whose area is proportional to its weight in the model, with its CI;
+    columns give the weight and ``estimate [CI]``. Each pooled model is a diamond followed by a
+    row with its prediction interval (dashed, with end ticks). Subgroups get a header, a diamond
+    each and the test for subgroup differences, drawn only when there are two or more pooled
+    subgroups. ``favours=(left, right)`` writes "Favours ..." under the axis on each side of the
+    null line. ``groups`` (one study id per effect, in the fit's order) groups a study's
+    dependent effects: a header row with the study, its effects indented beneath, on a grey band.
+    ``transf`` back-transforms the axis labels and text (default: exp for RR/OR, inverse logit
+    for PLO, harmonic-mean inverse FT for PFT).
     """
-    blocks: list[tuple[str | None, RMAResult]]
+    blocks: list[tuple[str | None, object]]
     footer = None
-    if isinstance(result, SubgroupResult):
+    overall = None
+    unpooled = {}
+    if isinstance(result, SubgroupResult) and (len(result.fits) >= 2 or result.unpooled):
         blocks = list(result.fits.items())
         overall = result.overall
-        if np.isfinite(result.q_between):
+        unpooled = result.unpooled
+        if len(result.fits) >= 2 and np.isfinite(result.q_between):
             footer = (f"Test for subgroup differences: Q = {result.q_between:.2f}, "
                       f"df = {result.q_between_df}, p = {_p(result.q_between_p)}")
+    elif isinstance(result, SubgroupResult):
+        # a single subgroup is the overall model: draw it once
+        only = result.overall if result.overall is not None else next(iter(result.fits.values()))
+        blocks = [(None, only)]
     else:
         blocks = [(None, result)]
-        overall = None
     first = blocks[0][1] if blocks else overall
     measure = first.measure
     if transf is None:
-        all_ni = first.ni
-        transf = back_transform(measure, all_ni) or (lambda x: x)
+        transf = back_transform(measure, first.ni) or (lambda x: x)
     log_axis = measure in ("RR", "OR")
     if refline is None:
         refline = 0.0 if measure in ("RR", "OR", "RD", "SMD", "MD", "ZCOR") else None
+    group_of = None
+    if groups is not None:
+        ref_fit = overall if overall is not None else first
+        group_of = dict(zip(ref_fit.labels, (str(g) for g in groups), strict=True))
+    level = first.level
 
     # rows, from the top
     rows: list[tuple] = []
     for name, fit in blocks:
         if name is not None:
             rows.append(("header", name))
-        crit = stats.norm.ppf(1 - (1 - fit.level / 100) / 2)
-        for label, y, v, w in zip(fit.labels, fit.yi, fit.vi, fit.weights, strict=True):
-            se = math.sqrt(v)
-            rows.append(("study", label, y, y - crit * se, y + crit * se, w))
-        rows.append(("pooled", fit))
+        rows += _study_rows(fit, group_of)
+        rows.append(("pooled", fit, _model_label(fit)))
+        if fit.method != "EE" and fit.k >= 3:
+            rows.append(("pi", fit))
         if name is not None:
             rows.append(("gap",))
-    if isinstance(result, SubgroupResult):
+    for name, (labels, ys, vs) in unpooled.items():
         # subgroups with a single study: show the study, without a pooled diamond
-        for name, (labels, ys, vs) in result.unpooled.items():
-            rows.append(("header", f"{name} (not pooled)"))
-            for label, y, v in zip(labels, ys, vs, strict=True):
-                se = math.sqrt(v)
-                crit = stats.norm.ppf(0.975)
-                rows.append(("study", label, y, y - crit * se, y + crit * se, float("nan")))
-            rows.append(("gap",))
+        rows.append(("header", f"{name} (not pooled)"))
+        crit = stats.norm.ppf(1 - (1 - level / 100) / 2)
+        for label, y, v in zip(labels, ys, vs, strict=True):
+            se = math.sqrt(v)
+            rows.append(("study", label, y, y - crit * se, y + crit * se, float("nan"), 0))
+        rows.append(("gap",))
     if overall is not None:
-        rows.append(("pooled", overall, "Overall"))
+        rows.append(("pooled", overall, f"Overall: {_model_label(overall)}"))
+        if overall.method != "EE" and overall.k >= 3:
+            rows.append(("pi", overall))
 
     n = len(rows)
-    height = max(3.0, 0.28 * n + 1.6)
+    height = max(3.2, 0.28 * n + 2.0)
     fig = Figure(figsize=(10, height))
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.30, 0.6 / height + 0.05, 0.40, 1 - (1.3 / height) - 0.05))
+    ax = fig.add_axes((0.34, 1.0 / height + 0.04, 0.36, 1 - (1.5 / height) - 0.04))
+    weights = [row[5] for row in rows if row[0] == "study" and np.isfinite(row[5])]
+    w_max = max(weights) if weights else 1.0
     lows, highs = [], []
+    band_start = None
     for i, row in enumerate(rows):
         yrow = n - i
         kind = row[0]
         if kind == "header":
             ax.annotate(_plain(row[1]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
                         textcoords="offset points", va="center", fontweight="bold", fontsize=9)
+        elif kind == "studyhead":
+            band_start = yrow
+            ax.annotate(_plain(row[1][:60]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
+                        textcoords="offset points", va="center", fontsize=8.5, fontstyle="italic")
+            ax.annotate(f"{row[2]:.1f}%", (1, yrow), xycoords=("axes fraction", "data"), xytext=(12, 0),
+                        textcoords="offset points", va="center", fontsize=8.5, fontstyle="italic")
         elif kind == "study":
-            _, label, y, lb, ub, w = row
+            _, label, y, lb, ub, w, indent = row
             ax.plot([lb, ub], [yrow, yrow], color="black", lw=0.9)
-            size = 3 + 9 * math.sqrt(w / 100) if np.isfinite(w) else 4
-            ax.plot([y], [yrow], marker="s", color="black", markersize=size, ls="none")
+            # marker size is a length (points): its square is proportional to the weight
+            size = 11 * math.sqrt(w / w_max) if np.isfinite(w) else 4
+            ax.plot([y], [yrow], marker="s", color="black", markersize=size, ls="none",
+                    gid="study-square" if np.isfinite(w) else "study-unweighted")
             lows.append(lb)
             highs.append(ub)
-            _row_text(ax, yrow, str(label), f"{w:.1f}%" if np.isfinite(w) else "",
+            _row_text(ax, yrow, ("    " * indent) + str(label), f"{w:.1f}%" if np.isfinite(w) else "",
                       _ci_text(transf, y, lb, ub, digits))
+            if indent and (i + 1 == n or rows[i + 1][0] != "study" or not rows[i + 1][6]):
+                ax.axhspan(yrow - 0.45, band_start + 0.45, color="0.93", zorder=0, lw=0, gid="study-group")
         elif kind == "pooled":
+            fit, label = row[1], row[2]
+            _diamond(ax, yrow, _scalar(fit.ci_lb), fit.estimate, _scalar(fit.ci_ub))
+            het = "" if fit.method != "EE" and fit.k >= 3 else f"; {_heterogeneity(fit)}"
+            studies = f" in {fit.n_studies} studies" if hasattr(fit, "n_studies") else ""
+            _row_text(ax, yrow, f"{label}, k = {fit.k}{studies}{het}",
+                      "" if label.startswith("Overall") and blocks and blocks[0][0] is not None else "100%",
+                      _ci_text(transf, fit.estimate, _scalar(fit.ci_lb), _scalar(fit.ci_ub), digits), bold=True)
+            lows.append(_scalar(fit.ci_lb))
+            highs.append(_scalar(fit.ci_ub))
+        elif kind == "pi":
             fit = row[1]
-            label = row[2] if len(row) > 2 else (
-                "EE model" if fit.method == "EE" else f"RE model ({fit.method})")
-            _diamond(ax, yrow, fit.ci_lb, fit.estimate, fit.ci_ub)
-            if fit.method != "EE" and fit.k >= 3:
-                ax.plot([fit.pi_lb, fit.pi_ub], [yrow - 0.42, yrow - 0.42], color="0.35", lw=1.2, ls="--")
-                lows.append(fit.pi_lb)
-                highs.append(fit.pi_ub)
-            het = f"I² = {fit.i2:.0f}%, τ² = {fit.tau2:.3f}" if fit.method != "EE" else f"I² = {fit.i2:.0f}%"
-            _row_text(ax, yrow, f"{label}, k = {fit.k}; {het}", "100%" if label != "Overall" else "",
-                      _ci_text(transf, fit.estimate, fit.ci_lb, fit.ci_ub, digits), bold=True)
-            lows.append(fit.ci_lb)
-            highs.append(fit.ci_ub)
+            ax.plot([fit.pi_lb, fit.pi_ub], [yrow, yrow], color="0.3", lw=1.2, ls="--", gid="prediction-interval")
+            ax.plot([fit.pi_lb, fit.pi_ub], [yrow, yrow], color="0.3", marker="|", markersize=7, ls="none")
+            _row_text(ax, yrow, f"    {level:g}% prediction interval; {_heterogeneity(fit)}", "",
+                      f"[{_fmt(float(transf(fit.pi_lb)), digits)}, {_fmt(float(transf(fit.pi_ub)), digits)}]")
+            lows.append(fit.pi_lb)
+            highs.append(fit.pi_ub)
+    if refline is not None:
+        lows.append(refline)
+        highs.append(refline)
     lo, hi = float(np.nanmin(lows)), float(np.nanmax(highs))
     pad = 0.08 * (hi - lo if hi > lo else 1.0)
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_ylim(0.2, n + 0.8)
-    if refline is not None and lo - pad < refline < hi + pad:
+    ax.set_ylim(0.4, n + 0.8)
+    if refline is not None:
         ax.axvline(refline, color="0.5", lw=0.8, ls=":")
     ax.set_yticks([])
     for side in ("left", "right", "top"):
@@ -144,16 +179,66 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
     label = xlabel or _MEASURE_LABEL.get(measure or "", "Effect size")
     if log_axis:
         label += " (log scale)"
-    ax.set_xlabel(label, fontsize=9)
+    ax.set_xlabel(label, fontsize=9, labelpad=16 if favours and refline is not None else 4)
+    if favours and refline is not None:
+        for text, ha, dx in ((favours[0], "right", -5), (favours[1], "left", 5)):
+            ax.annotate(f"{'← ' if ha == 'right' else ''}{_plain(text)}{' →' if ha == 'left' else ''}",
+                        (refline, 0), xycoords=("data", "axes fraction"), xytext=(dx, -22),
+                        textcoords="offset points", ha=ha, va="top", fontsize=8, gid="favours")
     ax.annotate("Study", (0, n + 0.8), xycoords=("figure fraction", "data"), xytext=(8, 0),
                 textcoords="offset points", fontweight="bold", fontsize=9, va="bottom")
-    ax.annotate("Weight    Estimate [95% CI]", (1, n + 0.8), xycoords=("axes fraction", "data"),
+    ax.annotate(f"Weight    Estimate [{level:g}% CI]", (1, n + 0.8), xycoords=("axes fraction", "data"),
                 xytext=(12, 0), textcoords="offset points", fontweight="bold", fontsize=9, va="bottom")
     if footer:
-        fig.text(0.01, 0.01, footer, fontsize=8)
+        ax.annotate(footer, (0, 0), xycoords=("figure fraction", "axes fraction"), xytext=(8, -50),
+                    textcoords="offset points", va="top", fontsize=8.5, gid="subgroup-test")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
+
+
+def _scalar(value) -> float:
+    return float(np.atleast_1d(value)[0])
+
+
+def _model_label(fit) -> str:
+    if fit.method == "EE":
+        return "EE model"
+    if hasattr(fit, "sigma2"):
+        return f"Three-level model ({fit.method})"
+    return f"RE model ({fit.method})"
+
+
+def _heterogeneity(fit) -> str:
+    if fit.method == "EE":
+        return f"I² = {fit.i2:.0f}%"
+    if hasattr(fit, "sigma2"):
+        return f"σ² = {fit.sigma2[0]:.3f} (studies), {fit.sigma2[1]:.3f} (effects)"
+    return f"I² = {fit.i2:.0f}%, τ² = {fit.tau2:.3f}"
+
+
+def _study_rows(fit, group_of) -> list[tuple]:
+    """Study rows of one fit; with ``group_of`` a study's several effects follow a header row."""
+    crit = stats.norm.ppf(1 - (1 - fit.level / 100) / 2)
+    items = list(zip(fit.labels, fit.yi, fit.vi, fit.weights, strict=True))
+    if group_of is None:
+        return [("study", label, y, y - crit * math.sqrt(v), y + crit * math.sqrt(v), w, 0)
+                for label, y, v, w in items]
+    order: dict[str, list] = {}
+    for item in items:
+        order.setdefault(group_of.get(item[0], item[0]), []).append(item)
+    rows = []
+    for members in order.values():
+        if len(members) == 1:
+            label, y, v, w = members[0]
+            rows.append(("study", label, y, y - crit * math.sqrt(v), y + crit * math.sqrt(v), w, 0))
+            continue
+        head = members[0][0].split(": ", 1)[0]
+        rows.append(("studyhead", head, float(sum(m[3] for m in members))))
+        for label, y, v, w in members:
+            detail = label.split(": ", 1)[1] if label.startswith(head + ": ") else label
+            rows.append(("study", detail, y, y - crit * math.sqrt(v), y + crit * math.sqrt(v), w, 1))
+    return rows
 
 
 def _plain(text: str) -> str:
@@ -163,7 +248,7 @@ def _plain(text: str) -> str:
 
 def _row_text(ax, yrow, label, weight, ci, bold=False):
     kw = {"fontsize": 8.5, "va": "center", "fontweight": "bold" if bold else "normal"}
-    ax.annotate(_plain(label[:60]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
+    ax.annotate(_plain(label[:72]), (0, yrow), xycoords=("figure fraction", "data"), xytext=(8, 0),
                 textcoords="offset points", **kw)
     ax.annotate(weight, (1, yrow), xycoords=("axes fraction", "data"), xytext=(12, 0),
                 textcoords="offset points", **kw)

@@ -589,10 +589,11 @@ class SubgroupResult:
             parts.append(f"=== Subgroup: {name} === not pooled: {why}")
         if self.overall is not None:
             parts.append(f"=== All studies ===\n{self.overall.summary()}")
-        parts.append(
-            f"Test for Subgroup Differences: Q_between(df = {self.q_between_df}) = {self.q_between:.4f}, "
-            f"p-val = {_fmt_p(self.q_between_p)}"
-        )
+        if len(self.fits) >= 2:  # one pooled subgroup: there is no difference to test
+            parts.append(
+                f"Test for Subgroup Differences: Q_between(df = {self.q_between_df}) = {self.q_between:.4f}, "
+                f"p-val = {_fmt_p(self.q_between_p)}"
+            )
         return "\n\n".join(parts)
 
     def __str__(self) -> str:

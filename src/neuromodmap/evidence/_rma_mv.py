@@ -254,8 +254,10 @@ class RMAMVResult:
         est = {"REML": "restricted maximum likelihood", "ML": "maximum likelihood"}[self.method]
         test = ("t-based tests and confidence intervals (df = k - p)" if self.ddf is not None and self.vbest is None
                 else "Wald-type (normal) tests and confidence intervals")
-        text = (f"Because {self.k - self.n_studies} of the {self.k} effects came from studies contributing more "
-                f"than one, effects were pooled with a three-level random-effects model (effects nested in "
+        counts = np.bincount(self.study, minlength=self.n_studies)
+        dependent = int(counts[counts > 1].sum())
+        text = (f"Because {dependent} of the {self.k} effects came from studies contributing more than one, "
+                f"effects were pooled with a three-level random-effects model (effects nested in "
                 f"{self.n_studies} studies; between-study and within-study variance components estimated by "
                 f"{est}), with {test}, as metafor's rma.mv(yi, vi, random = ~ 1 | study/effect); "
                 f"a {self.level:g}% prediction interval is reported.")

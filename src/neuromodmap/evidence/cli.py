@@ -44,7 +44,8 @@ def meta(
     sheet: Path = typer.Argument(..., help="Extraction sheet (.xlsx or .csv)."),
     measure: str = typer.Option("SMD", "--measure", "-m", help="SMD, MD, RR, OR, RD, PLO, PR or PFT."),
     by: str = typer.Option("modality", "--by", help="Subgroup column (modality, target, indication, design, "
-                           "sham_type, outcome_measure, condition) or 'none'."),
+                           "sham_type, outcome_measure, condition, subgroup) or 'none'. A value shared by every "
+                           "row gives one model without subgroups."),
     output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
     method: str = typer.Option("REML", "--method", help="tau² estimator: REML, ML, DL, PM, HE, SJ or EE."),
     test: str = typer.Option("z", "--test", help="'z' (Wald) or 'knha' (Hartung-Knapp)."),
@@ -62,7 +63,10 @@ def meta(
     connectome: str = typer.Option(None, "--connectome", help="Connectome for --moderator connectivity "
                                    "(default enigma-schaefer400; see `neuromodmap connectome list`)."),
 ) -> None:
-    """Validate a sheet, compute effect sizes, pool per subgroup and write tables, plots, HTML and methods."""
+    """Validate a sheet, compute effect sizes, pool per subgroup and write tables, plots, HTML and methods.
+
+    Several rows of one study (same study_id) are pooled with a three-level model (metafor's rma.mv).
+    """
     from neuromodmap.connectome._errors import ConnectomeError
     from neuromodmap.evidence._errors import MetaAnalysisError, SheetError
     from neuromodmap.evidence.pipeline import SheetValidationError, run_meta

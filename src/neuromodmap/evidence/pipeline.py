@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy
 from jinja2 import Environment, PackageLoader, select_autoescape
+from scipy.stats import chi2
 
 from neuromodmap import __version__
 from neuromodmap._utils import atomic_write, write_csv
@@ -29,6 +30,7 @@ from neuromodmap.evidence._io import read_sheet
 from neuromodmap.evidence._metareg import MODERATORS, connectivity_metaregression
 from neuromodmap.evidence._methods import regtest, trimfill
 from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, rma
+from neuromodmap.evidence._rma_mv import RMAMVResult, rma_mv
 from neuromodmap.evidence._transforms import back_transform
 from neuromodmap.evidence.sheet import (
     OUTCOME_MEASURES,
@@ -62,7 +64,14 @@ CITATIONS = {
     "egger": "Egger M, Davey Smith G, Schneider M, Minder C. Bias in meta-analysis detected by a simple, graphical test. BMJ. 1997;315(7109):629-634.",
     "trimfill": "Duval S, Tweedie R. Trim and fill: a simple funnel-plot-based method of testing and adjusting for publication bias in meta-analysis. Biometrics. 2000;56(2):455-463.",
     "PFT": "Miller JJ. The inverse of the Freeman-Tukey double arcsine transformation. Am Stat. 1978;32(4):138.",
+    "three-level": "Van den Noortgate W, López-López JA, Marín-Martínez F, Sánchez-Meca J. Three-level meta-analysis "
+                   "of dependent effect sizes. Behav Res Methods. 2013;45(2):576-594.",
+    "konstantopoulos": "Konstantopoulos S. Fixed effects and variance components estimation in three-level "
+                       "meta-analysis. Res Synth Methods. 2011;2(1):61-76.",
 }
+
+#: sham_type codes whose control arm is a sham (the forest plot then reads "favours sham")
+_SHAM_CODES = {"sham_coil", "tilted_coil", "sham_stimulation", "subthreshold", "placebo_device"}
 
 
 class SheetValidationError(SheetError):
@@ -230,14 +239,16 @@ class MetaReport:
     figures: dict[str, Any] = field(default_factory=dict)
     #: connectivity meta-regression (``run_meta(..., moderator="connectivity")``)
     metareg: Any = None
+    #: True when some study contributes several rows: the pooled models are three-level (``rma_mv``)
+    multilevel: bool = False
 
     @property
-    def overall(self) -> RMAResult | None:
+    def overall(self) -> RMAResult | RMAMVResult | None:
         return self.result.overall if isinstance(self.result, SubgroupResult) else self.result
 
     def pooled_table(self) -> pd.DataFrame:
         frame = self.result.to_frame()
-        if isinstance(self.result, RMAResult):
+        if not isinstance(self.result, SubgroupResult):
             frame.insert(0, "subgroup", "overall")
         transf = back_transform(self.measure, self.effects["ni"].to_numpy() if "ni" in self.effects else None)
         if transf is not None:
@@ -275,8 +286,13 @@ class MetaReport:
         ref = fit if fit is not None else next(iter(self.result.fits.values()))
         parts.append(ref.methods_sentence())
         if isinstance(self.result, SubgroupResult):
+            if self.multilevel:
+                parts.append("Within a subgroup whose studies each contribute one row, a univariate "
+                             "random-effects model was used instead.")
             parts.append(f"Separate models were fitted within each {self.by}{'' if self.by == 'subgroup' else ' subgroup'}, and subgroup differences "
                          f"were tested with the Q-between statistic (df = number of subgroups - 1).")
+        if self.multilevel:
+            parts.append("Egger's test and trim-and-fill assume independent effects and were not run.")
         if not self.small_study.empty:
             parts.append("Small-study effects were assessed with Egger's regression test (standard error as "
                          "moderator) and the trim-and-fill method (L0 estimator); with fewer than 10 studies "
@@ -285,7 +301,9 @@ class MetaReport:
             f"Analyses used neuromodmap {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
             f"SciPy {scipy.__version__}), whose estimators reproduce R's metafor (Viechtbauer 2010)."
         )
-        keys = ["metafor", ref.method if ref.method in CITATIONS else None, "I2", "QP",
+        keys = ["metafor", ref.method if ref.method in CITATIONS else None,
+                "three-level" if self.multilevel else None, "konstantopoulos" if self.multilevel else None,
+                "I2", "QP",
                 "knha" if self.test == "knha" else None, "SMD" if m == "SMD" else None,
                 "PFT" if m == "PFT" else None]
         if not self.small_study.empty:
@@ -365,6 +383,79 @@ class MetaReport:
         return written
 
 
+def _dependent_labels(effects: pd.DataFrame) -> pd.DataFrame:
+    """Labels that tell a study's rows apart: outcome scale and time point, else the sheet row."""
+    out = effects.copy()
+    counts = out["study_id"].map(out["study_id"].value_counts())
+    labels = []
+    for row, n in zip(out.itertuples(), counts, strict=True):
+        if n == 1:
+            labels.append(row.study)
+            continue
+        bits = [str(row.outcome_measure) if row.outcome_measure == row.outcome_measure and row.outcome_measure
+                else None,
+                f"week {row.time_point_weeks:g}" if row.time_point_weeks == row.time_point_weeks
+                and row.time_point_weeks is not None else None]
+        detail = ", ".join(b for b in bits if b) or f"row {row.row}"
+        labels.append(f"{row.study}: {detail}")
+    out["study"] = labels
+    return out
+
+
+def _pool_multilevel(effects, by, mv_method, mv_test, method, test, level, measure, notes):
+    """Three-level fits: overall and, per subgroup, rma_mv where a study repeats, else rma."""
+    def fit(frame):
+        ni = frame["ni"].to_numpy(float)
+        if frame["study_id"].duplicated().any() and frame["study_id"].nunique() >= 2:
+            return rma_mv(frame["yi"].to_numpy(), frame["vi"].to_numpy(), study=list(frame["study_id"]),
+                          method=mv_method, test=mv_test, level=level, slab=list(frame["study"]),
+                          measure=measure, ni=ni)
+        return rma(frame["yi"].to_numpy(), frame["vi"].to_numpy(), method=method, test=test, level=level,
+                   slab=list(frame["study"]), measure=measure, ni=ni)
+
+    overall = fit(effects)
+    if by is None:
+        return overall
+    fits, skipped, unpooled = {}, {}, {}
+    for g, frame in effects.groupby(by, sort=False):
+        try:
+            fits[str(g)] = fit(frame)
+        except MetaAnalysisError as exc:
+            skipped[str(g)] = str(exc)
+            unpooled[str(g)] = (list(frame["study"]), frame["yi"].to_numpy(), frame["vi"].to_numpy())
+            notes.append(f"subgroup {g}: not pooled separately ({exc})")
+    if len(fits) >= 2:
+        est = np.array([f.estimate for f in fits.values()])
+        w = 1.0 / np.array([float(np.atleast_1d(f.se)[0]) ** 2 for f in fits.values()])
+        pooled = float(w @ est / w.sum())
+        q_between = float(w @ (est - pooled) ** 2)
+        df = len(fits) - 1
+        q_p = float(chi2.sf(q_between, df))
+    else:
+        q_between, df, q_p = float("nan"), 0, float("nan")
+    return SubgroupResult(fits=fits, overall=overall, q_between=q_between, q_between_df=df, q_between_p=q_p,
+                          skipped=skipped, unpooled=unpooled)
+
+
+def _favours(effects: pd.DataFrame, measure: str) -> tuple[str, str] | None:
+    """'Favours ...' labels (left, right of the null) from the sheet's arms, or None for single-arm measures.
+
+    Every outcome scale of the sheet is scored so lower is better, so for SMD/MD a negative
+    difference (active minus control) favours the active arm; for responder/remitter counts
+    (RR, OR, RD) a ratio above 1 does.
+    """
+    if measure not in ("SMD", "MD", "RR", "OR", "RD"):
+        return None
+    modalities = {m for m in effects["modality"] if m == m and m}
+    active = f"{next(iter(modalities))}" if len(modalities) == 1 else "active"
+    shams = {s for s in effects["sham_type"] if s == s and s}
+    control = "sham" if shams and shams <= _SHAM_CODES else "control"
+    if active != "active":
+        active = active.upper()
+    left, right = f"Favours {active}", f"Favours {control}"
+    return (left, right) if measure in ("SMD", "MD") else (right, left)
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return ""
@@ -431,13 +522,30 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     if len(domains) > 1:
         notes.append(f"pain and depression outcomes pooled together ({', '.join(scales)}); "
                      "consider --by outcome_measure or separate sheets")
+    if by is not None and effects[by].nunique() == 1:
+        # one subgroup is the overall model: no subgroup block, no test for subgroup differences
+        notes.append(f"every row has {by} = {effects[by].iloc[0]}: one model, no subgroups")
+        by = None
     dup = effects["study_id"].value_counts()
-    for sid, n in dup[dup > 1].items():
-        notes.append(f"study {sid} contributes {n} rows, pooled as if independent")
+    multilevel = bool((dup > 1).any())
+    if multilevel:
+        effects = _dependent_labels(effects)
+        mv_method = method.upper() if method.upper() in ("REML", "ML") else "REML"
+        mv_test = "t" if test.lower() == "knha" else "z"
+        n_dep = int(dup[dup > 1].sum())
+        notes.append(f"{(dup > 1).sum()} stud{'y' if (dup > 1).sum() == 1 else 'ies'} contribute{'s' if (dup > 1).sum() == 1 else ''} "
+                     f"several rows ({n_dep} of {len(effects)} effects): pooled with a three-level model "
+                     "(rma_mv, effects nested in studies)")
+        if mv_method != method.upper():
+            notes.append(f"the three-level model is fitted by REML ({method.upper()} has no multilevel form)")
+        if mv_test != test.lower():
+            notes.append("--test knha: the three-level model uses t tests with df = k - p (metafor's rma.mv test='t')")
     ni = effects["ni"].to_numpy(float)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetaAnalysisWarning)
-        if by is None:
+        if multilevel:
+            result = _pool_multilevel(effects, by, mv_method, mv_test, method, test, level, measure, notes)
+        elif by is None:
             result = rma(effects["yi"].to_numpy(), effects["vi"].to_numpy(), method=method, test=test,
                          level=level, slab=list(effects["study"]), measure=measure, ni=ni)
         else:
@@ -449,7 +557,7 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     notes += [str(w.message) for w in caught]
     overall = result.overall if isinstance(result, SubgroupResult) else result
     small = pd.DataFrame()
-    if overall is not None and overall.k >= 3:
+    if overall is not None and overall.k >= 3 and not multilevel:
         rows_ss = []
         for model in ("rma", "lm"):
             rt = regtest(overall, model=model)
@@ -472,7 +580,7 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     if overall is not None:
         overall.provenance = prov
     report = MetaReport(measure=measure, method=method.upper(), test=test, by=by, effects=effects,
-                        result=result, small_study=small, notes=notes, provenance=prov)
+                        result=result, small_study=small, notes=notes, provenance=prov, multilevel=multilevel)
     if moderator == "connectivity":
         report.metareg = connectivity_metaregression(effects, seed, connectome=connectome, radius=radius,
                                                      method=method, test=test, level=level, data_dir=data_dir,
@@ -482,7 +590,8 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     if figures:
         from neuromodmap.evidence._plots import forest, funnel
 
-        report.figures["forest"] = forest(result)
+        report.figures["forest"] = forest(result, favours=_favours(effects, measure),
+                                          groups=list(effects["study_id"]) if multilevel else None)
         if overall is not None and overall.k >= 3:
-            report.figures["funnel"] = funnel(trimfill(overall))
+            report.figures["funnel"] = funnel(overall if multilevel else trimfill(overall))
     return report
