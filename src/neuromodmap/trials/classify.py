@@ -30,6 +30,7 @@ Decisions on the traps named in issue 2 are documented in ``docs/trials_classify
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections import defaultdict
@@ -44,7 +45,7 @@ from neuromodmap.trials.models import Classification, Label, Trial
 __all__ = ["CLASSIFIER_VERSION", "classify", "classify_many", "classification_row"]
 
 #: bump when a rule changes; stored beside every label so old and new runs can be told apart
-CLASSIFIER_VERSION = "rules-1.0"
+CLASSIFIER_VERSION = "rules-1.1"
 
 _TITLE_FIELDS = ("title", "official_title", "acronym")
 _KEYWORD_FIELDS = ("conditions", "keywords", "condition_mesh")
@@ -97,7 +98,22 @@ class _Record:
         return finder.finditer(text, low, runs, exact=exact)
 
 
-def _fields(trial: Trial) -> list[tuple[str, str]]:
+#: intervention types that can be a stimulation arm (a DRUG, BEHAVIORAL or DIAGNOSTIC_TEST cannot)
+_STIMULATION_TYPES = ("DEVICE", "PROCEDURE", "OTHER", "RADIATION", "")
+
+
+def _intervention_lines(trial: Trial) -> list[tuple[int, str]]:
+    """(index in ``trial.interventions``, text) of each intervention that can be a stimulation arm."""
+    out = []
+    for i, iv in enumerate(trial.interventions):
+        if (iv.type or "").upper() in _STIMULATION_TYPES:
+            line = " ".join([iv.name, *iv.other_names, iv.description]).strip()
+            if line:
+                out.append((i, line))
+    return out
+
+
+def _fields(trial: Trial, lines: list[tuple[int, str]] | None = None) -> list[tuple[str, str]]:
     """The record's text by field name, structured fields first when present."""
     out = [("title", trial.title), ("official_title", trial.official_title), ("acronym", trial.acronym)]
     for name, values in (("conditions", trial.conditions), ("keywords", trial.keywords),
@@ -106,14 +122,86 @@ def _fields(trial: Trial) -> list[tuple[str, str]]:
             out.append((name, "; ".join(values)))
     # only an intervention that is itself a device or procedure can be a stimulation arm;
     # one line per intervention, so each is its own "sentence"
-    arms = [" ".join([iv.name, *iv.other_names, iv.description]).strip() for iv in trial.interventions
-            if (iv.type or "").upper() in ("DEVICE", "PROCEDURE", "OTHER", "RADIATION", "")]
-    if any(arms):
-        out.append(("interventions", "\n".join(a for a in arms if a)))
+    lines = _intervention_lines(trial) if lines is None else lines
+    if lines:
+        out.append(("interventions", "\n".join(line for _, line in lines)))
     if trial.intervention_mesh:
         out.append(("intervention_mesh", "; ".join(trial.intervention_mesh)))
     out += [("brief_summary", trial.brief_summary), ("detailed_description", trial.detailed_description)]
     return [(f, t) for f, t in out if t]
+
+
+# --------------------------------------------------------------------------- arms
+#: arm roles that say "this arm is the control": an intervention given only there is not tested
+_COMPARATOR_ARMS = frozenset({"ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION"})
+_NAME_NOISE = re.compile(r"\b(?:group|arm|the|and|with|plus)\b|\([^)]*\)")
+#: intervention names that say "control" and so never mark the experimental arm, even when
+#: the title says "randomised control study"
+_CONTROL_NAME = re.compile(r"\b(?:control|sham|placebo|usual|standard|conventional|waitlist|wait list|no treatment"
+                           r"|routine|comparator)\b")
+#: a comparator intervention that imitates the stimulation: "sham rTMS", "placebo TENS (device off)"
+_SHAM = re.compile(r"\bsham\b|\bplacebo\b|\binactive\b|\bswitched off\b|\bturned off\b|\bdetuned\b", re.I)
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(_NOT_WORD.sub(" ", text.lower()).split()) + " "
+
+
+class _Design:
+    """The trial's arms, which arm each intervention is given in, and which arms are the
+    experimental ones: those the registry types EXPERIMENTAL or, when no arm is typed so
+    (all "active comparators", or no types at all), those whose intervention the title names."""
+
+    __slots__ = ("trial", "arms", "arms_of", "experimental", "by")
+
+    def __init__(self, trial: Trial):
+        self.trial = trial
+        self.arms = {a.label.strip().lower(): a for a in trial.arm_groups if a.label.strip()}
+        self.arms_of: list[set[str]] = []
+        for iv in trial.interventions:
+            keys = {label.strip().lower() for label in iv.arm_group_labels} & self.arms.keys()
+            if not keys:  # API v2 arms name their interventions too: "Device: TENS"
+                name = f"{(iv.type or '').replace('_', ' ')}: {iv.name}".lower()
+                keys = {k for k, a in self.arms.items()
+                        if name in {n.strip().lower() for n in a.intervention_names}}
+            self.arms_of.append(keys)
+        self.experimental = {k for k, a in self.arms.items() if a.type == "EXPERIMENTAL"}
+        self.by = "arm type"
+        if not self.experimental and self.arms:
+            title = _words(f"{trial.title} {trial.official_title}")
+            for iv, keys in zip(trial.interventions, self.arms_of, strict=True):
+                name = _words(_NAME_NOISE.sub(" ", iv.name.lower())).strip()
+                if len(name) >= 3 and f" {name} " in title and not _CONTROL_NAME.search(name):
+                    self.experimental |= keys
+            self.by = "title"
+
+    def _where(self, keys: set[str]) -> str:
+        return ", ".join(f"'{self.arms[k].label}' ({self.arms[k].type or 'no type'})" for k in sorted(keys))
+
+    def role(self, index: int, names_modality) -> tuple[str, str] | None:
+        """``("experimental" | "comparator" | "co-intervention", where)`` for intervention
+        ``index``, or None when the registry's arms do not say. ``names_modality(j)`` is True
+        when intervention ``j`` names a modality itself."""
+        keys = self.arms_of[index]
+        if not keys or not self.experimental:
+            return None
+        tested = keys & self.experimental
+        if not tested:
+            if self.by == "arm type" and any(self.arms[k].type not in _COMPARATOR_ARMS for k in keys):
+                return None  # an arm typed OTHER (or untyped) beside EXPERIMENTAL ones: role unclear
+            return "comparator", self._where(keys)
+        controls = keys - self.experimental
+        if controls:
+            # given in the control arms too, while another intervention is given only in the
+            # experimental arms: that other one is what the trial tests ("PEMF + TENS vs sham
+            # PEMF + TENS"); a stimulation intervention shared by active and sham arms is not
+            for j, other in enumerate(self.arms_of):
+                if j != index and other & tested and not other & controls and not names_modality(j):
+                    iv = self.trial.interventions[j]
+                    return "co-intervention", (f"{self._where(keys)}; tested: {(iv.type or '').lower()} "
+                                               f"'{iv.name}'")
+        return "experimental", self._where(tested)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -197,7 +285,56 @@ def _long_form(acronym: str, before: str) -> str | None:
     return long_form if 0 < len(words) <= len(letters) + 3 else None
 
 
-def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str], list[_Mention]]:
+def _arm_roles(trial: Trial, lines: list[tuple[int, str]], accepted) -> dict[str, list]:
+    """The arm role of each structured intervention that names a modality, by modality code."""
+    starts, pos = [], 0
+    for _, line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    design = _Design(trial)
+    named: dict[tuple[int, bool], set[str]] = {}
+
+    def codes_of(j: int, other_names: bool = True) -> set[str]:
+        """The modalities intervention ``j`` names (in its name, and its other names)."""
+        if (j, other_names) not in named:
+            iv = trial.interventions[j]
+            text = " ".join([iv.name, *iv.other_names]) if other_names else iv.name
+            named[j, other_names] = {lx.code for m in R.MODALITY_TERMS.finditer(text, exact=True)
+                                     if (lx := _lexeme_of(m.group(0))) is not None}
+        return named[j, other_names]
+
+    def sham(j: int) -> bool:
+        iv = trial.interventions[j]
+        return (any(design.arms[k].type in ("SHAM_COMPARATOR", "PLACEBO_COMPARATOR") for k in design.arms_of[j])
+                or bool(_SHAM.search(" ".join([iv.name, *iv.other_names, iv.description]))))
+
+    found: dict[str, list] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for m, _ in accepted:
+        if m.field != "interventions":
+            continue
+        index = lines[bisect.bisect_right(starts, m.start) - 1][0]
+        if (m.code, index) in seen:
+            continue
+        seen.add((m.code, index))
+        found[m.code].append((index, design.role(index, lambda j, code=m.code: code in codes_of(j))))
+    roles: dict[str, list] = {}
+    for code, items in found.items():
+        out = [role for _, role in items]
+        tested = [j for j, role in items if role and role[0] == "experimental"]
+        controls = [(j, role) for j, role in items if role and role[0] == "comparator"]
+        if tested and controls and not any(code in codes_of(j, False) for j in tested) \
+                and not any(sham(j) for j, _ in controls):
+            # not the name of an experimental intervention, only part of its description or other
+            # names ("ELDOA ... along with hot packs, TENS"), and given in a comparator arm too,
+            # not as a sham: a co-intervention ("high- vs low-frequency rTMS" names it, and counts)
+            out = [("co-intervention", f"{design._where(design.arms_of[tested[0]])} and {controls[0][1][1]}")]
+        roles[code] = out
+    return roles
+
+
+def _modalities(record: _Record, keys, evidence: list[Label], trial: Trial | None = None,
+                lines: list[tuple[int, str]] = ()) -> tuple[list[str], list[_Mention]]:
     """Return the tested modality codes and the mentions that decided them."""
     texts = record.texts
     mentions = _mentions(record, keys)
@@ -292,6 +429,24 @@ def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str]
         if weight > best.get(m.code, (-1.0,))[0]:
             best[m.code] = (weight, m, sentence)
 
+    # the registry's arms overrule the text: a modality given only in comparator arms, or as
+    # a co-intervention in every arm beside the tested one, is not the trial's intervention
+    tested_in: dict[str, str] = {}
+    if trial is not None and trial.arm_groups and lines:
+        for code, roles in _arm_roles(trial, lines, accepted).items():
+            if code not in score:
+                continue
+            known = [r for r in roles if r is not None]
+            if roles and len(known) == len(roles) and all(r[0] != "experimental" for r in known):
+                role, where = known[0]
+                rejected[code] = (f"only in comparator arms {where}" if role == "comparator"
+                                  else f"co-intervention in every arm: {where}")
+                evidence.append(_label(label="arm_role", value=role, field="arm_groups",
+                                       text=_snippet(f"{code}: {where}")))
+                del score[code]
+                in_title.discard(code)
+            else:
+                tested_in.update((code, r[1]) for r in known if r[0] == "experimental")
     head = " ".join(texts.get(f, "") for f in ("title", "official_title", "brief_summary"))
     codes = []
     top = max(score.values(), default=0.0)
@@ -325,6 +480,9 @@ def _modalities(record: _Record, keys, evidence: list[Label]) -> tuple[list[str]
     for code in codes:
         _, m, _ = best[code]
         evidence.append(_label(label="modality", value=code, field=m.field, text=_snippet(m.text)))
+        if code in tested_in:
+            evidence.append(_label(label="arm_role", value="experimental", field="arm_groups",
+                                   text=_snippet(f"{code}: {tested_in[code]}")))
     if not codes:
         for code, why in rejected.items():
             evidence.append(_label(label="neuromod", value="false", field="rule", text=_snippet(f"{code}: {why}")))
@@ -510,14 +668,15 @@ def classify(trial: Trial) -> Classification:
         ``chronic_pain`` is None unless the indication is pain (or both); ``invasive`` is
         None unless ``neuromod``.
     """
-    record = _Record(_fields(trial))
+    lines = _intervention_lines(trial)
+    record = _Record(_fields(trial, lines))
     evidence: list[Label] = []
     codes: list[str] = []
     mentions: list[_Mention] = []
     blob = "\n".join(text for _, text in record.fields)
     low, runs = blob.lower(), R.capital_runs(blob)
     if R.MODALITY_TERMS.present(low, runs):  # the prefilter: ~97 % of records stop here
-        codes, mentions = _modalities(record, R.MODALITY_TERMS.keys_in(low, runs), evidence)
+        codes, mentions = _modalities(record, R.MODALITY_TERMS.keys_in(low, runs), evidence, trial, lines)
     neuromod = bool(codes)
     indication = _indication(record, evidence)
     pain_subtype = depression_subtype = []

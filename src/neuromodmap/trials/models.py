@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Intervention", "Trial", "Label", "Classification", "ImportProblem"]
+__all__ = ["ArmGroup", "Intervention", "Trial", "Label", "Classification", "ImportProblem"]
 
 
 class Intervention(BaseModel):
@@ -18,6 +18,21 @@ class Intervention(BaseModel):
     description: str = ""
     other_names: list[str] = Field(default_factory=list)
     arm_group_labels: list[str] = Field(default_factory=list)
+
+
+class ArmGroup(BaseModel):
+    """One arm of a trial as the registry describes it: its label, its role and what it gets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = ""
+    type: str | None = Field(
+        default=None, description="EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR, SHAM_COMPARATOR, "
+                                  "NO_INTERVENTION, OTHER (upper case); None when the registry gives none")
+    description: str = ""
+    #: the arm's interventions as the registry names them ("Device: TENS"; API v2 only): the
+    #: interventions' own ``arm_group_labels`` link them to the arm everywhere else
+    intervention_names: list[str] = Field(default_factory=list)
 
 
 class Trial(BaseModel):
@@ -42,6 +57,9 @@ class Trial(BaseModel):
     condition_mesh: list[str] = Field(default_factory=list)
     intervention_mesh: list[str] = Field(default_factory=list)
     interventions: list[Intervention] = Field(default_factory=list)
+    #: the arms and their roles (API v2 ``armGroups``, legacy XML ``arm_group``); empty when the
+    #: source has none (website CSV, ICTRP, the text corpus)
+    arm_groups: list[ArmGroup] = Field(default_factory=list)
     primary_outcomes: list[str] = Field(default_factory=list)
     secondary_outcomes: list[str] = Field(default_factory=list)
     study_type: str | None = None

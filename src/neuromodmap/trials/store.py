@@ -57,7 +57,7 @@ _LIST_FIELDS = {
     "primary_outcomes", "secondary_outcomes", "phases", "countries",
 }
 _DATE_FIELDS = {"start_date", "completion_date", "registration_date", "last_update"}
-_SQL_TYPE = {"enrollment": "INTEGER", "has_results": "BOOLEAN", "interventions": "JSON"}
+_SQL_TYPE = {"enrollment": "INTEGER", "has_results": "BOOLEAN", "interventions": "JSON", "arm_groups": "JSON"}
 
 #: the normalised Trial columns of the ``trials`` table, in order
 TRIAL_COLUMNS: tuple[str, ...] = tuple(Trial.model_fields)
@@ -101,6 +101,8 @@ _SCHEMA = [
         registry_id VARCHAR, recorded_at TIMESTAMP, action VARCHAR)""",
     # stores made before field problems kept their record had no action column
     "ALTER TABLE import_problems ADD COLUMN IF NOT EXISTS action VARCHAR",
+    # stores made before arms were kept had no arm_groups column
+    "ALTER TABLE trials ADD COLUMN IF NOT EXISTS arm_groups JSON",
 ]
 
 _INSERT_COLUMNS = TRIAL_COLUMNS + _PROVENANCE_COLUMNS
@@ -245,6 +247,9 @@ def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[st
     )
     cols["interventions"] = [
         json.dumps([iv.model_dump() for iv in t.interventions]) if t.interventions else "[]" for t in trials
+    ]
+    cols["arm_groups"] = [
+        json.dumps([arm.model_dump() for arm in t.arm_groups]) if t.arm_groups else "[]" for t in trials
     ]
     raws = [r.raw_json if r.raw_json is not None else json.dumps(r.raw, ensure_ascii=False, default=str) for r in records]
     sources = [r.source or source for r in records]
@@ -852,6 +857,7 @@ class TrialStore:
     def _trial_from_row(self, row: tuple) -> Trial:
         data = dict(zip(TRIAL_COLUMNS, row, strict=True))
         data["interventions"] = json.loads(data["interventions"] or "[]")
+        data["arm_groups"] = json.loads(data["arm_groups"] or "[]")
         for name in _LIST_FIELDS:
             if data[name] is None:
                 data[name] = []

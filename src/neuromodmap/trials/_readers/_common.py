@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from neuromodmap.trials.models import Intervention, Trial
+from neuromodmap.trials.models import ArmGroup, Intervention, Trial
 
 __all__ = [
     "ImportedRecord",
@@ -322,14 +322,15 @@ def check_sizes(data: dict[str, Any], registry_id: str | None, fields: Fields | 
     """
     fields = fields if fields is not None else Fields(None, registry_id)
     for key, value in data.items():
-        if key == "interventions" and isinstance(value, list):
+        if key in ("interventions", "arm_groups") and isinstance(value, list):
+            model = Intervention if key == "interventions" else ArmGroup
             for iv in value:
                 if not isinstance(iv, dict):
                     continue
                 for sub, v in iv.items():
                     if (n := _chars(v)) > MAX_FIELD_CHARS:
-                        fields.note(_too_long(f"interventions[].{sub}", n, registry_id, isinstance(v, list)))
-                        iv[sub] = Intervention.model_fields[sub].get_default(call_default_factory=True)
+                        fields.note(_too_long(f"{key}[].{sub}", n, registry_id, isinstance(v, list)))
+                        iv[sub] = model.model_fields[sub].get_default(call_default_factory=True)
             continue
         if (n := _chars(value)) > MAX_FIELD_CHARS:
             if key == "registry_id":

@@ -141,6 +141,14 @@ def _map(root: Element, nct: str, f: Fields) -> Trial:
         }
         for iv in root.iterfind("intervention")
     ]
+    arm_groups = [
+        {
+            "label": _text(arm, "arm_group_label"),
+            "type": code(_text(arm, "arm_group_type"), "arm_group/arm_group_type"),
+            "description": _text(arm, "description"),
+        }
+        for arm in root.iterfind("arm_group")
+    ]
     d: dict[str, Any] = {
         "registry_id": nct,
         "registry": "ctgov",
@@ -157,6 +165,7 @@ def _map(root: Element, nct: str, f: Fields) -> Trial:
         "condition_mesh": _texts(root, "condition_browse/mesh_term"),
         "intervention_mesh": _texts(root, "intervention_browse/mesh_term"),
         "interventions": interventions,
+        "arm_groups": arm_groups,
         "primary_outcomes": _texts(root, "primary_outcome/measure"),
         "secondary_outcomes": _texts(root, "secondary_outcome/measure"),
         # "Observational [Patient Registry]" is OBSERVATIONAL in v2 (with a registry flag)

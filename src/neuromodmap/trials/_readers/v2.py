@@ -250,6 +250,16 @@ def _map(study: dict, ps: dict, ident: dict, nct: str, source_format: str, size_
             }
             for iv in T([], _objects, arms, "interventions", AM)
         ]
+        AG = f"{AM}.armGroups[]"
+        d["arm_groups"] = [
+            {
+                "label": T("", _str, arm, "label", AG),
+                "type": T(None, code, arm.get("type"), f"{AG}.type"),
+                "description": T("", _str, arm, "description", AG),
+                "intervention_names": T([], _strings, arm, "interventionNames", AG),
+            }
+            for arm in T([], _objects, arms, "armGroups", AM)
+        ]
 
     if ps.get("outcomesModule") is not None:
         OM = f"{P}.outcomesModule"
