@@ -87,12 +87,13 @@ def _sizes(trial) -> dict[str, int]:
     for name, value in trial:
         if isinstance(value, str):
             out[name] = len(value)
-        elif isinstance(value, list) and name != "interventions":
+        elif isinstance(value, list) and name not in ("interventions", "arm_groups"):
             out[name] = sum(len(v) for v in value)
-    for iv in trial.interventions:
-        for name, value in iv:
-            n = len(value) if isinstance(value, str) else sum(len(v) for v in value or [])
-            out[f"interventions[].{name}"] = max(out.get(f"interventions[].{name}", 0), n)
+    for key in ("interventions", "arm_groups"):
+        for item in getattr(trial, key):
+            for name, value in item:
+                n = len(value) if isinstance(value, str) else sum(len(v) for v in value or [])
+                out[f"{key}[].{name}"] = max(out.get(f"{key}[].{name}", 0), n)
     return out
 
 
