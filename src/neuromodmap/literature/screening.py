@@ -304,9 +304,18 @@ class ScreeningSession:
         """Unscreened eligible records (indices), most likely relevant first."""
         if self._ranking is not None:
             return self._ranking
-        decided = self._decided()
+        self._ranking = self.rank_decided(self._decided())
+        return self._ranking
+
+    def rank_decided(self, decided: pd.DataFrame, relevant: tuple[str, ...] = ("include",)) -> list[int]:
+        """The ranking for any set of decisions (``record_id``, ``decision``), e.g. one team member's.
+
+        Records of ``decided`` that are not eligible in this session are ignored; a decision in
+        ``relevant`` counts as relevant for the model, any other as irrelevant.
+        """
+        decided = decided[decided["record_id"].isin(self._index)]
         labelled = np.array([self._index[r] for r in decided["record_id"]], dtype=int)
-        labels = (decided["decision"] == "include").to_numpy(dtype=int)
+        labels = decided["decision"].isin(relevant).to_numpy(dtype=int)
         if len(labelled) and len(set(labels.tolist())) == 2:
             order = self.learner.rank(labelled, labels).tolist()
         else:
@@ -314,7 +323,6 @@ class ScreeningSession:
             mask[labelled] = False
             candidates = np.flatnonzero(mask)
             order = candidates[np.argsort(-self._prior_scores()[candidates], kind="stable")].tolist()
-        self._ranking = order
         return order
 
     def next_record(self) -> Record | None:
