@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuromodmap.literature import load_records, open_store, read_records, save_import
-from neuromodmap.literature import team
+from neuromodmap.literature import load_records, open_store, read_records, save_import, team
 from neuromodmap.literature.activelearning import simulate
 from neuromodmap.literature.prisma import prisma_flow
 from neuromodmap.literature.screening import latest_decisions

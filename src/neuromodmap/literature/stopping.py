@@ -156,8 +156,8 @@ class StopCheck:
         k_null = math.floor(self.n_relevant_found / self.recall_target) + 1
         verdict = "below" if self.stop else "not below"
         return (f"{self.n_relevant_found} relevant found in {self.n_screened} screened; had the recall target "
-                f"{self.recall_target:.0%} been missed, at least {k_null - self.n_relevant_found} relevant records "
-                f"would remain among the {left} unscreened, and the chance of the recent records holding as few "
+                f"{self.recall_target:.0%} been missed, at least {k_null - self.n_relevant_found} relevant "
+                f"record{'s' if k_null - self.n_relevant_found != 1 else ''} would remain among the {left} unscreened, and the chance of the recent records holding as few "
                 f"relevant ones as they did is p = {self.p_value:.3g}, {verdict} {self.alpha:g}")
 
     def to_dict(self) -> dict:

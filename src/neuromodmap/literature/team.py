@@ -166,20 +166,22 @@ def _settle(con, record_id: str, required: int, profile: str) -> str:
 
 
 def cast_vote(con: duckdb.DuckDBPyConnection, record_id: str, reviewer: str, decision: str, *,
-              reason: str = "", profile: str = "", atomic: bool = True) -> str:
+              reason: str = "", profile: str = "", atomic: bool = True, prepared: bool = False) -> str:
     """Store one reviewer's vote at once and settle the record; returns its state.
 
     The state is ``agreed`` (the team's decision was written), ``conflict``, ``waiting`` (for
     more reviewers) or ``resolved`` (a resolution already decided it). The vote and the team's
     decision are one transaction (``atomic=False``: the caller's open transaction).
+    ``prepared=True``: the caller has made the tables and checked the record id.
     """
     reviewer = valid_reviewer(reviewer)
     if decision not in VOTES:
         raise ReviewerError(f"unknown decision {decision!r}; one of {', '.join(VOTES)}")
-    init_team(con)
-    known = con.execute("SELECT count(*) FROM literature_records WHERE record_id = ?", [record_id]).fetchone()[0]
-    if not known:
-        raise KeyError(f"no record {record_id!r} in the review store")
+    if not prepared:
+        init_team(con)
+        known = con.execute("SELECT count(*) FROM literature_records WHERE record_id = ?", [record_id]).fetchone()[0]
+        if not known:
+            raise KeyError(f"no record {record_id!r} in the review store")
     required = int(get_setting(con, "required_reviewers"))
     with _atomic(con, atomic):
         con.execute(

@@ -15,8 +15,10 @@ JSON twins under ``/api/screening/``; see docs/webapp_screening.md.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +34,7 @@ from neuromodmap.literature.criteria import PROFILES, CriteriaError, load_profil
 from neuromodmap.literature.records import Record
 from neuromodmap.literature.screening import ScreeningSession, latest_decisions
 from neuromodmap.literature.stopping import STOPPING_CITATION, StopCheck, check_stop
+from neuromodmap.literature.store import load_dedup
 from neuromodmap.webapp.app import render, stores
 
 __all__ = ["router", "engine_for"]
@@ -68,18 +71,24 @@ _ENGINES: dict[str, _Engine] = {}
 _BUILD = threading.Lock()
 
 
-def _fingerprint(con: duckdb.DuckDBPyConnection, profile: str) -> tuple:
-    """What the session depends on: the records, the last import and de-duplication, the profile."""
-    # an error inside the request's transaction would abort it: look the tables up instead
-    tables = {row[0] for row in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()").fetchall()}
+_FINGERPRINT = (
+    "SELECT (SELECT count(*) FROM literature_records), (SELECT max(imported_at) FROM literature_imports),"
+    " (SELECT max(run_at) FROM literature_runs WHERE step = 'dedup'),"
+    " (SELECT value FROM literature_screening_settings WHERE key = 'profile')")
 
-    def scalar(sql: str):
-        table = sql.split(" FROM ")[1].split()[0]
-        return con.execute(sql).fetchone()[0] if table in tables else None
 
-    return (scalar("SELECT count(*) FROM literature_records"), scalar("SELECT max(imported_at) FROM literature_imports"),
-            scalar("SELECT max(run_at) FROM literature_runs WHERE step = 'dedup'"), profile)
+def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table the screening pages read (a write connection)."""
+    team.init_team(con)
+    load_dedup(con)  # creates the de-duplication tables and literature_runs when missing
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
+    """What the session depends on: the records, the last import and de-duplication, the profile setting.
+
+    One query, so that a read-only request checks it cheaply (the tables exist once a session was built).
+    """
+    return tuple(con.execute(_FINGERPRINT).fetchone())
 
 
 def _profile_name(con: duckdb.DuckDBPyConnection) -> str:
@@ -93,26 +102,34 @@ def _profile_name(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def engine_for(con: duckdb.DuckDBPyConnection, key: str) -> _Engine:
-    """The cached session for the store at ``key`` (``con`` is a write connection in a transaction).
+    """The cached session for the store at ``key`` (``con``: a write connection in a transaction).
 
-    Rebuilt when records were imported or de-duplicated since, or the profile changed. Building
-    applies the criteria (stored as automatic exclusions, as ``literature screen`` does).
+    Rebuilt when records were imported or de-duplicated since, or the profile setting changed.
+    Building applies the criteria (stored as automatic exclusions, as ``literature screen`` does).
     """
-    team.init_team(con)
-    profile = _profile_name(con)
-    fingerprint = _fingerprint(con, profile)
     engine = _ENGINES.get(key)
-    if engine is not None and engine.fingerprint == fingerprint:
-        return engine
+    if engine is not None:  # its tables exist: one query tells whether it is current
+        try:
+            fingerprint = _fingerprint(con)
+        except duckdb.CatalogException:  # the file was replaced under the app
+            _ENGINES.pop(key, None)
+            raise HTTPException(409, "the review store changed under the app (a table is missing); "
+                                     "reload the page") from None
+        if engine.fingerprint == fingerprint:
+            return engine
+    _prepare(con)
+    fingerprint = _fingerprint(con)
     with _BUILD:
         engine = _ENGINES.get(key)
         if engine is not None and engine.fingerprint == fingerprint:
             return engine
+        profile = _profile_name(con)
         try:
             prof = load_profile(profile)
         except CriteriaError as exc:
             raise HTTPException(400, str(exc)) from None
-        # ScreeningSession stores the criteria in its own transaction: end the request's first
+        # ScreeningSession stores the criteria in a transaction of its own (as the CLI does), so
+        # the request's transaction is committed first and a new one begun after
         con.execute("COMMIT")
         try:
             session = ScreeningSession(con, prof)
@@ -125,14 +142,30 @@ def engine_for(con: duckdb.DuckDBPyConnection, key: str) -> _Engine:
             session.con = None  # never kept: every request opens the store anew
             if not session.records:
                 message = "no record passes the eligibility criteria; nothing to screen"
-        engine = _Engine(fingerprint=_fingerprint(con, profile), session=session if session and session.records
-                         else None, profile_name=prof.name, message=message)
+        engine = _Engine(fingerprint=_fingerprint(con), session=session if session and session.records else None,
+                         profile_name=prof.name, message=message)
         _ENGINES[key] = engine
         return engine
 
 
-def _engine(request: Request, con) -> _Engine:
-    return engine_for(con, str(stores(request).path("review").resolve()))
+@contextlib.contextmanager
+def _session(request: Request, *, write: bool = False) -> Iterator[tuple[_Engine, duckdb.DuckDBPyConnection]]:
+    """The engine and a connection: read-only when the engine is built and current and ``write`` is
+    False (one query checks it), else a write transaction (which builds the engine when needed)."""
+    key = str(stores(request).path("review").resolve())
+    engine = _ENGINES.get(key)
+    if engine is not None and not write:
+        with stores(request).read("review") as con:
+            try:
+                current = _fingerprint(con) == engine.fingerprint
+            except duckdb.CatalogException:
+                current = False
+            if current:
+                yield engine, con
+        if current:
+            return
+    with stores(request).write("review") as con:
+        yield engine_for(con, key), con
 
 
 def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int]:
@@ -298,8 +331,7 @@ class Settings(BaseModel):
 def api_next(request: Request, reviewer: str = Query(..., max_length=40)) -> dict:
     """The reviewer's next record (most likely relevant by their own votes) and their progress."""
     name = _reviewer(reviewer)
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request) as (engine, con):
         _no_session(engine)
         return _next_payload(engine, con, name)
 
@@ -308,13 +340,12 @@ def api_next(request: Request, reviewer: str = Query(..., max_length=40)) -> dic
 def api_decide(request: Request, vote: Vote) -> dict:
     """Store a vote (include / exclude / maybe) with the reviewer's name and the time."""
     name = _reviewer(vote.reviewer)
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         _no_session(engine)
         if vote.record_id not in engine.session._index:
             raise HTTPException(404, f"record {vote.record_id!r} is not eligible for screening in this review")
         state = team.cast_vote(con, vote.record_id, name, vote.decision, reason=vote.reason,
-                               profile=engine.profile_name, atomic=False)
+                               profile=engine.profile_name, atomic=False, prepared=True)
         return {"record_id": vote.record_id, "reviewer": name, "decision": vote.decision, "state": state}
 
 
@@ -322,8 +353,7 @@ def api_decide(request: Request, vote: Vote) -> dict:
 def api_undo(request: Request, body: Undo) -> dict:
     """Withdraw the reviewer's latest vote (kept in the audit trail with the time it was withdrawn)."""
     name = _reviewer(body.reviewer)
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         undone = team.undo_vote(con, name, profile=engine.profile_name, atomic=False)
     if undone is None:
         raise HTTPException(409, f"{name} has no vote to undo")
@@ -334,8 +364,7 @@ def api_undo(request: Request, body: Undo) -> dict:
 def api_status(request: Request, reviewer: str | None = Query(None, max_length=40)) -> dict:
     """Progress, stopping rule, agreement (Cohen's kappa, percent), open conflicts and PRISMA counts."""
     name = _reviewer(reviewer) if reviewer else None
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         _no_session(engine)
         return _status(engine, con, name)
 
@@ -361,8 +390,7 @@ def api_conflicts(request: Request, resolved: bool = False) -> dict:
 def api_resolve(request: Request, record_id: str, body: Resolution) -> dict:
     """The final decision on a conflict, with who made it and why."""
     name = _reviewer(body.reviewer)
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         listed = set(team.conflicts(con, include_resolved=True)["record_id"])
         if record_id not in listed:
             raise HTTPException(404, f"record {record_id!r} is not a conflict")
@@ -373,8 +401,7 @@ def api_resolve(request: Request, record_id: str, body: Resolution) -> dict:
 @router.get("/api/screening/records/{record_id}", tags=["screening"])
 def api_record(request: Request, record_id: str) -> dict:
     """One record with every vote on it (including withdrawn ones) and the team's decision."""
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request) as (engine, con):
         _no_session(engine)
         record = engine.record(record_id)
         if record is None:
@@ -417,8 +444,7 @@ def api_set_settings(request: Request, body: Settings) -> dict:
 @router.get("/screening", response_class=HTMLResponse, include_in_schema=False)
 def page_screening(request: Request, reviewer: str | None = Query(None, max_length=40)):
     name = _reviewer(reviewer) if reviewer else None
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         if engine.session is None:
             return render(request, "screening/empty.html", {"message": engine.message}, nav="screening")
         status = _status(engine, con, name)
@@ -435,8 +461,7 @@ def page_screening(request: Request, reviewer: str | None = Query(None, max_leng
 @router.get("/screening/fragment/record", response_class=HTMLResponse, include_in_schema=False)
 def fragment_record(request: Request, reviewer: str = Query(..., max_length=40)):
     name = _reviewer(reviewer)
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request) as (engine, con):
         _no_session(engine)
         payload = _next_payload(engine, con, name)
         record = engine.record(payload["record"]["record_id"]) if payload["record"] else None
@@ -447,8 +472,7 @@ def fragment_record(request: Request, reviewer: str = Query(..., max_length=40))
 @router.get("/screening/fragment/status", response_class=HTMLResponse, include_in_schema=False)
 def fragment_status(request: Request, reviewer: str | None = Query(None, max_length=40)):
     name = _reviewer(reviewer) if reviewer else None
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         _no_session(engine)
         status = _status(engine, con, name)
     return render(request, "screening/_status.html", {"reviewer": name, "status": status})
@@ -457,15 +481,16 @@ def fragment_status(request: Request, reviewer: str | None = Query(None, max_len
 @router.get("/screening/conflicts", response_class=HTMLResponse, include_in_schema=False)
 def page_conflicts(request: Request, reviewer: str | None = Query(None, max_length=40)):
     name = _reviewer(reviewer) if reviewer else None
-    with stores(request).write("review") as con:
-        engine = _engine(request, con)
+    with _session(request, write=True) as (engine, con):
         _no_session(engine)
         frame = team.conflicts(con, include_resolved=True)
         items = []
         for row in frame.to_dict("records"):
             record = engine.record(row["record_id"])
             items.append({**row, "record": record})
-    hl = (lambda text: highlight(text, engine.session.topic))
+    def hl(text: str) -> Markup:
+        return highlight(text, engine.session.topic)
+
     return render(request, "screening/conflicts.html", {"items": items, "reviewer": name, "hl": hl},
                   nav="screening")
 

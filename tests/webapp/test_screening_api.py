@@ -1,0 +1,126 @@
+"""The screening API: CSRF, bad input answered 4xx without changing the store, escaping, live PRISMA."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from neuromodmap.literature import open_store, read_records, save_import
+
+
+def csrf_headers(client) -> dict[str, str]:
+    if "nm_csrf" not in client.cookies:
+        client.get("/api/csrf")
+    return {"X-CSRF-Token": client.cookies["nm_csrf"]}
+
+
+@pytest.fixture(scope="module")
+def review(tmp_path_factory, data_root: Path) -> Path:
+    """The real ADHD records plus one record whose title and abstract carry markup."""
+    folder = tmp_path_factory.mktemp("screening-api")
+    path = folder / "review.duckdb"
+    hostile = folder / "hostile.csv"
+    with open(hostile, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["title", "abstract", "year"])
+        writer.writerow(["<script>alert(1)</script> deep brain stimulation & depression",
+                         "<img src=x onerror=alert(2)> transcranial magnetic stimulation", "2015"])
+    con = open_store(path)
+    save_import(con, read_records(data_root / "literature" / "labelled" / "Cohen_2006_ADHD.csv.gz"))
+    save_import(con, read_records(hostile))
+    con.close()
+    return path
+
+
+@pytest.fixture()
+def client(review, tmp_path, client_for):
+    copy = tmp_path / "review.duckdb"
+    shutil.copyfile(review, copy)
+    c = client_for(tmp_path / "trials.duckdb", copy)
+    c.review_path = copy
+    return c
+
+
+def _votes(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM literature_screening_votes").fetchone()[0]
+
+
+def test_vote_needs_csrf_and_bad_input_is_4xx_without_a_change(client) -> None:
+    record = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()["record"]
+    body = {"record_id": record["record_id"], "reviewer": "Ana", "decision": "include"}
+    assert client.post("/api/screening/decisions", json=body).status_code == 403
+    headers = csrf_headers(client)
+    bad = [
+        ({**body, "decision": "yes"}, 422),
+        ({**body, "reviewer": "<b>"}, 422),
+        ({**body, "reviewer": ""}, 422),
+        ({**body, "record_id": "lit-000000000000"}, 404),
+        ({**body, "extra": 1}, 422),
+        ({"reviewer": "Ana"}, 422),
+    ]
+    for payload, status in bad:
+        response = client.post("/api/screening/decisions", json=payload, headers=headers)
+        assert response.status_code == status, payload
+        assert response.json()["detail"]
+    response = client.post("/api/screening/decisions", content=b"{not json", headers={**headers, "content-type": "application/json"})
+    assert response.status_code == 400 and "malformed JSON" in response.json()["detail"]
+    assert client.post("/api/screening/undo", json={"reviewer": "Ana"}, headers=headers).status_code == 409
+    assert client.post("/api/screening/conflicts/lit-000000000000/resolve",
+                       json={"decision": "include", "reviewer": "Ana"}, headers=headers).status_code == 404
+    assert client.get("/api/screening/next", params={"reviewer": "x" * 41}).status_code == 422
+    assert client.post("/api/screening/settings", json={"recall_target": 1.2}, headers=headers).status_code == 422
+    assert _votes(client.review_path) == 0
+    assert client.post("/api/screening/decisions", json=body, headers=headers).json()["state"] == "waiting"
+    assert _votes(client.review_path) == 1
+
+
+def test_record_text_is_escaped_and_terms_highlighted(client) -> None:
+    with duckdb.connect(str(client.review_path), read_only=True) as con:
+        (rid,) = con.execute("SELECT record_id FROM literature_records WHERE title LIKE '<script>%'").fetchone()
+    headers = csrf_headers(client)
+    for who, decision in (("Ana", "include"), ("Ben", "exclude")):
+        assert client.post("/api/screening/decisions", json={"record_id": rid, "reviewer": who, "decision": decision},
+                           headers=headers).json()["state"] in ("waiting", "conflict")
+    page = client.get("/screening/conflicts").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page and "<img src=x" not in page
+    assert '<mark class="nm-ev">deep brain stimulation</mark> &amp; <mark class="nm-ev">depression</mark>' in page
+    assert '<mark class="nm-ev">transcranial magnetic stimulation</mark>' in page
+    assert client.get(f"/api/screening/records/{rid}").json()["record"]["title"].startswith("<script>")
+
+
+def test_prisma_counts_follow_the_team_decisions(client) -> None:
+    headers = csrf_headers(client)
+
+    def prisma() -> dict:
+        rows = client.get("/api/screening/status").json()["prisma"]["rows"]
+        return {r["count"]: r["n"] for r in rows}
+
+    start = prisma()
+    assert start["records screened"] == 0
+    rid = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()["record"]["record_id"]
+    for who in ("Ana", "Ben"):
+        client.post("/api/screening/decisions", json={"record_id": rid, "reviewer": who, "decision": "exclude"},
+                    headers=headers)
+    after = prisma()
+    assert after["records screened"] == 1 and after["records excluded"] == 1
+    assert after["records awaiting screening"] == start["records awaiting screening"] - 1
+    detail = client.get(f"/api/screening/records/{rid}").json()
+    assert detail["decision"]["method"] == "dual_screening" and len(detail["votes"]) == 2
+    status = client.get("/api/screening/status").json()
+    assert status["stop"]["recall_target"] == 0.95 and status["stop"]["stop"] is False
+    assert {r["reviewer"] for r in status["reviewers"]} == {"Ana", "Ben"}
+
+
+def test_settings_change_the_recall_target_and_reviewers_needed(client) -> None:
+    headers = csrf_headers(client)
+    out = client.post("/api/screening/settings", json={"recall_target": 0.9, "required_reviewers": 3},
+                      headers=headers).json()
+    assert out == {"required_reviewers": "3", "recall_target": "0.9", "profile": ""}
+    status = client.get("/api/screening/status").json()
+    assert status["recall_target"] == 0.9 and status["required_reviewers"] == 3
