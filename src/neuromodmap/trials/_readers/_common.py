@@ -222,11 +222,21 @@ _PHASE_TOKEN = re.compile(r"\b(IV|III|II|I|[0-4])[AB]?\b")
 # EUCTR (via ICTRP) ticks each phase: "Human pharmacology (Phase I): no Therapeutic
 # exploratory (Phase II): yes ..."; only the ticked ones are the trial's phases
 _PHASE_TICK = re.compile(r"\(\s*phase\s+(IV|III|II|I)\s*\)\s*:\s*(yes|no)?", re.IGNORECASE)
-#: phase texts registries use for "no phase given" (WHO ICTRP exports); read as no phase, not reported
-NO_PHASE = frozenset({
-    "not selected", "null", "none", "other", "post-market", "post market", "retrospective study",
-    "new treatment measure clinical study",
-})
+#: phase texts registries use for "no phase given" (WHO ICTRP exports); read as no phase, not
+#: reported. ChiCTR's "Retrospective study" marks an observational study (85 of the 103 in the
+#: 1,135-trial COVID-19 export are "Observational study"), which ClinicalTrials.gov gives no phase.
+NO_PHASE = frozenset({"not selected", "null", "none", "other", "retrospective study"})
+#: ChiCTR's other study stages (its registration form, via ICTRP), read as the
+#: ClinicalTrials.gov phase they describe: a post-marketing study is phase 4 (ClinicalTrials.gov
+#: glossary: "Phase 4: ... after FDA has approved a drug for marketing"); a trial of a new
+#: treatment or diagnostic technique, or basic science, has no drug phase: "Not Applicable"
+#: ("trials without FDA-defined phases, including trials of devices or behavioral interventions")
+_STAGE_PHASE = {
+    "post-market": ["PHASE4"], "post market": ["PHASE4"],
+    "new treatment measure clinical study": ["NA"],
+    "diagnostic new technique clinical study": ["NA"], "diagnostic new technique clincal study": ["NA"],
+    "basic science": ["NA"],
+}
 
 
 def phases(value: str, field: str) -> list[str]:
@@ -244,6 +254,8 @@ def phases(value: str, field: str) -> list[str]:
         return ["NA"]
     if low in NO_PHASE:
         return []
+    if low in _STAGE_PHASE:
+        return list(_STAGE_PHASE[low])
     if "early" in low:
         return ["EARLY_PHASE1"]
     ticks = _PHASE_TICK.findall(text)

@@ -150,10 +150,19 @@ def export_date(record: dict[str, Any]):
     return None
 
 
+#: ``Mar-16``: a month and year as a spreadsheet shows them (mmm-yy), where ICTRP writes a
+#: ClinicalTrials.gov start date as ``March 2016``; the 11 such cells of the full-export sample
+#: (ictrp_im_sample.csv, all NCT Date_enrollment) are March 2016 etc. in its authors' own
+#: normalised column (Date_enrollment_format ``01/03/2016``, Day_inferred TRUE)
+_MON_YY = re.compile(r"^([A-Za-z]{3})-(\d{2})$")
+
+
 def _register_date(value: str, field: str, prefix: str):
     """A date in the register's own format when it has that shape, else any known spelling."""
     fmt = REGISTER_DATE_FORMATS.get(prefix)
     text = value.strip()
+    if (m := _MON_YY.match(text)) and m.group(1).lower() in _MONTH_ABBR:
+        return dt.datetime.strptime(f"{m.group(1).title()}-{m.group(2)}", "%b-%y").date()
     if fmt and text[:1].isdigit():
         try:
             return dt.datetime.strptime(text, fmt).date()
@@ -171,6 +180,7 @@ _DESIGN = {
     "masking": re.compile(r"masking\s*:\s*([^.;:(]+)", re.I),
     "primary_purpose": re.compile(r"primary purpose\s*:\s*([^.;:]+)", re.I),
 }
+_MONTH_ABBR = frozenset({"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"})
 _REGISTRY_PREFIX = re.compile(r"^([A-Za-z]+)")
 _DIGITS = re.compile(r"\d+")
 
