@@ -34,7 +34,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -115,7 +114,7 @@ def raw_ctgov_csv(path: Path) -> Raw:
     for row in rows:
         if row == header or not any(row):
             continue
-        cell = dict(zip(header, row))
+        cell = dict(zip(header, row, strict=False))
         rid = cell.get("NCT Number") or (_NCT.search(cell.get("URL", "") + cell.get("Study URL", "")) or [""])[0]
         raw.ids.append(rid)
         for name, options in _CSV_COLUMNS.items():
@@ -235,7 +234,7 @@ def raw_ictrp_csv(path: Path, columns: list[str] | None = None) -> Raw:
         header, rows = columns, [header, *rows]
     raw = Raw()
     for row in rows:
-        _ictrp_record(raw, dict(zip(header, row)))
+        _ictrp_record(raw, dict(zip(header, row, strict=False)))
     return raw
 
 
@@ -420,7 +419,7 @@ def stored_rows(db: Path) -> dict[str, dict]:
     with duckdb.connect(str(db), read_only=True) as con:
         cur = con.execute(f"SELECT registry_id, {cols} FROM trials")  # noqa: S608 (fixed names)
         names = [d[0] for d in cur.description]
-        return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+        return {r[0]: dict(zip(names, r, strict=False)) for r in cur.fetchall()}
 
 
 def cli_import(path: Path, db: Path) -> tuple[int, str]:
@@ -434,9 +433,14 @@ def cli_import(path: Path, db: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def read_raw(path: Path, reader) -> Raw:
-    """The raw counts of a file, or of each one-record file of a folder together."""
-    paths = sorted(path.iterdir()) if path.is_dir() else [path]
+def _files(path: Path, every: int = 1) -> list[Path]:
+    return sorted(path.iterdir())[::every] if path.is_dir() else [path]
+
+
+def read_raw(path: Path, reader, every: int = 1) -> Raw:
+    """The raw counts of a file, or of the one-record files of a folder together (every
+    ``every``-th file)."""
+    paths = _files(path, every)
     raw = Raw(absent=set())
     for p in paths:
         r = reader(p)
@@ -447,11 +451,12 @@ def read_raw(path: Path, reader) -> Raw:
     return raw
 
 
-def audit_one(key: str, rel: str, reader, trials_dir: Path, workdir: Path) -> Audit:
-    """Import the file (each file of a folder alone, into a store of its own) and compare."""
+def audit_one(key: str, rel: str, reader, trials_dir: Path, workdir: Path, every: int = 1) -> Audit:
+    """Import the file (each file of a folder alone, into a store of its own; every
+    ``every``-th file) and compare."""
     path = trials_dir / rel
-    paths = sorted(path.iterdir()) if path.is_dir() else [path]
-    raw = read_raw(path, reader)
+    paths = _files(path, every)
+    raw = read_raw(path, reader, every)
     rows: dict[str, dict] = {}
     code = 0
     t = time.perf_counter()
@@ -490,7 +495,7 @@ def table(audits: list[Audit], markdown: bool) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *body])
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in [head, *body])
 
 
 def main() -> int:

@@ -289,18 +289,26 @@ def _write_csv(path: Path, header, rows) -> Path:
     return path
 
 
-def test_ictrp_csv_real_export_keeps_records_with_unreadable_dates(trials_dir):
-    """The full-export sample writes CT.gov enrolment dates as Excel's "Mar-16" (no day, a
-    two-digit year): 11 such dates and 2 "NA". All 127 rows are imported; the 11 dates are
-    reported and left empty ("NA" is no date, not a problem)."""
+def test_ictrp_csv_real_export_keeps_records_with_unreadable_dates(trials_dir, tmp_path):
+    """The full-export sample writes CT.gov enrolment dates as Excel's "Mar-16" (a month and
+    a two-digit year; the authors' normalised column reads them as the 1st of that month):
+    they are read as month-year. A date in no known spelling is still emptied and reported
+    while the record is kept."""
     records, problems = _read(trials_dir / ICTRP_CSV)
-    assert len(records) == 127
-    assert len(problems) == 11 and {p.field for p in problems} == {"Date_enrollment"}
-    assert {p.action for p in problems} == {"field emptied"}
+    assert len(records) == 127 and problems == []
     by_id = {r.trial.registry_id: r for r in records}
-    first = problems[0]
-    assert (first.location, first.registry_id) == ("line 14", "NCT02708173") and "'Mar-16'" in first.reason
-    assert by_id["NCT02708173"].trial.start_date is None and by_id["NCT02708173"].trial.title
+    assert by_id["NCT02708173"].trial.start_date == dt.date(2016, 3, 1)  # 'Mar-16', line 14
+    header, rows = _csv_rows(trials_dir / ICTRP_CSV)
+    col = header.index("Date_enrollment")
+    rows[12][col] = "Mar-2016?"  # line 14 of the file
+    path = _write_csv(tmp_path / "bad.csv", header, rows)
+    records, problems = _read(path)
+    assert len(records) == 127
+    assert [(p.location, p.registry_id, p.field, p.action) for p in problems] == [
+        ("line 14", "NCT02708173", "Date_enrollment", "field emptied")]
+    assert "'Mar-2016?'" in problems[0].reason
+    kept = {r.trial.registry_id: r.trial for r in records}["NCT02708173"]
+    assert kept.start_date is None and kept.title
 
 
 @pytest.mark.parametrize(

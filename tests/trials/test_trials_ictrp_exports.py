@@ -199,11 +199,16 @@ def test_full_export_with_header(trials_dir):
     assert [r.trial.registry_id for r in records] == [row[0] for row in rows]
     assert len(records) == 127  # SOURCES.md
     assert {r.trial.source_format for r in records} == {"ictrp_full_csv"}
-    # the only problems: Date_enrollment cells that a spreadsheet turned into 'Mar-16'
-    assert problems and all(p.field == "Date_enrollment" and p.action == "field emptied" for p in problems)
-    assert {p.registry_id for p in problems} == {
-        row[0] for row in rows if re.fullmatch(r"[A-Z][a-z]{2}-\d\d", row[col["Date_enrollment"]])
-    }
+    # Date_enrollment cells that a spreadsheet turned into 'Mar-16' are month-year: the
+    # authors' own normalised column says 01/03/2016 (day inferred) for each
+    assert problems == []
+    mon_yy = [row for row in rows if re.fullmatch(r"[A-Z][a-z]{2}-\d\d", row[col["Date_enrollment"]])]
+    assert len(mon_yy) == 11
+    by_id = {r.trial.registry_id: r.trial for r in records}
+    for row in mon_yy:
+        assert row[col["Day_inferred"]] == "TRUE"
+        want = dt.datetime.strptime(row[col["Date_enrollment_format"]], "%d/%m/%Y").date()
+        assert by_id[row[0]].start_date == want, row[0]
     null_countries = 0
     for rec, row in zip(records, rows, strict=True):
         t = rec.trial

@@ -215,7 +215,8 @@ def test_ictrp_xml_fields(tmp_path):
     assert isrctn.conditions == ["Malaria", "G6PD deficiency"]  # <br>-joined
     assert "\n" in isrctn.title and "&lt;" not in isrctn.title
     assert isrctn.last_update == dt.date(2018, 5, 11)
-    assert by_id["ChiCTR2000012345"].phases == []  # registry free text, not a phase
+    # ChiCTR's stage "New Treatment Measure Clinical Study": no drug phase, ClinicalTrials.gov's "Not Applicable"
+    assert by_id["ChiCTR2000012345"].phases == ["NA"]
     assert by_id["ChiCTR2000012345"].registration_date == dt.date(2020, 3, 20)
     assert by_id["ACTRN12618000123456"].phases == ["NA"]
 
