@@ -30,7 +30,8 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-__all__ = ["RegistryId", "REGISTRIES", "find_registry_ids", "normalise_registry_id", "registry_url"]
+__all__ = ["RegistryId", "REGISTRIES", "check_registry_id", "find_registry_ids", "normalise_registry_id",
+           "registry_code", "registry_url"]
 
 #: display name of each registry code
 REGISTRIES: dict[str, str] = {
@@ -250,3 +251,70 @@ def registry_url(registry_id: RegistryId) -> str:
     if template:
         return template.format(id=registry_id.id, digits=registry_id.id.removeprefix("ACTRN"))
     return "https://trialsearch.who.int/Trial2.aspx?TrialID=" + registry_id.id.replace("/", "%2F")
+
+
+# ---------------------------------------------------------------------- validating a record's own id
+#: registry names as registries and exports spell them (lower case) -> registry code
+_REGISTRY_NAMES = {
+    "ctgov": "ctgov", "clinicaltrials.gov": "ctgov", "isrctn": "isrctn", "euctr": "eudract", "eudract": "eudract",
+    "eu clinical trials register": "eudract", "ctis": "ctis", "clinical trials information system": "ctis",
+    "anzctr": "anzctr", "chictr": "chictr", "drks": "drks", "german clinical trials register": "drks",
+    "ctri": "ctri", "jprn": "jprn", "irct": "irct", "cris": "cris", "ntr": "ntr", "nl-omon": "ntr",
+    "netherlands trial register": "ntr", "pactr": "pactr", "tctr": "tctr", "rebec": "rebec", "slctr": "slctr",
+    "lbctr": "lbctr", "rpcec": "rpcec",
+}
+#: how each registry writes its ids, for the message about an id that is not one
+_ID_FORMS = {
+    "ctgov": "NCT + 8 digits", "isrctn": "ISRCTN + 8 digits", "eudract": "EUCTR + YYYY-NNNNNN-CC[-country]",
+    "ctis": "YYYY-5NNNNN-CC-NN", "anzctr": "ACTRN + 14 digits", "chictr": "ChiCTR + digits or ChiCTR-XXX-digits",
+    "drks": "DRKS + 8 digits", "ctri": "CTRI/YYYY/MM/NNNNNN", "jprn": "JPRN-UMIN/jRCT/JapicCTI...",
+    "irct": "IRCT + digits + N + digits", "cris": "KCT + 7 digits", "ntr": "NTR/NL + digits or NL-OMON + digits",
+    "pactr": "PACTR + 15-16 digits", "tctr": "TCTR + 11 digits", "rebec": "RBR-xxxxxx", "slctr": "SLCTR/YYYY/NNN",
+    "lbctr": "LBCTR + digits", "rpcec": "RPCEC + digits",
+}
+# the Netherlands register's own ids are matched in free text only next to its name
+_NTR_OWN = re.compile(r"(?:NTR\d{1,5}|NL\d{1,6}|NL-OMON\d{1,7})", re.IGNORECASE)
+_ID_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.:()-]{0,79}")
+# the usual forms, checked first (a record's id is checked at every import: keep it cheap)
+_FAST = {"ctgov": re.compile(r"NCT\d{8}"), "isrctn": re.compile(r"ISRCTN\d{8}"), "drks": re.compile(r"DRKS\d{8}"),
+         "anzctr": re.compile(r"ACTRN\d{14}"), "tctr": re.compile(r"TCTR\d{11}"),
+         "eudract": re.compile(r"(?:EUCTR)?\d{4}-\d{6}-\d\d(?:-[A-Z]{2,5})?"),
+         "ctis": re.compile(r"(?:CTIS)?\d{4}-5\d{5}-\d\d-\d\d")}
+
+
+def registry_code(registry: str | None) -> str | None:
+    """The code of :data:`REGISTRIES` for a registry as records name it (``"ISRCTN"``,
+    ``"EU Clinical Trials Register"``, ``"ctgov"``), or None when it is not one we know."""
+    return _REGISTRY_NAMES.get((registry or "").strip().lower())
+
+
+def check_registry_id(registry_id: str | None, registry: str | None = None) -> str | None:
+    """Why ``registry_id`` is not a valid id of ``registry`` (one sentence), or None when it is.
+
+    The id must be one token of letters, digits and ``/ _ . : ( ) -`` starting with a letter or
+    digit (so no spreadsheet formula, no spaces or control characters), and, for a registry
+    this module knows, hold an id in that registry's form. Ids of registries it does not know
+    are only checked for their characters.
+    """
+    value = (registry_id or "").strip()
+    if not value:
+        return "the record has no registry id"
+    code = registry_code(registry)
+    if code in _FAST and _FAST[code].fullmatch(value):
+        return None
+    name = REGISTRIES.get(code, registry or "its registry")
+    if not _ID_CHARS.fullmatch(value):
+        return (f"{value[:60]!r} is not a registry id (an id is one token of letters, digits and / _ . : ( ) -"
+                + (f"; {name} ids are {_ID_FORMS[code]})" if code else ")"))
+    if code is None:
+        return None
+    if code == "ntr" and _NTR_OWN.fullmatch(value):
+        return None
+    found = find_registry_ids(value)
+    if not found:
+        return f"{value!r} is not a {name} id ({_ID_FORMS[code]})"
+    if code not in {f.registry for f in found} and not (code in ("eudract", "ctis") and
+                                                         {f.registry for f in found} & {"eudract", "ctis"}):
+        other = REGISTRIES[found[0].registry]
+        return f"{value!r} is a {other} id, in a record of {name} ({_ID_FORMS[code]})"
+    return None

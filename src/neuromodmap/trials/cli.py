@@ -27,6 +27,7 @@ def _fail(message: str) -> None:
 _ACTION_COUNTS = {
     "field emptied": "field(s) emptied (record kept)",
     "record skipped": "record(s) skipped",
+    "record kept, id invalid": "record(s) kept with an invalid registry id",
     "file skipped": "file(s) not read",
     "rest of file skipped": "file(s) read up to a cut or corrupt part",
 }

@@ -49,8 +49,10 @@ from typing import Any, BinaryIO
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from neuromodmap.registry_ids import check_registry_id
 from neuromodmap.trials._readers._common import (
     FIELD_EMPTIED,
+    ID_FLAGGED,
     MAX_FIELD_CHARS,
     MAX_RECORD_BYTES,
     RECORD_SKIPPED,
@@ -526,7 +528,12 @@ class TrialReader:
                 self._problem("file", f"{damage}: the file is damaged (check it with gzip -t and download "
                               "it again); nothing was read, since gzip cannot tell where the damage starts")
                 return
-            yield from reader()
+            for record in reader():
+                # a record whose own id is not one of its registry's ids is kept and reported
+                why = check_registry_id(record.trial.registry_id, record.trial.registry)
+                if why:
+                    self._problem(record.location, why, "registry_id", record.trial.registry_id[:80], ID_FLAGGED)
+                yield record
         finally:
             self._done = True
             if self._fh is not None:

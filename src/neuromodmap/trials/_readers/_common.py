@@ -42,12 +42,15 @@ __all__ = [
     "build_trial",
     "FIELD_EMPTIED",
     "RECORD_SKIPPED",
+    "ID_FLAGGED",
 ]
 
 #: ``ImportProblem.action`` of a field problem: the field is left empty, the record kept
 FIELD_EMPTIED = "field emptied"
 #: ``ImportProblem.action`` of a record problem: the record is not imported
 RECORD_SKIPPED = "record skipped"
+#: ``ImportProblem.action`` of a record whose own registry id is not valid for its registry: kept, reported
+ID_FLAGGED = "record kept, id invalid"
 
 #: a text field longer than this is refused (a real registry text is at most a few 100 kB)
 MAX_FIELD_CHARS = 1_000_000
