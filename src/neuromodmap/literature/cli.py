@@ -38,7 +38,9 @@ def _open(db: Path, *, create: bool = False):
     try:
         return open_store(db)
     except (duckdb.Error, OSError) as exc:
-        _fail(f"{db}: cannot open the database ({exc})")
+        from neuromodmap.errors import user_line
+
+        _fail(user_line(exc) or f"{db}: cannot open the database ({exc})")
 
 
 @app.command("import")
@@ -322,7 +324,9 @@ def _open_trials(db: Path, trials_db: Path | None):
     try:
         return connect(trials_db, read_only=True)
     except (duckdb.Error, OSError) as exc:
-        _fail(f"{trials_db}: cannot open the trials store ({exc})")
+        from neuromodmap.errors import user_line
+
+        _fail(user_line(exc) or f"{trials_db}: cannot open the trials store ({exc})")
 
 
 @app.command("link-trials")

@@ -91,10 +91,17 @@ def import_cmd(
         for folder in dict.fromkeys(f.folder for f in files if f.folder is not None):
             n = sum(1 for f in files if f.folder == folder)
             console.print(f"{folder}: {n:,} files (the folder and its subfolders)", markup=False, highlight=False)
+        as_of_date = _parse_date(as_of)
+        before = None
         with TrialStore(db) as store:
-            report = store.import_files(files, as_of=_parse_date(as_of), problems=problems)
+            before = len(store)
+            report = store.import_files(files, as_of=as_of_date, problems=problems)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
+    except BaseException as exc:  # Ctrl-C: KeyboardInterrupt, or DuckDB's "Query interrupted"
+        if before is None or not (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException"):
+            raise
+        _interrupted(db, before)
     for note in report.notes:
         console.print(note, markup=False, highlight=False)
     rate = f"{report.records_per_second:,.0f} records/s"
@@ -108,6 +115,25 @@ def import_cmd(
         shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10:,} more" if len(unreadable) > 10 else "")
         console.print(f"[bold red]error:[/] could not read {len(unreadable):,} file(s): {shown}")
         raise typer.Exit(code=1)
+
+
+def _interrupted(db: Path, before: int) -> None:
+    """Say what an interrupted import kept: every batch committed before Ctrl-C stays in the store."""
+    from neuromodmap.errors import Interrupted
+    from neuromodmap.store import connect
+
+    try:
+        con = connect(db, read_only=True)
+        try:
+            after = con.execute("SELECT count(*) FROM trials").fetchone()[0]
+        finally:
+            con.close()
+        kept = (f"{db} holds {after:,} trials ({after - before:+,} from this run, in the batches committed "
+                "before Ctrl-C; the half-written batch was rolled back)")
+    except Exception:  # noqa: BLE001 - say what we can
+        kept = f"{db} keeps every batch committed before Ctrl-C (the half-written batch was rolled back)"
+    raise Interrupted(kept + "; run the same command again to import the rest (records are upserted, "
+                      "nothing is duplicated)") from None
 
 
 @app.command()
