@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,14 +32,53 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+#: seconds :func:`connect` waits for a store another process holds (``$NEUROMODMAP_LOCK_WAIT``)
+LOCK_WAIT = 15.0
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock on file" in text or "Conflicting lock is held" in text
+
+
+def connect(path: str | os.PathLike | None = None, *, read_only: bool = False,
+            wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the project database at ``path`` (default ``./neuromodmap.duckdb``).
 
     A writable store is attached to a DuckDB instance named after the file (so every
     connection to one file in this process shares one instance, as ``duckdb.connect(path)``
     would) with :data:`ROW_GROUP_SIZE`. The file stays an ordinary DuckDB database.
+
+    When another process holds the file (DuckDB: one writer or several readers; e.g.
+    ``neuromodmap serve`` answering a request), opening is retried with a short backoff for
+    ``wait`` seconds (default :data:`LOCK_WAIT`, or ``$NEUROMODMAP_LOCK_WAIT``), saying so once
+    on stderr; after that the lock error is raised.
     """
     import duckdb  # imported here so that `neuromodmap --help` does not load DuckDB
+
+    if wait is None:
+        try:
+            wait = float(os.environ.get("NEUROMODMAP_LOCK_WAIT", LOCK_WAIT))
+        except ValueError:
+            wait = LOCK_WAIT
+    start, delay, told = time.monotonic(), 0.05, False
+    while True:
+        try:
+            return _connect(path, read_only=read_only)
+        except duckdb.Error as exc:
+            waited = time.monotonic() - start
+            if not _is_lock_error(exc) or waited >= wait:
+                raise
+            if not told:
+                print(f"{Path(path or DEFAULT_DB)}: in use by another process; waiting up to {wait:.0f} s ...",
+                      file=sys.stderr, flush=True)
+                told = True
+            time.sleep(min(delay, wait - waited))
+            delay = min(delay * 2, 1.0)
+
+
+def _connect(path: str | os.PathLike | None, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    import duckdb
 
     path = Path(path or DEFAULT_DB)
     if read_only and not path.exists():

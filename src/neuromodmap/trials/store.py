@@ -8,6 +8,9 @@ Tables
     query), ``as_of`` date, ``imported_at``, ``import_run_id`` and a ``record_hash``.
 ``trial_labels``
     One row per classified trial (written by :meth:`TrialStore.write_labels`).
+``trial_label_overrides``
+    Reviewers' corrections of labels, with their audit trail (:mod:`neuromodmap.trials.overrides`);
+    :meth:`TrialStore.labels_df` applies the standing ones.
 ``trial_links``
     Cross-registry links found by :func:`neuromodmap.trials.dedup.link_registries`.
 ``import_runs``
@@ -49,8 +52,9 @@ from neuromodmap.store import ROW_GROUP_SIZE, connect, cursor
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
 from neuromodmap.trials.io import ONE_RECORD_FORMATS, InputFile, TrialReader, expand_inputs
 from neuromodmap.trials.models import Classification, ImportProblem, Trial
+from neuromodmap.trials.overrides import OVERRIDES_DDL, effective_labels_sql
 
-__all__ = ["TrialStore", "ImportReport", "TRIAL_COLUMNS"]
+__all__ = ["TrialStore", "ImportReport", "TRIAL_COLUMNS", "trial_from_row"]
 
 _LIST_FIELDS = {
     "secondary_ids", "conditions", "keywords", "condition_mesh", "intervention_mesh",
@@ -103,6 +107,8 @@ _SCHEMA = [
     "ALTER TABLE import_problems ADD COLUMN IF NOT EXISTS action VARCHAR",
     # stores made before arms were kept had no arm_groups column
     "ALTER TABLE trials ADD COLUMN IF NOT EXISTS arm_groups JSON",
+    # reviewers' corrections of labels (neuromodmap serve); see neuromodmap.trials.overrides
+    OVERRIDES_DDL,
 ]
 
 _INSERT_COLUMNS = TRIAL_COLUMNS + _PROVENANCE_COLUMNS
@@ -232,6 +238,20 @@ class _Stage:
     def drop(self) -> None:
         self.frames, self.ids = [], set()
         self.rows = self.n_read = 0
+
+
+def trial_from_row(row: tuple) -> Trial:
+    """A :class:`Trial` from a ``SELECT`` of :data:`TRIAL_COLUMNS` (in that order)."""
+    data = dict(zip(TRIAL_COLUMNS, row, strict=True))
+    data["interventions"] = json.loads(data["interventions"] or "[]")
+    data["arm_groups"] = json.loads(data["arm_groups"] or "[]")
+    for name in _LIST_FIELDS:
+        if data[name] is None:
+            data[name] = []
+    for name in ("title", "official_title", "acronym", "brief_summary", "detailed_description", "source_format"):
+        if data[name] is None:
+            data[name] = ""
+    return Trial.model_validate(data)
 
 
 def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[str, list]:
@@ -855,16 +875,7 @@ class TrialStore:
 
     # ------------------------------------------------------------------ read back
     def _trial_from_row(self, row: tuple) -> Trial:
-        data = dict(zip(TRIAL_COLUMNS, row, strict=True))
-        data["interventions"] = json.loads(data["interventions"] or "[]")
-        data["arm_groups"] = json.loads(data["arm_groups"] or "[]")
-        for name in _LIST_FIELDS:
-            if data[name] is None:
-                data[name] = []
-        for name in ("title", "official_title", "acronym", "brief_summary", "detailed_description", "source_format"):
-            if data[name] is None:
-                data[name] = ""
-        return Trial.model_validate(data)
+        return trial_from_row(row)
 
     def iter_trials(self, *, chunk_size: int = 2000, unlabelled: str | None = None) -> Iterator[Trial]:
         """Every stored trial, in registry-id order, read in chunks (bounded memory).
@@ -1015,6 +1026,12 @@ class TrialStore:
             raise
         return n
 
-    def labels_df(self) -> pd.DataFrame:
-        """The stored classifications, one row per trial (evidence as JSON text)."""
-        return self.con.execute("SELECT * FROM trial_labels ORDER BY registry_id").df()
+    def labels_df(self, *, corrections: bool = True) -> pd.DataFrame:
+        """The stored classifications, one row per trial (evidence as JSON text).
+
+        Reviewers' standing corrections (``trial_label_overrides``, see
+        :mod:`neuromodmap.trials.overrides`) replace the classifier's values unless
+        ``corrections`` is False; the survey and the report read labels here.
+        """
+        source = effective_labels_sql(self.con) if corrections else "trial_labels"
+        return self.con.execute(f"SELECT * FROM {source} ORDER BY registry_id").df()  # noqa: S608 (fixed SQL)

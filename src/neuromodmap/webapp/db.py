@@ -137,7 +137,7 @@ class Stores:
     def write(self, which: str = "trials") -> Iterator[duckdb.DuckDBPyConnection]:
         """A writable connection inside one transaction, committed and closed when the block ends."""
         with self._locks[which].exclusive():
-            con = self._open(which, connect)
+            con = self._open(which, lambda p: connect(p, wait=0))
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
