@@ -122,7 +122,7 @@ def parse_filter(params) -> TrialFilter:
     if f.neuromod == "yes":
         f.where.append("l.neuromod")
     elif f.neuromod == "no":
-        f.where.append("NOT coalesce(l.neuromod, FALSE)")
+        f.where.append("l.neuromod = FALSE")
     for name, values in raw.items():
         f.values[name] = values
         if name in _LIST_LABELS:
@@ -146,13 +146,13 @@ def parse_filter(params) -> TrialFilter:
                 parts.append(f"{column} IS NULL" if b is None else f"{column} = {'TRUE' if b else 'FALSE'}")
             f.where.append("(" + " OR ".join(dict.fromkeys(parts)) + ")")
         elif name == "phase":
-            f.where.append("list_has_any(list_transform(coalesce(t.phases, []), x -> upper(x)), ?::VARCHAR[])")
+            f.where.append("list_has_any(list_transform(coalesce(t.phases, []), lambda x: upper(x)), ?::VARCHAR[])")
             f.args.append([v.upper().replace(" ", "") for v in values])
         elif name == "status":
             f.where.append("upper(t.overall_status) IN (SELECT unnest(?::VARCHAR[]))")
             f.args.append([v.upper().replace(" ", "_") for v in values])
         elif name == "country":
-            f.where.append("list_has_any(list_transform(coalesce(t.countries, []), x -> lower(x)), ?::VARCHAR[])")
+            f.where.append("list_has_any(list_transform(coalesce(t.countries, []), lambda x: lower(x)), ?::VARCHAR[])")
             f.args.append([v.lower() for v in values])
         elif name == "registry":
             f.where.append("lower(t.registry) IN (SELECT unnest(?::VARCHAR[]))")
@@ -192,7 +192,8 @@ def _page_args(params) -> tuple[int, int]:
 
 
 def _from(con) -> str:
-    return f"{ov.effective_labels_sql(con, corrected_column=True)} l JOIN trials t ON t.registry_id = l.registry_id"
+    # unclassified trials have no labels: they show with neuromod=any only
+    return f"trials t LEFT JOIN {ov.effective_labels_sql(con, corrected_column=True)} l ON l.registry_id = t.registry_id"
 
 
 def _list(value) -> list:
