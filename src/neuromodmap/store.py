@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["DEFAULT_DB", "ROW_GROUP_SIZE", "connect", "cursor"]
+__all__ = ["DEFAULT_DB", "ROW_GROUP_SIZE", "connect", "cursor", "write_wanted_path"]
 
 DEFAULT_DB = "neuromodmap.duckdb"
 
@@ -41,6 +41,15 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "Could not set lock on file" in text or "Conflicting lock is held" in text
 
 
+def write_wanted_path(path: str | os.PathLike) -> Path:
+    """The signal file a waiting writer leaves beside the store (``STORE.duckdb.write-wanted``).
+
+    A long-lived reader of the store (``neuromodmap serve``) that sees it closes its connection
+    so the writer gets the file; the writer removes it once it has the file or gives up.
+    """
+    return Path(str(Path(path).resolve()) + ".write-wanted")
+
+
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = False,
             wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the project database at ``path`` (default ``./neuromodmap.duckdb``).
@@ -52,7 +61,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False,
     When another process holds the file (DuckDB: one writer or several readers; e.g.
     ``neuromodmap serve`` answering a request), opening is retried with a short backoff for
     ``wait`` seconds (default :data:`LOCK_WAIT`, or ``$NEUROMODMAP_LOCK_WAIT``), saying so once
-    on stderr; after that the lock error is raised.
+    on stderr; after that the lock error is raised. Meanwhile a writer leaves the
+    :func:`write_wanted_path` signal, which makes ``serve`` let go of the file.
     """
     import duckdb  # imported here so that `neuromodmap --help` does not load DuckDB
 
@@ -61,20 +71,34 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False,
             wait = float(os.environ.get("NEUROMODMAP_LOCK_WAIT", LOCK_WAIT))
         except ValueError:
             wait = LOCK_WAIT
-    start, delay, told = time.monotonic(), 0.05, False
-    while True:
-        try:
-            return _connect(path, read_only=read_only)
-        except duckdb.Error as exc:
-            waited = time.monotonic() - start
-            if not _is_lock_error(exc) or waited >= wait:
-                raise
-            if not told:
-                print(f"{Path(path or DEFAULT_DB)}: in use by another process; waiting up to {wait:.0f} s ...",
-                      file=sys.stderr, flush=True)
-                told = True
-            time.sleep(min(delay, wait - waited))
-            delay = min(delay * 2, 1.0)
+    start, delay, told, signal = time.monotonic(), 0.05, False, None
+    try:
+        while True:
+            try:
+                return _connect(path, read_only=read_only)
+            except duckdb.Error as exc:
+                waited = time.monotonic() - start
+                if not _is_lock_error(exc) or waited >= wait:
+                    raise
+                if not read_only and signal is None:
+                    signal = write_wanted_path(path or DEFAULT_DB)
+                    try:
+                        signal.write_text(str(os.getpid()), encoding="ascii")
+                    except OSError:
+                        pass
+                if not told:
+                    print(f"{Path(path or DEFAULT_DB)}: in use by another process; waiting up to {wait:.0f} s ...",
+                          file=sys.stderr, flush=True)
+                    told = True
+                time.sleep(min(delay, wait - waited))
+                delay = min(delay * 2, 0.5)
+    finally:
+        if signal is not None:
+            try:
+                if signal.read_text(encoding="ascii") == str(os.getpid()):
+                    signal.unlink()
+            except OSError:
+                pass
 
 
 def _connect(path: str | os.PathLike | None, *, read_only: bool) -> duckdb.DuckDBPyConnection:
