@@ -78,11 +78,16 @@ def client_for() -> Callable:
         c.close()
 
 
-def csrf_headers(client) -> dict[str, str]:
-    """The CSRF header for ``client`` (fetching a page first when it has no cookie yet)."""
+def _csrf_headers(client) -> dict[str, str]:
     if "nm_csrf" not in client.cookies:
         client.get("/api/csrf")
     return {"X-CSRF-Token": client.cookies["nm_csrf"]}
+
+
+@pytest.fixture()
+def csrf_headers() -> Callable:
+    """``csrf_headers(client)``: the CSRF header for ``client`` (fetching one first if it has no cookie)."""
+    return _csrf_headers
 
 
 @pytest.fixture()
