@@ -384,6 +384,8 @@ class Audit:
     fields: dict[str, tuple[int, int, int] | None]
     seconds: float
     samples: dict[str, list[tuple[str, str, object]]] = field(default_factory=dict)
+    #: a second import of the file left every row as it was (None: not tried)
+    reimport_same: bool | None = None
 
 
 def compare(key: str, path: str, raw: Raw, rows: dict[str, dict], exit_code: int, seconds: float) -> Audit:
@@ -451,16 +453,27 @@ def read_raw(path: Path, reader, every: int = 1) -> Raw:
     return raw
 
 
-def audit_one(key: str, rel: str, reader, trials_dir: Path, workdir: Path, every: int = 1) -> Audit:
+def snapshot(db: Path) -> dict[str, tuple]:
+    """Every stored row's id, hash, source, as-of date, import time and run."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT registry_id, record_hash, source, as_of, imported_at, import_run_id FROM trials")
+        return {r[0]: r[1:] for r in rows.fetchall()}
+
+
+def audit_one(key: str, rel: str, reader, trials_dir: Path, workdir: Path, every: int = 1,
+              reimport: bool = False) -> Audit:
     """Import the file (each file of a folder alone, into a store of its own; every
-    ``every``-th file) and compare."""
+    ``every``-th file) and compare. ``reimport``: import each file a second time into its
+    store and note in ``Audit.reimport_same`` whether every row stayed as it was."""
     path = trials_dir / rel
     paths = _files(path, every)
     raw = read_raw(path, reader, every)
     rows: dict[str, dict] = {}
     code = 0
     t = time.perf_counter()
-    ids_equal = True
+    ids_equal = reimport_same = True
     for i, p in enumerate(paths):
         db = workdir / f"{key}-{i}.duckdb"
         exit_code, output = cli_import(p, db)
@@ -468,12 +481,17 @@ def audit_one(key: str, rel: str, reader, trials_dir: Path, workdir: Path, every
             print(output[-2000:], file=sys.stderr)
         code = max(code, exit_code)
         stored = stored_rows(db)
+        if reimport:
+            before = snapshot(db)
+            again, output = cli_import(p, db)
+            reimport_same &= again == exit_code and snapshot(db) == before
         ids_equal &= set(stored) == set(reader(p).ids) if len(paths) > 1 else True
         rows.update(stored)
     seconds = time.perf_counter() - t
     audit = compare(key, rel, raw, rows, code, seconds)
     if len(paths) > 1:  # one-record files: each store holds its file's id
         audit.ids_equal = ids_equal and not audit.missing and not audit.extra
+    audit.reimport_same = reimport_same if reimport else None
     return audit
 
 

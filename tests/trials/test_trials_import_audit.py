@@ -59,6 +59,8 @@ CASES = [c for c in A.FILES if "tar" not in c[0]] + A.FOLDERS
 
 def _assert_whole(audit, n_expected: int | None, absent: set[str]) -> None:
     assert audit.exit_code == 0
+    # importing the file again changes nothing: same rows, hashes, sources, import times and runs
+    assert audit.reimport_same is True
     if n_expected is not None:
         assert audit.n_ids == n_expected
     assert audit.ids_equal, (audit.missing[:5], audit.extra[:5])
@@ -77,11 +79,11 @@ def _assert_whole(audit, n_expected: int | None, absent: set[str]) -> None:
 @pytest.mark.parametrize(("key", "rel", "reader"), CASES, ids=[c[0] for c in CASES])
 def test_real_file_imported_alone_keeps_ids_and_fields(trials_dir, tmp_path, key, rel, reader):
     if key == "legacy_xml_files_60":  # each file is a store of its own: every 3rd here, all in the script
-        audit = A.audit_one(key, rel, reader, trials_dir, tmp_path, every=3)
+        audit = A.audit_one(key, rel, reader, trials_dir, tmp_path, every=3, reimport=True)
         _assert_whole(audit, None, set())
         assert audit.n_ids == 20
         return
-    audit = A.audit_one(key, rel, reader, trials_dir, tmp_path)
+    audit = A.audit_one(key, rel, reader, trials_dir, tmp_path, reimport=True)
     _assert_whole(audit, DOCUMENTED[key], ABSENT.get(key, set()))
 
 
@@ -98,7 +100,7 @@ def test_allpublicxml_tar_sample(trials_dir, tmp_path):
                 if n % 8 == 0:
                     dst.addfile(member, src.extractfile(member))
                 n += 1
-    audit = A.audit_one(key, str(sample), A.raw_legacy_tar, trials_dir, tmp_path)
+    audit = A.audit_one(key, str(sample), A.raw_legacy_tar, trials_dir, tmp_path, reimport=True)
     _assert_whole(audit, (6786 + 7) // 8, set())
 
 

@@ -209,7 +209,7 @@ _NULL_MEANS_SOMETHING = frozenset({"phase", "target_size", "date_registration", 
                                    "date_enrollement", "last_refreshed_on"})
 
 
-def _target_size(text: str) -> int | None:
+def _target_size(text: str, field: str = "Target_size") -> int | None:
     """``120``; ``60;60`` and ``Target condition:100;Difficult condition:20`` (ChiCTR groups,
     summed; the count is what follows a group's last colon, so ``Group 1:30;Group 2:30`` and
     ``COVID-19 patients:100`` are 60 and 100); ``1,000``. ``NA`` is no count; text with no
@@ -220,7 +220,7 @@ def _target_size(text: str) -> int | None:
         if m := _DIGITS.search(count):
             total = (total or 0) + int(m.group())
     if total is None and text.strip().lower() not in _NOT_GIVEN:
-        raise FieldError("Target_size", f"expected a count, got {text.strip()[:40]!r}")
+        raise FieldError(field, f"expected a count, got {text.strip()[:40]!r}")
     return total
 
 
@@ -321,7 +321,7 @@ def _map(r: dict[str, str], names: dict[str, str], trial_id: str, source_format:
         "registration_date": T(None, date, registration, registration_field),
         "start_date": T(None, date, enrolment, enrolment_field),
         "last_update": T(None, parse_date, text("last_refreshed_on"), col("last_refreshed_on")),
-        "enrollment": T(None, _target_size, size) if size else None,
+        "enrollment": T(None, _target_size, size, col("target_size")) if size else None,
         "countries": split_multi(text("countries")),
         "sponsor": text("primary_sponsor") or None,
         "url": text("web_address") or None,
