@@ -93,16 +93,17 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(db: Path, review: Path | None = None, token: str | None = None, *,
-               host: str | None = None, busy_wait: float = 4.0) -> FastAPI:
+               host: str | None = None, busy_wait: float = 4.0, linger: float = 2.0) -> FastAPI:
     """The web app over the trials store ``db`` (and the literature/review store ``review``).
 
     ``token``: when set, every request must carry it (see :mod:`neuromodmap.webapp.security`).
     ``host``: the address served on, accepted in the Host header besides the loopback names.
     ``busy_wait``: seconds a request waits for a store another process holds before a 503.
+    ``linger``: idle seconds after which the app closes its read-only instance of a store.
     """
     app = FastAPI(title="neuromodmap", version=__version__, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
-    app.state.stores = Stores(Path(db), Path(review) if review else None, busy_wait=busy_wait)
+    app.state.stores = Stores(Path(db), Path(review) if review else None, busy_wait=busy_wait, linger=linger)
     app.state.token = token
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
