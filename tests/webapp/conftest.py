@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -154,3 +156,44 @@ def page_for(browser):
     yield open_page
     for c in contexts:
         c.close()
+
+
+# ---------------------------------------------------------------------- hostile registry text
+HOSTILE_ID = "NCT99000001"
+HOSTILE_TITLE = ('Transcranial Magnetic Stimulation <script>window.__pwned = 1</script> for Depression '
+                 '"><img src=x onerror="window.__pwned = 2">')
+HOSTILE_SUMMARY = ("rTMS in major depressive disorder <svg onload=\"window.__pwned=3\"></svg> "
+                   "and {{ 7*7 }} {% raw %} & <b>bold</b> ' \" </textarea></mark>")
+
+
+def hostile_record(trials_dir: Path) -> dict:
+    """A real record of the 2018 corpus (its first one with 'Transcranial Magnetic' in the title),
+    renamed and with hostile markup put into its title and summary."""
+    with gzip.open(trials_dir / "ctgov_text_2018.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            ident = rec["protocolSection"]["identificationModule"]
+            if "Transcranial Magnetic" in ident.get("briefTitle", ""):
+                break
+    ident["nctId"] = HOSTILE_ID
+    ident["briefTitle"] = HOSTILE_TITLE
+    desc = rec["protocolSection"].setdefault("descriptionModule", {})
+    desc["briefSummary"] = HOSTILE_SUMMARY + " " + desc.get("briefSummary", "")
+    return rec
+
+
+@pytest.fixture()
+def hostile(trials_db_copy: Path, trials_dir: Path, tmp_path: Path):
+    """The small store plus one real record made hostile: ``.db``, ``.id``, ``.title``."""
+    from neuromodmap.trials.io import expand_inputs
+    from neuromodmap.trials.pipeline import classify_to_csv
+    from neuromodmap.trials.store import TrialStore
+
+    src = tmp_path / "hostile.jsonl"
+    src.write_text(json.dumps(hostile_record(trials_dir)) + "\n", encoding="utf-8")
+    with TrialStore(trials_db_copy) as store:
+        store.import_files(expand_inputs([src]), problems=[])
+    classify_to_csv([], tmp_path / "labels.csv", db=trials_db_copy, problems=[])
+    return SimpleNamespace(db=trials_db_copy, id=HOSTILE_ID, title=HOSTILE_TITLE)
+
+

@@ -2,47 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
-
-import pytest
-
-HOSTILE_ID = "NCT99000001"
-HOSTILE_TITLE = ('Transcranial Magnetic Stimulation <script>window.__pwned = 1</script> for Depression '
-                 '"><img src=x onerror="window.__pwned = 2">')
-HOSTILE_SUMMARY = ("rTMS in major depressive disorder <svg onload=\"window.__pwned=3\"></svg> "
-                   "and {{ 7*7 }} {% raw %} & <b>bold</b> ' \" </textarea></mark>")
-
-
-def hostile_record(trials_dir: Path) -> dict:
-    """A real record of the 2018 corpus (its first one with 'Transcranial Magnetic' in the title),
-    renamed and with hostile markup put into its title and summary."""
-    with gzip.open(trials_dir / "ctgov_text_2018.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            ident = rec["protocolSection"]["identificationModule"]
-            if "Transcranial Magnetic" in ident.get("briefTitle", ""):
-                break
-    ident["nctId"] = HOSTILE_ID
-    ident["briefTitle"] = HOSTILE_TITLE
-    desc = rec["protocolSection"].setdefault("descriptionModule", {})
-    desc["briefSummary"] = HOSTILE_SUMMARY + " " + desc.get("briefSummary", "")
-    return rec
-
-
-@pytest.fixture()
-def hostile_db(trials_db_copy: Path, trials_dir: Path, tmp_path: Path) -> Path:
-    from neuromodmap.trials.io import expand_inputs
-    from neuromodmap.trials.pipeline import classify_to_csv
-    from neuromodmap.trials.store import TrialStore
-
-    src = tmp_path / "hostile.jsonl"
-    src.write_text(json.dumps(hostile_record(trials_dir)) + "\n", encoding="utf-8")
-    with TrialStore(trials_db_copy) as store:
-        store.import_files(expand_inputs([src]), problems=[])
-    classify_to_csv([], tmp_path / "labels.csv", db=trials_db_copy, problems=[])
-    return trials_db_copy
 
 
 def _overrides(db: Path) -> int:
@@ -119,10 +79,11 @@ def test_without_a_token_only_loopback_host_names_are_answered(trials_db: Path, 
     assert client.get("/api/trials?limit=1", headers={"Host": "localhost:8765"}).status_code == 200
 
 
-def test_hostile_registry_text_is_escaped_everywhere(hostile_db: Path, client_for, csrf_headers):
-    client = client_for(hostile_db)
+def test_hostile_registry_text_is_escaped_everywhere(hostile, client_for, csrf_headers):
+    client = client_for(hostile.db)
+    HOSTILE_ID = hostile.id  # noqa: N806
     d = client.get(f"/api/trials/{HOSTILE_ID}").json()
-    assert d["record"]["title"] == HOSTILE_TITLE  # stored as the registry gave it
+    assert d["record"]["title"] == hostile.title  # stored as the registry gave it
     assert "tms" in d["labels"]["modalities"]
     pages = [client.get(f"/trials/{HOSTILE_ID}").text, client.get("/trials?q=pwned").text]
     client.post(f"/api/trials/{HOSTILE_ID}/labels", headers=csrf_headers(client),
