@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from neuromodmap.evidence._errors import MetaAnalysisError, MetaAnalysisWarning
 from neuromodmap.provenance import Provenance
@@ -326,7 +326,12 @@ class _Model:
 
 
 def _optimise(model: _Model, reml: bool, start: np.ndarray, max_iter: int):
-    """Minimise -loglik over theta = log sigma²; returns sigma², iterations, converged."""
+    """Minimise -loglik over theta = log sigma² by projected Newton steps with backtracking.
+
+    The gradient is analytic; the 2 x 2 Hessian is a central difference of it. A component at
+    the lower bound (sigma² = 1e-10, i.e. 0) whose gradient pushes it further down is held
+    there. Returns sigma², the number of Newton steps and whether the gradient vanished.
+    """
     lo, hi = math.log(1e-10), math.log(1e5)
 
     def fun(theta):
@@ -334,40 +339,47 @@ def _optimise(model: _Model, reml: bool, start: np.ndarray, max_iter: int):
         ev = model.evaluate(s[0], s[1], reml)
         return ev["nll"], ev["grad"] * s
 
-    theta0 = np.log(np.clip(start, 1e-4, None))
-    res = optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * 2,
-                            options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-12})
-    theta = res.x
-    iterations = int(res.nit)
-    # polish by Newton steps (finite-difference Hessian of the analytic gradient) on free components
-    for _ in range(25):
-        free = (theta > lo + 1e-6) & (theta < hi - 1e-6)
-        if not free.any():
+    theta = np.clip(np.log(np.clip(start, 1e-4, None)), lo, hi)
+    f, g = fun(theta)
+    converged = False
+    iterations = 0
+    while iterations < max_iter:
+        held = ((theta <= lo + 1e-9) & (g > 0)) | ((theta >= hi - 1e-9) & (g < 0))
+        free = np.flatnonzero(~held)
+        if free.size == 0 or np.max(np.abs(g[free])) < 1e-10:
+            converged = True
             break
-        f0, g0 = fun(theta)
+        H = np.empty((2, 2))
         h = 1e-5
-        H = np.zeros((2, 2))
         for j in range(2):
             e = np.zeros(2)
             e[j] = h
             H[:, j] = (fun(theta + e)[1] - fun(theta - e)[1]) / (2 * h)
-        H = 0.5 * (H + H.T)
-        idx = np.flatnonzero(free)
-        Hf = H[np.ix_(idx, idx)]
-        if np.any(np.linalg.eigvalsh(Hf) <= 0):
-            break
+        Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
         step = np.zeros(2)
-        step[idx] = -np.linalg.solve(Hf, g0[idx])
-        new = np.clip(theta + step, lo, hi)
-        if fun(new)[0] > f0 + 1e-12:
-            break
-        theta = new
+        try:
+            if np.all(np.linalg.eigvalsh(Hf) > 1e-12):
+                step[free] = -np.linalg.solve(Hf, g[free])
+            else:
+                step[free] = -g[free]
+        except np.linalg.LinAlgError:
+            step[free] = -g[free]
+        largest = np.max(np.abs(step))
+        if largest > 2.0:           # at most a factor e² per step on the variance scale
+            step *= 2.0 / largest
+        for _ in range(40):         # backtrack until the objective does not increase
+            new = np.clip(theta + step, lo, hi)
+            f_new, g_new = fun(new)
+            if f_new <= f + 1e-4 * float(g @ (new - theta)) or np.max(np.abs(new - theta)) < 1e-12:
+                break
+            step /= 2
+        moved = np.max(np.abs(new - theta))
+        theta, f, g = new, f_new, g_new
         iterations += 1
-        if np.max(np.abs(step)) < 1e-10:
+        if moved < 1e-12:
+            held = ((theta <= lo + 1e-9) & (g > 0)) | ((theta >= hi - 1e-9) & (g < 0))
+            converged = bool(np.all(np.abs(g[~held]) < 1e-6))
             break
-    _, g = fun(theta)
-    free = (theta > lo + 1e-6) & (theta < hi - 1e-6)
-    converged = bool(res.success or np.all(np.abs(g[free]) < 1e-6))
     return np.exp(theta), iterations, converged
 
 
