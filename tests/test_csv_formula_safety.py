@@ -140,8 +140,12 @@ def test_trials_outputs_carry_no_formula(trials_run, scan_formulas):
     assert set(labels) == {HOSTILE_ID, "NCT00001177"}  # the id itself comes back whole
     assert labels[HOSTILE_ID]["modalities"] == "tms" and labels[HOSTILE_ID]["neuromod"] == "true"
     problem = _rows(out / "problems.csv")
-    assert [(restore_formula(p["source"]), restore_formula(p["registry_id"]), p["field"], p["action"])
-            for p in problem] == [(str(work / "=bad.xml"), HOSTILE_ID, "start_date", "field emptied")]
+    # the hostile id is not a ClinicalTrials.gov id: each record carrying it is kept and reported
+    assert sorted((restore_formula(p["source"]), restore_formula(p["registry_id"]), p["field"], p["action"])
+                  for p in problem) == sorted([
+        (str(work / "=bad.xml"), HOSTILE_ID, "start_date", "field emptied"),
+        (str(work / "=bad.xml"), HOSTILE_ID, "registry_id", "record kept, id invalid"),
+        (str(work / "edited.xml"), HOSTILE_ID, "registry_id", "record kept, id invalid")])
     trial = _rows(out / "survey" / "tables" / "neuromod_trials.csv")[0]
     assert trial["registry_id"] == "'" + HOSTILE_ID and trial["title"].startswith("'" + HOSTILE_TITLE)
     # the record of =bad.xml is kept with its start date emptied; as the later copy of the
@@ -160,7 +164,8 @@ def test_a_relative_file_name_starting_a_formula_is_defused(trials_run, monkeypa
     result = runner.invoke(app, ["trials", "classify", "=bad.xml", "-o", str(out / "labels.csv"),
                                  "--problems", str(out / "problems.csv")])
     assert result.exit_code == 0, result.output
-    assert [p["source"] for p in _rows(out / "problems.csv")] == ["'=bad.xml"]
+    assert [(p["source"], p["field"]) for p in _rows(out / "problems.csv")] == [("'=bad.xml", "start_date"),
+                                                                                ("'=bad.xml", "registry_id")]
     assert scan_formulas(out) == []
 
 

@@ -34,8 +34,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(path.parent))
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # name the file the user asked for, not our temporary one
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None

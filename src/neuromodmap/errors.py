@@ -21,7 +21,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
-__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_USER", "Interrupted", "UserError", "handle", "log_dir"]
+__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_USER", "Interrupted", "UserError", "handle", "is_interrupt",
+           "log_dir", "user_line"]
 
 EXIT_USER = 2
 EXIT_INTERNAL = 1
@@ -141,9 +142,15 @@ def user_line(exc: BaseException) -> str | None:
     return None
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C: KeyboardInterrupt, or DuckDB stopping the query it was running ("Query interrupted")."""
+    return (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException"
+            or (isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted")))
+
+
 def handle(exc: BaseException, echo) -> int:
     """Report ``exc`` as the one-line rule says (through ``echo(line)``) and return the exit status."""
-    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException":
+    if is_interrupt(exc):
         echo("interrupted (Ctrl-C); stopped. Everything committed before the interruption is kept; "
              "nothing half-written was saved")
         return EXIT_INTERRUPTED

@@ -85,4 +85,7 @@ def test_errors_are_one_clear_line(env, tmp_path, args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    # each on its own: "A and B or C" would read "(A and B) or C" and pass whatever the output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(result.output.strip().splitlines()) == 1, result.output  # one line (COLUMNS=200 in env)

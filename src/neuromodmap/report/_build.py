@@ -289,6 +289,7 @@ def _legacy_page(page: Path, root: Path, ctx: _Ctx) -> dict:
             return f"{attr}={quote}{_data_uri(target)}{quote}"
         except (ValueError, OSError) as exc:
             ctx.warnings.append(f"{page.name}: {ref!r} not inlined ({exc})")
+            warnings.warn(f"{page}: {ref!r} not inlined ({exc})", ReportWarning, stacklevel=2)
             return f'{attr}=""'
 
     body = _SRC.sub(repl, body)

@@ -99,7 +99,9 @@ def import_cmd(
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     except BaseException as exc:  # Ctrl-C: KeyboardInterrupt, or DuckDB's "Query interrupted"
-        if before is None or not (isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException"):
+        from neuromodmap.errors import is_interrupt
+
+        if before is None or not is_interrupt(exc):
             raise
         _interrupted(db, before)
     for note in report.notes:
