@@ -354,6 +354,11 @@ _PATHS = [
 ]
 
 
+def _skeleton(text: str) -> str:
+    """The visible characters of ``text`` (what a reader may not lose: spacing and controls may be cleaned)."""
+    return "".join(ch for ch in text if ch.isprintable() and not ch.isspace())
+
+
 @FUZZ
 @given(path=st.sampled_from(_PATHS), value=_json_values)
 def test_any_value_anywhere_never_crashes(trials_dir, path, value):
@@ -376,6 +381,17 @@ def test_any_value_anywhere_never_crashes(trials_dir, path, value):
     trial = study_to_trial(study, problems=problems)
     assert trial.registry_id == "NCT02552212" and trial.official_title.startswith("Phase 3")  # a field off the path
     assert all(type(e) is FieldError and e.field and e.reason and e.registry_id == "NCT02552212" for e in problems)
+    # what is kept: every field read from a part of the record the mutation did not touch
+    whole = study_to_trial(json.loads((trials_dir / "ctgov_v2_json" / "NCT02552212.json").read_text()))
+    for name in ("official_title", "acronym", "brief_summary", "conditions", "keywords", "sponsor"):
+        if hasattr(whole, name):
+            assert getattr(trial, name) == getattr(whole, name), name
+    if path == ("protocolSection", "identificationModule", "briefTitle"):
+        # a text title is kept (cleaned); anything else empties the title, and says so
+        if isinstance(value, str) and value.strip():
+            assert _skeleton(trial.title) == _skeleton(value)
+        elif value not in (None, ""):
+            assert trial.title == "" and any("briefTitle" in e.field for e in problems), problems
 
 
 @FUZZ
@@ -384,8 +400,22 @@ def test_ictrp_csv_random_cells(tmp_path_factory, text):
     rec = sample_ictrp()[4] | {"Public_title": text, "Target_size": text[:10], "Date_registration": text[:12]}
     path = write_ictrp_csv(tmp_path_factory.mktemp("csv") / "x.csv", [rec, sample_ictrp()[0]])
     records, problems = _read(path, format="ictrp_csv")
-    assert "NCT02552212" in [r.trial.registry_id for r in records]
-    assert len(records) + len(problems) >= 2
+    # what is kept: both records, in file order (the cells are quoted, so no text can break a row)
+    assert [r.trial.registry_id for r in records] == [rec["TrialID"], "NCT02552212"]
+    # what is reported: only fields of the mutated cells, each emptied on its own record, never the record
+    assert all(p.action == "field emptied" and p.registry_id == rec["TrialID"] for p in problems), problems
+    reported = {p.field.replace(" ", "_") for p in problems}
+    assert reported <= {"Public_title", "Target_size", "Date_registration"}, reported
+    mutated = records[0].trial
+    if "Public_title" in reported:
+        assert mutated.title == ""
+    elif text.strip():
+        assert _skeleton(mutated.title) == _skeleton(text)  # every visible character kept, in order
+    # the untouched cells of the mutated record, and the other record, are read whole
+    untouched = _read(write_ictrp_csv(tmp_path_factory.mktemp("csv") / "y.csv", [sample_ictrp()[4]]),
+                      format="ictrp_csv")[0][0].trial
+    assert (mutated.conditions, mutated.countries, mutated.registry) == (untouched.conditions, untouched.countries,
+                                                                         untouched.registry)
 
 
 def test_lone_surrogate_escape_is_reported_not_stored(tmp_path, good_lines):
