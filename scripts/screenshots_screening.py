@@ -54,13 +54,13 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
                 for path, name in (("/screening?reviewer=Ana", "webapp-screening.png"),
                                    ("/screening/conflicts?reviewer=Ana", "webapp-screening-conflicts.png"),
-                                   ("/evidence", "webapp-evidence.png"),
+                                   ("/evidence/result?dataset=gaynes2011_fig13", "webapp-evidence.png"),
                                    ("/connectome", "webapp-connectome.png")):
                     response = page.goto(base + path)
                     if response is None or response.status != 200:
                         print(f"skipped {path}: HTTP {response.status if response else '?'}")
                         continue
-                    page.wait_for_timeout(1500)
+                    page.wait_for_timeout(6000 if "connectome" in path else 1500)
                     page.screenshot(path=str(args.out / name), full_page=False)
                     print(f"wrote {args.out / name}")
                 browser.close()
