@@ -130,7 +130,6 @@ def test_failed_worker_falls_back_to_serial(tmp_path, corpus_slice, force_parall
     def broken_worker(*args):
         raise SystemExit(3)
 
-    monkeypatch.setattr(pipeline, "_label_worker", broken_worker)
     monkeypatch.setattr(pipeline, "_split_worker", broken_worker)
     problems: list[ImportProblem] = []
     with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:
@@ -159,8 +158,8 @@ def test_worker_dying_midway_falls_back_without_loss(tmp_path, corpus_slice, for
         def close(self):
             self.conn.close()
 
-    def dying_worker(paths, labels_path, as_of, pending, conn):
-        real_worker(paths, labels_path, as_of, pending, DyingPipe(conn))
+    def dying_worker(paths, labels_path, as_of, pending, conn, **options):
+        real_worker(paths, labels_path, as_of, pending, DyingPipe(conn), **options)
 
     monkeypatch.setattr(pipeline, "_split_worker", dying_worker)
     with pytest.warns(UserWarning, match="classifier process failed"), TrialStore(tmp_path / "t.duckdb") as store:

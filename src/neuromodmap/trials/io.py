@@ -74,6 +74,7 @@ from neuromodmap.trials._readers._files import (
     tar_compression,
 )
 from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, gzip_damage, open_gzip
+from neuromodmap.trials._readers._xml import parse_record
 from neuromodmap.trials._readers.ctgov_csv import NO_ID_COLUMN, CsvExport, header_kind
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
@@ -103,6 +104,11 @@ __all__ = [
 
 #: lines per block when processes share a JSON-lines file (see ``TrialReader(shard=...)``)
 SHARD_BLOCK = 256
+#: archive members per block when processes share a ZIP or tar archive
+ARCHIVE_BLOCK = 16
+#: formats whose records can be shared between processes block by block (``TrialReader(shard=...)``):
+#: JSON lines by lines, ZIP and tar archives by members
+SPLITTABLE = frozenset({"jsonl", "jsonl_gz", "ctgov_v2_zip", "ctgov_xml_zip", "ctgov_v2_tar", "ctgov_xml_tar"})
 
 FORMATS = (
     "ctgov_v2_json",
@@ -137,11 +143,12 @@ _REGISTRY_ID = re.compile(r'^\s*"?[A-Za-z]{2,}[A-Za-z0-9/-]*\d{3,}')
 class InputFile:
     """A file to read: ``path`` (a string: a folder of 500,000 files is a long list),
     ``folder`` the folder argument it was found in (None when the file was named itself),
-    ``size`` in bytes."""
+    ``size`` in bytes, ``format`` when already detected (readers then skip detection)."""
 
     path: str
     folder: Path | None
     size: int
+    format: str | None = None
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike | InputFile]) -> list[InputFile]:
@@ -441,11 +448,16 @@ class TrialReader:
     format : str, optional
         Skip detection and read as this format (one of :data:`FORMATS`).
     shard : (int or tuple of int, int) or callable, optional
-        ``(k, n)``: read only the JSON lines of the blocks (of :data:`SHARD_BLOCK` lines)
-        whose number modulo ``n`` is ``k`` (or one of ``k``, a tuple); a callable
-        ``take(block) -> bool`` decides block by block. So processes can share one file
-        without parsing a line twice; each reports the problems of its own lines (a
-        truncated file: the one that took block 0). JSON-lines formats only.
+        ``(k, n)``: read only the records of the blocks (of :data:`SHARD_BLOCK` JSON lines,
+        or :data:`ARCHIVE_BLOCK` archive members) whose number modulo ``n`` is ``k`` (or one
+        of ``k``, a tuple); a callable ``take(block) -> bool`` decides block by block. So
+        processes can share one file without parsing a record twice; each reports the
+        problems of its own lines or members (a truncated file: the one that took block 0).
+        The :data:`SPLITTABLE` formats only (JSON lines, ZIP and tar archives).
+    on_foreign : callable, optional
+        With a callable ``shard``: ``on_foreign(number, unit)`` receives each unit of the
+        blocks not taken, as read (a JSON line, or an archive member's ``(name, content)``),
+        so another process can parse it with :meth:`parse_unit`.
     """
 
     def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None, on_foreign=None):
@@ -464,8 +476,8 @@ class TrialReader:
             self.base_format = self.format.removesuffix("_gz")
         self._take: Callable[[int], bool] | None = None
         if shard is not None:
-            if self.format not in ("jsonl", "jsonl_gz"):
-                raise ValueError(f"shard= needs a JSON-lines file, not {self.format}")
+            if self.format not in SPLITTABLE:
+                raise ValueError(f"shard= needs a JSON-lines file or a ZIP or tar archive, not {self.format}")
             if callable(shard):
                 self._take = shard
             else:
@@ -481,13 +493,19 @@ class TrialReader:
         self.on_foreign = on_foreign
         self.text_encoding: str | None = None
         self.shard = shard
-        #: the line being read (JSON lines): its block ``line // SHARD_BLOCK`` orders shards
+        #: the line (JSON lines) or member (archives) being read, counted from 1: its block
+        #: ``(line - 1) // block_size`` orders shards
         self.line = 0
         self._fh: BinaryIO | None = None
         self._csv: CsvExport | None = None
         self._zip_position = 0
         self._tar: TarMembers | None = None
         self._done = False
+
+    @property
+    def block_size(self) -> int:
+        """Lines (JSON lines) or members (archives) per shard block."""
+        return SHARD_BLOCK if self.format in ("jsonl", "jsonl_gz") else ARCHIVE_BLOCK
 
     @property
     def position(self) -> int:
@@ -669,6 +687,17 @@ class TrialReader:
             return
         yield from self._json_record(line, f"line {lineno}")
 
+    def parse_unit(self, number: int, unit, enc: str | None = None) -> Iterator[ImportedRecord]:
+        """The records of one unit another reader of this file handed on as read (see
+        ``on_foreign``): a JSON line (see :meth:`parse_line`) or an archive member's
+        ``(name, content)``, parsed here with the same checks and problems."""
+        if self.format in ("jsonl", "jsonl_gz"):
+            yield from self.parse_line(number, unit, enc or "utf-8")
+            return
+        self.line = number
+        name, data = unit
+        yield from self._member_records(name, data)
+
     def parse_line(self, lineno: int, line, enc: str) -> Iterator[ImportedRecord]:
         """The records of one JSON line that another reader of this file handed on as read
         (see ``on_foreign``): decoded here, with the same checks and problems."""
@@ -837,8 +866,35 @@ class TrialReader:
                 n_members = max(1, len(zf.infolist()))
         except (zipfile.BadZipFile, OSError):
             n_members = 0
-        for done, (name, data) in enumerate(iter_zip_members(self.path), start=1):
-            self._zip_position = self.size * done // n_members if n_members else 0
+        def members():
+            for done, item in enumerate(iter_zip_members(self.path), start=1):
+                self._zip_position = self.size * done // n_members if n_members else 0
+                yield item
+
+        yield from self._archive(members())
+
+    def _archive(self, members: Iterable[tuple[str, bytes | MemberError]]) -> Iterator[ImportedRecord]:
+        """The records of an archive's members; with ``shard``, only those of the blocks taken
+        (the others go to ``on_foreign``, or are skipped unread)."""
+        take, on_foreign = self._take, self.on_foreign
+        block, mine, number = -1, True, 0
+        for name, data in members:
+            if name == "(archive)":  # the archive is cut short or corrupt: its reader reports it
+                if take is None or on_foreign is not None or self._took_first:
+                    yield from self._member_records(name, data)
+                continue
+            number += 1
+            self.line = number
+            if take is not None:
+                b = (number - 1) // ARCHIVE_BLOCK
+                if b != block:
+                    block, mine = b, take(b)
+                    if b == 0 and on_foreign is None:
+                        self._took_first = mine
+                if not mine:
+                    if on_foreign is not None:
+                        on_foreign(number, (name, data))
+                    continue
             yield from self._member_records(name, data)
 
     def _member_records(self, name: str, data: bytes | MemberError) -> Iterator[ImportedRecord]:
@@ -863,8 +919,7 @@ class TrialReader:
     # -- tar
     def _tar_records(self) -> Iterator[ImportedRecord]:
         self._tar = TarMembers(self.path)
-        for name, data in self._tar:
-            yield from self._member_records(name, data)
+        yield from self._archive(self._tar)
 
     # -- legacy XML
     def _ctgov_xml(self) -> Iterator[ImportedRecord]:
@@ -877,7 +932,7 @@ class TrialReader:
 
     def _xml_record(self, data: bytes, location: str) -> Iterator[ImportedRecord]:
         try:
-            root = SafeET.fromstring(data)
+            root = parse_record(data)
         except DefusedXmlException as err:
             self._problem(location, f"refused: {_defused_reason(err)}")
             return

@@ -1,19 +1,21 @@
-"""Import → classify → store (what the CLI and the demo run), on both cores where it pays.
+"""Read → classify → store (what the CLI and the demo run): one route for every format.
 
-Two processes share the work on Linux (the ``fork`` start method, so library callers need no
-``if __name__ == "__main__"`` guard); elsewhere, for small inputs, or with
-``NEUROMODMAP_SERIAL=1`` everything runs serially in this process, with the same output.
+Each input file's format is detected once (:func:`_detect`); its reader (:class:`TrialReader`,
+one per format under :mod:`neuromodmap.trials._readers`) yields normalised records; each record
+is classified as it is read; the classification becomes a CSV row (``trials classify -o``) and a
+label row, the record store columns. No file is read twice.
 
-- :func:`classify_to_csv` splits a JSON-lines file into blocks of lines: this process reads,
-  classifies and writes the even blocks, a worker the odd ones; rows keep the file's order.
-- :func:`import_and_classify`, for JSON-lines files: the worker reads the file and, block
-  by block, either parses, classifies and turns the block into store columns itself, or hands
-  its raw lines to this process whenever fewer than two blocks wait here. This process
-  parses and classifies the blocks it is handed and writes every block to the store in file
-  order, so each record is parsed once and only plain lists cross between the processes
-  (pickling a :class:`Trial` costs more than parsing it). Labels are bulk-loaded at the end.
-  For other formats, or with a CSV to write, this process imports while the worker reads the
-  files again and classifies them.
+Where a file can be split (JSON lines by blocks of lines, ZIP and tar archives by blocks of
+members: :data:`~neuromodmap.trials.io.SPLITTABLE`) and there is a second core, two processes
+share it (the ``fork`` start method on Linux, so library callers need no ``if __name__ ==
+"__main__"`` guard): a worker reads the file once and, block by block, either parses,
+classifies and prepares the block itself (store columns, CSV rows, label rows) or hands its
+raw lines or members to this process whenever fewer than two blocks wait here. This process
+parses what it is handed, and writes every block, in file order, to the store and the CSV, so
+each record is parsed once and only plain lists and bytes cross between the processes.
+Labels are bulk-loaded at the end. Every other format (CSV and XML exports, single JSON or
+XML files, ctrdata databases), small inputs, a single core or ``NEUROMODMAP_SERIAL=1``: one
+process reads, classifies and stores in one pass, with the same output.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import json
 import multiprocessing as mp
 import os
 import queue
-import shutil
 import sys
 import tempfile
 import threading
@@ -36,7 +37,14 @@ from pathlib import Path
 
 from neuromodmap._utils import atomic_write, progress_bar
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
-from neuromodmap.trials.io import TrialFileError, TrialReader, expand_inputs
+from neuromodmap.trials.io import (
+    SPLITTABLE,
+    InputFile,
+    TrialFileError,
+    TrialReader,
+    detect_format,
+    expand_inputs,
+)
 from neuromodmap.trials.models import Classification, ImportProblem
 
 __all__ = ["classify_to_csv", "import_and_classify", "CSV_COLUMNS", "label_record"]
@@ -70,8 +78,8 @@ def _fork_context():
         return None
 
 
-def _start(ctx, target, args):
-    proc = ctx.Process(target=target, args=args, daemon=True)
+def _start(ctx, target, args, kwargs=None):
+    proc = ctx.Process(target=target, args=args, kwargs=kwargs or {}, daemon=True)
     with warnings.catch_warnings():  # the child runs pure Python, never the parent's DuckDB threads
         warnings.simplefilter("ignore", DeprecationWarning)
         proc.start()
@@ -95,274 +103,54 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _formats(inputs: list[Path]) -> list[str | None]:
-    formats = []
-    for path in inputs:
-        try:
-            formats.append(TrialReader(path).format)
-        except Exception:  # noqa: BLE001 - the reader in the main process reports it properly
-            formats.append(None)
-    return formats
+def _detect(files: list[InputFile]) -> tuple[list[InputFile], list[ImportProblem]]:
+    """Each file with its format, detected once (kept where known); and one problem per file
+    that cannot be read (its format left None)."""
+    out: list[InputFile] = []
+    unreadable: list[ImportProblem] = []
+    for f in files:
+        if f.format is None:
+            try:
+                f = InputFile(f.path, f.folder, f.size, detect_format(f.path))
+            except TrialFileError as err:
+                unreadable.append(ImportProblem(source=f.path, location="file", reason=str(err)))
+        out.append(f)
+    return out, unreadable
 
 
-# ---------------------------------------------------------------------- classify → CSV
-def _csv_shard_worker(paths: list[str], shard: tuple[int, int], out: mp.Queue) -> None:
-    """Classify one shard of each file; send ("rows", file, block, rows) then ("done", file, problems)."""
-    try:
-        for i, path in enumerate(paths):
-            problems: list[ImportProblem] = []
-            reader = TrialReader(path, problems=problems, shard=shard)
-            block, rows = -1, []
-            for rec in reader:
-                b = (reader.line - 1) // _block_size()
-                if b != block and rows:
-                    out.put(("rows", i, block, rows))
-                    rows = []
-                block = b
-                rows.append(list(classification_row(classify(rec.trial)).values()))
-            if rows:
-                out.put(("rows", i, block, rows))
-            out.put(("done", i, [p.model_dump() for p in problems]))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which falls back to serial
-        out.put(("error", traceback.format_exc()))
-
-
-def _block_size() -> int:
-    from neuromodmap.trials.io import SHARD_BLOCK
-
-    return SHARD_BLOCK
+def _seq(file_index: int, position: int) -> int:
+    """A record's order across files and processes (a later duplicate wins)."""
+    return (file_index << 40) | position
 
 
 class _WorkerFailed(Exception):
     pass
 
 
-def _get(out: mp.Queue, proc) -> tuple:
-    while True:
-        try:
-            msg = out.get(timeout=1.0)
-        except queue.Empty:
-            if not proc.is_alive():
-                raise _WorkerFailed(f"the worker process stopped (exit code {proc.exitcode})") from None
-            continue
-        if msg[0] == "error":
-            raise _WorkerFailed(msg[1])
-        return msg
-
-
-def _csv_parallel(ctx, inputs: list[str], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
-    """Rows of every input, this process taking shard 0 and a worker shard 1, in file order.
-
-    Finished blocks wait in ``ready`` until every block before them is written, so the two
-    processes never wait for each other (a block with no readable line holds the rest back
-    until the end of its file, costing memory, never order).
-    """
-    out = ctx.Queue()
-    proc = _start(ctx, _csv_shard_worker, ([str(p) for p in inputs], (1, 2), out))
-    n = n_neuromod = 0
-    task = progress.add_task("classifying", total=None)
-    try:
-        for path in inputs:
-            progress.update(task, description=Path(path).name)
-            ready: dict[int, list] = {}
-            next_block = 0
-            worker_done = False
-
-            def take(msg, ready=ready) -> bool:
-                """File a worker message; True when the worker finished this file."""
-                nonlocal n_neuromod
-                if msg[0] == "done":
-                    problems.extend(ImportProblem(**p) for p in msg[2])
-                    return True
-                ready[msg[2]] = msg[3]
-                n_neuromod += sum(r[1] == "true" for r in msg[3])
-                return False
-
-            def flush(ready=ready) -> None:
-                nonlocal next_block, n
-                while next_block in ready:
-                    rows = ready.pop(next_block)
-                    writer.writerows(rows)
-                    n += len(rows)
-                    progress.advance(task, len(rows))
-                    next_block += 1
-
-            def drain() -> None:
-                nonlocal worker_done
-                while not worker_done:
-                    try:
-                        msg = out.get_nowait()
-                    except queue.Empty:
-                        if not proc.is_alive():
-                            _get(out, proc)  # raises with the reason
-                        return
-                    if msg[0] == "error":
-                        raise _WorkerFailed(msg[1])
-                    worker_done = take(msg)
-
-            reader = TrialReader(path, problems=problems, shard=(0, 2))
-            block, rows = -1, []
-            for rec in reader:
-                b = (reader.line - 1) // _block_size()
-                if b != block and rows:
-                    ready[block] = rows
-                    rows = []
-                    drain()
-                    flush()
-                block = b
-                c = classify(rec.trial)
-                rows.append(list(classification_row(c).values()))
-                n_neuromod += bool(c.neuromod)
-            if rows:
-                ready[block] = rows
-            while not worker_done:
-                worker_done = take(_get(out, proc))
-            flush()
-            for b in sorted(ready):  # after a block with no readable line
-                writer.writerows(ready[b])
-                n += len(ready[b])
-        proc.join(10)
-    finally:
-        _stop(proc)
-        out.close()
-    return n, n_neuromod
-
-
-def _csv_serial(inputs: list[str], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
-    n = n_neuromod = 0
-    task = progress.add_task("classifying", total=None)
-    for path in inputs:
-        progress.update(task, description=Path(path).name)
-        try:
-            reader = TrialReader(path, problems=problems)
-        except TrialFileError as err:  # one unreadable file (a stray file in a folder) costs no other
-            problems.append(ImportProblem(source=str(path), location="file", reason=str(err)))
-            continue
-        for rec in reader:
-            c = classify(rec.trial)
-            writer.writerow(classification_row(c).values())
-            n += 1
-            n_neuromod += bool(c.neuromod)
-            progress.advance(task)
-    return n, n_neuromod
-
-
-def classify_to_csv(
-    inputs: list[Path],
-    output: Path,
-    *,
-    db: Path | None = None,
-    problems: list[ImportProblem] | None = None,
-    batch_size: int = 5000,
-) -> dict:
-    """Classify trials from files (or, with no inputs, from the store ``db``) into ``output``.
-
-    With both inputs and ``db``, the files are also imported into the store (one import run
-    per file, with its provenance) and the labels stored. The CSV is written atomically: an
-    interrupted run leaves no partial file.
-
-    Returns
-    -------
-    dict
-        ``n_trials`` (rows written), ``n_neuromod``, ``seconds``.
-    """
-    problems = problems if problems is not None else []
-    inputs = [Path(p) for p in inputs or []]
-    output = Path(output)
-    start = time.perf_counter()
-    if inputs and db is None:  # folders stand for the files under them
-        inputs = [f.path for f in expand_inputs(inputs)]
-    if inputs and db is not None:
-        from neuromodmap.trials.store import TrialStore
-
-        with TrialStore(db) as store:
-            stats = import_and_classify(store, inputs, problems=problems, csv_output=output)
-        return {"n_trials": stats["n_classified"], "n_neuromod": stats["n_neuromod"],
-                "seconds": time.perf_counter() - start}
-    n_trials = n_neuromod = 0
-    with progress_bar() as progress, atomic_write(output, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CSV_COLUMNS)
-        if inputs:
-            ctx = _fork_context()
-            parallel = ctx is not None and all(
-                f in _JSONL for f in _formats(inputs)
-            ) and sum(os.path.getsize(p) for p in inputs) >= _PARALLEL_MIN_BYTES
-            done = False
-            if parallel:
-                found: list[ImportProblem] = []
-                try:
-                    n_trials, n_neuromod = _csv_parallel(ctx, inputs, writer, found, progress)
-                    problems.extend(found)
-                    done = True
-                except _WorkerFailed as err:  # start again, serially, into a fresh file
-                    warnings.warn(f"parallel classification failed, running serially: {err}", stacklevel=2)
-                    fh.seek(0)
-                    fh.truncate()
-                    writer.writerow(CSV_COLUMNS)
-            if not done:
-                n_trials, n_neuromod = _csv_serial(inputs, writer, problems, progress)
-        else:
-            from neuromodmap.trials.store import TrialStore
-
-            if db is None:
-                raise ValueError("give input files, a database, or both")
-            with TrialStore(db) as store:
-                task = progress.add_task("classifying store", total=None)
-                for batch in _batched(store.iter_trials(), batch_size):
-                    labels = [classify(t) for t in batch]
-                    writer.writerows(classification_row(c).values() for c in labels)
-                    store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
-                    n_trials += len(labels)
-                    n_neuromod += sum(bool(c.neuromod) for c in labels)
-                    progress.advance(task, len(labels))
-    return {"n_trials": n_trials, "n_neuromod": n_neuromod, "seconds": time.perf_counter() - start}
-
-
-# ---------------------------------------------------------------------- import + classify
-def _seq(file_index: int, position: int) -> int:
-    """A record's order across files and processes (a later duplicate wins)."""
-    return (file_index << 40) | position
-
-
-def _label_worker(paths: list[str], labels_path: str, csv_path: str | None) -> None:
-    """Read and classify the files; write label rows as JSON lines and, optionally, the CSV
-    rows (all records, in order)."""
-    with contextlib.ExitStack() as stack:
-        labels = stack.enter_context(open(labels_path, "w", encoding="utf-8"))
-        writer = None
-        if csv_path is not None:
-            writer = csv.writer(stack.enter_context(open(csv_path, "w", newline="", encoding="utf-8")))
-            writer.writerow(CSV_COLUMNS)
-        dumps = json.JSONEncoder(ensure_ascii=False).encode
-        for i, path in enumerate(paths):
-            try:
-                reader = TrialReader(path, problems=[])
-            except Exception:  # noqa: BLE001 - the importer reports unreadable files
-                continue
-            for k, rec in enumerate(reader):
-                c = classify(rec.trial)
-                labels.write(dumps(label_record(c, _seq(i, k))))
-                labels.write("\n")
-                if writer is not None:
-                    writer.writerow(classification_row(c).values())
-
-
+# ---------------------------------------------------------------------- the shared route
 class _Labeller:
-    """Classifies records and writes their label rows (JSON lines) as it goes."""
+    """Classifies blocks of records: label rows (JSON lines, when a store is written) as it
+    goes; returns the block's store columns and CSV rows (each only when wanted)."""
 
-    def __init__(self, labels, file_index: int):
-        self.labels, self.i = labels, file_index
+    def __init__(self, labels, file_index: int, *, cols: bool, rows: bool):
+        self.labels, self.i, self.want_cols, self.want_rows = labels, file_index, cols, rows
         self.dumps = json.JSONEncoder(ensure_ascii=False).encode
 
-    def columns(self, records: list[tuple[int, object]], source: str, as_of) -> dict:
-        """Label ``(line, record)`` pairs; return the records' store columns."""
+    def block(self, records: list[tuple[int, object]], source: str, as_of) -> tuple[dict | None, list | None]:
+        """Classify ``(position, record)`` pairs; return (store columns, CSV rows)."""
         from neuromodmap.trials.store import record_columns
 
-        for line, rec in records:
-            self.labels.write(self.dumps(label_record(classify(rec.trial), _seq(self.i, line))))
-            self.labels.write("\n")
-        return record_columns([rec for _, rec in records], source, as_of)
+        rows: list | None = [] if self.want_rows else None
+        labels, dumps = self.labels, self.dumps
+        for position, rec in records:
+            c = classify(rec.trial)
+            if labels is not None:
+                labels.write(dumps(label_record(c, _seq(self.i, position))))
+                labels.write("\n")
+            if rows is not None:
+                rows.append(list(classification_row(c).values()))
+        cols = record_columns([rec for _, rec in records], source, as_of) if self.want_cols else None
+        return cols, rows
 
 
 class _Sender:
@@ -393,12 +181,12 @@ class _Sender:
 
 
 class _Splitter:
-    """The worker's side of one JSON-lines file: it reads every line and, block by block,
-    either prepares the block itself or hands its lines, as read, to the importing process.
+    """The worker's side of one splittable file: it reads every line or member and, block by
+    block, either prepares the block itself or hands its units, as read, to this process.
 
     The importer gets a block whenever fewer than ``ahead`` of its blocks are waiting, so it
     never idles and never falls far behind; the rest the worker parses, classifies and turns
-    into store columns. Messages go out in file order.
+    into store columns and CSV rows. Messages go out in file order.
     """
 
     def __init__(self, out: _Sender, file_index: int, source: str, as_of, labeller: _Labeller,
@@ -408,7 +196,7 @@ class _Splitter:
         self.block: int | None = None
         self.mine = True
         self.records: list[tuple[int, object]] = []
-        self.lines: list[tuple[int, object]] = []
+        self.units: list[tuple[int, object]] = []
         self.sent = 0  # problems already handed on
         self.reader: TrialReader | None = None
 
@@ -421,8 +209,8 @@ class _Splitter:
         self.block, self.mine = block, not give
         return self.mine
 
-    def foreign(self, lineno: int, line) -> None:
-        self.lines.append((lineno, line))
+    def foreign(self, number: int, unit) -> None:
+        self.units.append((number, unit))
 
     def finish(self) -> None:
         if self.block is None:
@@ -431,23 +219,27 @@ class _Splitter:
         self.sent = len(self.problems)
         at = self.reader.position  # bytes read, for the importer's progress bar
         if self.mine:
-            cols = self.labeller.columns(self.records, self.source, self.as_of)
-            self.out.put(("cols", self.i, at, cols, problems))
+            cols, rows = self.labeller.block(self.records, self.source, self.as_of)
+            self.out.put(("cols", self.i, at, cols, rows, problems))
         else:
-            self.out.put(("lines", self.i, at, self.reader.text_encoding, self.lines, problems))
-        self.block, self.records, self.lines = None, [], []
+            self.out.put(("units", self.i, at, self.reader.text_encoding, self.units, problems))
+        self.block, self.records, self.units = None, [], []
 
 
-def _split_worker(paths: list[str], labels_path: str, as_of, pending, conn) -> None:
+def _split_worker(paths: list[str], labels_path: str | None, as_of, pending, conn, *,
+                  formats: list[str] | None = None, cols: bool = True, rows: bool = False) -> None:
     """Read every file; prepare some blocks, hand the others on (see :class:`_Splitter`);
-    then ("done", file, problems, time) per file."""
+    then ("done", file, problems, time) per file. ``cols``/``rows``: prepare store columns /
+    CSV rows; ``labels_path``: write label rows there (None: no store)."""
     out = _Sender(conn)
     try:
-        with open(labels_path, "w", encoding="utf-8") as labels:
+        with contextlib.ExitStack() as stack:
+            labels = stack.enter_context(open(labels_path, "w", encoding="utf-8")) if labels_path else None
             for i, path in enumerate(paths):
                 problems: list[ImportProblem] = []
-                split = _Splitter(out, i, path, as_of, _Labeller(labels, i), problems, pending)
-                reader = TrialReader(path, problems=problems, shard=split.take, on_foreign=split.foreign)
+                split = _Splitter(out, i, path, as_of, _Labeller(labels, i, cols=cols, rows=rows), problems, pending)
+                reader = TrialReader(path, problems=problems, shard=split.take, on_foreign=split.foreign,
+                                     format=formats[i] if formats else None)
                 split.reader = reader
                 for rec in reader:
                     split.records.append((reader.line, rec))
@@ -475,31 +267,36 @@ def _receive(conn, proc) -> tuple:
     return msg
 
 
-def _import_shared(ctx, store, inputs: list[str], formats: list[str], *, as_of, tmp: Path,
-                   problems: list[ImportProblem], timings: dict | None = None) -> tuple[int, list[Path]]:
-    """Import and classify JSON-lines files with both processes sharing the work.
+def _shared(ctx, files: list[InputFile], *, store, writer, as_of, tmp: Path | None,
+            problems: list[ImportProblem], timings: dict | None = None) -> tuple[int, int, list[Path]]:
+    """Read, classify and (with ``store``) import splittable files with both processes sharing
+    the work; with ``writer``, write the CSV rows in file order.
 
-    The worker reads the files; this process parses and classifies the blocks it is handed,
-    writes every block to the store in file order and so parses each record exactly once.
-    Returns (rows written, label files). Raises :class:`_WorkerFailed` if the worker dies
-    (the caller imports again serially: the upsert makes that safe).
+    The worker reads the files; this process parses the blocks it is handed, writes every
+    block in file order and so parses each record exactly once. Returns (rows written to the
+    store, CSV rows, label files). Raises :class:`_WorkerFailed` if the worker dies (the caller
+    runs again serially: the upsert makes that safe).
     """
+    paths = [f.path for f in files]
+    formats = [f.format for f in files]
     pending = ctx.Value("i", 0)
     conn, sending = ctx.Pipe(duplex=False)
-    worker_labels = tmp / "labels.jsonl"
-    own_labels = tmp / "labels-main.jsonl"
-    proc = _start(ctx, _split_worker, ([str(p) for p in inputs], str(worker_labels), as_of, pending, sending))
+    label_files = [tmp / "labels.jsonl", tmp / "labels-main.jsonl"] if store is not None else []
+    proc = _start(ctx, _split_worker, (paths, str(label_files[0]) if label_files else None, as_of, pending, sending),
+                  {"formats": formats, "cols": store is not None, "rows": writer is not None})
     sending.close()  # the worker holds the only sending end: its death reads as end-of-file
-    written = 0
+    written = n_rows = 0
     try:
-        with open(own_labels, "w", encoding="utf-8") as labels, progress_bar(by_bytes=True) as bar:
-            for i, (path, fmt) in enumerate(zip(map(Path, inputs), formats, strict=True)):
-                file_problems: list[ImportProblem] = []
-                own_problems: list[ImportProblem] = []
-                worker_problems: list[ImportProblem] = []
-                parser = TrialReader(path, problems=own_problems, format=fmt)
-                labeller = _Labeller(labels, i)
-                importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems)
+        with contextlib.ExitStack() as stack:
+            labels = stack.enter_context(open(label_files[1], "w", encoding="utf-8")) if label_files else None
+            bar = stack.enter_context(progress_bar(by_bytes=True))
+            for i, (path, fmt) in enumerate(zip(map(Path, paths), formats, strict=True)):
+                file_problems: list[ImportProblem] = []  # the store's (records it refuses)
+                ordered: list[ImportProblem] = []  # the reading's, in file order
+                own: list[ImportProblem] = []
+                parser = TrialReader(path, problems=own, format=fmt)
+                labeller = _Labeller(labels, i, cols=store is not None, rows=writer is not None)
+                importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems) if store is not None else None
                 task = bar.add_task(path.name, total=path.stat().st_size, records=0)
                 n = 0
                 try:
@@ -508,29 +305,39 @@ def _import_shared(ctx, store, inputs: list[str], formats: list[str], *, as_of, 
                         if msg[1] != i:
                             raise _WorkerFailed(f"the worker sent file {msg[1]} while file {i} is read")
                         if msg[0] == "done":
-                            worker_problems.extend(ImportProblem(**p) for p in msg[2])
+                            ordered.extend(ImportProblem(**p) for p in msg[2])
                             if timings is not None:
                                 timings["worker_done"] = msg[3]
                             break
                         if msg[0] == "cols":
-                            _, _, at, cols, probs = msg
+                            _, _, at, cols, rows, probs = msg
                         else:
-                            _, _, at, enc, lines, probs = msg
-                            records = [(lineno, rec) for lineno, line in lines
-                                       for rec in parser.parse_line(lineno, line, enc)]
-                            cols = labeller.columns(records, str(path), as_of)
+                            _, _, at, enc, units, probs = msg
+                            records = [(number, rec) for number, unit in units
+                                       for rec in parser.parse_unit(number, unit, enc)]
+                            cols, rows = labeller.block(records, str(path), as_of)
                             with pending.get_lock():
                                 pending.value -= 1
-                        worker_problems.extend(ImportProblem(**p) for p in probs)
-                        importer.add(cols)
-                        n += len(cols["registry_id"])
+                            ordered.extend(own)
+                            own.clear()
+                        ordered.extend(ImportProblem(**p) for p in probs)
+                        if importer is not None:
+                            importer.add(cols)
+                        if rows:
+                            writer.writerows(rows)
+                            n_rows += len(rows)
+                        n += len(rows) if rows is not None else len(cols["registry_id"])
                         bar.update(task, completed=at, records=n)
-                    file_problems[:] = sorted(file_problems + own_problems + worker_problems, key=_line_of)
+                    if fmt in _JSONL:  # in line order, as a serial read reports them
+                        ordered.sort(key=_line_of)
+                    file_problems[:] = ordered + file_problems
                     bar.update(task, completed=path.stat().st_size)
                 except BaseException:
-                    importer.abort()
+                    if importer is not None:
+                        importer.abort()
                     raise
-                written += importer.finish()
+                if importer is not None:
+                    written += importer.finish()
                 problems.extend(file_problems)
                 if timings is not None:  # seconds since the start of the pipeline (last file's)
                     timings["store_done"] = time.perf_counter()
@@ -540,9 +347,58 @@ def _import_shared(ctx, store, inputs: list[str], formats: list[str], *, as_of, 
         conn.close()
     if proc.exitcode != 0:
         raise _WorkerFailed(f"the worker process stopped (exit code {proc.exitcode})")
-    return written, [worker_labels, own_labels]
+    return written, n_rows, label_files
 
 
+def _can_share(ctx, files: list[InputFile]) -> bool:
+    """Both processes pay: every file splittable (and readable), enough bytes in all."""
+    return (ctx is not None and bool(files) and all(f.format in SPLITTABLE for f in files)
+            and sum(f.size for f in files) >= _PARALLEL_MIN_BYTES)
+
+
+# ---------------------------------------------------------------------- one process
+def _csv_serial(files: list[InputFile], writer, problems: list[ImportProblem], progress) -> tuple[int, int]:
+    n = n_neuromod = 0
+    task = progress.add_task("classifying", total=None)
+    for f in files:
+        progress.update(task, description=Path(f.path).name)
+        if f.format is None:  # reported by _detect
+            continue
+        for rec in TrialReader(f.path, problems=problems, format=f.format):
+            c = classify(rec.trial)
+            writer.writerow(classification_row(c).values())
+            n += 1
+            n_neuromod += bool(c.neuromod)
+            progress.advance(task)
+    return n, n_neuromod
+
+
+def _import_serial(store, files: list[InputFile], *, as_of, problems: list[ImportProblem], writer,
+                   labels_path: Path | None) -> tuple[int, int]:
+    """Import in this process, classifying each record as it is read (label rows to
+    ``labels_path``, CSV rows to ``writer``). Returns (rows written, CSV rows)."""
+    n_rows = 0
+    with contextlib.ExitStack() as stack:
+        labels = stack.enter_context(open(labels_path, "w", encoding="utf-8")) if labels_path else None
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        seq = 0
+
+        def on_record(rec) -> None:
+            nonlocal seq, n_rows
+            c = classify(rec.trial)
+            if labels is not None:
+                labels.write(dumps(label_record(c, seq)))
+                labels.write("\n")
+            seq += 1
+            if writer is not None:
+                writer.writerow(classification_row(c).values())
+                n_rows += 1
+
+        report = store.import_files(files, as_of=as_of, problems=problems, on_record=on_record)
+    return report.n_upserted, n_rows
+
+
+# ---------------------------------------------------------------------- entry points
 def import_and_classify(
     store,
     inputs: list[Path],
@@ -558,7 +414,7 @@ def import_and_classify(
     store : TrialStore
         Open for writing.
     inputs : list of path
-        Trial files of any supported format.
+        Trial files of any supported format, or folders of them.
     as_of : date, optional
         The date the files' data refer to.
     problems : list, optional
@@ -574,91 +430,64 @@ def import_and_classify(
     """
     problems = problems if problems is not None else []
     start = time.perf_counter()
-    # the files named, a folder standing for the files under it; the store gets the arguments
-    # as given, so that a folder is one import run
-    expanded = expand_inputs(inputs)
-    arguments, inputs = list(inputs), [f.path for f in expanded]
+    # the files named, a folder standing for the files under it (its InputFile keeps the folder,
+    # so that a folder is still one import run); each format detected once, here
+    files, _ = _detect(expand_inputs(inputs))  # the store reports the unreadable ones
     ctx = _fork_context()
-    formats = _formats(inputs)
+    parallel = _can_share(ctx, files)
     # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
-    parallel = (
-        ctx is not None
-        and inputs
-        and all(f is not None and not f.startswith("ictrp") for f in formats)
-        and sum(f.size for f in expanded) >= _PARALLEL_MIN_BYTES
-    )
-    n_loaded = 0
-    n_imported = 0
-    csv_done = False
+    ictrp = any(f.format is not None and f.format.startswith("ictrp") for f in files)
     timings: dict[str, float] = {}
-    if parallel:
-        parent = csv_output.parent if csv_output is not None else (
-            store.db_path.parent if store.db_path is not None else None)
-        tmp = Path(tempfile.mkdtemp(prefix=".neuromodmap-", dir=parent))
-        try:
-            if csv_output is None and all(f in _JSONL for f in formats):
-                # both processes parse, classify and prepare blocks; this one writes the store
+    n_loaded = n_imported = 0
+    parent = csv_output.parent if csv_output is not None else (
+        store.db_path.parent if store.db_path is not None else None)
+    tmp = Path(tempfile.mkdtemp(prefix=".neuromodmap-", dir=parent))
+    try:
+        with contextlib.ExitStack() as stack:
+            writer = fh = None
+            if csv_output is not None:
+                fh = stack.enter_context(atomic_write(csv_output, "w", newline="", encoding="utf-8"))
+                writer = csv.writer(fh)
+                writer.writerow(CSV_COLUMNS)
+            label_files: list[Path] = []
+            done = False
+            if parallel:
                 found: list[ImportProblem] = []
                 try:
-                    n_imported, label_files = _import_shared(ctx, store, inputs, formats, as_of=as_of, tmp=tmp,
-                                                             problems=found, timings=timings)
+                    n_imported, _, label_files = _shared(ctx, files, store=store, writer=writer, as_of=as_of,
+                                                         tmp=tmp, problems=found, timings=timings)
                     timings.update({k: v - start for k, v in timings.items()})
+                    problems.extend(found)
+                    done = True
                 except _WorkerFailed as err:
                     warnings.warn(f"the classifier process failed ({str(err).strip().splitlines()[-1]}); "
                                   "importing and classifying serially", stacklevel=2)
-                    n_imported = store.import_files(arguments, as_of=as_of, problems=problems).n_upserted
-                else:
-                    problems.extend(found)
-                    timings["import_done"] = time.perf_counter() - start
-                    n_loaded = store.load_labels_file(label_files[0], classifier_version=CLASSIFIER_VERSION,
-                                                      also=label_files[1:])
-                t_import = time.perf_counter() - start
-            else:
-                # this process imports; a worker reads the files again and classifies them
-                # (and writes the CSV in file order)
-                labels_path = tmp / "labels.jsonl"
-                csv_tmp = tmp / "classified.csv" if csv_output is not None else None
-                proc = _start(ctx, _label_worker, ([str(p) for p in inputs], str(labels_path),
-                                                   str(csv_tmp) if csv_tmp else None))
-                try:
-                    n_imported = store.import_files(arguments, as_of=as_of, problems=problems).n_upserted
-                    t_import = time.perf_counter() - start
-                    proc.join()
-                    timings["worker_done"] = time.perf_counter() - start
-                finally:
-                    _stop(proc)
-                if proc.exitcode == 0:
-                    n_loaded = store.load_labels_file(labels_path, classifier_version=CLASSIFIER_VERSION)
-                    if csv_tmp is not None:
-                        with atomic_write(csv_output, "wb") as out, open(csv_tmp, "rb") as src:
-                            shutil.copyfileobj(src, out, 1 << 20)
-                        csv_done = True
-                else:
-                    warnings.warn(f"the classifier process failed (exit code {proc.exitcode}); classifying serially",
-                                  stacklevel=2)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        n_imported = store.import_files(arguments, as_of=as_of, problems=problems).n_upserted
-        t_import = time.perf_counter() - start
-    # serially: every stored trial (as before); after the worker: what it did not label
-    # (trials stored before, or all of them when it failed)
-    unlabelled = CLASSIFIER_VERSION if parallel else None
+                    if fh is not None:  # start the CSV again (the store: the upsert makes it safe)
+                        fh.seek(0)
+                        fh.truncate()
+                        writer.writerow(CSV_COLUMNS)
+            if not done:
+                label_files = [] if ictrp else [tmp / "labels-serial.jsonl"]
+                n_imported, _ = _import_serial(store, files, as_of=as_of, problems=problems, writer=writer,
+                                               labels_path=label_files[0] if label_files else None)
+            t_import = time.perf_counter() - start
+            timings["import_done"] = t_import
+            if label_files:
+                n_loaded = store.load_labels_file(label_files[0], classifier_version=CLASSIFIER_VERSION,
+                                                  also=label_files[1:])
+    finally:
+        for f in tmp.iterdir() if tmp.exists() else ():
+            f.unlink()
+        with contextlib.suppress(OSError):
+            tmp.rmdir()
+    # what the route did not label: trials stored before, or (ICTRP) every stored trial
+    unlabelled = None if ictrp else CLASSIFIER_VERSION
     with progress_bar(transient=True) as progress:
         task = progress.add_task("classifying", total=None)
         for batch in _batched(store.iter_trials(unlabelled=unlabelled), 5000):
             labels = [classify(t) for t in batch]
             store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
             progress.advance(task, len(labels))
-    if csv_output is not None and not csv_done:
-        with atomic_write(csv_output, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for path in inputs:
-                # unreadable files were already reported by the import above
-                with contextlib.suppress(TrialFileError):
-                    for rec in TrialReader(path, problems=[]):
-                        writer.writerow(classification_row(classify(rec.trial)).values())
     n, n_neuromod = store.con.execute(
         "SELECT count(*), count(*) FILTER (WHERE neuromod) FROM trial_labels WHERE classifier_version = ?",
         [CLASSIFIER_VERSION],
@@ -666,3 +495,96 @@ def import_and_classify(
     return {"n_imported": n_imported, "n_classified": n, "n_neuromod": n_neuromod,
             "import_seconds": t_import, "seconds": time.perf_counter() - start, "problems": problems,
             "n_labels_loaded": n_loaded, "parallel": bool(parallel), "timings": timings}
+
+
+def classify_to_csv(
+    inputs: list[Path],
+    output: Path,
+    *,
+    db: Path | None = None,
+    problems: list[ImportProblem] | None = None,
+    batch_size: int = 5000,
+) -> dict:
+    """Classify trials from files (or, with no inputs, from the store ``db``) into ``output``.
+
+    With both inputs and ``db``, the files are also imported into the store (one import run
+    per file, with its provenance) and the labels stored. The CSV is written atomically: an
+    interrupted run leaves no partial file.
+
+    A file that cannot be read (unknown format, empty, unreadable) is reported in
+    ``problems`` (location ``file``) and the others are classified; when no input can be
+    read, :class:`TrialFileError` is raised (naming the files) and nothing is written.
+
+    Returns
+    -------
+    dict
+        ``n_trials`` (rows written), ``n_neuromod``, ``seconds``.
+    """
+    problems = problems if problems is not None else []
+    inputs = [Path(p) for p in inputs or []]
+    output = Path(output)
+    start = time.perf_counter()
+    files: list[InputFile] = []
+    if inputs:  # folders stand for the files under them; each format detected once, here
+        files, unreadable = _detect(expand_inputs(inputs))
+        if len(unreadable) == len(files):
+            raise TrialFileError("; ".join(p.reason for p in unreadable))
+        if db is None:  # with a store, its import reports them (a failed run each)
+            problems.extend(unreadable)
+    if files and db is not None:
+        from neuromodmap.trials.store import TrialStore
+
+        with TrialStore(db) as store:
+            stats = import_and_classify(store, files, problems=problems, csv_output=output)
+        return {"n_trials": stats["n_classified"], "n_neuromod": stats["n_neuromod"],
+                "seconds": time.perf_counter() - start}
+    n_trials = n_neuromod = 0
+    with progress_bar() as progress, atomic_write(output, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        if files:
+            readable = [f for f in files if f.format is not None]
+            ctx = _fork_context()
+            done = False
+            if _can_share(ctx, readable):
+                found: list[ImportProblem] = []
+                counter = _Counting(writer)
+                try:
+                    _, n_trials, _ = _shared(ctx, readable, store=None, writer=counter, as_of=None, tmp=None,
+                                             problems=found)
+                    n_neuromod = counter.n_neuromod
+                    problems.extend(found)
+                    done = True
+                except _WorkerFailed as err:  # start again, serially, into a fresh file
+                    warnings.warn(f"parallel classification failed, running serially: {err}", stacklevel=2)
+                    fh.seek(0)
+                    fh.truncate()
+                    writer.writerow(CSV_COLUMNS)
+            if not done:
+                n_trials, n_neuromod = _csv_serial(readable, writer, problems, progress)
+        else:
+            from neuromodmap.trials.store import TrialStore
+
+            if db is None:
+                raise ValueError("give input files, a database, or both")
+            with TrialStore(db) as store:
+                task = progress.add_task("classifying store", total=None)
+                for batch in _batched(store.iter_trials(), batch_size):
+                    labels = [classify(t) for t in batch]
+                    writer.writerows(classification_row(c).values() for c in labels)
+                    store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
+                    n_trials += len(labels)
+                    n_neuromod += sum(bool(c.neuromod) for c in labels)
+                    progress.advance(task, len(labels))
+    return {"n_trials": n_trials, "n_neuromod": n_neuromod, "seconds": time.perf_counter() - start}
+
+
+class _Counting:
+    """A CSV writer that counts the neuromodulation rows it writes."""
+
+    def __init__(self, writer):
+        self.writer, self.n_neuromod = writer, 0
+
+    def writerows(self, rows: list[list[str]]) -> None:
+        self.writer.writerows(rows)
+        self.n_neuromod += sum(r[1] == "true" for r in rows)

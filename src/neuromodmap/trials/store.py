@@ -131,6 +131,18 @@ _INSERT_FRAME_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT {
 # neuromodmap.store.ROW_GROUP_SIZE). A frame's ``_location`` column is not stored.
 _BATCHES_PER_FLUSH = 2
 _BATCH = ROW_GROUP_SIZE // 2
+# ... or fewer records when they are large: a batch is written once its raw records reach this
+# many characters (full AllPublicXML records average ~16 KB of raw JSON and several times that
+# as Python objects: 5,120 of them, twice over in the stage, came near the 1 GB budget)
+_BATCH_CHARS = 24_000_000
+
+
+def _record_chars(rec: ImportedRecord) -> int:
+    """About how many characters a record stores (its raw JSON), without serialising it."""
+    if rec.raw_json is not None:
+        return len(rec.raw_json)
+    t = rec.trial
+    return 2 * (len(t.title) + len(t.official_title) + len(t.brief_summary) + len(t.detailed_description)) + 2000
 _ANY_KNOWN_SQL = (
     "SELECT count(*) FROM _trial_frame b WHERE EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
 )
@@ -352,7 +364,7 @@ class _BlockImport:
         self.run_id = store._start_run(kind="file", source=str(path), fmt=fmt, query=None, as_of=as_of, n_files=1)
         self.writer = _Writer(store, self.run_id, str(path), problems)
         self.pending: dict[str, list] = {}
-        self.n_pending = self.n_read = 0
+        self.n_pending = self.n_read = self.chars = 0
 
     def add(self, cols: dict[str, list]) -> None:
         n = len(cols["registry_id"])
@@ -365,14 +377,15 @@ class _BlockImport:
             self.pending = {name: list(values) for name, values in cols.items()}
         self.n_pending += n
         self.n_read += n
-        if self.n_pending >= self.batch_size:
+        self.chars += sum(map(len, cols["raw"]))
+        if self.n_pending >= self.batch_size or self.chars >= _BATCH_CHARS:
             self._flush()
 
     def _flush(self) -> None:
         if self.n_pending:
             df = _frame(self.pending, self.run_id).drop_duplicates("registry_id", keep="last")
             self.writer.write(df, self.n_pending)
-        self.pending, self.n_pending = {}, 0
+        self.pending, self.n_pending, self.chars = {}, 0, 0
 
     def finish(self) -> int:
         """Write what is left, close the run; return the rows written."""
@@ -390,6 +403,13 @@ class _BlockImport:
     def abort(self) -> None:
         self.writer.close()
         self.store._finish_run(self.run_id, n_read=0, n_ok=0, problems=self.problems, status="failed")
+
+
+def _tap(records: Iterable[ImportedRecord], on_record: Callable[[ImportedRecord], None] | None):
+    """``records``, each handed to ``on_record`` first (when given)."""
+    if on_record is None:
+        return records
+    return (on_record(rec) or rec for rec in records)
 
 
 def _now() -> dt.datetime:
@@ -582,24 +602,27 @@ class TrialStore:
         refuses is retried record by record, so one bad record is reported in ``problems``
         (or raised, when None) and the others are kept.
         """
-        n_read = 0
+        n_read = chars = 0
         batch: dict[str, ImportedRecord] = {}
         writer = _Writer(self, run_id, source, problems, checkpoint)
 
         def flush() -> None:
+            nonlocal chars
             if not batch and checkpoint is None:
                 return
             writer.write(self._batch_frame(batch, source, as_of, run_id) if batch else None, len(batch))
             if on_batch is not None:
                 on_batch(n_read, writer.written)
             batch.clear()
+            chars = 0
 
         try:
             for rec in records:
                 n_read += 1
                 batch.pop(rec.trial.registry_id, None)  # a later duplicate wins, as across batches
                 batch[rec.trial.registry_id] = rec
-                if len(batch) >= batch_size:
+                chars += _record_chars(rec)
+                if len(batch) >= batch_size or chars >= _BATCH_CHARS:
                     flush()
             flush()
             writer.finish()
@@ -682,6 +705,7 @@ class TrialStore:
         as_of: dt.date | None = None,
         encoding: str | None = None,
         batch_size: int = _BATCH,
+        on_record: Callable[[ImportedRecord], None] | None = None,
     ) -> ImportReport:
         """Import trial files of any supported format, with a progress bar.
 
@@ -708,6 +732,9 @@ class TrialStore:
             Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
         batch_size : int
             Records per batch. A fresh import commits every two batches, an update every batch.
+        on_record : callable, optional
+            Called with each record as it is read, in reading order, before it is stored (the
+            pipeline classifies records so, without reading the files again).
 
         Raises
         ------
@@ -724,7 +751,7 @@ class TrialStore:
                 path = Path(inputs[pos].path)
                 file_problems: list[ImportProblem] = []
                 try:
-                    reader = TrialReader(path, problems=file_problems, encoding=encoding)
+                    reader = TrialReader(path, problems=file_problems, encoding=encoding, format=inputs[pos].format)
                 except TrialFileError as err:
                     file_problems.append(ImportProblem(source=str(path), location="file", reason=str(err)))
                     run_id = self._start_run(kind="file", source=str(path), fmt=None, query=None, as_of=as_of,
@@ -736,7 +763,7 @@ class TrialStore:
                     continue
                 if reader.format in ONE_RECORD_FORMATS:
                     pos = self._import_group(inputs, pos, reader, bar, report, as_of=as_of, encoding=encoding,
-                                             batch_size=batch_size)
+                                             batch_size=batch_size, on_record=on_record)
                     continue
                 pos += 1
                 # a website export carries no date: its latest posted date bounds it (see default_as_of)
@@ -750,7 +777,7 @@ class TrialStore:
 
                 try:
                     n_read, n_written = self._upsert(
-                        reader,
+                        _tap(reader, on_record),
                         source=str(path),
                         as_of=run_as_of,
                         run_id=run_id,
@@ -778,7 +805,8 @@ class TrialStore:
         return report
 
     def _import_group(self, inputs: list[InputFile], start: int, first: TrialReader, bar, report: ImportReport, *,
-                      as_of: dt.date | None, encoding: str | None, batch_size: int) -> int:
+                      as_of: dt.date | None, encoding: str | None, batch_size: int,
+                      on_record: Callable[[ImportedRecord], None] | None = None) -> int:
         """Import ``inputs[start:]`` as one run while they are one-study files of the same folder
         argument (or named files); return the index of the first input left for another run.
 
@@ -815,6 +843,8 @@ class TrialStore:
                 try:
                     for rec in reader:
                         state["records"] += 1
+                        if on_record is not None:
+                            on_record(rec)
                         yield rec
                 except OSError as err:  # the file went away or turned unreadable since it was listed
                     problems.append(ImportProblem(source=item.path, location="file",
@@ -833,7 +863,7 @@ class TrialStore:
                         return
                     item = inputs[state["pos"]]
                     try:
-                        reader = TrialReader(item.path, problems=problems, encoding=encoding)
+                        reader = TrialReader(item.path, problems=problems, encoding=encoding, format=item.format)
                     except TrialFileError as err:
                         problems.append(ImportProblem(source=item.path, location="file", reason=str(err)))
                         state["pos"] += 1

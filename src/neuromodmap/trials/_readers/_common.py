@@ -296,6 +296,8 @@ def clean_text(value: Any, field: str) -> str:
         value = html.unescape(value)
     if "<" in value:
         value = _BR.sub("\n", value)
+    if "\n" not in value:  # one line (most fields): the same result, without the line loop
+        return _WS.sub(" ", value).strip()
     lines = (_WS.sub(" ", ln).strip() for ln in value.split("\n"))
     return "\n".join(ln for ln in lines if ln)
 

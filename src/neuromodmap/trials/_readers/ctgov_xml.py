@@ -23,25 +23,31 @@ from neuromodmap.trials.models import Trial
 __all__ = ["clinical_study_to_trial", "element_to_dict"]
 
 _DOWNLOAD = re.compile(r"on\s+(.+?)\s*$")
+_MISSING = object()
 
 
 def element_to_dict(elem: Element) -> dict[str, Any]:
     """An XML element as a JSON-able dict: repeated tags become lists, attributes ``@name``."""
-    out: dict[str, Any] = {f"@{k}": v for k, v in elem.attrib.items()}
+    attrib = elem.attrib
+    out: dict[str, Any] = {f"@{k}": v for k, v in attrib.items()} if attrib else {}
     for child in elem:
-        if not isinstance(child.tag, str):  # comments, processing instructions
+        tag = child.tag
+        if not isinstance(tag, str):  # comments, processing instructions
             continue
-        value: Any = element_to_dict(child) if len(child) or child.attrib else (child.text or "").strip()
-        if isinstance(value, dict) and not len(child) and child.text and child.text.strip():
-            value["#text"] = child.text.strip()
-        if child.tag in out:
-            prev = out[child.tag]
-            if isinstance(prev, list):
-                prev.append(value)
-            else:
-                out[child.tag] = [prev, value]
+        text = child.text
+        if len(child) or child.attrib:
+            value: Any = element_to_dict(child)
+            if not len(child) and text and (text := text.strip()):
+                value["#text"] = text
         else:
-            out[child.tag] = value
+            value = text.strip() if text else ""
+        prev = out.get(tag, _MISSING)
+        if prev is _MISSING:
+            out[tag] = value
+        elif isinstance(prev, list):
+            prev.append(value)
+        else:
+            out[tag] = [prev, value]
     return out
 
 

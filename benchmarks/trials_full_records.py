@@ -1,0 +1,111 @@
+"""Import + classify of full registry records: the 6,786 AllPublicXML records (~16 KB each).
+
+Runs ``import_and_classify`` (what ``neuromodmap trials classify FILE --db X -o labels.csv`` and
+the demo run: read, classify, store records and labels) on the AllPublicXML tar.gz in a fresh
+subprocess per run, and prints the median records/s over ``--repeats`` runs, the CPU seconds
+of both processes (this machine is shared: CPU time moves less with the load than wall time)
+and the peak RSS, counted as the run's own peak plus its worker process's peak. The load
+average is printed beside each run: the machine has 2 cores, so any other busy process takes
+a share of them.
+
+Goal (issue 14): >= 3,000 records/s, <= 1 GB peak RSS on a 2-core machine.
+
+Usage:
+    NEUROMODMAP_DATA=../shared/data python benchmarks/trials_full_records.py [--repeats 5] [--csv]
+
+``--csv`` also writes the classification CSV (``-o``); ``--phases`` prints, once, the
+single-process time of each stage (read + parse, classify, store columns) for profiling.
+Point ``PYTHONPATH`` at another checkout's ``src`` to measure that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TAR = ("trials/ctgov_legacy_xml_allpublicxml_subset_reesewang25/"
+       "AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz")
+
+_CHILD = r"""
+import json, os, resource, sys, time
+from pathlib import Path
+tar, workdir, csv = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+from neuromodmap.trials.pipeline import import_and_classify
+from neuromodmap.trials.store import TrialStore
+t0 = time.perf_counter()
+with TrialStore(workdir / "bench.duckdb") as store:
+    stats = import_and_classify(store, [tar], csv_output=workdir / "labels.csv" if csv else None)
+    n = stats["n_classified"]
+    assert len(store) == n, (len(store), n)
+seconds = time.perf_counter() - t0
+own = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"n": n, "seconds": seconds, "parallel": stats.get("parallel"),
+                  "cpu": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
+                  "maxrss_mb": own.ru_maxrss / 1024, "worker_mb": kids.ru_maxrss / 1024}))
+"""
+
+_PHASES = r"""
+import sys, time
+from neuromodmap.trials.io import TrialReader
+from neuromodmap.trials.classify import classify
+from neuromodmap.trials.store import record_columns
+t = time.process_time()
+recs = list(TrialReader(sys.argv[1], problems=[]))
+t1 = time.process_time()
+for r in recs:
+    classify(r.trial)
+t2 = time.process_time()
+record_columns(recs, sys.argv[1], None)
+t3 = time.process_time()
+n = len(recs)
+print(f"phases (one process, CPU s): read+parse {t1 - t:.2f} ({n / (t1 - t):,.0f}/s), classify {t2 - t1:.2f} "
+      f"({n / (t2 - t1):,.0f}/s), store columns {t3 - t2:.2f} ({n / (t3 - t2):,.0f}/s)")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--csv", action="store_true", help="also write the classification CSV")
+    parser.add_argument("--phases", action="store_true", help="print the single-process time of each stage")
+    parser.add_argument("--data-dir", default=os.environ.get("NEUROMODMAP_DATA", "../shared/data"))
+    args = parser.parse_args()
+    tar = Path(args.data_dir) / TAR
+    if not tar.is_file():
+        sys.exit(f"tar not found: {tar} (set NEUROMODMAP_DATA)")
+    env = dict(os.environ, NEUROMODMAP_NO_PROGRESS="1")
+    print(f"input: {tar.name}  cores: {os.cpu_count()}  repeats: {args.repeats}"
+          f"{'  (serial: NEUROMODMAP_SERIAL set)' if os.environ.get('NEUROMODMAP_SERIAL') else ''}")
+    if args.phases:
+        out = subprocess.run([sys.executable, "-c", _PHASES, str(tar)], capture_output=True, text=True, env=env,
+                             check=True)
+        print(out.stdout.strip())
+    rates, rss, cpus = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(args.repeats):
+            load = os.getloadavg()[0]
+            with tempfile.TemporaryDirectory(dir=tmp) as work:
+                out = subprocess.run([sys.executable, "-c", _CHILD, str(tar), work, "1" if args.csv else "0"],
+                                     capture_output=True, text=True, env=env, check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            rates.append(res["n"] / res["seconds"])
+            rss.append(res["maxrss_mb"] + res["worker_mb"])
+            cpus.append(res["cpu"])
+            print(f"  run {k + 1}: {res['n']:,} records in {res['seconds']:.2f} s = {rates[-1]:,.0f} records/s, "
+                  f"CPU {res['cpu']:.2f} s, peak RSS {res['maxrss_mb']:,.0f} + worker {res['worker_mb']:,.0f} MB, "
+                  f"two processes: {res['parallel']}  (load average at start {load:.2f})")
+    print(f"import+classify{' +csv' if args.csv else ''}: n={res['n']:,}  median {statistics.median(rates):,.0f} "
+          f"records/s (best {max(rates):,.0f}), median CPU {statistics.median(cpus):.2f} s "
+          f"({res['n'] / statistics.median(cpus):,.0f} records per CPU-second), peak RSS {max(rss):,.0f} MB  "
+          f"goal >= 3,000 records/s, <= 1,024 MB")
+
+
+if __name__ == "__main__":
+    main()
