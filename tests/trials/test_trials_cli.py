@@ -120,3 +120,43 @@ def test_report_build_from_survey(tmp_path, corpus_slice):
     listed = _rows(tmp_path / "survey" / "tables" / "neuromod_trials.csv")
     assert len(listed) == n_neuromod > 0
     assert f'data-rows="{n_neuromod}"' in text
+
+
+def _records(path: Path) -> list[str]:
+    from neuromodmap.trials.io import read_trials
+
+    return [r.trial.registry_id for r in read_trials(path, problems=[])]
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01 not a registry file", b"", b"x[/bold] <- no markup either"])
+@pytest.mark.parametrize("with_db", [False, True])
+def test_classify_unreadable_file_fails_with_one_line_and_no_output(tmp_path, content, with_db):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    out = tmp_path / "labels.csv"
+    db = tmp_path / "t.duckdb"
+    result = runner.invoke(app, ["trials", "classify", str(bad), "-o", str(out), *(["--db", str(db)] if with_db else [])])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.output)
+    assert flat.startswith("error: ") and f"{bad}: " in flat and "Traceback" not in result.output
+    assert ("empty file" if not content else "unrecognised trial file") in flat
+    assert not out.exists() and not any(p.name.startswith(".labels.csv") for p in tmp_path.iterdir())
+    assert not db.exists()  # nothing was read, so no store was opened either
+
+
+@pytest.mark.parametrize("with_db", [False, True])
+def test_classify_reports_unreadable_files_and_classifies_the_others(tmp_path, trials_dir, with_db):
+    good = [trials_dir / "ctgov_v2_json" / "NCT03453554.json", trials_dir / "ctgov_legacy_xml" / "NCT02654730.xml"]
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\x00\x01 not a registry file")
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    out = tmp_path / "labels.csv"
+    args = ["trials", "classify", str(good[0]), str(bad), str(good[1]), str(empty), "-o", str(out)]
+    result = runner.invoke(app, args + (["--db", str(tmp_path / "t.duckdb")] if with_db else []))
+    assert result.exit_code == 1, result.output
+    flat = _flat(result.output)
+    assert "could not read 2 file(s)" in flat and str(bad) in flat and str(empty) in flat
+    assert "Traceback" not in result.output
+    # the readable files' records, in the order given
+    assert [r["registry_id"] for r in _rows(out)] == _records(good[0]) + _records(good[1])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from neuromodmap.store import DEFAULT_DB
 
@@ -112,11 +113,7 @@ def import_cmd(
     console.print(f"Imported {report.n_upserted:,} trials into {db} from {report.n_read:,} records in "
                   f"{len(files):,} file(s), {report.seconds:.1f} s ({rate})")
     _report_problems(problems, problems_csv=problems_csv)
-    unreadable = sorted({p.source for p in problems if p.location == "file"})
-    if unreadable:
-        shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10:,} more" if len(unreadable) > 10 else "")
-        console.print(f"[bold red]error:[/] could not read {len(unreadable):,} file(s): {shown}")
-        raise typer.Exit(code=1)
+    _fail_unreadable(problems)
 
 
 def _interrupted(db: Path, before: int) -> None:
@@ -182,13 +179,24 @@ def classify(
         if not path.exists():
             _fail(f"{path}: no such file")
     problems: list = []
-    try:
+    try:  # no input readable: one line naming the file(s), exit code 2, no output file
         stats = classify_to_csv(inputs or [], output, db=db, problems=problems)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     console.print(f"Classified {stats['n_trials']:,} trials ({stats['n_neuromod']:,} neuromodulation) "
                   f"→ {output} in {stats['seconds']:.1f} s ({stats['n_trials'] / max(stats['seconds'], 1e-9):,.0f} records/s)")
     _report_problems(problems, problems_csv=problems_csv)
+    _fail_unreadable(problems)
+
+
+def _fail_unreadable(problems) -> None:
+    """Exit 1 naming the files that could not be read at all (the others were processed)."""
+    unreadable = sorted({p.source for p in problems if p.location == "file"})
+    if unreadable:
+        shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10:,} more" if len(unreadable) > 10 else "")
+        console.print(f"[bold red]error:[/] could not read {len(unreadable):,} file(s): {escape(shown)}",
+                      highlight=False)
+        raise typer.Exit(code=1)
 
 
 @app.command()
