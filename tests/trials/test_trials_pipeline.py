@@ -254,3 +254,108 @@ def test_shared_import_keeps_bad_field_records_as_a_serial_import(tmp_path, bad_
     c = classify(kept)
     assert labels.loc[kept.registry_id]["neuromod"] == c.neuromod
     assert len(labels) == 299
+
+
+ALLPUBLICXML = ("ctgov_legacy_xml_allpublicxml_subset_reesewang25/"
+                "AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def xml_tar(tmp_path_factory, trials_dir: Path) -> Path:
+    """The first 150 real AllPublicXML records as a tar.gz, with a README, a member that is not
+    well-formed XML (member 61) and, at the end, a changed copy of member 3 (the later copy wins)."""
+    import io
+    import tarfile
+
+    members = []
+    with tarfile.open(trials_dir / ALLPUBLICXML) as src:
+        for info in src:
+            if info.isfile():
+                members.append((info.name, src.extractfile(info).read()))
+            if len(members) == 150:
+                break
+    members.insert(10, ("NCT0000xxxx/README.txt", b"not a record"))
+    name, data = members[60]
+    members[60] = (name, data[: len(data) // 2])  # cut inside the XML
+    name, data = members[3]
+    members.append((name.replace(".xml", "-copy.xml"), data.replace(b"<brief_title>", b"<brief_title>Copy: ", 1)))
+    path = tmp_path_factory.mktemp("tar") / "subset.tar.gz"
+    with tarfile.open(path, "w:gz") as dst:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def force_parallel_archives(force_parallel, monkeypatch):
+    monkeypatch.setattr(trials_io, "ARCHIVE_BLOCK", 4)  # many blocks in a small archive
+
+
+def test_archive_split_between_processes_equals_one_process(tmp_path, xml_tar, force_parallel_archives):
+    """A tar of legacy XML records is shared by two processes like JSON lines: the store,
+    the problems (in archive order) and the labels are those of a one-process import."""
+    problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [xml_tar], problems=problems, csv_output=tmp_path / "par.csv")
+        assert stats["parallel"] is True
+        got = _stored(store)
+        got_problems = store.problems_df()[["source", "location", "reason", "action"]]
+        labels = store.labels_df().set_index("registry_id")
+        trials = list(store.iter_trials())
+    serial_problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "serial.duckdb") as serial:
+        serial.import_files([xml_tar], progress=False, problems=serial_problems)
+        expected = _stored(serial)
+        expected_problems = serial.problems_df()[["source", "location", "reason", "action"]]
+    assert len(got) == 150 - 1  # one record cut short; the copy replaced its original
+    assert got.equals(expected)
+    assert [p.model_dump() for p in problems] == [p.model_dump() for p in serial_problems]
+    assert [p.location.split("/")[-1] for p in problems] == ["README.txt", members_name(xml_tar, 61)]
+    assert got_problems.equals(expected_problems)
+    # one CSV row per record read, in archive order, as classify() gives them
+    assert _read_csv(tmp_path / "par.csv") == _expected_rows(xml_tar)
+    assert len(labels) == len(trials) == 149
+    for trial in trials:
+        c = classify(trial)
+        assert (labels.loc[trial.registry_id]["neuromod"], list(labels.loc[trial.registry_id]["modalities"])) == (
+            c.neuromod, c.modalities)
+    copy = next(t for t in trials if t.title.startswith("Copy: "))
+    assert copy.registry_id == expected.loc[expected["title"].str.startswith("Copy: "), "registry_id"].iat[0]
+
+
+def members_name(path: Path, k: int) -> str:
+    """The file name of the k-th regular member (from 1) of a tar."""
+    import tarfile
+
+    with tarfile.open(path) as tf:
+        return [m.name for m in tf if m.isfile()][k - 1].split("/")[-1]
+
+
+def test_archive_classify_to_csv_two_processes_equal_one(tmp_path, xml_tar, force_parallel_archives, monkeypatch):
+    problems: list[ImportProblem] = []
+    stats = pipeline.classify_to_csv([xml_tar], tmp_path / "par.csv", problems=problems)
+    assert _read_csv(tmp_path / "par.csv") == _expected_rows(xml_tar)
+    assert stats["n_trials"] == 150
+    monkeypatch.setenv("NEUROMODMAP_SERIAL", "1")
+    serial_problems: list[ImportProblem] = []
+    pipeline.classify_to_csv([xml_tar], tmp_path / "ser.csv", problems=serial_problems)
+    assert (tmp_path / "ser.csv").read_bytes() == (tmp_path / "par.csv").read_bytes()
+    assert [p.model_dump() for p in problems] == [p.model_dump() for p in serial_problems]
+    assert len(problems) == 2
+
+
+def test_cut_archive_reported_once_when_shared(tmp_path, xml_tar, force_parallel_archives):
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(xml_tar.read_bytes()[: xml_tar.stat().st_size * 2 // 3])
+    problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        pipeline.import_and_classify(store, [cut], problems=problems)
+        n = len(store)
+    serial_problems: list[ImportProblem] = []
+    with TrialStore(tmp_path / "serial.duckdb") as serial:
+        serial.import_files([cut], progress=False, problems=serial_problems)
+        assert len(serial) == n > 0
+    assert [p.model_dump() for p in problems] == [p.model_dump() for p in serial_problems]
+    assert sum(p.location == "archive" for p in problems) == 1
