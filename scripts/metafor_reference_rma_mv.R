@@ -58,9 +58,17 @@ cases <- list(
 subgroups <- lapply(setNames(nm = sort(unique(dat.assink2016$deltype))), function(level) {
   fit_list(rma.mv(yi, vi, random = ~ 1 | study/esid, data = dat.assink2016, subset = deltype == level))
 })
+# robust() with clusters other than the study: coarser (districts grouped by district %% 4) and finer (schools)
+k11 <- dat.konstantopoulos2011
+k11_fit <- rma.mv(yi, vi, mods = ~ I(year - 1990), random = ~ 1 | district/school, data = k11)
+other_clusters <- list(
+  coarse = list(cluster = as.character(k11$district %% 4),
+                cr1 = robust_list(robust(k11_fit, cluster = k11$district %% 4))),
+  fine = list(cluster = as.character(k11$study), cr1 = robust_list(robust(k11_fit, cluster = k11$study))))
 out <- list(metafor = as.character(packageVersion("metafor")),
             clubSandwich = if (has_cs) as.character(packageVersion("clubSandwich")) else NULL,
             R = R.version.string, created = format(Sys.Date()), cases = cases,
-            assink2016_deltype = list(deltype = dat.assink2016$deltype, fits = subgroups))
+            assink2016_deltype = list(deltype = dat.assink2016$deltype, fits = subgroups),
+            konstantopoulos2011_year_clusters = other_clusters)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
            "tests/evidence/reference/metafor_rma_mv.json")

@@ -120,3 +120,15 @@ def test_bad_input_is_refused_with_a_reason():
     fit = rma_mv(case["yi"], case["vi"], study=case["study"])
     with pytest.raises(MetaAnalysisError, match="clusters"):
         robust(fit, cluster=["a"] * fit.k)
+
+
+@pytest.mark.parametrize("which", ["coarse", "fine"])
+def test_robust_with_clusters_other_than_the_study(which):
+    # metafor: robust(fit, cluster = district %% 4) (clusters of studies) and cluster = study (of effects)
+    case = next(c for c in REFERENCE["cases"] if c["name"] == "konstantopoulos2011_year")
+    ref = REFERENCE["konstantopoulos2011_year_clusters"][which]
+    res = robust(_fit(case, "REML_z"), cluster=ref["cluster"])
+    assert res.n_clusters == ref["cr1"]["n"] and res.ddf == ref["cr1"]["dfs"]
+    for ours, theirs in (("se", "se"), ("zval", "tval"), ("pval", "pval"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub"),
+                         ("QM", "QM"), ("QM_p", "QMp")):
+        _close(getattr(res, ours), ref["cr1"][theirs], 1e-5, ours)

@@ -585,10 +585,7 @@ def robust(fit: RMAMVResult, cluster: Sequence | None = None, adjust: bool = Tru
     out = copy.copy(fit)
     if not clubSandwich:
         # bread = vb X' W; meat = sum over clusters (X_c' W_c e_c)(...)'
-        Ue = WX * e[:, None]        # valid as W is block diagonal by study and clusters nest studies
-        if not _nests(fit.study, cl):
-            M = _marginal(fit)
-            Ue = X * (np.linalg.solve(M, e))[:, None]
+        Ue = WX * e[:, None]        # row j of (M^-1 X) e_j; summed per cluster: X' M^-1[:, c] e_c
         S = np.stack([np.bincount(cl, Ue[:, j], n) for j in range(fit.p)], 1)
         V = vb @ (S.T @ S) @ vb
         if adjust:
@@ -604,12 +601,6 @@ def robust(fit: RMAMVResult, cluster: Sequence | None = None, adjust: bool = Tru
     out.test = "t"
     out.n_clusters = n
     return out
-
-
-def _nests(study, cl) -> bool:
-    """True when every study lies within one cluster."""
-    frame = pd.DataFrame({"s": study, "c": cl})
-    return bool((frame.groupby("s")["c"].nunique() == 1).all())
 
 
 def _marginal(fit: RMAMVResult) -> np.ndarray:
