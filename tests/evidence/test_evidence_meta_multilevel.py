@@ -104,6 +104,8 @@ def test_cli_pools_dependent_effects_with_the_three_level_model(tmp_path, assink
     assert "three-level random-effects model" in methods and "97 of the 100 effects" in methods
     assert "Van den Noortgate" in methods
     assert not (out / "small_study_effects.csv").exists()   # Egger/trim-and-fill assume independence
+    page = (out / "report.html").read_text()
+    assert f"{ref['sigma2'][0]:.3f} + {ref['sigma2'][1]:.3f} (studies + effects)" in page
 
 
 def test_cli_knha_becomes_metafor_t_test_for_three_level(tmp_path, assink_sheet):

@@ -311,7 +311,7 @@ class MetaReport:
         refs = [CITATIONS[k] for k in dict.fromkeys(k for k in keys if k)]
         if (self.effects.get("source") == "reported effect and 95% CI").any():
             n = int((self.effects["source"] == "reported effect and 95% CI").sum())
-            parts.insert(1, f"For {n} stud{'y' if n == 1 else 'ies'} without arm data, the reported effect and "
+            parts.insert(1, f"For {n} row{'' if n == 1 else 's'} without arm data, the reported effect and "
                             f"its 95% confidence interval were used (generic inverse variance: "
                             f"{'log ' if GENERIC_MEASURES.get(m) else ''}effect, SE = CI width / 3.92).")
         text = " ".join(parts) + "\n\nReferences\n" + "\n".join(f"- {r}" for r in refs)
@@ -336,7 +336,7 @@ class MetaReport:
             metareg=self.metareg, metareg_coefs=(self.metareg.coef_table().reset_index().to_dict("records")
                                                  if self.metareg is not None else []),
             metareg_sites=(self.metareg.table().to_dict("records") if self.metareg is not None else []),
-            has_bubble="bubble" in self.figures,
+            has_bubble="bubble" in self.figures, multilevel=self.multilevel,
         )
 
     def write(self, out_dir: str | Path) -> list[Path]:
