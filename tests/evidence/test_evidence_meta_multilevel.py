@@ -184,6 +184,8 @@ def test_a_by_value_shared_by_every_row_gives_one_model(tmp_path, bcg, by):
     assert pooled["estimate"].iloc[0] == pytest.approx(bcg["RR_REML"]["est"], abs=5e-5)  # printed to 4 dp
     assert "Q_between" not in output and "nan" not in output
     assert f"every row has {by} = " in output
+    if by == "target":   # the per-target table for `connectome map --effects` is still written
+        assert len(pd.read_csv(out / "by_target.csv").query("target == 'dlpfc_left'")) == 1
 
 
 # --- the forest plot's structure ----------------------------------------------------------

@@ -522,10 +522,12 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     if len(domains) > 1:
         notes.append(f"pain and depression outcomes pooled together ({', '.join(scales)}); "
                      "consider --by outcome_measure or separate sheets")
+    split = by
     if by is not None and effects[by].nunique() == 1:
         # one subgroup is the overall model: no subgroup block, no test for subgroup differences
+        # (the report keeps `by`, so --by target still writes by_target.csv)
         notes.append(f"every row has {by} = {effects[by].iloc[0]}: one model, no subgroups")
-        by = None
+        split = None
     dup = effects["study_id"].value_counts()
     multilevel = bool((dup > 1).any())
     if multilevel:
@@ -544,14 +546,14 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetaAnalysisWarning)
         if multilevel:
-            result = _pool_multilevel(effects, by, mv_method, mv_test, method, test, level, measure, notes)
-        elif by is None:
+            result = _pool_multilevel(effects, split, mv_method, mv_test, method, test, level, measure, notes)
+        elif split is None:
             result = rma(effects["yi"].to_numpy(), effects["vi"].to_numpy(), method=method, test=test,
                          level=level, slab=list(effects["study"]), measure=measure, ni=ni)
         else:
             result = rma(effects["yi"].to_numpy(), effects["vi"].to_numpy(), method=method, test=test,
                          level=level, slab=list(effects["study"]), measure=measure, ni=ni,
-                         subgroup=list(effects[by]))
+                         subgroup=list(effects[split]))
             for g, why in result.skipped.items():
                 notes.append(f"subgroup {g}: not pooled separately ({why})")
     notes += [str(w.message) for w in caught]
