@@ -103,6 +103,8 @@ def test_prisma_counts_follow_the_team_decisions(client) -> None:
 
     start = prisma()
     assert start["records screened"] == 0
+    refused = client.post("/api/screening/stop", json={"reviewer": "Ana"}, headers=headers)
+    assert refused.status_code == 409 and "not met" in refused.json()["detail"]
     rid = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()["record"]["record_id"]
     for who in ("Ana", "Ben"):
         client.post("/api/screening/decisions", json={"record_id": rid, "reviewer": who, "decision": "exclude"},
@@ -124,3 +126,46 @@ def test_settings_change_the_recall_target_and_reviewers_needed(client) -> None:
     assert out == {"required_reviewers": "3", "recall_target": "0.9", "profile": ""}
     status = client.get("/api/screening/status").json()
     assert status["recall_target"] == 0.9 and status["required_reviewers"] == 3
+
+
+def test_the_stop_is_recorded_for_prisma_only_when_the_rule_is_met(client, data_root: Path) -> None:
+    import pandas as pd
+
+    from neuromodmap.literature import team
+
+    headers = csrf_headers(client)
+    # Ana screens alone (one reviewer per record) as the published title/abstract labels say: the 84
+    # relevant records first, then 400 irrelevant ones in a row (Cohen et al. 2006, ADHD); the votes
+    # are cast before the app first opens the store
+    labels = pd.read_csv(data_root / "literature" / "labelled" / "Cohen_2006_ADHD.csv.gz")
+    relevant = set(labels.loc[labels["label_abstract_screening"] == 1, "title"].str.strip())
+    con = open_store(client.review_path)
+    team.init_team(con)
+    team.set_setting(con, "required_reviewers", "1")
+    records = con.execute("SELECT record_id, title FROM literature_records ORDER BY record_id").fetchall()
+    yes = [rid for rid, title in records if title.strip() in relevant]
+    no = [rid for rid, title in records if title.strip() not in relevant and not title.startswith("<script>")]
+    assert len(yes) == 84
+    for rid in yes:
+        team.cast_vote(con, rid, "Ana", "include")
+    for rid in no[:400]:
+        team.cast_vote(con, rid, "Ana", "exclude")
+    con.close()
+    status = client.get("/api/screening/status").json()
+    (ana,) = status["reviewers"]
+    assert status["stop"]["stop"] is True and ana["p_value"] < 0.05 and ana["n_relevant_found"] == 84
+    recorded = client.post("/api/screening/stop", json={"reviewer": "Ana"}, headers=headers).json()
+    assert recorded["recorded"] and recorded["recall_target"] == 0.95
+    rows = {r["count"]: r["n"] for r in recorded["prisma"]["rows"]}
+    eligible, screened = status["n_eligible"], ana["n_screened"]
+    assert rows["records awaiting screening"] == 0
+    assert rows["records screened"] == eligible
+    assert rows["records excluded"] == eligible - 84
+    stopped = [k for k in rows if k.startswith("  of which not screened")]
+    assert stopped and "recall target 95%" in stopped[0] and rows[stopped[0]] == eligible - screened
+    # screening on voids the stop: the records left are awaiting screening again
+    rid = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()["record"]["record_id"]
+    assert client.post("/api/screening/decisions", json={"record_id": rid, "reviewer": "Ana", "decision": "exclude"},
+                       headers=headers).status_code == 200
+    rows = {r["count"]: r["n"] for r in client.get("/api/screening/status").json()["prisma"]["rows"]}
+    assert rows["records awaiting screening"] == eligible - screened - 1

@@ -427,6 +427,41 @@ def api_settings(request: Request) -> dict:
         return {key: team.get_setting(con, key) for key in ("required_reviewers", "recall_target", "profile")}
 
 
+class Stop(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reviewer: str = Field(min_length=1, max_length=40)
+
+
+@router.post("/api/screening/stop", tags=["screening"])
+def api_stop(request: Request, body: Stop) -> dict:
+    """Record that title/abstract screening ends by the stopping rule (read by the PRISMA flow).
+
+    Refused (409) unless the team's rule says stop. From then on PRISMA counts the records left
+    unscreened as excluded by the stopping rule, naming the rule and its recall target; any later
+    team decision voids the stop (as with ``literature screen``).
+    """
+    import datetime as dt
+
+    name = _reviewer(body.reviewer)
+    with _session(request, write=True) as (engine, con):
+        _no_session(engine)
+        status = _status(engine, con, None)
+        if not status["stop"]["stop"]:
+            raise HTTPException(409, "the stopping rule is not met: " + status["stop"]["why"])
+        target = status["recall_target"]
+        description = (f"hypergeometric stopping rule (Callaghan & Müller-Hansen 2020) met by every reviewer "
+                       f"({', '.join(r['reviewer'] for r in status['reviewers'])}), p < 0.05")
+        decided = status["final_decisions"]["include"] + status["final_decisions"]["exclude"]
+        last = con.execute("SELECT max(decision_id) FROM literature_decisions "
+                           "WHERE stage = 'title_abstract'").fetchone()[0]
+        con.execute("INSERT INTO literature_stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [dt.datetime.now(dt.UTC).replace(tzinfo=None), engine.profile_name, "hypergeometric",
+                     description, target, engine.n_eligible, decided, name, last])
+        prisma = _prisma(con)
+    return {"recorded": True, "rule": "hypergeometric", "description": description, "recall_target": target,
+            "prisma": prisma}
+
+
 @router.post("/api/screening/settings", tags=["screening"])
 def api_set_settings(request: Request, body: Settings) -> dict:
     """Reviewers needed per record, the recall target of the stopping rule, the criteria profile."""

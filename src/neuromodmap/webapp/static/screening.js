@@ -35,6 +35,8 @@
     var call;
     if (kind === "undo") {
       call = send("/api/screening/undo", {reviewer: reviewer});
+    } else if (kind === "stop") {
+      call = send("/api/screening/stop", {reviewer: reviewer});
     } else {
       var id = card.getAttribute("data-record-id");
       if (!id) { return; }
@@ -58,8 +60,8 @@
       if (kind) { ev.preventDefault(); act(kind); }
     });
     document.addEventListener("click", function (ev) {
-      var b = ev.target.closest && ev.target.closest("button[data-decision], button[data-action=undo]");
-      if (b && root.contains(b)) { act(b.getAttribute("data-decision") || "undo"); }
+      var b = ev.target.closest && ev.target.closest("button[data-decision], button[data-action]");
+      if (b && root.contains(b)) { act(b.getAttribute("data-decision") || b.getAttribute("data-action")); }
     });
   }
 
