@@ -144,7 +144,8 @@ def forest(result, transf=None, xlabel: str | None = None, title: str | None = N
             fit = row[1]
             ax.plot([fit.pi_lb, fit.pi_ub], [yrow, yrow], color="0.3", lw=1.2, ls="--", gid="prediction-interval")
             ax.plot([fit.pi_lb, fit.pi_ub], [yrow, yrow], color="0.3", marker="|", markersize=7, ls="none")
-            _row_text(ax, yrow, f"    {level:g}% prediction interval; {_heterogeneity(fit)}", "",
+            _row_text(ax, yrow, f"    {level:g}% prediction interval; {_heterogeneity(fit)}"
+                      if not hasattr(fit, "sigma2") else f"    {level:g}% PI; {_heterogeneity(fit)}", "",
                       f"[{_fmt(float(transf(fit.pi_lb)), digits)}, {_fmt(float(transf(fit.pi_ub)), digits)}]")
             lows.append(fit.pi_lb)
             highs.append(fit.pi_ub)
@@ -213,7 +214,7 @@ def _heterogeneity(fit) -> str:
     if fit.method == "EE":
         return f"I² = {fit.i2:.0f}%"
     if hasattr(fit, "sigma2"):
-        return f"σ² = {fit.sigma2[0]:.3f} (studies), {fit.sigma2[1]:.3f} (effects)"
+        return f"σ² {fit.sigma2[0]:.3f} studies, {fit.sigma2[1]:.3f} effects"
     return f"I² = {fit.i2:.0f}%, τ² = {fit.tau2:.3f}"
 
 

@@ -398,7 +398,10 @@ def _dependent_labels(effects: pd.DataFrame) -> pd.DataFrame:
                 and row.time_point_weeks is not None else None]
         detail = ", ".join(b for b in bits if b) or f"row {row.row}"
         labels.append(f"{row.study}: {detail}")
-    out["study"] = labels
+    # two rows of a study with the same scale and time point (e.g. two active arms): add the sheet row
+    seen = pd.Series(labels).duplicated(keep=False).to_numpy()
+    out["study"] = [f"{lab} (row {r})" if dup and not lab.endswith(f"row {r}") else lab
+                    for lab, dup, r in zip(labels, seen, out["row"], strict=True)]
     return out
 
 
