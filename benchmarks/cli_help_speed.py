@@ -1,6 +1,6 @@
 """How long ``neuromodmap --help`` and every sub-command's ``--help`` take, and what they load.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/cli_help_speed.py [--runs 7]
+    PYTHONPATH=src .venv/bin/python benchmarks/cli_help_speed.py [--runs 7] [--quick]
 
 Each command runs ``--runs`` times in a fresh interpreter (``python -m neuromodmap ... --help``
 through :mod:`subprocess`); the median wall time is printed per command, beside the median of
@@ -56,6 +56,7 @@ def _loaded(code: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="Only the root and each stage's --help.")
     args = parser.parse_args()
     py = sys.executable
     print(f"load average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}; median of {args.runs} runs")
@@ -64,6 +65,8 @@ def main() -> None:
     print(f"{'import neuromodmap':<40} {_time([py, '-c', 'import neuromodmap'], args.runs):6.3f} s")
     worst = 0.0
     for cmd in _commands():
+        if args.quick and len(cmd) > 1:
+            continue
         seconds = _time([py, "-m", "neuromodmap", *cmd, "--help"], args.runs)
         worst = max(worst, seconds)
         print(f"{' '.join(['neuromodmap', *cmd, '--help']):<40} {seconds:6.3f} s")

@@ -199,7 +199,7 @@ def test_output_that_is_a_folder_or_cannot_be_made(data_root, tmp_path):
     _one_line_error(_run("connectome", "targets", "-o", folder), f"{folder}: is a folder")
     blocker = tmp_path / "afile"
     blocker.write_text("")
-    _one_line_error(_run("connectome", "targets", "-o", blocker / "t.csv"), f"{blocker}: is a file, not a folder")
+    _one_line_error(_run("connectome", "targets", "-o", blocker / "t.csv"), f"{blocker}: is a file", "not a folder")
     lit = tmp_path / "lit.duckdb"
     ris = data_root / "literature" / "exports" / "citesource_gambling_harms" / "20221207_gambling-harms_lens_49.ris"
     assert _run("literature", "import", ris, "--db", lit).exit_code == 0
@@ -238,7 +238,8 @@ def test_ctrl_c_during_trials_import_says_what_was_kept(corpus_path, tmp_path):
     assert n < 101_016
 
 
-def test_store_in_use_by_another_process(trials_dir, tmp_path):
+def test_store_in_use_by_another_process(trials_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROMODMAP_LOCK_WAIT", "0")  # store.connect waits for the lock; here not at all
     db = tmp_path / "t.duckdb"
     holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(db)!r}); "
                                "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
@@ -248,6 +249,12 @@ def test_store_in_use_by_another_process(trials_dir, tmp_path):
         line = _one_line_error(result, "t.duckdb: in use by another process", "wait until it finishes")
         assert f"(PID {holder.pid})" in line
         _one_line_error(_run("literature", "dedup", "--db", db), "in use by another process")
+        # waiting for it: one note that it waits, then the same one-line error
+        monkeypatch.setenv("NEUROMODMAP_LOCK_WAIT", "1")
+        result = _run("trials", "import", trials_dir / "ctgov_v2_json" / "NCT00465816.json", "--db", db)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        note, error = result.output.strip().splitlines()
+        assert "in use by another process; waiting up to 1 s" in note and "in use by another process (PID" in error
     finally:
         holder.kill()
         holder.wait()

@@ -98,7 +98,9 @@ def import_cmd(
             before = len(store)
             report = store.import_files(files, as_of=as_of_date, problems=problems)
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        from neuromodmap.errors import user_line
+
+        _fail(user_line(exc) or str(exc))
     except BaseException as exc:  # Ctrl-C: KeyboardInterrupt, or DuckDB's "Query interrupted"
         from neuromodmap.errors import is_interrupt
 
@@ -182,7 +184,9 @@ def classify(
     try:  # no input readable: one line naming the file(s), exit code 2, no output file
         stats = classify_to_csv(inputs or [], output, db=db, problems=problems)
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        from neuromodmap.errors import user_line
+
+        _fail(user_line(exc) or str(exc))
     console.print(f"Classified {stats['n_trials']:,} trials ({stats['n_neuromod']:,} neuromodulation) "
                   f"→ {output} in {stats['seconds']:.1f} s ({stats['n_trials'] / max(stats['seconds'], 1e-9):,.0f} records/s)")
     # some inputs unreadable: the others were classified; the unreadable ones are named in the

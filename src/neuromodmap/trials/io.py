@@ -342,6 +342,9 @@ def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
         )
     if _REGISTRY_ID.match(first) and ("," in first or "\t" in first):
         return "ictrp_csv"
+    if sum(not (c.isprintable() or c in "\t\r\n") for c in text[:512]) > 4:  # binary: say so, not its bytes
+        raise TrialFileError(f"{path}: not a registry file (binary content); give registry exports: "
+                             f"{', '.join(FORMATS)}")
     raise TrialFileError(
         f"{path}: unrecognised trial file (starts with {text[:40]!r}); supported: {', '.join(FORMATS)}"
     )
