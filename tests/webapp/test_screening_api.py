@@ -169,3 +169,38 @@ def test_the_stop_is_recorded_for_prisma_only_when_the_rule_is_met(client, data_
                        headers=headers).status_code == 200
     rows = {r["count"]: r["n"] for r in client.get("/api/screening/status").json()["prisma"]["rows"]}
     assert rows["records awaiting screening"] == eligible - screened - 1
+
+
+def test_an_import_while_serving_is_picked_up_and_a_held_store_answers_503(review, tmp_path, client_for,
+                                                                           data_root: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    copy = tmp_path / "review.duckdb"
+    shutil.copyfile(review, copy)
+    client = client_for(tmp_path / "trials.duckdb", copy, busy_wait=0.5)
+    before = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()["progress"]["n_eligible"]
+    # `literature import` in another process between two requests: the app holds no lock, and the next
+    # request sees the new records (the screening session is rebuilt)
+    export = sorted((data_root / "literature" / "exports" / "citesource_gambling_harms").glob("*.ris"))[0]
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run([sys.executable, "-m", "neuromodmap", "literature", "import", str(export), "--db", str(copy)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()["progress"]["n_eligible"]
+    assert after > before
+    # another process holding the store for writing: 503 with Retry-After, never a 500
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(30)", str(copy)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = client.get("/api/screening/next", params={"reviewer": "Ana"})
+        assert busy.status_code == 503 and busy.headers.get("retry-after") and "busy" in busy.json()["detail"]
+        page = client.get("/screening", params={"reviewer": "Ana"})
+        assert page.status_code == 503
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.2)
+    assert client.get("/api/screening/next", params={"reviewer": "Ana"}).status_code == 200

@@ -15,16 +15,26 @@
       });
   }
 
+  var statusSeq = 0;
+  // the next record is swapped in as soon as it arrives; the status panel (stopping rule, kappa,
+  // PRISMA: slower) follows on its own, an older answer never replacing a newer one
   function refresh(reviewer) {
     var q = "?reviewer=" + encodeURIComponent(reviewer);
-    return Promise.all([
-      fetch("/screening/fragment/record" + q, {credentials: "same-origin"}).then(function (r) { return r.text(); }),
-      fetch("/screening/fragment/status" + q, {credentials: "same-origin"}).then(function (r) { return r.text(); })
-    ]).then(function (parts) {
-      document.getElementById("nm-screen-record").innerHTML = parts[0];
-      document.getElementById("nm-screen-status").innerHTML = parts[1];
-      document.body.setAttribute("data-screened", String(Date.now()));
-    });
+    var seq = ++statusSeq;
+    fetch("/screening/fragment/status" + q, {credentials: "same-origin"})
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        if (seq === statusSeq) {
+          document.getElementById("nm-screen-status").innerHTML = html;
+          document.body.setAttribute("data-status", String(seq));
+        }
+      });
+    return fetch("/screening/fragment/record" + q, {credentials: "same-origin"})
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        document.getElementById("nm-screen-record").innerHTML = html;
+        document.body.setAttribute("data-screened", String(Date.now()));
+      });
   }
 
   function act(kind) {
