@@ -266,3 +266,24 @@ def test_forest_groups_a_studys_dependent_effects(assink_sheet):
     # squares are drawn study by study: compare areas and weights as sets
     np.testing.assert_allclose(np.sort(area / area.max()), np.sort(weights / weights.max()), rtol=1e-12)
     assert any(t.startswith("Three-level model (REML), k = 100 in 17 studies") for t in texts)
+
+
+def test_cli_robust_gives_metafor_cluster_robust_inference(tmp_path, assink_sheet, bcg):
+    out = tmp_path / "out"
+    output = _ok(runner.invoke(app, ["evidence", "meta", str(assink_sheet), "-m", "SMD", "--by", "none", "--robust",
+                                     "-o", str(out)]))
+    # metafor: robust(rma.mv(yi, vi, random = ~ 1 | study/esid, data = dat.assink2016), cluster = study)
+    ref = next(c for c in REFERENCE["cases"] if c["name"] == "assink2016")["fits"]["REML_z"]["robust_cr1"]
+    pooled = pd.read_csv(out / "pooled.csv").iloc[0]
+    assert pooled["vcov"] == "CR1"
+    for ours, theirs in (("estimate", "beta"), ("se", "se"), ("tval", "tval"), ("pval", "pval"),
+                         ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub")):
+        assert pooled[ours] == pytest.approx(ref[theirs], rel=1e-5), ours
+    assert "Cluster-robust inference (CR1); t-tests with df = 16" in output
+    methods = (out / "methods.md").read_text()
+    assert "cluster-robust (CR1, clustered by study)" in methods and "Hedges LV, Tipton E" in methods
+    # one row per study: nothing to make robust, said so
+    sheet = _bcg_sheet(tmp_path / "bcg.csv", bcg, None)
+    output = _ok(runner.invoke(app, ["evidence", "meta", str(sheet), "-m", "RR", "--by", "none", "--robust",
+                                     "-o", str(tmp_path / "o2")]))
+    assert "--robust: every study contributes one row" in output

@@ -252,8 +252,13 @@ class RMAMVResult:
 
     def methods_sentence(self) -> str:
         est = {"REML": "restricted maximum likelihood", "ML": "maximum likelihood"}[self.method]
-        test = ("t-based tests and confidence intervals (df = k - p)" if self.ddf is not None and self.vbest is None
-                else "Wald-type (normal) tests and confidence intervals")
+        if self.vbest is not None:
+            test = (f"cluster-robust ({self.vbest}, clustered by study) t tests and confidence intervals "
+                    f"(df = number of clusters - p)")
+        elif self.ddf is not None:
+            test = "t-based tests and confidence intervals (df = k - p)"
+        else:
+            test = "Wald-type (normal) tests and confidence intervals"
         counts = np.bincount(self.study, minlength=self.n_studies)
         dependent = int(counts[counts > 1].sum())
         text = (f"Because {dependent} of the {self.k} effects came from studies contributing more than one, "
@@ -262,8 +267,7 @@ class RMAMVResult:
                 f"{est}), with {test}, as metafor's rma.mv(yi, vi, random = ~ 1 | study/effect); "
                 f"a {self.level:g}% prediction interval is reported.")
         if self.vbest is not None:
-            text += (f" Standard errors, tests and confidence intervals are cluster-robust ({self.vbest}, "
-                     f"clustered by study).")
+            text += " The cluster-robust variance is metafor's robust() (Hedges, Tipton and Johnson 2010)."
         return text
 
 

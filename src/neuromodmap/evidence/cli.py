@@ -60,6 +60,8 @@ def meta(
                                   "target's catalogue coordinate)."),
     seed: str = typer.Option(None, "--seed", help="Seed for --moderator connectivity, MNI 'x,y,z' "
                              "(default: the Fox 2012 sgACC, 6,16,-10)."),
+    cluster_robust: bool = typer.Option(False, "--robust", help="Three-level fits (several rows per study): "
+                                        "cluster-robust CR1 tests and CIs by study (metafor's robust())."),
     connectome: str = typer.Option(None, "--connectome", help="Connectome for --moderator connectivity "
                                    "(default enigma-schaefer400; see `neuromodmap connectome list`)."),
 ) -> None:
@@ -86,7 +88,8 @@ def meta(
     try:
         report = run_meta(sheet, measure=measure, by=None if by.lower() == "none" else by, method=method,
                           test=test, level=level, outcome=outcome, sheet_name=sheet_name,
-                          skip_invalid=skip_invalid, moderator=moderator, seed=seed_xyz, connectome=connectome)
+                          skip_invalid=skip_invalid, moderator=moderator, seed=seed_xyz, connectome=connectome,
+                          cluster_robust=cluster_robust)
     except SheetValidationError as exc:
         # one line per bad cell, naming the file, row and column; the last line says what to do
         for p in exc.problems[:-1]:

@@ -30,7 +30,7 @@ from neuromodmap.evidence._io import read_sheet
 from neuromodmap.evidence._metareg import MODERATORS, connectivity_metaregression
 from neuromodmap.evidence._methods import regtest, trimfill
 from neuromodmap.evidence._rma import METHODS, RMAResult, SubgroupResult, rma
-from neuromodmap.evidence._rma_mv import RMAMVResult, rma_mv
+from neuromodmap.evidence._rma_mv import RMAMVResult, rma_mv, robust
 from neuromodmap.evidence._transforms import back_transform
 from neuromodmap.evidence.sheet import (
     OUTCOME_MEASURES,
@@ -66,6 +66,8 @@ CITATIONS = {
     "PFT": "Miller JJ. The inverse of the Freeman-Tukey double arcsine transformation. Am Stat. 1978;32(4):138.",
     "three-level": "Van den Noortgate W, López-López JA, Marín-Martínez F, Sánchez-Meca J. Three-level meta-analysis "
                    "of dependent effect sizes. Behav Res Methods. 2013;45(2):576-594.",
+    "robust": "Hedges LV, Tipton E, Johnson MC. Robust variance estimation in meta-regression with dependent effect "
+              "size estimates. Res Synth Methods. 2010;1(1):39-65.",
     "konstantopoulos": "Konstantopoulos S. Fixed effects and variance components estimation in three-level "
                        "meta-analysis. Res Synth Methods. 2011;2(1):61-76.",
 }
@@ -303,6 +305,7 @@ class MetaReport:
         )
         keys = ["metafor", ref.method if ref.method in CITATIONS else None,
                 "three-level" if self.multilevel else None, "konstantopoulos" if self.multilevel else None,
+                "robust" if getattr(ref, "vbest", None) else None,
                 "I2", "QP",
                 "knha" if self.test == "knha" else None, "SMD" if m == "SMD" else None,
                 "PFT" if m == "PFT" else None]
@@ -405,14 +408,19 @@ def _dependent_labels(effects: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pool_multilevel(effects, by, mv_method, mv_test, method, test, level, measure, notes):
-    """Three-level fits: overall and, per subgroup, rma_mv where a study repeats, else rma."""
+def _pool_multilevel(effects, by, mv_method, mv_test, method, test, level, measure, notes, cluster_robust=False):
+    """Three-level fits: overall and, per subgroup, rma_mv where a study repeats, else rma.
+
+    ``cluster_robust`` replaces the three-level fits' model-based inference by metafor's
+    ``robust(fit, cluster = study)`` (CR1, t tests with df = studies - 1).
+    """
     def fit(frame):
         ni = frame["ni"].to_numpy(float)
         if frame["study_id"].duplicated().any() and frame["study_id"].nunique() >= 2:
-            return rma_mv(frame["yi"].to_numpy(), frame["vi"].to_numpy(), study=list(frame["study_id"]),
-                          method=mv_method, test=mv_test, level=level, slab=list(frame["study"]),
-                          measure=measure, ni=ni)
+            res = rma_mv(frame["yi"].to_numpy(), frame["vi"].to_numpy(), study=list(frame["study_id"]),
+                         method=mv_method, test=mv_test, level=level, slab=list(frame["study"]),
+                         measure=measure, ni=ni)
+            return robust(res) if cluster_robust else res
         return rma(frame["yi"].to_numpy(), frame["vi"].to_numpy(), method=method, test=test, level=level,
                    slab=list(frame["study"]), measure=measure, ni=ni)
 
@@ -474,8 +482,12 @@ def _fmt(value, digits: int = 3) -> str:
 def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality", method: str = "REML",
              test: str = "z", level: float = 95, outcome: str = "responders", sheet_name: str | None = None,
              skip_invalid: bool = False, figures: bool = True, moderator: str | None = None,
-             seed=None, connectome=None, radius: float = 10.0, data_dir=None) -> MetaReport:
+             seed=None, connectome=None, radius: float = 10.0, data_dir=None,
+             cluster_robust: bool = False) -> MetaReport:
     """Validate an extraction sheet, compute effect sizes, pool them (per subgroup) and build the report.
+
+    Several rows with one ``study_id`` are pooled with the three-level model (:func:`rma_mv`);
+    ``cluster_robust=True`` gives those fits cluster-robust (CR1, by study) tests and CIs.
 
     ``moderator="connectivity"`` adds a meta-regression of the effects on each study site's
     connectivity to ``seed`` (default: the Fox 2012 sgACC) on ``connectome``
@@ -543,13 +555,19 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
                      "(rma_mv, effects nested in studies)")
         if mv_method != method.upper():
             notes.append(f"the three-level model is fitted by REML ({method.upper()} has no multilevel form)")
+        if by == "target" or moderator is not None:
+            notes.append("by_target.csv and the connectivity meta-regression pool with the univariate model "
+                         "(dependent rows treated as independent there)")
         if mv_test != test.lower():
             notes.append("--test knha: the three-level model uses t tests with df = k - p (metafor's rma.mv test='t')")
+    if cluster_robust and not multilevel:
+        notes.append("--robust: every study contributes one row, so there is no three-level model to make robust")
     ni = effects["ni"].to_numpy(float)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetaAnalysisWarning)
         if multilevel:
-            result = _pool_multilevel(effects, split, mv_method, mv_test, method, test, level, measure, notes)
+            result = _pool_multilevel(effects, split, mv_method, mv_test, method, test, level, measure, notes,
+                                      cluster_robust=cluster_robust)
         elif split is None:
             result = rma(effects["yi"].to_numpy(), effects["vi"].to_numpy(), method=method, test=test,
                          level=level, slab=list(effects["study"]), measure=measure, ni=ni)
