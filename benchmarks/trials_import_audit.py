@@ -347,8 +347,24 @@ def _phase_numbers(text: str) -> set[str] | None:
     return nums or None
 
 
-def _agrees(name: str, raw_value: str, stored) -> bool:
-    """Whether a kept value says what the file says (judged here, without our readers)."""
+def _raw_precision(text: str) -> str | None:
+    """year, month or day: how much of the date the file writes (``2015``, ``2015-09``,
+    ``September 2015``, ``Mar-16``; ``2015-09-17``, ``17/09/2015``, ``September 17, 2015``, ``20150917``)."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d{8}", t):
+        return "day"
+    numbers = re.findall(r"\d+", t.split(" ")[0] if re.match(r"\d", t) else t)
+    if re.search(r"[a-z]{3}", t):  # a month name: a day number besides the year?
+        return "day" if len(numbers) >= 2 and not re.fullmatch(r"[a-z]{3}-\d{2}", t) else "month"
+    return {1: "year", 2: "month", 3: "day"}.get(len(numbers))
+
+
+def _agrees(name: str, raw_value: str, stored, row: dict | None = None) -> bool:
+    """Whether a kept value says what the file says (judged here, without our readers); a
+    start date also at the precision the file writes it."""
+    if name == "start" and row is not None and "start_date_precision" in row:
+        if row["start_date_precision"] != _raw_precision(raw_value):
+            return False
     if name in ("start", "registration"):
         year, month = _raw_date(raw_value)
         return year == stored.year and (month is None or month == stored.month)
@@ -405,7 +421,7 @@ def compare(key: str, path: str, raw: Raw, rows: dict[str, dict], exit_code: int
                 samples.setdefault(name, []).append((rid, value, stored))
                 continue
             kept += 1
-            if _agrees(name, value, stored):
+            if _agrees(name, value, stored, rows.get(rid)):
                 agree += 1
             else:
                 samples.setdefault(name, []).append((rid, value, stored))
@@ -417,8 +433,9 @@ def compare(key: str, path: str, raw: Raw, rows: dict[str, dict], exit_code: int
 def stored_rows(db: Path) -> dict[str, dict]:
     import duckdb
 
-    cols = ", ".join(sorted(set(COLUMNS.values())))
     with duckdb.connect(str(db), read_only=True) as con:
+        have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'trials'").fetchall()}
+        cols = ", ".join(sorted(set(COLUMNS.values()) | ({"start_date_precision"} & have)))
         cur = con.execute(f"SELECT registry_id, {cols} FROM trials")  # noqa: S608 (fixed names)
         names = [d[0] for d in cur.description]
         return {r[0]: dict(zip(names, r, strict=False)) for r in cur.fetchall()}

@@ -12,10 +12,12 @@ sampled here (every 8th record, repacked as a tar.gz); the script audits all 6,7
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import importlib.util
 import io
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -156,3 +158,42 @@ def _early_day(example: str, fmt: str) -> tuple[str, dt.date]:
     2016-04-03, where reading it month first would give 4 March."""
     date = dt.datetime.strptime(example, fmt).date().replace(month=4, day=3)
     return date.strftime(fmt), date
+
+
+# ------------------------------------------------------------ partial dates at their precision
+
+def test_partial_dates_keep_their_precision(trials_dir, tmp_path):
+    """A start date written as a year, a month or a day is stored as its first day with that
+    precision, in the website CSV and in the v2 JSON; the real files hold month and day
+    dates (the audit above checks every one of them against the file's own spelling), a year
+    alone is written here into a real row."""
+    src = trials_dir / "ctgov_v2_json_zip_and_csv_erectile_dysfunction_marcmorcos" / "ctg-studies.csv.gz"
+    header, rows = A._csv_rows(src)
+    col = header.index("Start Date")
+    rows = [r for r in rows if r[col]][:3]
+    spellings = {"2015": (dt.date(2015, 1, 1), "year"), "2015-09": (dt.date(2015, 9, 1), "month"),
+                 "2015-09-17": (dt.date(2015, 9, 17), "day")}
+    for row, text in zip(rows, spellings, strict=True):
+        row[col] = text
+    path = tmp_path / "ctg-studies.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    v2 = tmp_path / "ctg-studies.json"
+    study = json.loads(A._text(trials_dir / "ctgov_v2_json" / "NCT02552212.json"))
+    studies = []
+    for i, text in enumerate(spellings):
+        s = copy.deepcopy(study)
+        s["protocolSection"]["identificationModule"]["nctId"] = f"NCT9999000{i}"
+        s["protocolSection"]["statusModule"]["startDateStruct"]["date"] = text
+        studies.append(s)
+    v2.write_text(json.dumps(studies), encoding="utf-8")
+    import duckdb
+
+    for p, ids in ((path, [r[0] for r in rows]), (v2, [f"NCT9999000{i}" for i in range(3)])):
+        db = tmp_path / f"{p.suffix}.duckdb"
+        code, output = A.cli_import(p, db)
+        assert code == 0, output
+        with duckdb.connect(str(db), read_only=True) as con:
+            got = {r[0]: (r[1], r[2]) for r in con.execute(
+                "SELECT registry_id, start_date, start_date_precision FROM trials").fetchall()}
+        assert [got[i] for i in ids] == list(spellings.values())

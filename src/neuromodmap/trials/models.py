@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,6 +67,10 @@ class Trial(BaseModel):
     overall_status: str | None = None
     start_date: dt.date | None = None
     completion_date: dt.date | None = None
+    #: how much of the date the registry wrote: "year" (2015), "month" (2015-09, September
+    #: 2015: the date is the 1st) or "day"; None when there is no date
+    start_date_precision: Literal["year", "month", "day"] | None = None
+    completion_date_precision: Literal["year", "month", "day"] | None = None
     registration_date: dt.date | None = None
     last_update: dt.date | None = None
     enrollment: int | None = None

@@ -107,6 +107,9 @@ _SCHEMA = [
     "ALTER TABLE import_problems ADD COLUMN IF NOT EXISTS action VARCHAR",
     # stores made before arms were kept had no arm_groups column
     "ALTER TABLE trials ADD COLUMN IF NOT EXISTS arm_groups JSON",
+    # stores made before partial dates kept their precision
+    "ALTER TABLE trials ADD COLUMN IF NOT EXISTS start_date_precision VARCHAR",
+    "ALTER TABLE trials ADD COLUMN IF NOT EXISTS completion_date_precision VARCHAR",
     # reviewers' corrections of labels (neuromodmap serve); see neuromodmap.trials.overrides
     OVERRIDES_DDL,
 ]

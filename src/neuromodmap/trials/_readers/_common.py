@@ -34,6 +34,7 @@ __all__ = [
     "MAX_FIELD_CHARS",
     "MAX_RECORD_BYTES",
     "parse_date",
+    "date_precision",
     "code",
     "phases",
     "clean_text",
@@ -193,6 +194,27 @@ def parse_date(value: Any, field: str) -> dt.date | None:
     except ValueError as err:
         raise FieldError(field, f"invalid date {text!r} ({err})") from None
     raise FieldError(field, f"unrecognised date {text[:40]!r}")
+
+
+_MON_YY = re.compile(r"^[A-Za-z]{3}-\d{2}$")
+
+
+def date_precision(value: Any) -> str | None:
+    """How much of a date a registry wrote: ``year`` (``2015``), ``month`` (``2015-09``,
+    ``September 2015``, ``Mar-16``) or ``day`` (``2015-09-17``, ``17/09/2015``, ``September
+    17, 2015``); None for no date or a spelling :func:`parse_date` does not read."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if m := _ISO.match(text):
+        return "day" if m.group(3) else "month" if m.group(2) else "year"
+    if _DMY.match(text) or _YMD_SLASH.match(text) or _COMPACT.match(text):
+        return "day"
+    if m := _WORDS.match(text):
+        return "day" if m.group(1) or m.group(3) else "month"
+    if _MON_YY.match(text):
+        return "month"
+    return None
 
 
 _CODE_SPECIAL = {
@@ -358,7 +380,11 @@ def check_sizes(data: dict[str, Any], registry_id: str | None, fields: Fields | 
 
 def build_trial(data: dict[str, Any], fields: Fields) -> Trial:
     """Validate a mapped record as a :class:`Trial`; a field the model refuses is emptied and
-    noted (a bad registry id is a :class:`RecordError`)."""
+    noted (a bad registry id is a :class:`RecordError`). A date without a precision is a
+    whole day (readers of sources that write partial dates give theirs)."""
+    for name in ("start_date", "completion_date"):
+        key = f"{name}_precision"
+        data[key] = (data.get(key) or "day") if data.get(name) is not None else None
     for _ in range(len(Trial.model_fields) + 1):
         try:
             return Trial.model_validate(data)

@@ -45,6 +45,7 @@ from neuromodmap.trials._readers._common import (
     build_trial,
     check_sizes,
     code,
+    date_precision,
     parse_date,
     phases,
 )
@@ -297,6 +298,8 @@ def row_to_trial(row: dict[str, str], names: dict[str, str], problems: list[Fiel
         "has_results": T(None, _results, cell("results"), name("results")),
         "start_date": T(None, parse_date, cell("start_date"), name("start_date")),
         "completion_date": T(None, parse_date, cell("completion_date"), name("completion_date")),
+        "start_date_precision": date_precision(cell("start_date")),
+        "completion_date_precision": date_precision(cell("completion_date")),
         "last_update": T(None, parse_date, cell("last_update_posted"), name("last_update_posted")),
         "countries": _countries(row.get("locations", "")),
         **_design(row.get("study_design", "")),

@@ -15,6 +15,7 @@ from neuromodmap.trials._readers._common import (
     check_sizes,
     clean_text,
     code,
+    date_precision,
     parse_date,
     phases,
 )
@@ -180,6 +181,8 @@ def _map(root: Element, nct: str, f: Fields) -> Trial:
         "overall_status": code(_text(root, "overall_status"), "overall_status"),
         "start_date": T(None, parse_date, _text(root, "start_date"), "start_date"),
         "completion_date": T(None, parse_date, _text(root, "completion_date"), "completion_date"),
+        "start_date_precision": date_precision(_text(root, "start_date")),
+        "completion_date_precision": date_precision(_text(root, "completion_date")),
         "registration_date": T(None, parse_date, _text(root, "study_first_submitted"), "study_first_submitted"),
         "last_update": T(None, parse_date, _text(root, last_update), last_update),
         "enrollment": T(None, _enrollment, _text(root, "enrollment")),

@@ -12,6 +12,7 @@ from neuromodmap.trials._readers._common import (
     build_trial,
     check_sizes,
     code,
+    date_precision,
     parse_date,
 )
 from neuromodmap.trials.models import Trial
@@ -79,6 +80,11 @@ def _date_struct(parent: dict, key: str, path: str):
     if not isinstance(value, dict):
         raise FieldError(f"{path}.{key}", f"expected an object, got {type(value).__name__}")
     return parse_date(value.get("date"), f"{path}.{key}.date")
+
+
+def _struct_precision(parent: dict, key: str) -> str | None:
+    value = parent.get(key)
+    return date_precision(value.get("date")) if isinstance(value, dict) else None
 
 
 def _mesh_terms(module: dict, path: str) -> list[str]:
@@ -209,6 +215,8 @@ def _map(study: dict, ps: dict, ident: dict, nct: str, source_format: str, size_
         d["overall_status"] = T(None, code, status.get("overallStatus"), f"{SM}.overallStatus")
         d["start_date"] = T(None, _date_struct, status, "startDateStruct", SM)
         d["completion_date"] = T(None, _date_struct, status, "completionDateStruct", SM)
+        d["start_date_precision"] = _struct_precision(status, "startDateStruct")
+        d["completion_date_precision"] = _struct_precision(status, "completionDateStruct")
         d["registration_date"] = T(None, parse_date, status.get("studyFirstSubmitDate"), f"{SM}.studyFirstSubmitDate")
         d["last_update"] = T(None, _date_struct, status, "lastUpdatePostDateStruct", SM)
 
