@@ -93,7 +93,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(db: Path, review: Path | None = None, token: str | None = None, *,
-               host: str | None = None, busy_wait: float = 4.0, linger: float = 2.0) -> FastAPI:
+               host: str | None = None, busy_wait: float = 4.0, linger: float = 5.0) -> FastAPI:
     """The web app over the trials store ``db`` (and the literature/review store ``review``).
 
     ``token``: when set, every request must carry it (see :mod:`neuromodmap.webapp.security`).

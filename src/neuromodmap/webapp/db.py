@@ -115,7 +115,11 @@ class Stores:
     none can happen while it is open: a writer needs the file to itself.
     """
 
-    def __init__(self, trials: Path, review: Path | None = None, *, busy_wait: float = 4.0, linger: float = 2.0):
+    def __init__(self, trials: Path, review: Path | None = None, *, busy_wait: float = 4.0, linger: float = 5.0,
+                 threads: int = 1):
+        #: DuckDB threads of the read-only instance: the app's queries are small, and one thread
+        #: answers them sooner on a busy machine than several that wait for each other
+        self.threads = threads
         self.paths: dict[str, Path | None] = {"trials": Path(trials), "review": Path(review) if review else None}
         self.busy_wait = busy_wait
         self.linger = linger
@@ -221,7 +225,7 @@ class Stores:
                 return reader
         if self.writer_waiting(path):
             self._yield_to_writer(path)
-        con = self._open(which, lambda p: duckdb.connect(str(p), read_only=True))
+        con = self._open(which, lambda p: duckdb.connect(str(p), read_only=True, config={"threads": self.threads}))
         with self._mutex:
             existing = self._readers.get(which)
             if existing is not None:  # another request opened it meanwhile: use that one
