@@ -97,3 +97,9 @@ def test_hostile_registry_text_is_escaped_everywhere(hostile, client_for, csrf_h
     assert "{{ 7*7 }}" in pages[0] and "49" not in pages[0].split("{{ 7*7 }}")[0][-20:]
     assert HOSTILE_ID in pages[1]
     assert "&lt;script&gt;alert(&#34;r&#34;)&lt;/script&gt;" in pages[2]
+
+
+def test_answers_cannot_be_framed_or_sniffed(trials_db: Path, client_for):
+    r = client_for(trials_db).get("/trials")
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"

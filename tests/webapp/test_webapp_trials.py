@@ -214,3 +214,15 @@ def _store_state(db: Path):
         n = store.con.execute("SELECT count(*) FROM trial_label_overrides").fetchone()[0] \
             if "trial_label_overrides" in {r[0] for r in store.con.execute("SHOW TABLES").fetchall()} else 0
     return n, labels.drop(columns=["classified_at"]).to_json()
+
+
+def test_a_store_from_an_older_version_is_served(trials_db_copy: Path, client_for):
+    """A store written before a column was added (here: arm groups) still shows its trials."""
+    import duckdb
+
+    con = duckdb.connect(str(trials_db_copy))
+    con.execute("ALTER TABLE trials DROP COLUMN arm_groups")
+    con.close()
+    client = client_for(trials_db_copy)
+    assert client.get("/trials/NCT02586688").status_code == 200
+    assert client.get("/api/trials/NCT02586688").json()["record"]["arm_groups"] == []

@@ -217,6 +217,17 @@ class Stores:
                 reader.last = time.monotonic()
             lock.release_shared()
 
+    def _connect_read_only(self, path: Path) -> duckdb.DuckDBPyConnection:
+        # SET rather than a connect() config: the instance stays shareable with other read-only
+        # connections of this process (DuckDB refuses one file with two configurations)
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            con.execute(f"SET threads = {int(self.threads)}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
     def _reader(self, which: str, path: Path) -> _Reader:
         with self._mutex:
             reader = self._readers.get(which)
@@ -225,7 +236,7 @@ class Stores:
                 return reader
         if self.writer_waiting(path):
             self._yield_to_writer(path)
-        con = self._open(which, lambda p: duckdb.connect(str(p), read_only=True, config={"threads": self.threads}))
+        con = self._open(which, self._connect_read_only)
         with self._mutex:
             existing = self._readers.get(which)
             if existing is not None:  # another request opened it meanwhile: use that one

@@ -32,6 +32,10 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: on every answer: no framing by other sites (clickjacking), no type sniffing, no Referer
+#: carrying an address out
+_HARDENING = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+              (b"referrer-policy", b"no-referrer")]
 _MULTIPART_FIELD = re.compile(rb'name="csrf_token"\r\n(?:[^\r\n]*\r\n)*\r\n([A-Za-z0-9_\-]{16,200})\r\n')
 
 
@@ -136,14 +140,12 @@ class SecurityMiddleware:
                                                     "(API clients: send the nm_csrf cookie's value as X-CSRF-Token, "
                                                     "or authenticate with 'Authorization: Bearer <token>')", api=api)
 
-        if not set_cookies:
-            return await self.app(scope, receive, send)
+        extra = [*_HARDENING, *((b"set-cookie", c.encode("latin-1")) for c in set_cookies)]
 
         async def send_with_cookies(message):
             if message["type"] == "http.response.start":
                 message = dict(message)
-                message["headers"] = list(message.get("headers", [])) + [
-                    (b"set-cookie", c.encode("latin-1")) for c in set_cookies]
+                message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
         return await self.app(scope, receive, send_with_cookies)

@@ -347,8 +347,11 @@ def _registry_link(registry_id: str, url: str | None) -> str | None:
 
 
 def load_trial(con, registry_id: str) -> dict:
-    row = con.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE registry_id = ?",  # noqa: S608
-                      [registry_id]).fetchone()
+    # a store written by an older version may lack newer columns (they read as empty)
+    have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'trials'"
+                                      " AND database_name = current_database()").fetchall()}
+    cols = ", ".join(c if c in have else f"NULL AS {c}" for c in TRIAL_COLUMNS)
+    row = con.execute(f"SELECT {cols} FROM trials WHERE registry_id = ?", [registry_id]).fetchone()  # noqa: S608
     if row is None:
         raise HTTPException(404, f"no trial {registry_id!r} in the store")
     trial = trial_from_row(row)
