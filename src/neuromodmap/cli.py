@@ -105,24 +105,20 @@ def serve(
     import secrets
     import socket
 
-    from rich.console import Console
-    from rich.markup import escape
+    from neuromodmap.errors import UserError
 
-    console = Console(stderr=True)
     if not db.is_file():
-        console.print(f"[bold red]error:[/] {escape(str(db))} does not exist; build it with `neuromodmap trials import`")
-        raise typer.Exit(2)
+        raise UserError("does not exist", path=db, hint="build it with `neuromodmap trials import`")
     if review is not None and review.exists() and not review.is_file():
-        console.print(f"[bold red]error:[/] --review {escape(str(review))} is not a file")
-        raise typer.Exit(2)
+        raise UserError("--review is not a file", path=review)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
     if not loopback and not token:
         token = secrets.token_urlsafe(24)
-        console.print("[yellow]--host is not a loopback address: every request needs the access token "
-                      "(generated; pass --token to choose one)[/]")
+        typer.echo("--host is not a loopback address: every request needs the access token "
+                   "(generated; pass --token to choose one)", err=True)
 
     import uvicorn
 
@@ -134,8 +130,8 @@ def serve(
     try:
         sock.bind((host, port))
     except OSError as exc:
-        console.print(f"[bold red]error:[/] cannot listen on {escape(host)}:{port}: {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc}", hint="choose another --port or --host") from None
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

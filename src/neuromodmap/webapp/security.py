@@ -32,9 +32,9 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-#: on every answer: no framing by other sites (clickjacking), no type sniffing, no Referer
+#: on every answer: no framing by other sites (clickjacking; the app frames its own brain viewers), no type sniffing, no Referer
 #: carrying an address out
-_HARDENING = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+_HARDENING = [(b"x-frame-options", b"SAMEORIGIN"), (b"x-content-type-options", b"nosniff"),
               (b"referrer-policy", b"no-referrer")]
 _MULTIPART_FIELD = re.compile(rb'name="csrf_token"\r\n(?:[^\r\n]*\r\n)*\r\n([A-Za-z0-9_\-]{16,200})\r\n')
 
