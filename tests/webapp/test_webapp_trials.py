@@ -226,3 +226,25 @@ def test_a_store_from_an_older_version_is_served(trials_db_copy: Path, client_fo
     client = client_for(trials_db_copy)
     assert client.get("/trials/NCT02586688").status_code == 200
     assert client.get("/api/trials/NCT02586688").json()["record"]["arm_groups"] == []
+
+
+def test_the_prisma_register_count_uses_corrections(trials_db_copy: Path, client_for, csrf_headers):
+    import duckdb
+
+    from neuromodmap.literature.prisma import register_trials
+
+    def registered() -> set[str]:
+        con = duckdb.connect(str(trials_db_copy), read_only=True)
+        try:
+            return set(register_trials(con, question="depression")["registry_id"])
+        finally:
+            con.close()
+
+    before = registered()
+    assert "NCT02586688" in before
+    client = client_for(trials_db_copy)
+    r = client.post("/api/trials/NCT02586688/labels", headers=csrf_headers(client),
+                    json={"field": "neuromod", "value": False, "reviewer": "a"})
+    assert r.status_code == 201
+    client.close()  # the app lets go of the store
+    assert registered() == before - {"NCT02586688"}

@@ -66,7 +66,7 @@ def register_trials(trials_con: duckdb.DuckDBPyConnection, *, question: str = "b
 
     The trials the trials stage classified as testing a neuromodulation intervention for the
     review's indication (``question``: ``pain``, ``depression`` or ``both``; a trial labelled
-    for both counts in either), leaving out records that a confirmed cross-registry link shows
+    for both counts in either; reviewers' label corrections applied), leaving out records that a confirmed cross-registry link shows
     to be copies of another stored record (as ``TrialStore.trials_df(deduplicate=True)``).
     Empty when the store has no classified trials.
     """
@@ -80,8 +80,11 @@ def register_trials(trials_con: duckdb.DuckDBPyConnection, *, question: str = "b
               "ON p.registry_id = l.linked_id WHERE l.confirmed)") if "trial_links" in tables else ""
     indications = list(_QUESTION_INDICATIONS[question])
     placeholders = ", ".join("?" for _ in indications)
+    from neuromodmap.trials.overrides import effective_labels_sql  # reviewers' corrections applied
+
+    labels = effective_labels_sql(trials_con)
     frame = trials_con.execute(
-        "SELECT t.registry_id, t.registry FROM trials t JOIN trial_labels b USING (registry_id) "  # noqa: S608
+        f"SELECT t.registry_id, t.registry FROM trials t JOIN {labels} b USING (registry_id) "  # noqa: S608
         f"WHERE b.neuromod AND b.indication IN ({placeholders}) {copies} ORDER BY t.registry_id",
         indications).df()
     frame["registry"] = frame["registry"].map(lambda r: _REGISTER_NAMES.get(str(r), str(r)))
