@@ -91,7 +91,6 @@ class ActiveLearner:
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
         self.features_: sparse.csr_matrix | None = None
-        self._features_t: sparse.csr_matrix | None = None
         self.vectorizer_: TfidfVectorizer | None = None
 
     def fit_features(self, texts: list[str]) -> ActiveLearner:
@@ -110,7 +109,6 @@ class ActiveLearner:
             if self._has_words(texts):
                 raise
             self.features_ = sparse.csr_matrix((len(texts), 0))
-        self._features_t = None
         return self
 
     def _has_words(self, texts: list[str]) -> bool:
@@ -161,9 +159,7 @@ class ActiveLearner:
             return np.zeros(self.features_.shape[0])
         weights = self.training_weights(labels)
         if self.model == "nb":
-            if self._features_t is None:
-                self._features_t = self.features_.T.tocsr()
-            return _nb_scores(self.features_, self._features_t, labelled, labels, weights)
+            return _nb_scores(self.features_, labelled, labels, weights)
         keep = weights > 0
         clf = self._classifier()
         if self.balance == "weighted":  # class_weight="balanced" does it
@@ -222,23 +218,19 @@ def double_balance_counts(labels: np.ndarray, rng: np.random.Generator, *, a: fl
     return counts
 
 
-def _nb_scores(features: sparse.csr_matrix, features_t: sparse.csr_matrix, labelled: np.ndarray,
-               labels: np.ndarray, weights: np.ndarray, alpha: float = 3.822) -> np.ndarray:
+def _nb_scores(features: sparse.csr_matrix, labelled: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+               alpha: float = 3.822) -> np.ndarray:
     """Log-odds of relevance under multinomial naive Bayes, up to a constant.
 
     The same ranking as ``MultinomialNB(alpha).fit(X, y, sample_weight=weights)`` (the class
     prior only adds a constant), computed directly: scikit-learn's input checks cost more
-    than the fit when the model is refit after every decision. ``features_t`` is the
-    transposed feature matrix, so the weighted term counts of each class are one
-    sparse matrix-vector product.
+    than the fit when the model is refit after every decision. The weighted term counts of
+    each class are summed over the labelled rows only (a slice of the CSR matrix), so a refit
+    costs one pass over the labelled records plus one sparse product for the scores.
     """
-    n = features.shape[0]
-    w_pos = np.zeros(n)
-    w_neg = np.zeros(n)
-    w_pos[labelled[labels == 1]] = weights[labels == 1]
-    w_neg[labelled[labels == 0]] = weights[labels == 0]
-    pos = features_t @ w_pos + alpha
-    neg = features_t @ w_neg + alpha
+    pos_rows, neg_rows = labelled[labels == 1], labelled[labels == 0]
+    pos = np.asarray(features[pos_rows].T @ weights[labels == 1]).ravel() + alpha
+    neg = np.asarray(features[neg_rows].T @ weights[labels == 0]).ravel() + alpha
     term_weights = (np.log(pos) - np.log(pos.sum())) - (np.log(neg) - np.log(neg.sum()))
     return features @ term_weights
 
