@@ -313,9 +313,11 @@ class ScreeningSession:
         Records of ``decided`` that are not eligible in this session are ignored; a decision in
         ``relevant`` counts as relevant for the model, any other as irrelevant.
         """
-        decided = decided[decided["record_id"].isin(self._index)]
-        labelled = np.array([self._index[r] for r in decided["record_id"]], dtype=int)
-        labels = decided["decision"].isin(relevant).to_numpy(dtype=int)
+        index = self._index
+        pairs = [(index[r], d in relevant) for r, d in zip(decided["record_id"].tolist(),
+                                                            decided["decision"].tolist(), strict=True) if r in index]
+        labelled = np.array([i for i, _ in pairs], dtype=int)
+        labels = np.array([y for _, y in pairs], dtype=int)
         if len(labelled) and len(set(labels.tolist())) == 2:
             order = self.learner.rank(labelled, labels).tolist()
         else:

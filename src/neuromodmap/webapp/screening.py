@@ -169,16 +169,22 @@ def _session(request: Request, *, write: bool = False) -> Iterator[tuple[_Engine
 
 
 def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int]:
-    """The reviewer's unscreened records, best first; with their count of votes and includes."""
-    votes = team.reviewer_votes(con, reviewer)
-    votes = votes[votes["record_id"].isin(engine.session._index)]
-    key = (len(votes), int(votes["vote_id"].max()) if len(votes) else 0)
+    """The reviewer's unscreened records, best first; with their count of votes and relevant votes."""
+    rows = con.execute(
+        "SELECT vote_id, record_id, decision FROM ("
+        " SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY vote_id DESC) AS k"
+        " FROM literature_screening_votes WHERE undone_at IS NULL AND reviewer = ?) WHERE k = 1 ORDER BY vote_id",
+        [reviewer]).fetchall()
+    index = engine.session._index
+    rows = [row for row in rows if row[1] in index]
+    key = (len(rows), rows[-1][0] if rows else 0)
     with engine.lock:
         cached = engine.rankings.get(reviewer)
         if cached is None or cached[0] != key:
-            order = engine.session.rank_decided(votes[["record_id", "decision"]], relevant=_RELEVANT)
+            decided = pd.DataFrame(rows, columns=["vote_id", "record_id", "decision"])
+            order = engine.session.rank_decided(decided, relevant=_RELEVANT)
             engine.rankings[reviewer] = cached = (key, order)
-    return cached[1], len(votes), int(votes["decision"].isin(_RELEVANT).sum())
+    return cached[1], len(rows), sum(row[2] in _RELEVANT for row in rows)
 
 
 def _stop_check(engine: _Engine, con, reviewer: str, recall_target: float) -> StopCheck:
