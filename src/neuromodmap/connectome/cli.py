@@ -26,6 +26,13 @@ def _fail(message: str) -> None:
     raise UserError(message)
 
 
+def _message(exc: BaseException) -> str:
+    """The one line for an expected error (an OSError names its file as the CLI-wide rule does)."""
+    from neuromodmap.errors import user_line
+
+    return user_line(exc) or str(exc)
+
+
 def _expected_errors():
     from neuromodmap.config import DataNotFoundError
     from neuromodmap.connectome import ConnectomeError
@@ -68,7 +75,7 @@ def targets_cmd(
     try:
         cat = target_catalogue(data_dir)
     except _expected_errors() as exc:
-        _fail(str(exc))
+        _fail(_message(exc))
     if indication:
         if indication not in ("pain", "depression"):
             _fail(f"--indication must be pain or depression, not {indication!r}")
@@ -148,7 +155,7 @@ def map_cmd(
                              data_dir=data_dir, progress=True)
         files = result.save(output, figures=figures)
     except _expected_errors() as exc:
-        _fail(str(exc))
+        _fail(_message(exc))
     for row in result.skipped.itertuples():
         console.print(f"[yellow]skipped[/] {row.id}: {row.reason}", highlight=False)
     for row in result.targets[result.targets.method != "sphere"].itertuples():
@@ -202,7 +209,7 @@ def site_to_seed_cmd(
             typer.echo(ranked.head(15).to_string(index=False))
             console.print(f"connectivity in {ranked.attrs['units']}; most anticorrelated first", highlight=False)
     except _expected_errors() as exc:
-        _fail(str(exc))
+        _fail(_message(exc))
 
 
 @app.command("voxel-map")
@@ -240,6 +247,6 @@ def voxel_map_cmd(
                                n_workers=workers)
         files = maps.save(output)
     except _expected_errors() as exc:
-        _fail(str(exc))
+        _fail(_message(exc))
     console.print(f"{len(maps.seeds)} seeds x {source.n_voxels} voxels x {len(maps.subjects)} subjects; "
                   f"{len(files)} files written to {output}", highlight=False)
