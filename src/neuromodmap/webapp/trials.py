@@ -171,15 +171,16 @@ def parse_filter(params) -> TrialFilter:
                 f.args += [min(lo, hi), max(lo, hi)]
             f.where.append("(" + " OR ".join(parts) + ")")
         elif name == "q":
+            fields = ("t.registry_id", "t.title", "t.official_title", "t.brief_summary", "t.detailed_description",
+                      "array_to_string(t.conditions, '; ')")
             for text in values:
                 for word in text.split():
-                    like = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                    f.where.append(
-                        "(lower(t.registry_id) LIKE ? ESCAPE '\\' OR lower(t.title) LIKE ? ESCAPE '\\'"
-                        " OR lower(t.official_title) LIKE ? ESCAPE '\\' OR lower(t.brief_summary) LIKE ? ESCAPE '\\'"
-                        " OR lower(t.detailed_description) LIKE ? ESCAPE '\\'"
-                        " OR lower(array_to_string(t.conditions, '; ')) LIKE ? ESCAPE '\\')")
-                    f.args += [like] * 6
+                    if any(c in word for c in "%_\\"):  # taken literally: no LIKE wildcards
+                        f.where.append("(" + " OR ".join(f"contains(lower({c}), ?)" for c in fields) + ")")
+                        f.args += [word.lower()] * len(fields)
+                    else:  # ILIKE is the fastest scan DuckDB offers here
+                        f.where.append("(" + " OR ".join(f"{c} ILIKE ?" for c in fields) + ")")
+                        f.args += [f"%{word}%"] * len(fields)
     return f
 
 
