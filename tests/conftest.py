@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,38 @@ def table_files(folder: Path) -> list[Path]:
 def scan_formulas():
     """``scan_formulas(folder)``: the CSV/XLSX cells under ``folder`` that could start a formula."""
     return formula_cells
+
+
+# One Chromium for the whole session: Playwright's sync API allows one running instance per
+# thread, so the report's and the web app's browser tests share this fixture.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("NEUROMODMAP_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    opt_out = os.environ.get("NEUROMODMAP_SKIP_BROWSER_TESTS") == "1"
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if opt_out:
+            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Playwright is not installed")
+        pytest.fail("the browser tests need Playwright: pip install -e '.[test]' "
+                    "(or set NEUROMODMAP_SKIP_BROWSER_TESTS=1 to skip them on this machine)")
+    if executable is None:
+        if opt_out:
+            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Chromium is not installed")
+        pytest.fail("the browser tests need Chromium: apt-get install -y chromium (or set NEUROMODMAP_CHROMIUM "
+                    "to its path, or NEUROMODMAP_SKIP_BROWSER_TESTS=1 to skip them on this machine)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

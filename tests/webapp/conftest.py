@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,6 @@ from types import SimpleNamespace
 
 import pytest
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 N_TEXT_RECORDS = 15000
 
 
@@ -110,32 +107,6 @@ def live_url():
         cm.__exit__(None, None, None)
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("NEUROMODMAP_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser():
-    opt_out = os.environ.get("NEUROMODMAP_SKIP_BROWSER_TESTS") == "1"
-    executable = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if opt_out:
-            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Playwright is not installed")
-        pytest.fail("the browser tests need Playwright: pip install -e '.[test]' "
-                    "(or set NEUROMODMAP_SKIP_BROWSER_TESTS=1 to skip them on this machine)")
-    if executable is None:
-        if opt_out:
-            pytest.skip("NEUROMODMAP_SKIP_BROWSER_TESTS=1 and Chromium is not installed")
-        pytest.fail("the browser tests need Chromium: apt-get install -y chromium (or set NEUROMODMAP_CHROMIUM)")
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture()
