@@ -51,11 +51,21 @@ _CAPTIONS = {
     "continent": "Continents with a trial site.",
     "start_year": "Trials by start year and modality group, for the records with a start date.",
     "enrollment": "Planned or actual enrollment (log scale), for the records that carry it.",
+    "start_year_by_indication": "Trials by start year and indication, for the records with a start date.",
+    "enrollment_by_group": "Enrollment (log scale) by modality group: median, quartiles and range; a trial in two "
+                           "groups counts in both.",
+    "enrollment_by_indication": "Enrollment (log scale) by indication: median, quartiles and range.",
 }
 _LANDSCAPE = ("seed_comparison", "modality_group", "modality", "indication", "group_by_indication", "pain_subtype",
               "depression_subtype", "chronic_pain", "invasive", "targets")
-_REGISTRY = ("phase", "status", "sponsor_class", "allocation", "masking", "primary_purpose", "has_results",
-             "country", "continent", "start_year", "enrollment")
+_REGISTRY_FIELDS = ("phase", "status", "sponsor_class", "allocation", "masking", "primary_purpose", "has_results",
+                   "country", "continent", "start_year", "enrollment")
+#: each registry field, then the same field by modality group and by indication
+_REGISTRY = tuple(f"{name}{split}" for name in _REGISTRY_FIELDS for split in ("", "_by_group", "_by_indication"))
+_SPLIT_CAPTION = {
+    "_by_group": " Split by modality group: a trial in two groups counts in both; 'all trials' counts it once.",
+    "_by_indication": " Split by indication (pain, depression, both, other).",
+}
 
 
 def _as_list(value) -> list[str]:
@@ -173,8 +183,11 @@ def survey_section(result, neuromod: pd.DataFrame, *, import_runs: pd.DataFrame 
             return
         pngs = [p for p in t.figures if p.suffix == ".png"]
         if pngs:
+            base, split = next(((name.removesuffix(x), x) for x in _SPLIT_CAPTION if name.endswith(x)), (name, ""))
+            caption = _CAPTIONS.get(name) or (
+                _CAPTIONS[base] + _SPLIT_CAPTION[split] if split and base in _CAPTIONS else t.title)
             figures.append(Figure(id=name, src=pngs[0].resolve().relative_to(out.resolve()).as_posix(),
-                                  caption=_CAPTIONS.get(name, t.title)))
+                                  caption=caption))
             blocks.append(Block(kind="figure", ref=name))
         tables.append(Table(id=name, title=t.title, csv=f"tables/{name}.csv", caption=t.note, max_rows=40))
         blocks.append(Block(kind="table", ref=name))

@@ -991,14 +991,17 @@ class TrialStore:
                 {
                     "registry_id": [c.registry_id for c in batch],
                     "neuromod": [c.neuromod for c in batch],
-                    "modalities": [c.modalities for c in batch],
-                    "modality_group": [c.modality_group for c in batch],
+                    # lists as JSON text and flags as nullable booleans: DuckDB infers a column's type
+                    # from its first rows, and a batch whose first thousands of lists are all empty
+                    # (or flags all None) would otherwise be read as NULL and refuse the later values
+                    "modalities": [json.dumps(c.modalities) for c in batch],
+                    "modality_group": [json.dumps(c.modality_group) for c in batch],
                     "indication": [c.indication for c in batch],
-                    "pain_subtype": [c.pain_subtype for c in batch],
-                    "depression_subtype": [c.depression_subtype for c in batch],
-                    "chronic_pain": [c.chronic_pain for c in batch],
-                    "targets": [c.targets for c in batch],
-                    "invasive": [c.invasive for c in batch],
+                    "pain_subtype": [json.dumps(c.pain_subtype) for c in batch],
+                    "depression_subtype": [json.dumps(c.depression_subtype) for c in batch],
+                    "chronic_pain": pd.array([c.chronic_pain for c in batch], dtype="boolean"),
+                    "targets": [json.dumps(c.targets) for c in batch],
+                    "invasive": pd.array([c.invasive for c in batch], dtype="boolean"),
                     "evidence": [json.dumps([e.model_dump() for e in c.evidence], ensure_ascii=False) for c in batch],
                     "classifier_version": classifier_version,
                     "classified_at": now,
@@ -1008,9 +1011,10 @@ class TrialStore:
             try:
                 self.con.execute(
                     "INSERT OR REPLACE INTO trial_labels SELECT registry_id, CAST(neuromod AS BOOLEAN),"
-                    " CAST(modalities AS VARCHAR[]), CAST(modality_group AS VARCHAR[]), indication,"
-                    " CAST(pain_subtype AS VARCHAR[]), CAST(depression_subtype AS VARCHAR[]),"
-                    " CAST(chronic_pain AS BOOLEAN), CAST(targets AS VARCHAR[]), CAST(invasive AS BOOLEAN),"
+                    " CAST(CAST(modalities AS JSON) AS VARCHAR[]), CAST(CAST(modality_group AS JSON) AS VARCHAR[]),"
+                    " indication, CAST(CAST(pain_subtype AS JSON) AS VARCHAR[]),"
+                    " CAST(CAST(depression_subtype AS JSON) AS VARCHAR[]), CAST(chronic_pain AS BOOLEAN),"
+                    " CAST(CAST(targets AS JSON) AS VARCHAR[]), CAST(invasive AS BOOLEAN),"
                     " CAST(evidence AS JSON), classifier_version, CAST(classified_at AS TIMESTAMP)"
                     " FROM _label_batch"
                 )

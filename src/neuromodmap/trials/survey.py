@@ -190,6 +190,66 @@ def _histogram(values: pd.Series, title: str, out: Path, stem: str) -> list[Path
     return _save(fig, out, stem)
 
 
+def _boxplot(frame: pd.DataFrame, by: str, group_labels: dict, title: str, out: Path, stem: str) -> list[Path]:
+    parts = [(group_labels.get(k, k) if by == "group" else k, p["enrollment"].astype(float))
+             for k, p in frame.groupby("key", sort=False)]
+    parts = [(k, v[v > 0]) for k, v in parts if (v > 0).any()]
+    parts.sort(key=lambda kv: len(kv[1]))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(parts) + 1.3))
+    if parts:
+        ax.boxplot([v.values for _, v in parts], orientation="horizontal", widths=0.6)
+        ax.set_yticks(range(1, len(parts) + 1), [f"{k} (n = {len(v)})" for k, v in parts], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("planned or actual enrollment (participants, log scale)")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, out, stem)
+
+
+def _enrollment_row(values: pd.Series) -> dict:
+    e = pd.to_numeric(values, errors="coerce").dropna()
+    if not len(e):
+        return {"n_trials": 0, "median": np.nan, "q1": np.nan, "q3": np.nan, "min": np.nan, "max": np.nan}
+    return {"n_trials": len(e), "median": float(e.median()), "q1": float(e.quantile(0.25)),
+            "q3": float(e.quantile(0.75)), "min": float(e.min()), "max": float(e.max())}
+
+
+#: how single-valued registry codes read in the split tables
+_FIELD_VALUE = {"has_results": {"True": "results posted", "False": "no results posted"}}
+_CROSS_NOTE = ("A trial counts once in each of its modality groups (and, for phase, country and continent, once "
+               "for each of its values); 'all trials' counts it once per value. 'not reported': the record "
+               "carries no value for the field.")
+
+
+def _crosstab(values: pd.Series, nm: pd.DataFrame, by: str, group_labels: dict, name: str,
+              top: int | None = None) -> pd.DataFrame:
+    """Trials per field value (rows) and per modality group or indication (columns), plus all trials.
+
+    ``values``: each trial's list of values (index aligned with ``nm``)."""
+    frame = pd.DataFrame({"value": values, "registry_id": nm["registry_id"]})
+    frame["key"] = nm["modality_group"].map(_as_list) if by == "group" else nm["indication"].map(lambda v: [v])
+    exploded = frame.explode("value")
+    exploded["value"] = exploded["value"].fillna("not reported")
+    total = exploded.drop_duplicates(["registry_id", "value"])["value"].value_counts()
+    cells = exploded.explode("key").dropna(subset=["key"])
+    cells = cells.drop_duplicates(["registry_id", "value", "key"])
+    cross = pd.crosstab(cells["value"], cells["key"])
+    if by == "group":
+        order = [g for g in vocab.MODALITY_GROUPS if g in cross.columns]
+        cross = cross[order].rename(columns=group_labels)
+    else:
+        order = [c for c in ("pain", "depression", "both", "other") if c in cross.columns]
+        cross = cross[order + [c for c in cross.columns if c not in order]]
+    cross = cross.reindex(total.index, fill_value=0)
+    cross["all trials"] = total
+    cross = cross.sort_values("all trials", ascending=False, kind="stable")
+    if top is not None:
+        cross = cross.head(top)
+    cross.index.name = name
+    cross.columns.name = None
+    return cross.astype(int)
+
+
 # ---------------------------------------------------------------------------
 # Survey
 # ---------------------------------------------------------------------------
@@ -392,20 +452,52 @@ def survey(
             t = _count_multi(cont, n, key="continent")
             add("continent", "Trials by continent", t, _barh(t, "continent", "Trials by continent", out, "continent"))
 
+        # the same field split by modality group and by indication (seed 004's tables)
+        readable = _FIELD_VALUE.get(name, {})
+        values = nm[column].map(_as_list) if multi else nm[column].map(
+            lambda v, readable=readable: [readable.get(str(v), str(v)) if not pd.isna(v) else "not reported"])
+        for by, by_title in (("group", "modality group"), ("indication", "indication")):
+            cross = _crosstab(values, nm, by, group_labels, name, top=25 if multi else None)
+            add(f"{name}_by_{by}", f"{title_.split(' (')[0]}, by {by_title}", cross.reset_index(),
+                _stacked(cross.drop(columns="all trials").iloc[::-1], f"{title_.split(' (')[0]}, by {by_title}",
+                         out, f"{name}_by_{by}"), note=_CROSS_NOTE)
+        if name == "country":
+            for by, by_title in (("group", "modality group"), ("indication", "indication")):
+                cross = _crosstab(cont, nm, by, group_labels, "continent")
+                add(f"continent_by_{by}", f"Trials by continent, by {by_title}", cross.reset_index(),
+                    _stacked(cross.drop(columns="all trials").iloc[::-1], f"Trials by continent, by {by_title}",
+                             out, f"continent_by_{by}"), note=_CROSS_NOTE)
+    if "country" in unavailable:
+        unavailable.append("continent")
+
     if "start_date" in nm and nm["start_date"].notna().any():
         years = pd.to_datetime(nm["start_date"], errors="coerce").dt.year
         ex = pd.DataFrame({"year": years, "group": nm["modality_group"].map(_as_list)}).explode("group").dropna()
         trend = pd.crosstab(ex["year"].astype(int), ex["group"].map(group_labels))
         add("start_year", "Trials by start year and modality group", trend.reset_index(),
             _trend(trend, "Trials by start year and modality group", out, "start_year"))
+        known = years.notna()
+        trend = pd.crosstab(years[known].astype(int), nm.loc[known, "indication"])
+        add("start_year_by_indication", "Trials by start year and indication", trend.reset_index(),
+            _trend(trend, "Trials by start year and indication", out, "start_year_by_indication"))
     else:
         unavailable.append("start_year")
 
     if "enrollment" in nm and nm["enrollment"].notna().any():
         e = pd.to_numeric(nm["enrollment"], errors="coerce").dropna()
-        desc = pd.DataFrame([{"n_trials": len(e), "median": float(e.median()), "q1": float(e.quantile(0.25)),
-                              "q3": float(e.quantile(0.75)), "min": float(e.min()), "max": float(e.max())}])
+        desc = pd.DataFrame([_enrollment_row(e)])
         add("enrollment", "Enrollment distribution", desc, _histogram(e, "Enrollment distribution", out, "enrollment"))
+        enrol = pd.to_numeric(nm["enrollment"], errors="coerce")
+        for by, by_title in (("group", "modality group"), ("indication", "indication")):
+            rows = []
+            keys = nm["modality_group"].map(_as_list) if by == "group" else nm["indication"].map(lambda v: [v])
+            frame = pd.DataFrame({"key": keys, "enrollment": enrol}).explode("key").dropna()
+            for key, part in frame.groupby("key", sort=False):
+                label = group_labels.get(key, key) if by == "group" else key
+                rows.append({by if by == "indication" else "modality_group": label, **_enrollment_row(part["enrollment"])})
+            t = pd.DataFrame(rows).sort_values("n_trials", ascending=False)
+            add(f"enrollment_by_{by}", f"Enrollment, by {by_title}", t,
+                _boxplot(frame, by, group_labels, f"Enrollment, by {by_title}", out, f"enrollment_by_{by}"))
     else:
         unavailable.append("enrollment")
 
