@@ -34,6 +34,8 @@ STRUCTURED = (
     ("trials/ctgov_v2_json_zip_and_csv_erectile_dysfunction_marcmorcos", "ctg-studies.json.zip"),
     ("trials/who_ictrp_xml_2024_machado", "*.xml"),
     ("trials/who_ictrp_covid19_2020_ebmdatalab", "*.xml.gz"),
+    # 1,200 US pain trials from AACT (phase, status, dates, enrollment, sponsor class): the pain landscape
+    ("trials/aact_derived_pain_trials_us_anhkhoavo", "All_pain_master_file.csv.gz"),
 )
 ALLPUBLICXML = ("trials/ctgov_legacy_xml_allpublicxml_subset_reesewang25/"
                 "AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz")
@@ -72,6 +74,10 @@ def _trial_sources(allpublicxml: bool = True, sample: int | None = None):
         Source(name="ClinicalTrials.gov bulk JSON, erectile dysfunction (635 studies)",
                source="github.com/Marc-Morcos/ClinicalTrials-Urology-Database-Word-Counter, commit "
                       "4cc762fc876f512e4b0e52ac231fc1993a2d9595", as_of="2024-09-24", citation=_CTGOV),
+        Source(name="AACT studies table, 1,200 US pain trials started 2000-2019",
+               source="github.com/AnhKhoaVo/Race_in_Pain_Clinical_Trials, commit "
+                      "8bfe7e46eced35d1a3ec311cbd992ff5bf9618e6 (All_pain_master_file.csv; AACT snapshot)",
+               as_of="2020-06-30", citation="AACT (Clinical Trials Transformation Initiative) and " + _CTGOV),
         Source(name="WHO ICTRP XML exports (95 and 578 trials)",
                source="github.com/machado-t/ICTRP_xml_to_ris (d384b98) and github.com/ebmdatalab/"
                       "covid_trials_tracker-covid (f25e744)", as_of="2024-06-09 and 2020-03-18",

@@ -74,6 +74,8 @@ from neuromodmap.trials._readers._files import (
     tar_compression,
 )
 from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, gzip_damage, open_gzip
+from neuromodmap.trials._readers.aact import is_aact_header
+from neuromodmap.trials._readers.aact import read_rows as read_aact_rows
 from neuromodmap.trials._readers._xml import parse_record
 from neuromodmap.trials._readers.ctgov_csv import NO_ID_COLUMN, CsvExport, header_kind
 from neuromodmap.trials._readers.ctgov_xml import (
@@ -123,10 +125,11 @@ FORMATS = (
     "ictrp_csv",
     "ctgov_csv",
     "ctrdata_sqlite",
+    "aact_csv",
 )
 #: formats whose file may be gzip-compressed as a whole: detected from the content inside the
 #: gzip, read as ``<format>_gz`` (JSON lines keep their historical name ``jsonl_gz``)
-GZIP_INNER = ("ctgov_v2_json", "ctgov_xml", "ictrp_xml", "ictrp_csv", "ctgov_csv")
+GZIP_INNER = ("ctgov_v2_json", "ctgov_xml", "ictrp_xml", "ictrp_csv", "ctgov_csv", "aact_csv")
 FORMATS = FORMATS + tuple(f"{fmt}_gz" for fmt in GZIP_INNER)
 #: formats of files that hold one study (or a short list): many such files, named one by one
 #: or found in a folder, are imported together as one run (see ``TrialStore.import_files``)
@@ -329,6 +332,8 @@ def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
     if text.startswith("{"):
         return "jsonl" if _looks_like_jsonl(path, enc, bom, gz=gz) else "ctgov_v2_json"
     first = text.split("\n", 1)[0].rstrip("\r")
+    if is_aact_header(re.split(r"[,\t|]", first)):
+        return "aact_csv"
     cells = [normalise_key(c.strip('"')) for c in re.split(r"[,;\t]", first)]
     if "trialid" in cells:
         return "ictrp_csv"
@@ -541,6 +546,7 @@ class TrialReader:
             "ictrp_csv": self._ictrp_csv,
             "ctgov_csv": self._ctgov_csv,
             "ctrdata_sqlite": self._ctrdata_sqlite,
+            "aact_csv": self._aact_csv,
         }[self.base_format]
         try:
             if self.base_format != self.format and (damage := gzip_damage(self.path)):
@@ -595,6 +601,9 @@ class TrialReader:
         export = self._csv_export()
         yield from export.records(self._open())
         self.text_encoding = export.text_encoding
+
+    def _aact_csv(self) -> Iterator[ImportedRecord]:
+        yield from read_aact_rows(self._open(), self.source, self._problem)
 
     # -- problems
     def _problem(self, location: str, reason: str, field: str | None = None, registry_id=None, action: str = "") -> None:
