@@ -110,13 +110,19 @@ def _count_single(series: pd.Series, denominator: int, key: str) -> pd.DataFrame
     return frame
 
 
-def _has_data(series: pd.Series) -> bool:
-    def present(v) -> bool:
-        if isinstance(v, (list, tuple, np.ndarray)):
-            return len(v) > 0
-        return not pd.isna(v) and v != ""
+def _present(v) -> bool:
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return len(v) > 0
+    return not pd.isna(v) and v != ""
 
-    return bool(series.map(present).any())
+
+def _has_data(series: pd.Series) -> bool:
+    return bool(series.map(_present).any())
+
+
+#: the registry fields only structured records carry (the 2018 text corpus has none of them)
+_REGISTRY_COLUMNS = ("phases", "overall_status", "sponsor_class", "allocation", "masking", "primary_purpose",
+                     "has_results", "countries", "start_date", "enrollment")
 
 
 # ---------------------------------------------------------------------------
@@ -216,9 +222,10 @@ def _enrollment_row(values: pd.Series) -> dict:
 
 #: how single-valued registry codes read in the split tables
 _FIELD_VALUE = {"has_results": {"True": "results posted", "False": "no results posted"}}
-_CROSS_NOTE = ("A trial counts once in each of its modality groups (and, for phase, country and continent, once "
-               "for each of its values); 'all trials' counts it once per value. 'not reported': the record "
-               "carries no value for the field.")
+_CROSS_NOTE = ("The trials from structured registry records (text-only records are left out). A trial counts "
+               "once in each of its modality groups (and, for phase, country and continent, once for each of "
+               "its values); 'all trials' counts it once per value. 'not reported': a structured record without "
+               "a value for the field.")
 
 
 def _crosstab(values: pd.Series, nm: pd.DataFrame, by: str, group_labels: dict, name: str,
@@ -438,6 +445,10 @@ def survey(
         ("has_results", "has_results", "Trials with posted results", False),
         ("country", "countries", "Trials by country (top 25)", True),
     ]
+    # the split tables count the trials from structured records (any registry field): a text-only
+    # record is left out, a structured one without the field is 'not reported'
+    columns = [c for c in _REGISTRY_COLUMNS if c in nm]
+    structured = nm[nm[columns].apply(lambda row: any(map(_present, row)), axis=1)] if columns and n else nm.iloc[:0]
     for name, column, title_, multi in optional:
         if column not in nm or not _has_data(nm[column]):
             unavailable.append(name)
@@ -454,16 +465,16 @@ def survey(
 
         # the same field split by modality group and by indication (seed 004's tables)
         readable = _FIELD_VALUE.get(name, {})
-        values = nm[column].map(_as_list) if multi else nm[column].map(
+        values = structured[column].map(_as_list) if multi else structured[column].map(
             lambda v, readable=readable: [readable.get(str(v), str(v)) if not pd.isna(v) else "not reported"])
         for by, by_title in (("group", "modality group"), ("indication", "indication")):
-            cross = _crosstab(values, nm, by, group_labels, name, top=25 if multi else None)
+            cross = _crosstab(values, structured, by, group_labels, name, top=25 if multi else None)
             add(f"{name}_by_{by}", f"{title_.split(' (')[0]}, by {by_title}", cross.reset_index(),
                 _stacked(cross.drop(columns="all trials").iloc[::-1], f"{title_.split(' (')[0]}, by {by_title}",
                          out, f"{name}_by_{by}"), note=_CROSS_NOTE)
         if name == "country":
             for by, by_title in (("group", "modality group"), ("indication", "indication")):
-                cross = _crosstab(cont, nm, by, group_labels, "continent")
+                cross = _crosstab(cont.loc[structured.index], structured, by, group_labels, "continent")
                 add(f"continent_by_{by}", f"Trials by continent, by {by_title}", cross.reset_index(),
                     _stacked(cross.drop(columns="all trials").iloc[::-1], f"Trials by continent, by {by_title}",
                              out, f"continent_by_{by}"), note=_CROSS_NOTE)
