@@ -162,9 +162,12 @@ def test_the_structured_sections_are_in_the_report_section(surveyed):
     result = surveyed[0]
     section = json.loads((result.out_dir / "section.json").read_text())
     figures = {f["id"] for f in section["figures"]}
+    tables = {t["id"] for t in section["tables"]}
     for name in ("phase", "status", "sponsor_class", "allocation", "masking", "has_results", "country",
                  "continent", "enrollment"):
-        assert {name, f"{name}_by_group", f"{name}_by_indication"} <= figures, name
+        # one two-panel figure (by group | by indication) beside the two split tables
+        assert {name, f"{name}_by_group"} <= figures, name
+        assert {name, f"{name}_by_group", f"{name}_by_indication"} <= tables, name
     assert {"start_year", "start_year_by_indication"} <= figures
     assert result.unavailable == ["linked_publications"]
 

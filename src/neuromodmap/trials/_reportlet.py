@@ -52,8 +52,8 @@ _CAPTIONS = {
     "start_year": "Trials by start year and modality group, for the records with a start date.",
     "enrollment": "Planned or actual enrollment (log scale), for the records that carry it.",
     "start_year_by_indication": "Trials by start year and indication, for the records with a start date.",
-    "enrollment_by_group": "Enrollment (log scale) by modality group: median, quartiles and range; a trial in two "
-                           "groups counts in both.",
+    "enrollment_by_group": "Enrollment (log scale) by modality group (left; a trial in two groups counts in both) "
+                           "and by indication (right): median, quartiles and range.",
     "enrollment_by_indication": "Enrollment (log scale) by indication: median, quartiles and range.",
 }
 _LANDSCAPE = ("seed_comparison", "modality_group", "modality", "indication", "group_by_indication", "pain_subtype",
@@ -63,7 +63,8 @@ _REGISTRY_FIELDS = ("phase", "status", "sponsor_class", "allocation", "masking",
 #: each registry field, then the same field by modality group and by indication
 _REGISTRY = tuple(f"{name}{split}" for name in _REGISTRY_FIELDS for split in ("", "_by_group", "_by_indication"))
 _SPLIT_CAPTION = {
-    "_by_group": " Split by modality group: a trial in two groups counts in both; 'all trials' counts it once.",
+    "_by_group": " Left: split by modality group (a trial in two groups counts in both); right: by indication "
+                 "(pain, depression, both, other). Only trials from structured records; the tables follow.",
     "_by_indication": " Split by indication (pain, depression, both, other).",
 }
 

@@ -157,8 +157,7 @@ def _barh(frame: pd.DataFrame, label_col: str, title: str, out: Path, stem: str)
 _INDICATION_COLOURS = {"pain": "#3a923a", "depression": "#1b6ca8", "both": "#7b5ea7", "other": "#b0b0b0"}
 
 
-def _stacked(cross: pd.DataFrame, title: str, out: Path, stem: str) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(cross) + 1.5))
+def _stacked_on(ax, cross: pd.DataFrame, title: str, legend: str = "lower right") -> None:
     left = np.zeros(len(cross))
     for i, col in enumerate(cross.columns):
         ax.barh(cross.index.astype(str), cross[col].values, left=left, label=str(col),
@@ -166,8 +165,24 @@ def _stacked(cross: pd.DataFrame, title: str, out: Path, stem: str) -> list[Path
         left += cross[col].values
     ax.set_xlabel("trials")
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc=legend)
     ax.spines[["top", "right"]].set_visible(False)
+
+
+def _stacked(cross: pd.DataFrame, title: str, out: Path, stem: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(cross) + 1.5))
+    _stacked_on(ax, cross, title)
+    return _save(fig, out, stem)
+
+
+def _stacked_pair(by_group: pd.DataFrame, by_indication: pd.DataFrame, title: str, out: Path,
+                  stem: str) -> list[Path]:
+    """One figure, two panels: a field's values by modality group (left) and by indication (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.4 * len(by_group) + 2.2), sharey=True)
+    _stacked_on(left, by_group, f"{title}, by modality group", legend="upper left")
+    _stacked_on(right, by_indication, "by indication", legend="lower right")
+    left.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.4 / max(1, len(by_group))),
+                ncol=2)
     return _save(fig, out, stem)
 
 
@@ -196,19 +211,25 @@ def _histogram(values: pd.Series, title: str, out: Path, stem: str) -> list[Path
     return _save(fig, out, stem)
 
 
-def _boxplot(frame: pd.DataFrame, by: str, group_labels: dict, title: str, out: Path, stem: str) -> list[Path]:
-    parts = [(group_labels.get(k, k) if by == "group" else k, p["enrollment"].astype(float))
-             for k, p in frame.groupby("key", sort=False)]
-    parts = [(k, v[v > 0]) for k, v in parts if (v > 0).any()]
-    parts.sort(key=lambda kv: len(kv[1]))
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(parts) + 1.3))
-    if parts:
-        ax.boxplot([v.values for _, v in parts], orientation="horizontal", widths=0.6)
-        ax.set_yticks(range(1, len(parts) + 1), [f"{k} (n = {len(v)})" for k, v in parts], fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("planned or actual enrollment (participants, log scale)")
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.spines[["top", "right"]].set_visible(False)
+def _boxplots(frames: dict[str, pd.DataFrame], group_labels: dict, out: Path, stem: str) -> list[Path]:
+    """Enrollment box plots by modality group (left) and by indication (right), log scale."""
+    panels = []
+    for by, frame in frames.items():
+        parts = [(group_labels.get(k, k) if by == "group" else k, p["enrollment"].astype(float))
+                 for k, p in frame.groupby("key", sort=False)]
+        parts = [(k, v[v > 0]) for k, v in parts if (v > 0).any()]
+        panels.append(sorted(parts, key=lambda kv: len(kv[1])))
+    rows = max(1, *(len(p) for p in panels))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * rows + 1.4))
+    for ax, parts, title in zip(axes, panels, ("Enrollment, by modality group", "by indication"), strict=True):
+        if parts:
+            ax.boxplot([v.values for _, v in parts], orientation="horizontal", widths=0.6)
+            ax.set_yticks(range(1, len(parts) + 1), [f"{k} (n = {len(v)})" for k, v in parts], fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("enrollment (participants, log scale)")
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
     return _save(fig, out, stem)
 
 
@@ -445,6 +466,16 @@ def survey(
         ("has_results", "has_results", "Trials with posted results", False),
         ("country", "countries", "Trials by country (top 25)", True),
     ]
+    def add_split(name: str, title_: str, values: pd.Series, top: int | None = None) -> None:
+        """``<name>_by_group`` and ``<name>_by_indication``: tables, and one two-panel figure."""
+        crosses = {by: _crosstab(values, structured, by, group_labels, name, top=top) for by in ("group", "indication")}
+        figures = _stacked_pair(*(c.drop(columns="all trials").iloc[::-1] for c in crosses.values()), title_, out,
+                                f"{name}_split")
+        add(f"{name}_by_group", f"{title_}, by modality group", crosses["group"].reset_index(), figures,
+            note=_CROSS_NOTE)
+        add(f"{name}_by_indication", f"{title_}, by indication", crosses["indication"].reset_index(), [],
+            note=_CROSS_NOTE)
+
     # the split tables count the trials from structured records (any registry field): a text-only
     # record is left out, a structured one without the field is 'not reported'
     columns = [c for c in _REGISTRY_COLUMNS if c in nm]
@@ -467,17 +498,9 @@ def survey(
         readable = _FIELD_VALUE.get(name, {})
         values = structured[column].map(_as_list) if multi else structured[column].map(
             lambda v, readable=readable: [readable.get(str(v), str(v)) if not pd.isna(v) else "not reported"])
-        for by, by_title in (("group", "modality group"), ("indication", "indication")):
-            cross = _crosstab(values, structured, by, group_labels, name, top=25 if multi else None)
-            add(f"{name}_by_{by}", f"{title_.split(' (')[0]}, by {by_title}", cross.reset_index(),
-                _stacked(cross.drop(columns="all trials").iloc[::-1], f"{title_.split(' (')[0]}, by {by_title}",
-                         out, f"{name}_by_{by}"), note=_CROSS_NOTE)
+        add_split(name, title_.split(" (")[0], values, top=25 if multi else None)
         if name == "country":
-            for by, by_title in (("group", "modality group"), ("indication", "indication")):
-                cross = _crosstab(cont.loc[structured.index], structured, by, group_labels, "continent")
-                add(f"continent_by_{by}", f"Trials by continent, by {by_title}", cross.reset_index(),
-                    _stacked(cross.drop(columns="all trials").iloc[::-1], f"Trials by continent, by {by_title}",
-                             out, f"continent_by_{by}"), note=_CROSS_NOTE)
+            add_split("continent", "Trials by continent", cont.loc[structured.index])
     if "country" in unavailable:
         unavailable.append("continent")
 
@@ -499,16 +522,18 @@ def survey(
         desc = pd.DataFrame([_enrollment_row(e)])
         add("enrollment", "Enrollment distribution", desc, _histogram(e, "Enrollment distribution", out, "enrollment"))
         enrol = pd.to_numeric(nm["enrollment"], errors="coerce")
-        for by, by_title in (("group", "modality group"), ("indication", "indication")):
+        frames, split = {}, {}
+        for by in ("group", "indication"):
             rows = []
             keys = nm["modality_group"].map(_as_list) if by == "group" else nm["indication"].map(lambda v: [v])
-            frame = pd.DataFrame({"key": keys, "enrollment": enrol}).explode("key").dropna()
+            frames[by] = frame = pd.DataFrame({"key": keys, "enrollment": enrol}).explode("key").dropna()
             for key, part in frame.groupby("key", sort=False):
                 label = group_labels.get(key, key) if by == "group" else key
                 rows.append({by if by == "indication" else "modality_group": label, **_enrollment_row(part["enrollment"])})
-            t = pd.DataFrame(rows).sort_values("n_trials", ascending=False)
-            add(f"enrollment_by_{by}", f"Enrollment, by {by_title}", t,
-                _boxplot(frame, by, group_labels, f"Enrollment, by {by_title}", out, f"enrollment_by_{by}"))
+            split[by] = pd.DataFrame(rows).sort_values("n_trials", ascending=False)
+        add("enrollment_by_group", "Enrollment, by modality group", split["group"],
+            _boxplots(frames, group_labels, out, "enrollment_split"))
+        add("enrollment_by_indication", "Enrollment, by indication", split["indication"], [])
     else:
         unavailable.append("enrollment")
 
