@@ -74,9 +74,9 @@ from neuromodmap.trials._readers._files import (
     tar_compression,
 )
 from neuromodmap.trials._readers._gzip import GzipStream, gunzip_head, gzip_damage, open_gzip
+from neuromodmap.trials._readers._xml import parse_record
 from neuromodmap.trials._readers.aact import is_aact_header
 from neuromodmap.trials._readers.aact import read_rows as read_aact_rows
-from neuromodmap.trials._readers._xml import parse_record
 from neuromodmap.trials._readers.ctgov_csv import NO_ID_COLUMN, CsvExport, header_kind
 from neuromodmap.trials._readers.ctgov_xml import (
     clinical_study_to_trial,
