@@ -18,6 +18,14 @@ from neuromodmap.trials.cli import app as trials_app
 class _Root(TyperGroup):
     """The root command: every sub-command runs inside the one error handler of :mod:`neuromodmap.errors`."""
 
+    def parse_args(self, ctx, args):
+        stack = [self]
+        while stack:  # every command's flags (its --help too), before any of them is parsed
+            command = stack.pop()
+            _plain_bool_coercion(command.get_params(ctx))
+            stack.extend(getattr(command, "commands", {}).values())
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         import click
 
@@ -37,6 +45,27 @@ class _Root(TyperGroup):
                 f"[bold red]{escape(line[:6])}[/]{escape(line[6:])}" if line.startswith("error:") else escape(line),
                 soft_wrap=True, highlight=False))
             raise typer.Exit(status) from None
+
+
+def _plain_bool_coercion(params) -> None:
+    """Let the root's flags (--version, --install-completion, --show-completion) skip pydantic.
+
+    typer coerces a flag left unset (None) through a pydantic TypeAdapter, which imports pydantic
+    (~0.1 s of CPU) on every `neuromodmap STAGE ... --help`; a bool flag needs no adapter. Uses
+    typer's private coercion classes, so any change there leaves typer's own path in place.
+    """
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:
+        return
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if getattr(param, "_runtime_param", False) is None and getattr(descriptor, "annotation", None) is bool:
+            try:
+                param._runtime_param = PassThroughRuntimeParam(annotation=bool,
+                                                               parameter_info=descriptor.parameter_info)
+            except TypeError:
+                return
 
 
 app = typer.Typer(
