@@ -15,8 +15,8 @@ Fields: phases, status, start (start date; ICTRP ``Date_enrollement``), enrollme
 ``Target_size``), countries, registration (first submitted; ICTRP ``Date_registration``).
 A cell that only says there is no value (``NULL``, ``N/A``, ``NA``, ``None``, and ICTRP's
 phase words for "no phase given": ``Not selected``, ``Other``, and ChiCTR's ``Retrospective
-study``, an observational study) is not counted as carried (the number of such cells is
-printed); an ``N/A`` phase is a value (stored as ``NA``). The website CSVs
+study``, an observational study) is not counted as carried; an ``N/A`` phase is a value (the
+phase does not apply: stored as ``NA``). The website CSVs
 hold ``First Posted`` but no first-submitted date: registration is shown as not carried.
 
 The counting functions are also used by tests/trials/test_trials_import_audit.py.
@@ -70,7 +70,8 @@ class Raw:
     def put(self, rid: str, name: str, value, *, phase_words: bool = False) -> None:
         text = "" if value is None else str(value).strip()
         low = text.lower()
-        if low in _NULL or (phase_words and low in _NO_PHASE):
+        # a phase "N/A" / "NA" is a value: the phase does not apply (stored as NA)
+        if (low in _NULL and not (phase_words and low in ("n/a", "na"))) or (phase_words and low in _NO_PHASE):
             if text:
                 self.null_words[name] = self.null_words.get(name, 0) + 1
             return
@@ -120,7 +121,7 @@ def raw_ctgov_csv(path: Path) -> Raw:
         for name, options in _CSV_COLUMNS.items():
             for o in options:
                 if o in cell:
-                    raw.put(rid, name, cell[o])
+                    raw.put(rid, name, cell[o], phase_words=name == "phases")
     return raw
 
 
@@ -135,7 +136,7 @@ def _legacy_record(raw: Raw, text: str) -> None:
     block = _tag(text, "id_info") or ""
     rid = _tag(block, "nct_id") or ""
     raw.ids.append(rid)
-    raw.put(rid, "phases", _tag(text, "phase"))
+    raw.put(rid, "phases", _tag(text, "phase"), phase_words=True)
     raw.put(rid, "status", _tag(text, "overall_status"))
     raw.put(rid, "start", _tag(text, "start_date"))
     raw.put(rid, "enrollment", _tag(text, "enrollment"))
@@ -171,7 +172,7 @@ def _v2_study(raw: Raw, study: dict) -> None:
     raw.ids.append(rid)
     status = proto.get("statusModule", {})
     design = proto.get("designModule", {})
-    raw.put(rid, "phases", "|".join(design.get("phases", []) or []))
+    raw.put(rid, "phases", "|".join(design.get("phases", []) or []), phase_words=True)
     raw.put(rid, "status", status.get("overallStatus"))
     raw.put(rid, "start", (status.get("startDateStruct") or {}).get("date"))
     raw.put(rid, "enrollment", (design.get("enrollmentInfo") or {}).get("count"))
@@ -235,6 +236,26 @@ def raw_ictrp_csv(path: Path, columns: list[str] | None = None) -> Raw:
     raw = Raw()
     for row in rows:
         _ictrp_record(raw, dict(zip(header, row, strict=False)))
+    return raw
+
+
+# ---------------------------------------------------------------- AACT studies table
+
+_AACT = {"phases": "phase", "status": "overall_status", "start": "start_date", "enrollment": "enrollment",
+         "countries": "Countries_name", "registration": "study_first_submitted_date"}
+
+
+def raw_aact_csv(path: Path) -> Raw:
+    """An AACT ``studies`` table (one row per trial, AACT's column names; the AACT-derived
+    pain set adds ``Countries_name``)."""
+    header, rows = _csv_rows(path)
+    raw = Raw(absent={name for name, column in _AACT.items() if column not in header})
+    for row in rows:
+        cell = dict(zip(header, row, strict=False))
+        rid = cell.get("nct_id", "")
+        raw.ids.append(rid)
+        for name, column in _AACT.items():
+            raw.put(rid, name, cell.get(column), phase_words=name == "phases")
     return raw
 
 
