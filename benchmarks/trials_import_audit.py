@@ -314,6 +314,7 @@ FILES: list[tuple[str, str, object]] = [
     ("ictrp_csv_1135", "who_ictrp_covid19_2020_ebmdatalab/COVID19-1135-trials.csv.gz", raw_ictrp_csv),
     ("ictrp_full_127", "who_ictrp_fullexport_samples_2020_worcjamessmith/ictrp_im_sample.csv", raw_ictrp_csv),
     ("ctrdata_sqlite_25", "ctrdata_demo_sqlite_eu_registers_rfhb/demo.sqlite", raw_ctrdata_sqlite),
+    ("aact_1200", "aact_derived_pain_trials_us_anhkhoavo/All_pain_master_file.csv.gz", raw_aact_csv),
 ]
 #: one-record files, each imported alone; audited together per folder
 FOLDERS: list[tuple[str, str, object]] = [

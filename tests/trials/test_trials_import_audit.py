@@ -42,7 +42,7 @@ DOCUMENTED = {
     "csv_current30_1000": 1000, "csv_current29_635": 635, "csv_current9_4145": 4145,
     "csv_classic27_100": 100, "csv_classic8_5938": 5938, "v2_json_array_100": 100,
     "v2_zip_635": 635, "ictrp_xml2020_578": 578, "ictrp_xml2024_95": 95, "ictrp_csv_927": 927,
-    "ictrp_csv_1135": 1135, "ictrp_full_127": 127, "ctrdata_sqlite_25": 25,
+    "ictrp_csv_1135": 1135, "ictrp_full_127": 127, "ctrdata_sqlite_25": 25, "aact_1200": 1200,
     "v2_json_files_12": 12,
     # 60 files; NCT00980226.xml is the record of NCT00081588 served under its alias
     # (<nct_alias>NCT00980226</nct_alias>), so 59 trials
