@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -187,14 +188,16 @@ def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int]:
     return cached[1], len(rows), sum(row[2] in _RELEVANT for row in rows)
 
 
-def _stop_check(engine: _Engine, con, reviewer: str, recall_target: float) -> StopCheck:
+def _stop_check(engine: _Engine, con, reviewer: str, recall_target: float) -> tuple[StopCheck, int]:
+    """The statistical rule's verdict on the reviewer's votes, and their irrelevant votes in a row at the end."""
     votes = team.reviewer_votes(con, reviewer)
     votes = votes[votes["record_id"].isin(engine.session._index)]
     key = (len(votes), int(votes["vote_id"].max()) if len(votes) else 0, recall_target)
     cached = engine.stops.get(reviewer)
     if cached is None or cached[0] != key:
         labels = votes["decision"].isin(_RELEVANT).to_numpy(dtype=int)
-        cached = (key, check_stop(labels, engine.n_eligible, recall_target=recall_target))
+        streak = len(labels) - (int(np.flatnonzero(labels)[-1]) + 1 if labels.any() else 0)
+        cached = (key, (check_stop(labels, engine.n_eligible, recall_target=recall_target), streak))
         engine.stops[reviewer] = cached
     return cached[1]
 
@@ -270,9 +273,11 @@ def _status(engine: _Engine, con, reviewer: str | None) -> dict:
     votes = team.all_votes(con)
     names = sorted(set(votes["reviewer"]) | ({reviewer} if reviewer else set()))
     reviewers = []
+    heuristic = engine.session.profile.stopping.irrelevant_in_a_row
     for name in names:
-        check = _stop_check(engine, con, name, target)
-        reviewers.append({"reviewer": name, **check.to_dict()})
+        check, streak = _stop_check(engine, con, name, target)
+        reviewers.append({"reviewer": name, **check.to_dict(), "irrelevant_in_a_row": streak,
+                          "profile_rule_met": bool(heuristic and streak >= heuristic)})
     # the team may stop when at least the required number of reviewers have screened and each one's
     # rule says stop
     team_stop = len(reviewers) >= required and all(r["stop"] for r in reviewers)
@@ -287,6 +292,8 @@ def _status(engine: _Engine, con, reviewer: str | None) -> dict:
         why = "; ".join(f"{r['reviewer']}: {'stop' if r['stop'] else 'go on'} ({r['why']})" for r in reviewers)
     return {
         "recall_target": target, "required_reviewers": required, "n_eligible": engine.n_eligible,
+        "profile_rule": {"irrelevant_in_a_row": heuristic,
+                         "note": "the profile's heuristic rule (as `literature screen`); it does not estimate recall"},
         "profile": engine.profile_name,
         "stop": {"stop": team_stop, "recall_target": target, "why": why,
                  "rule": "hypergeometric stopping rule (Callaghan & Müller-Hansen 2020), every reviewer",
