@@ -959,7 +959,8 @@ class TrialReader:
             return
         if bad:
             self._field_problems(location, bad)
-        yield ImportedRecord(trial, element_to_dict(root), self.source, location, as_of=download_date(root))
+        yield ImportedRecord(trial, element_to_dict(root), self.source, location, as_of=download_date(root),
+                             size=len(data))
 
     # -- ICTRP
     def _ictrp_xml(self) -> Iterator[ImportedRecord]:

@@ -144,6 +144,8 @@ def _record_chars(rec: ImportedRecord) -> int:
     """About how many characters a record stores (its raw JSON), without serialising it."""
     if rec.raw_json is not None:
         return len(rec.raw_json)
+    if rec.size:
+        return rec.size
     t = rec.trial
     return 2 * (len(t.title) + len(t.official_title) + len(t.brief_summary) + len(t.detailed_description)) + 2000
 _ANY_KNOWN_SQL = (

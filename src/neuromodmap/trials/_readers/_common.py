@@ -77,6 +77,9 @@ class ImportedRecord:
         The date the source says the record refers to (legacy XML ``download_date``).
     raw_json : str, optional
         ``raw`` already serialised (the JSON line as read), so the store need not re-encode it.
+    size : int
+        Bytes of the source record when the reader knows them (an XML record), else 0; the
+        store sizes its batches by it.
     """
 
     trial: Trial
@@ -85,6 +88,7 @@ class ImportedRecord:
     location: str
     as_of: dt.date | None = None
     raw_json: str | None = None
+    size: int = 0
 
 
 class FieldError(ValueError):
