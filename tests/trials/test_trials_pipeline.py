@@ -359,3 +359,38 @@ def test_cut_archive_reported_once_when_shared(tmp_path, xml_tar, force_parallel
         assert len(serial) == n > 0
     assert [p.model_dump() for p in problems] == [p.model_dump() for p in serial_problems]
     assert sum(p.location == "archive" for p in problems) == 1
+
+
+def test_ictrp_import_relabels_only_the_rows_it_wrote(tmp_path, corpus_slice, trials_dir):
+    """An ICTRP export imported over a classified store: every stored trial carries the label of
+    its stored row; the ICTRP copy of a stored CT.gov trial changes neither row nor label; rows
+    the export did not touch are not classified again."""
+    import re
+
+    with gzip.open(corpus_slice, "rt", encoding="utf-8") as fh:
+        nct = json.loads(fh.readline())["protocolSection"]["identificationModule"]["nctId"]
+    xml = (trials_dir / "who_ictrp_xml_2024_machado" / "ICTRP-Results(1).xml").read_text(encoding="utf-8")
+    trials = re.findall(r"<Trial>.*?</Trial>", xml, flags=re.S)[:20]
+    # the first one becomes an ICTRP copy of the corpus' first trial, titled as a TMS trial
+    trials[0] = re.sub(r"<TrialID>.*?</TrialID>", f"<TrialID>{nct}</TrialID>", trials[0], flags=re.S)
+    trials[0] = re.sub(r"<Public_title>.*?</Public_title>",
+                       "<Public_title>Repetitive transcranial magnetic stimulation for depression</Public_title>",
+                       trials[0], flags=re.S)
+    ictrp = tmp_path / "ictrp.xml"
+    ictrp.write_text("<?xml version='1.0' encoding='UTF-8' ?>\n<Trials_downloaded_from_ICTRP>\n"
+                     + "\n".join(trials) + "\n</Trials_downloaded_from_ICTRP>\n", encoding="utf-8")
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        pipeline.import_and_classify(store, [corpus_slice])
+        before = store.labels_df().set_index("registry_id")
+        ct_row = store.get_trial(nct)
+        stats = pipeline.import_and_classify(store, [ictrp])
+        labels = store.labels_df().set_index("registry_id")
+        stored = {t.registry_id: t for t in store.iter_trials()}
+    assert len(stored) == len(before) + 19 == stats["n_classified"] == len(labels)
+    assert stored[nct].source_format == ct_row.source_format and stored[nct].title == ct_row.title
+    for rid, trial in stored.items():
+        c = classify(trial)
+        assert (labels.loc[rid]["neuromod"], list(labels.loc[rid]["modalities"])) == (c.neuromod, c.modalities), rid
+    assert not labels.loc[nct]["neuromod"] and not classify(ct_row).neuromod
+    # the corpus rows were not classified again (same time stamp), the copy's included
+    assert (labels.loc[before.index, "classified_at"] == before["classified_at"]).all()

@@ -374,9 +374,9 @@ def _csv_serial(files: list[InputFile], writer, problems: list[ImportProblem], p
 
 
 def _import_serial(store, files: list[InputFile], *, as_of, problems: list[ImportProblem], writer,
-                   labels_path: Path | None) -> tuple[int, int]:
+                   labels_path: Path | None) -> tuple[int, int, list[str]]:
     """Import in this process, classifying each record as it is read (label rows to
-    ``labels_path``, CSV rows to ``writer``). Returns (rows written, CSV rows)."""
+    ``labels_path``, CSV rows to ``writer``). Returns (rows written, CSV rows, import runs)."""
     n_rows = 0
     with contextlib.ExitStack() as stack:
         labels = stack.enter_context(open(labels_path, "w", encoding="utf-8")) if labels_path else None
@@ -395,7 +395,7 @@ def _import_serial(store, files: list[InputFile], *, as_of, problems: list[Impor
                 n_rows += 1
 
         report = store.import_files(files, as_of=as_of, problems=problems, on_record=on_record)
-    return report.n_upserted, n_rows
+    return report.n_upserted, n_rows, report.runs
 
 
 # ---------------------------------------------------------------------- entry points
@@ -439,6 +439,7 @@ def import_and_classify(
     ictrp = any(f.format is not None and f.format.startswith("ictrp") for f in files)
     timings: dict[str, float] = {}
     n_loaded = n_imported = 0
+    runs: list[str] = []
     parent = csv_output.parent if csv_output is not None else (
         store.db_path.parent if store.db_path is not None else None)
     tmp = Path(tempfile.mkdtemp(prefix=".neuromodmap-", dir=parent))
@@ -468,7 +469,7 @@ def import_and_classify(
                         writer.writerow(CSV_COLUMNS)
             if not done:
                 label_files = [] if ictrp else [tmp / "labels-serial.jsonl"]
-                n_imported, _ = _import_serial(store, files, as_of=as_of, problems=problems, writer=writer,
+                n_imported, _, runs = _import_serial(store, files, as_of=as_of, problems=problems, writer=writer,
                                                labels_path=label_files[0] if label_files else None)
             t_import = time.perf_counter() - start
             timings["import_done"] = t_import
@@ -480,11 +481,11 @@ def import_and_classify(
             f.unlink()
         with contextlib.suppress(OSError):
             tmp.rmdir()
-    # what the route did not label: trials stored before, or (ICTRP) every stored trial
-    unlabelled = None if ictrp else CLASSIFIER_VERSION
+    # what the route did not label: trials stored before without a label of this version, and
+    # (ICTRP inputs) every row this run wrote, classified from the row that stayed
     with progress_bar(transient=True) as progress:
         task = progress.add_task("classifying", total=None)
-        for batch in _batched(store.iter_trials(unlabelled=unlabelled), 5000):
+        for batch in _batched(store.iter_trials(unlabelled=CLASSIFIER_VERSION, runs=runs if ictrp else None), 5000):
             labels = [classify(t) for t in batch]
             store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
             progress.advance(task, len(labels))

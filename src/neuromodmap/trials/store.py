@@ -912,11 +912,13 @@ class TrialStore:
     def _trial_from_row(self, row: tuple) -> Trial:
         return trial_from_row(row)
 
-    def iter_trials(self, *, chunk_size: int = 2000, unlabelled: str | None = None) -> Iterator[Trial]:
+    def iter_trials(self, *, chunk_size: int = 2000, unlabelled: str | None = None,
+                    runs: Iterable[str] | None = None) -> Iterator[Trial]:
         """Every stored trial, in registry-id order, read in chunks (bounded memory).
 
         With ``unlabelled`` (a classifier version), only the trials that have no label from
-        that version yet.
+        that version yet; with ``runs`` (import run ids) as well, those and the trials whose
+        stored row those runs wrote.
         """
         cur = cursor(self.con)
         where, params = "", []
@@ -924,6 +926,9 @@ class TrialStore:
             where = (" WHERE registry_id NOT IN (SELECT registry_id FROM trial_labels"
                      " WHERE classifier_version = ?)")
             params = [unlabelled]
+            if runs is not None:
+                where += " OR import_run_id IN (SELECT unnest(?))"
+                params.append(list(runs))
         try:
             cur.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials{where} ORDER BY registry_id", params)  # noqa: S608
             while rows := cur.fetchmany(chunk_size):
