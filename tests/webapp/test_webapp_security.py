@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neuromodmap.evidence import datasets
+
 
 def _overrides(db: Path) -> int:
     import duckdb
@@ -62,12 +64,20 @@ def test_state_changes_need_the_csrf_token_unless_bearer(trials_db_copy: Path, c
                     files={"x": ("a.txt", b"ignored")},
                     data={**CORRECTION, "value": "both", "csrf_token": good["X-CSRF-Token"]})
     assert r.status_code == 303
-    assert _overrides(trials_db_copy) == 3
+    # a file part ending in CRLF (the shipped Gaynes 2011 sheet, as Windows writes CSV) is followed by a
+    # blank line and the closing boundary, which must not be read as the token (a greedy header match did)
+    sheet = datasets.dataset_path("gaynes2011_fig13").read_bytes()
+    assert sheet.endswith(b"\r\n")
+    r = client.post("/trials/NCT02586688/labels", follow_redirects=False,
+                    files={"sheet": ("gaynes.csv", sheet)},
+                    data={**CORRECTION, "value": "pain", "csrf_token": good["X-CSRF-Token"]})
+    assert r.status_code == 303
+    assert _overrides(trials_db_copy) == 4
     # an API client with the bearer token is not exposed to CSRF and needs none
     api = client_for(trials_db_copy, token="tok")
     r = api.post(url, json={**CORRECTION, "value": "other"}, headers={"Authorization": "Bearer tok"})
     assert r.status_code == 201
-    assert _overrides(trials_db_copy) == 4
+    assert _overrides(trials_db_copy) == 5
 
 
 def test_without_a_token_only_loopback_host_names_are_answered(trials_db: Path, client_for):

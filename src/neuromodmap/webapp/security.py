@@ -36,7 +36,9 @@ _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 #: carrying an address out
 _HARDENING = [(b"x-frame-options", b"SAMEORIGIN"), (b"x-content-type-options", b"nosniff"),
               (b"referrer-policy", b"no-referrer")]
-_MULTIPART_FIELD = re.compile(rb'name="csrf_token"\r\n(?:[^\r\n]*\r\n)*\r\n([A-Za-z0-9_\-]{16,200})\r\n')
+# a part's header lines are never empty: the first blank line ends them (a greedy "any line" also ran
+# over a CRLF file's last blank line and took the closing boundary for the token)
+_MULTIPART_FIELD = re.compile(rb'name="csrf_token"\r\n(?:[^\r\n]+\r\n)*\r\n([A-Za-z0-9_\-]{16,200})\r\n')
 
 
 def _host_name(host_header: str) -> str:
