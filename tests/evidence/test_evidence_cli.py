@@ -169,7 +169,8 @@ def test_meta_html_escapes_hostile_text_and_csv_neutralises_formulas(tmp_path, r
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--measure", "ZCOR"], "ZCOR needs correlations"),
+    (["--measure", "ZCOR"], "ZCOR needs data the extraction sheet does not hold"),
+    (["--measure", "SMCR"], "SMCR needs data the extraction sheet does not hold"),
     (["--measure", "XYZ"], "unknown measure"),
     (["--by", "colour"], "cannot split by"),
     (["--method", "bogus"], "unknown method"),

@@ -70,7 +70,7 @@ def test_unknown_method_test_and_measure():
     with pytest.raises(MetaAnalysisError, match="unknown method 'XYZ'"):
         rma([0.1, 0.2], [0.1, 0.1], method="XYZ")
     with pytest.raises(MetaAnalysisError, match="unknown test"):
-        rma([0.1, 0.2], [0.1, 0.1], test="t")
+        rma([0.1, 0.2], [0.1, 0.1], test="welch")
     with pytest.raises(MetaAnalysisError, match="unknown measure 'HR'"):
         escalc("HR", ai=[1], bi=[2], ci=[3], di=[4])
 
@@ -78,9 +78,18 @@ def test_unknown_method_test_and_measure():
 def test_double_zero_studies_are_dropped_with_a_message():
     # dat.nielweise2007 study 15 (Yucel 2004): 0/118 vs 0/105 (wviechtb/metadat data-raw)
     with pytest.warns(MetaAnalysisWarning, match="1 double-zero study dropped.*Yucel 2004"):
-        es = escalc("OR", ai=[2, 0], n1i=[208, 118], ci=[9, 0], n2i=[195, 105], slab=["Maki 1997", "Yucel 2004"])
+        es = escalc("OR", ai=[2, 0], n1i=[208, 118], ci=[9, 0], n2i=[195, 105], slab=["Maki 1997", "Yucel 2004"],
+                    drop00=True)
     assert np.isnan(es.yi.iloc[1]) and es.note.iloc[1].startswith("dropped")
     assert np.isfinite(es.yi.iloc[0])
+
+
+def test_double_zero_studies_are_kept_by_default_as_metafor():
+    # metafor escalc(drop00=FALSE) default: 1/2 added to each cell, log OR = log((a/b) / (c/d))
+    es = escalc("OR", ai=[2, 0], n1i=[208, 118], ci=[9, 0], n2i=[195, 105])
+    assert es.yi.iloc[1] == pytest.approx(np.log((0.5 / 118.5) / (0.5 / 105.5)), rel=1e-12)
+    assert es.vi.iloc[1] == pytest.approx(1 / 0.5 + 1 / 118.5 + 1 / 0.5 + 1 / 105.5, rel=1e-12)
+    assert es.note.iloc[1].startswith("0.5 added")
 
 
 def test_escalc_rejects_impossible_counts():

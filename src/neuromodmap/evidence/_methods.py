@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from neuromodmap.evidence._errors import MetaAnalysisError
-from neuromodmap.evidence._rma import _WLS, RMAResult, _fit
+from neuromodmap.evidence._rma import _WLS, T_TESTS, TESTS, RMAResult, _fit
 
 __all__ = ["leave1out", "cumul", "regtest", "trimfill", "bootstrap",
            "RegtestResult", "TrimfillResult", "BootstrapResult"]
@@ -23,11 +23,11 @@ __all__ = ["leave1out", "cumul", "regtest", "trimfill", "bootstrap",
 
 def _refit(res: RMAResult, y, v, labels, ni=None, M=None, names=None, test=None) -> RMAResult:
     return _fit(np.asarray(y, float), np.asarray(v, float), list(labels), M, names or [], res.method,
-                test or res.test, res.level, res.measure, ni, 100, 1e-5)
+                test or res.test, res.level, res.measure, ni, 100, 1e-5, weighted=res.weighted)
 
 
 def _row(fit: RMAResult) -> dict:
-    stat = "tval" if fit.test == "knha" else "zval"
+    stat = "tval" if fit.test in T_TESTS else "zval"
     return {"estimate": fit.estimate, "se": fit.se, stat: fit.zval, "pval": fit.pval,
             "ci_lb": fit.ci_lb, "ci_ub": fit.ci_ub, "q": fit.q, "q_p": fit.q_p, "tau2": fit.tau2,
             "i2": fit.i2, "h2": fit.h2}
@@ -70,7 +70,7 @@ def cumul(res: RMAResult, order: Sequence[int] | None = None) -> pd.DataFrame:
         if m == 1:
             y, v = float(res.yi[sel[0]]), float(res.vi[sel[0]])
             se = math.sqrt(v)
-            rows.append({"estimate": y, "se": se, ("tval" if res.test == "knha" else "zval"): y / se,
+            rows.append({"estimate": y, "se": se, ("tval" if res.test in T_TESTS else "zval"): y / se,
                          "pval": float(2 * stats.norm.sf(abs(y / se))), "ci_lb": y - crit * se,
                          "ci_ub": y + crit * se, "q": 0.0, "q_p": 1.0, "tau2": 0.0, "i2": 0.0, "h2": 1.0})
             continue
@@ -127,7 +127,7 @@ def regtest(res: RMAResult, model: str = "rma") -> RegtestResult:
     sei = np.sqrt(res.vi)
     if model == "rma":
         fit = _refit(res, res.yi, res.vi, res.labels, M=sei[:, None], names=["sei"])
-        stat_name = "t" if fit.test == "knha" else "z"
+        stat_name = "t" if fit.test in T_TESTS else "z"
         return RegtestResult(
             model="rma", predictor="sei", stat=float(fit.stats[1]), stat_name=stat_name,
             df=fit.df, pval=float(fit.pvals[1]), slope=float(fit.beta[1]), est=float(fit.beta[0]),
@@ -170,19 +170,30 @@ class TrimfillResult:
         return self.summary()
 
 
-def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max_iter: int = 100) -> TrimfillResult:
-    """Duval & Tweedie trim-and-fill with the L0 (or R0) estimator (metafor ``trimfill``).
+def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max_iter: int = 100,
+             test: str | None = None) -> TrimfillResult:
+    """Duval & Tweedie trim-and-fill with the L0, R0 or Q0 estimator (metafor ``trimfill``).
 
     When ``side`` is not given it is chosen as metafor does: from the sign of the SE
     slope in an Egger-type meta-regression with the same estimator (negative slope:
     studies missing on the right).
+
+    ``test``: the test of the model refitted to the filled data. By default (None) it
+    is the model's own test, so a Hartung-Knapp analysis stays Hartung-Knapp and the
+    filled estimate differs from the original only by the filled studies. metafor
+    refits the filled data with its default ``test="z"``; pass ``test="z"`` for
+    metafor's numbers. (When no study is filled the model is returned unchanged, as
+    in metafor.)
     """
     _require_intercept_only(res, "trimfill")
     if res.k < 3:
         raise MetaAnalysisError("trim-and-fill needs at least 3 studies")
     estimator = estimator.upper()
-    if estimator not in ("L0", "R0"):
-        raise MetaAnalysisError("estimator must be 'L0' or 'R0'")
+    if estimator not in ("L0", "R0", "Q0"):
+        raise MetaAnalysisError("estimator must be 'L0', 'R0' or 'Q0'")
+    refit_test = res.test if test is None else str(test).lower()
+    if refit_test not in TESTS:
+        raise MetaAnalysisError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     yi, vi = res.yi.copy(), res.vi.copy()
     if side is None:
         slope = _refit(res, yi, vi, res.labels, M=np.sqrt(vi)[:, None], names=["sei"], test="z").beta[1]
@@ -202,21 +213,27 @@ def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max
         if it > max_iter:
             raise MetaAnalysisError("trim-and-fill did not converge")
         trunc = _fit(yi[: k - k0], vi[: k - k0], [str(i) for i in range(k - k0)], None, [], res.method,
-                     "z", res.level, res.measure, None, 100, 1e-5)
+                     "z", res.level, res.measure, None, 100, 1e-5, weighted=res.weighted)
         beta = trunc.estimate
         centred = yi - beta
         ranks = stats.rankdata(np.abs(centred), method="ordinal")
         signed = np.sign(centred) * ranks
-        if estimator == "L0":
-            sr = float(signed[signed > 0].sum())
-            k0f = (4 * sr - k * (k + 1)) / (2 * k - 1)
-            var_sr = (k * (k + 1) * (2 * k + 1) + 10 * k0f**3 + 27 * k0f**2 + 17 * k0f
-                      - 18 * k * k0f**2 - 18 * k * k0f + 6 * k**2 * k0f) / 24
-            se_k0 = 4 * math.sqrt(max(var_sr, 0.0)) / (2 * k - 1)
-        else:
+        if estimator == "R0":
             neg = -signed[signed < 0]
             k0f = (k - (neg.max() if neg.size else 0)) - 1
             se_k0 = math.sqrt(2 * max(0, k0f) + 2)
+        else:
+            sr = float(signed[signed > 0].sum())
+            if estimator == "L0":
+                k0f = (4 * sr - k * (k + 1)) / (2 * k - 1)
+            else:
+                k0f = k - 0.5 - math.sqrt(max(2 * k**2 - 4 * sr + 0.25, 0.0))
+            var_sr = (k * (k + 1) * (2 * k + 1) + 10 * k0f**3 + 27 * k0f**2 + 17 * k0f
+                      - 18 * k * k0f**2 - 18 * k * k0f + 6 * k**2 * k0f) / 24
+            if estimator == "L0":
+                se_k0 = 4 * math.sqrt(max(var_sr, 0.0)) / (2 * k - 1)
+            else:
+                se_k0 = 2 * math.sqrt(max(var_sr, 0.0)) / math.sqrt((k - 0.5) ** 2 - k0f * (2 * k - k0f - 1))
         k0 = max(0, _round_half_even(k0f))
         se_k0 = max(0.0, se_k0)
     if k0 > 0:
@@ -226,7 +243,7 @@ def trimfill(res: RMAResult, side: str | None = None, estimator: str = "L0", max
         filled_vi = vi[k - k0:]
         labels = list(res.labels) + [f"Filled {i + 1}" for i in range(k0)]
         fit = _fit(np.r_[res.yi, filled_yi], np.r_[res.vi, filled_vi], labels, None, [], res.method,
-                   res.test, res.level, res.measure, None, 100, 1e-5)
+                   refit_test, res.level, res.measure, None, 100, 1e-5, weighted=res.weighted)
     else:
         filled_yi, filled_vi, fit = np.array([]), np.array([]), res
     return TrimfillResult(k0=int(k0), se_k0=float(se_k0), side=side, estimator=estimator, fit=fit,
@@ -281,6 +298,15 @@ def _batch_intercept_fit(Y: np.ndarray, V: np.ndarray, method: str, threshold: f
             active[idx[done]] = False
         if active.any():
             raise MetaAnalysisError(f"REML did not converge for {int(active.sum())} bootstrap samples")
+
+        def reml_ll(t):  # restricted log-likelihood up to a constant (metafor's ll0check)
+            w = 1 / (V + t[:, None])
+            s1 = w.sum(1)
+            mu = (w * Y).sum(1) / s1
+            return -0.5 * np.log(V + t[:, None]).sum(1) - 0.5 * np.log(s1) - 0.5 * (w * (Y - mu[:, None]) ** 2).sum(1)
+
+        stuck = (tau2 > 1e-5) & (reml_ll(np.zeros_like(tau2)) - reml_ll(tau2) > np.finfo(float).eps ** 0.25)
+        tau2[stuck] = 0.0
     else:
         raise MetaAnalysisError("bootstrap supports method EE, DL or REML")
     w = 1 / (V + tau2[:, None])

@@ -5,9 +5,17 @@ Estimators follow Viechtbauer (2010, J Stat Softw 36(3)) and metafor's ``R/rma.u
 - EE: inverse-variance equal-effects model.
 - DL: DerSimonian-Laird, ``tau2 = (QE - (k - p)) / tr(P)``.
 - HE: Hedges (method of moments on OLS residuals).
-- SJ: Sidik-Jonkman, one step from ``tau2_0 = sum(e_ols^2) / k``.
+- SJ: Sidik-Jonkman, one step from ``tau2_0 = sum((y - mean(y))^2) / k`` (metafor's start,
+  whatever the moderators).
+- HS / HSk: Hunter-Schmidt, ``(QE - k) / sum(1/vi)`` (HSk: QE scaled by k / (k - p)).
 - PM: Paule-Mandel, root of the generalised Q statistic ``Q(tau2) = k - p``.
-- ML / REML: Fisher scoring from the HE estimate with step halving at 0, as metafor.
+- EB: empirical Bayes (Morris), Fisher-type iteration from the HE estimate.
+- ML / REML: Fisher scoring from the HE estimate with step halving at 0, as metafor,
+  including metafor's check that tau2 = 0 does not have the higher likelihood.
+
+Tests: ``z`` (Wald), ``t`` (t/F distributions on k - p df, no adjustment), ``knha``
+(Hartung-Knapp: variance scaled by the weighted residual mean square) and ``adhoc``
+(knha with the scale factor floored at 1).
 
 All quantities use p x p matrix algebra only (no k x k matrix), so a fit at k = 1,000 costs
 a few vectorised passes over the data.
@@ -28,7 +36,7 @@ from scipy import special
 from neuromodmap.evidence._errors import ConvergenceError, MetaAnalysisError, MetaAnalysisWarning
 from neuromodmap.provenance import Provenance
 
-__all__ = ["rma", "RMAResult", "SubgroupResult", "METHODS", "qprofile_tau2"]
+__all__ = ["rma", "RMAResult", "SubgroupResult", "METHODS", "TESTS", "qprofile_tau2"]
 
 METHODS: dict[str, str] = {
     "EE": "equal-effects (inverse-variance)",
@@ -36,9 +44,21 @@ METHODS: dict[str, str] = {
     "HE": "Hedges",
     "SJ": "Sidik-Jonkman",
     "PM": "Paule-Mandel",
+    "HS": "Hunter-Schmidt",
+    "HSk": "Hunter-Schmidt (small-sample corrected)",
+    "EB": "empirical Bayes",
     "ML": "maximum likelihood",
     "REML": "restricted maximum likelihood",
 }
+
+#: inference for the coefficients (metafor's ``test``)
+TESTS: dict[str, str] = {
+    "z": "Wald-type z tests",
+    "t": "t and F tests on k - p degrees of freedom",
+    "knha": "Hartung-Knapp t and F tests",
+    "adhoc": "Hartung-Knapp t and F tests with the scale factor floored at 1",
+}
+T_TESTS = ("t", "knha", "adhoc")
 
 
 # ---------------------------------------------------------------------------
@@ -163,6 +183,35 @@ def _tau2_he(y, v, X) -> float:
     return (float(np.dot(ols.resid, ols.resid)) - float(np.sum(v * (1 - hat)))) / (k - p)
 
 
+def _r_mad(y: np.ndarray) -> float:
+    """R's ``mad()``: 1.4826 * median absolute deviation from the median."""
+    return 1.4826 * float(np.median(np.abs(y - np.median(y))))
+
+
+def _sj_start(y: np.ndarray) -> float:
+    """metafor's Sidik-Jonkman start: ``var(yi) * (k - 1) / k``, whatever the moderators."""
+    return float(np.mean((y - y.mean()) ** 2))
+
+
+def _loglik0_check(y, v, X, tau2: float, method: str) -> float:
+    """metafor's ``ll0check``: if tau2 = 0 has the higher (restricted) likelihood, return 0."""
+    k, p = X.shape
+
+    def ll(t):
+        fit = _WLS(y, X, 1.0 / (v + t))
+        out = -0.5 * float(np.sum(np.log(v + t))) - 0.5 * fit.rss
+        if method == "ML":
+            return out - 0.5 * k * math.log(2 * math.pi)
+        logdet = float(np.linalg.slogdet(X.T @ (X * fit.w[:, None]))[1])
+        return out - 0.5 * (k - p) * math.log(2 * math.pi) - 0.5 * logdet
+
+    if np.all(v > 0) and ll(0.0) - ll(tau2) > _R_TOL and tau2 > 1e-5:
+        warnings.warn("Fisher scoring may have stopped at a local maximum; tau² set to 0 (as metafor)",
+                      MetaAnalysisWarning, stacklevel=4)
+        return 0.0
+    return tau2
+
+
 def _tau2_estimate(y, v, X, method: str, max_iter: int, threshold: float) -> tuple[float, int, bool]:
     """Return (tau2, iterations, converged)."""
     k, p = X.shape
@@ -173,19 +222,22 @@ def _tau2_estimate(y, v, X, method: str, max_iter: int, threshold: float) -> tup
         return max(0.0, (fe.rss - (k - p)) / fe.trace_p()), 0, True
     if method == "HE":
         return max(0.0, _tau2_he(y, v, X)), 0, True
+    if method in ("HS", "HSk"):
+        fe = _WLS(y, X, 1.0 / v)
+        rss = fe.rss * (k / (k - p) if method == "HSk" else 1.0)
+        return max(0.0, (rss - k) / float(fe.w.sum())), 0, True
     if method == "SJ":
-        ols = _WLS(y, X, np.ones(k))
-        tau2_0 = float(np.dot(ols.resid, ols.resid)) / k
+        tau2_0 = _sj_start(y)
         if tau2_0 <= 0:
             return 0.0, 0, True
         fit = _WLS(y, X, 1.0 / (v + tau2_0))
-        return tau2_0 * fit.rss / (k - p), 1, True
+        return max(0.0, tau2_0 * fit.rss / (k - p)), 1, True
     if method == "PM":
         target = k - p
         if _q_gen(0.0, y, v, X) < target:
             return 0.0, 0, True
-        # metafor: uniroot() on [tau2.min, tau2.max] = [0, 100]; widen only if needed
-        upper = 100.0
+        # metafor: uniroot() on [tau2.min, tau2.max] = [0, max(100, 10 mad(yi)^2)]; widen only if needed
+        upper = max(100.0, 10 * _r_mad(y) ** 2)
         n = 0
         while _q_gen(upper, y, v, X) > target:
             upper *= 10
@@ -194,42 +246,53 @@ def _tau2_estimate(y, v, X, method: str, max_iter: int, threshold: float) -> tup
                 raise ConvergenceError("Paule-Mandel estimator: no root of Q(tau2) = k - p found")
         root = r_uniroot(lambda t: _q_gen(t, y, v, X) - target, 0.0, upper)
         return float(root), 0, True
-    if method in ("ML", "REML"):
+    if method in ("ML", "REML", "EB"):
         tau2 = max(0.0, _tau2_he(y, v, X))
         for it in range(1, max_iter + 1):
             fit = _WLS(y, X, 1.0 / (v + tau2))
             if method == "REML":
                 adj = (fit.ypp_y() - fit.trace_p()) / fit.trace_pp()
-            else:
+            elif method == "ML":
                 w = fit.w
                 adj = (fit.ypp_y() - float(w.sum())) / float(np.dot(w, w))
-            step = 1.0
+            else:  # EB
+                adj = (fit.rss * k / (k - p) - k) / float(fit.w.sum())
+            if not np.isfinite(adj):
+                adj = 0.0
             # step halving keeps tau2 inside the parameter space (metafor does the same)
-            while tau2 + step * adj < 0 and step > 1e-12:
-                step /= 2
-            new = tau2 + step * adj if tau2 + step * adj >= 0 else 0.0
+            n_half = 0
+            while tau2 + adj < 0 and n_half < 1100:
+                adj /= 2
+                n_half += 1
+            new = tau2 + adj if tau2 + adj >= 0 else 0.0
             change = abs(new - tau2)
             tau2 = new
             if change <= threshold:
-                return max(0.0, tau2), it, True
+                tau2 = max(0.0, tau2)
+                if method != "EB":
+                    tau2 = _loglik0_check(y, v, X, tau2, method)
+                return tau2, it, True
         return max(0.0, tau2), max_iter, False
     raise MetaAnalysisError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def _se_tau2_moments(method: str, y, v, X, tau2: float) -> float:
-    """Standard error of the HE, SJ and PM estimators (metafor rma.uni.r formulas)."""
+    """Standard error of the HE, SJ, HS, PM and EB estimators (metafor rma.uni.r formulas)."""
     k, p = X.shape
     t = max(tau2, 0.0)
-    if method == "PM":
+    if method in ("PM", "EB"):
         w = 1.0 / (v + tau2)
         return math.sqrt(2 * k**2 / (k - p) / float(w.sum()) ** 2)
+    if method in ("HS", "HSk"):
+        fe = _WLS(y, X, 1.0 / v)
+        se = math.sqrt((2 * (k - p) + 4 * t * fe.trace_p() + 2 * t**2 * fe.trace_pp()) / float(fe.w.sum()) ** 2)
+        return se * (k / (k - p) if method == "HSk" else 1.0)
     if method not in ("HE", "SJ") or k > 5000:  # k x k matrices below
         return float("nan")
     if method == "HE":
         P = np.eye(k) - X @ np.linalg.solve(X.T @ X, X.T)
     else:
-        ols = _WLS(y, X, np.ones(k))
-        tau2_0 = float(np.dot(ols.resid, ols.resid)) / k
+        tau2_0 = _sj_start(y)
         W = np.diag(1.0 / (v + tau2_0))
         P = W - W @ X @ np.linalg.solve(X.T @ W @ X, X.T @ W)
     PV = P * v[None, :]
@@ -325,6 +388,8 @@ class RMAResult:
     fit_stats: dict[str, float] = field(default_factory=dict)
     #: typical within-study variance (metafor's vt), for I² = tau² / (vt + tau²)
     vt: float = float("nan")
+    #: False: unweighted (OLS) coefficients, as metafor's ``weighted=FALSE``
+    weighted: bool = True
     #: where the data came from (set by the sheet pipeline; None for arrays)
     provenance: Provenance | None = None
 
@@ -363,18 +428,18 @@ class RMAResult:
 
     @property
     def df(self) -> int | None:
-        return self.k - self.p if self.test == "knha" else None
+        return self.k - self.p if self.test in T_TESTS else None
 
     def _crit(self) -> float:
         alpha = 1 - self.level / 100
-        if self.test == "knha":
+        if self.test in T_TESTS:
             return float(special.stdtrit(self.k - self.p, 1 - alpha / 2))
         return float(special.ndtri(1 - alpha / 2))
 
     @property
     def pvals(self) -> np.ndarray:
         s = np.abs(self.stats)
-        if self.test == "knha":
+        if self.test in T_TESTS:
             return 2 * special.stdtr(self.k - self.p, -s)
         return 2 * special.ndtr(-s)
 
@@ -444,7 +509,7 @@ class RMAResult:
     # --- rendering -------------------------------------------------------------------
     def coef_table(self) -> pd.DataFrame:
         """The coefficient table (estimate, se, zval/tval, pval, ci_lb, ci_ub)."""
-        stat = "tval" if self.test == "knha" else "zval"
+        stat = "tval" if self.test in T_TESTS else "zval"
         return pd.DataFrame(
             {"estimate": self.beta, "se": self.ses, stat: self.stats, "pval": self.pvals,
              "ci_lb": self.ci_lbs, "ci_ub": self.ci_ubs},
@@ -456,7 +521,7 @@ class RMAResult:
         row = {
             "k": self.k, "method": self.method, "test": self.test, "measure": self.measure,
             "estimate": self.estimate, "se": self.se,
-            ("tval" if self.test == "knha" else "zval"): self.zval, "pval": self.pval,
+            ("tval" if self.test in T_TESTS else "zval"): self.zval, "pval": self.pval,
             "ci_lb": self.ci_lb, "ci_ub": self.ci_ub, "pi_lb": self.pi_lb, "pi_ub": self.pi_ub,
             "tau2": self.tau2, "tau2_ci_lb": self.tau2_ci[0], "tau2_ci_ub": self.tau2_ci[1],
             "i2": self.i2, "h2": self.h2, "q": self.q, "q_df": self.k - self.p, "q_p": self.q_p,
@@ -515,7 +580,7 @@ class RMAResult:
         lines.append("")
         if self.p > 1:
             mp = _fmt_p(self.qm_p)
-            if self.test == "knha":
+            if self.test in T_TESTS:
                 d1, d2 = self.qm_df
                 lines.append(f"Test of Moderators (coefficients 2:{self.p}):")
                 lines.append(f"F(df1 = {d1}, df2 = {d2}) = {self.qm:.4f}, p-val {'<' if mp.startswith('<') else '='} {mp.lstrip('<')}")
@@ -546,8 +611,10 @@ class RMAResult:
 
     def methods_sentence(self) -> str:
         """One methods-section sentence describing this model."""
-        test = ("with Hartung-Knapp(-Sidik-Jonkman) t-based confidence intervals"
-                if self.test == "knha" else "with Wald-type (normal) confidence intervals")
+        test = {"knha": "with Hartung-Knapp(-Sidik-Jonkman) t-based confidence intervals",
+                "adhoc": "with Hartung-Knapp t-based confidence intervals (scale factor floored at 1)",
+                "t": "with t-based confidence intervals (k - p degrees of freedom)"}.get(
+                    self.test, "with Wald-type (normal) confidence intervals")
         if self.method == "EE":
             return f"Effects were pooled with an inverse-variance equal-effects model {test}."
         return (f"Effects were pooled with a random-effects model (tau² estimated by {self.method_label}), "
@@ -686,10 +753,12 @@ def rma(
     ----------
     yi, vi : array-like
         Effect sizes and sampling variances (e.g. from :func:`escalc`).
-    method : {"REML", "ML", "DL", "PM", "HE", "SJ", "EE"}
+    method : {"REML", "ML", "DL", "PM", "HE", "SJ", "HS", "HSk", "EB", "EE"}
         tau² estimator; ``EE`` (alias ``FE``) is the equal-effects model.
-    test : {"z", "knha"}
-        ``knha`` uses the Hartung-Knapp adjustment with t (and F) distributions.
+    test : {"z", "t", "knha", "adhoc"}
+        ``knha`` uses the Hartung-Knapp adjustment with t (and F) distributions; ``t``
+        uses t/F distributions without the adjustment; ``adhoc`` is knha with the scale
+        factor floored at 1 (metafor's names).
     mods : array-like or DataFrame, optional
         Moderators for a mixed-effects meta-regression (an intercept is added).
     level : float
@@ -712,15 +781,17 @@ def rma(
         :class:`ConvergenceError`.
     """
     method = str(method).upper()
-    if method == "FE":
+    if method in ("FE", "CE"):
         method = "EE"
+    if method == "HSK":
+        method = "HSk"
     if method not in METHODS:
         raise MetaAnalysisError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     test = str(test).lower()
     if test in ("hksj", "hk"):
         test = "knha"
-    if test not in ("z", "knha"):
-        raise MetaAnalysisError(f"unknown test {test!r}; choose 'z' or 'knha'")
+    if test not in TESTS:
+        raise MetaAnalysisError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     if measure is None:
         measure = getattr(yi, "attrs", {}).get("measure") if hasattr(yi, "attrs") else None
     if slab is None and isinstance(yi, pd.Series) and not isinstance(yi.index, pd.RangeIndex):
@@ -763,13 +834,17 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
 
     fit = _WLS(y, X, 1.0 / (v + tau2))
     vb = fit.xtwx_inv.copy()
+    # Hartung-Knapp scale: residual mean square of the *weighted* fit, also when the
+    # coefficients are unweighted (metafor's RSS.knha)
+    rss_knha = fit.rss
     if not weighted:
         ols = _WLS(y, X, np.ones(k))
         fit.beta, fit.resid = ols.beta, ols.resid
         vb = ols.xtwx_inv @ (X.T @ (X * (v + tau2)[:, None])) @ ols.xtwx_inv
-    if test == "knha":
-        rss = fit.rss
-        s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
+    if test in ("knha", "adhoc"):
+        s2w = 0.0 if rss_knha <= np.finfo(float).eps else rss_knha / (k - p)
+        if test == "adhoc":
+            s2w = max(s2w, 1.0)
         vb = s2w * vb
 
     # heterogeneity: Q from the equal-effects (residual) fit with w = 1/vi
@@ -811,7 +886,7 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
     if p > 1:
         b = fit.beta[1:]
         qm = float(b @ np.linalg.solve(vb[1:, 1:], b))
-        if test == "knha":
+        if test in T_TESTS:
             qm = qm / (p - 1)
             qm_df: tuple[int, int] | int = (p - 1, k - p)
             qm_p = float(special.fdtrc(p - 1, k - p, qm))
@@ -821,11 +896,11 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
     else:
         z = fit.beta[0] / math.sqrt(vb[0, 0]) if vb[0, 0] > 0 else float("nan")
         qm = float(z**2)
-        qm_df = (1, k - 1) if test == "knha" else 1
-        qm_p = float(special.fdtrc(1, k - 1, qm) if test == "knha" else special.chdtrc(1, qm))
+        qm_df = (1, k - 1) if test in T_TESTS else 1
+        qm_p = float(special.fdtrc(1, k - 1, qm) if test in T_TESTS else special.chdtrc(1, qm))
 
     alpha = 1 - level / 100
-    crit = float(special.stdtrit(k - p, 1 - alpha / 2) if test == "knha" else special.ndtri(1 - alpha / 2))
+    crit = float(special.stdtrit(k - p, 1 - alpha / 2) if test in T_TESTS else special.ndtri(1 - alpha / 2))
     pi_se = math.sqrt(vb[0, 0] + tau2)
     pi_lb, pi_ub = float(fit.beta[0] - crit * pi_se), float(fit.beta[0] + crit * pi_se)
 
@@ -852,8 +927,19 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
 
     r2 = None
     if p > 1 and method != "EE":
-        tau2_re, _, _ = _tau2_estimate(y, v, np.ones((k, 1)), method, max_iter, threshold)
-        r2 = 0.0 if tau2_re <= 0 else max(0.0, 100 * (tau2_re - tau2) / tau2_re)
+        # metafor r2def "1": proportional reduction of tau² against the random-effects model
+        try:
+            tau2_re, _, conv_re = _tau2_estimate(y, v, np.ones((k, 1)), method, max_iter, threshold)
+        except (MetaAnalysisError, ConvergenceError):
+            tau2_re, conv_re = float("nan"), False
+        if not conv_re or not np.isfinite(tau2_re):
+            r2 = float("nan")
+        else:
+            r2 = 0.0 if tau2_re <= 0 else max(0.0, 100 * (tau2_re - tau2) / tau2_re)
+    elif p > 1:
+        # equal-effects meta-regression: metafor reports the adjusted R² of the weighted
+        # least-squares regression of yi on the moderators (weights 1/vi; none if unweighted)
+        r2 = _adjusted_r2(y, X, 1.0 / v if weighted else np.ones(k))
 
     names = ["intrcpt"] + (mod_names if M is not None else [])
     return RMAResult(
@@ -862,7 +948,21 @@ def _fit(y, v, labels, M, mod_names, method, test, level, measure, ni, max_iter,
         se_tau2=se_tau2, q=q, q_p=q_p, i2=float(i2), h2=float(h2),
         qm=qm, qm_p=qm_p, qm_df=qm_df, pi_lb=pi_lb, pi_ub=pi_ub, converged=converged,
         iterations=iterations, r2=r2, measure=measure, ni=ni, fit_stats=fit_stats, vt=float(vt),
+        weighted=weighted,
     )
+
+
+def _adjusted_r2(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> float:
+    """100 x adjusted R² of ``lm(yi ~ X, weights = w)``, floored at 0 (as metafor for EE models)."""
+    k, p = X.shape
+    if np.var(y) == 0 or not np.all(np.isfinite(w)):
+        return 0.0
+    fit = _WLS(y, X, w)
+    mean = float(np.dot(w, y) / w.sum())
+    tss = float(np.dot(w, (y - mean) ** 2))
+    r2 = 1 - fit.rss / tss
+    adj = 1 - (1 - r2) * (k - 1) / (k - p)
+    return max(0.0, 100 * adj)
 
 
 def _subgroups(yi, vi, subgroup, *, method, test, level, slab, measure, ni, max_iter, threshold) -> SubgroupResult:

@@ -46,6 +46,8 @@ __all__ = ["effect_sizes", "run_meta", "MetaReport", "SheetValidationError", "CI
 GROUPABLE = ("modality", "target", "indication", "design", "sham_type", "outcome_measure", "condition", "subgroup")
 
 #: measures a reported effect and 95% CI can be pooled on (generic inverse variance); ratios on the log scale
+#: measures the extraction sheet's columns can feed (arm means/SDs, counts over n)
+SHEET_MEASURES = ("SMD", "MD", "RR", "OR", "RD", "PLO", "PR", "PFT")
 GENERIC_MEASURES = {"SMD": False, "MD": False, "RD": False, "RR": True, "OR": True}
 _Z975 = 1.959963984540054
 
@@ -128,9 +130,9 @@ def effect_sizes(records: list[tuple[int, ExtractionRecord]], measure: str, outc
     measure = measure.upper()
     if measure not in MEASURES:
         raise MetaAnalysisError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
-    if measure == "ZCOR":
-        raise MetaAnalysisError("ZCOR needs correlations, which the extraction sheet does not hold; "
-                                "use SMD, MD, RR, OR, RD, PLO, PR or PFT")
+    if measure not in SHEET_MEASURES:
+        raise MetaAnalysisError(f"{measure} needs data the extraction sheet does not hold; "
+                                f"use {', '.join(SHEET_MEASURES)} (or escalc() directly)")
     if outcome not in ("responders", "remitters"):
         raise MetaAnalysisError("outcome must be 'responders' or 'remitters'")
     if measure in ("SMD", "MD"):
@@ -175,8 +177,11 @@ def effect_sizes(records: list[tuple[int, ExtractionRecord]], measure: str, outc
                 es = escalc(measure, m1i=col("active_mean"), sd1i=col("active_sd"), n1i=col("active_n"),
                             m2i=col("control_mean"), sd2i=col("control_sd"), n2i=col("control_n"), slab=labels)
             elif measure in ("RR", "OR", "RD"):
+                # the sheet keeps its convention: double-zero studies carry no information on a
+                # relative measure and are left out (metafor's escalc default keeps them)
                 es = escalc(measure, ai=col(f"active_{outcome}"), n1i=col("active_n"),
-                            ci=col(f"control_{outcome}"), n2i=col("control_n"), slab=labels)
+                            ci=col(f"control_{outcome}"), n2i=col("control_n"), slab=labels,
+                            drop00=measure != "RD")
             else:
                 es = escalc(measure, xi=col(f"active_{outcome}"), ni=col("active_n"), slab=labels)
             part = es.reset_index()
@@ -500,7 +505,10 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     measure = measure.upper()
     # check the options before reading anything, so a typo is reported as such
     if measure not in MEASURES:
-        raise MetaAnalysisError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+        raise MetaAnalysisError(f"unknown measure {measure!r}; choose one of {', '.join(SHEET_MEASURES)}")
+    if measure not in SHEET_MEASURES:
+        raise MetaAnalysisError(f"{measure} needs data the extraction sheet does not hold; "
+                                f"use {', '.join(SHEET_MEASURES)} (or escalc() directly)")
     if method.upper() not in METHODS:
         raise MetaAnalysisError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if test.lower() not in ("z", "knha"):
