@@ -419,3 +419,258 @@ def test_vectorised_bootstrap_equals_one_rma_per_replicate(bcg, method):
         assert boot.tau2[b] == pytest.approx(fit.tau2, abs=1e-12)
     lo, hi = boot.ci
     assert lo < res.estimate < hi
+
+
+# =====================================================================================
+# metafor itself as the oracle: every figure in reference/metafor_univariate.json
+# =====================================================================================
+# Written by scripts/metafor_reference_univariate.R (real R, metafor 3.8-1, metadat 1.2-0;
+# each case names its metafor call). Tolerances (issue 17): 1e-5 relative on estimates,
+# SEs, CIs and statistics; 1e-4 relative on tau² of the iterative estimators (ML, REML,
+# EB, PM) and on Q-profile bounds (roots found by R's uniroot). A tiny absolute floor
+# (1e-10) lets exact zeros (tau² = 0) compare. Run this file as a script for the tally:
+#   PYTHONPATH=src python tests/evidence/test_evidence_metafor.py
+import functools  # noqa: E402
+import warnings as _warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from neuromodmap.evidence import MEASURES, METHODS  # noqa: E402
+from neuromodmap.evidence._rma import TESTS  # noqa: E402
+
+UNIVARIATE = Path(__file__).parent / "reference" / "metafor_univariate.json"
+RTOL, RTOL_TAU2, ATOL = 1e-5, 1e-4, 1e-10
+ITERATIVE = {"ML", "REML", "EB", "PM"}
+
+
+@functools.lru_cache(maxsize=1)
+def _univariate() -> dict:
+    return json.loads(UNIVARIATE.read_text())
+
+
+class Tally:
+    def __init__(self):
+        self.checked = 0
+        self.matched = 0
+        self.mismatches: list[str] = []
+
+    def compare(self, where: str, name: str, got, expected, rtol: float = RTOL) -> None:
+        if expected is None:  # metafor does not report this figure here
+            return
+        exp = np.atleast_1d(np.asarray([np.nan if e is None else e for e in np.atleast_1d(expected)], float))
+        g = np.atleast_1d(np.asarray(got, float))
+        if g.shape != exp.shape:
+            self.checked += exp.size
+            self.mismatches.append(f"{where}: {name} has {g.size} values, metafor {exp.size}")
+            return
+        for i, (a, e) in enumerate(zip(g, exp, strict=True)):
+            self.checked += 1
+            if np.isnan(e):
+                ok = not np.isfinite(a)  # metafor NA: ours must be undefined too
+            elif np.isinf(e):
+                ok = a == e
+            else:
+                ok = bool(np.isfinite(a)) and abs(a - e) <= rtol * abs(e) + ATOL
+            if ok:
+                self.matched += 1
+            else:
+                self.mismatches.append(f"{where}: {name}[{i}] = {a!r}, metafor {e!r}")
+
+
+def _inputs(key):
+    block = _univariate()["inputs"][key]
+    X = None
+    if block.get("mods"):
+        X = pd.DataFrame(np.asarray(block["mods"]["X"], float).reshape(len(block["yi"]), -1),
+                         columns=list(np.atleast_1d(block["mods"]["names"])))
+    group = block.get("group")
+    return (np.asarray(block["yi"], float), np.asarray(block["vi"], float), X,
+            None if group is None else list(np.atleast_1d(group)))
+
+
+def _fit(case, mods=False):
+    y, v, X, _ = _inputs(case["input"])
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        return rma(y, v, method=case["method"], test=case["test"], mods=X if mods else None,
+                   weighted=case.get("weighted", True))
+
+
+def _check_escalc(case, t: Tally):
+    kwargs = {k: np.asarray([np.nan if x is None else x for x in vals], float) for k, vals in case["data"].items()}
+    opts = dict(case["options"] or {})
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        es = escalc(case["measure"], **kwargs, **opts)
+    t.compare(case["call"], "yi", es.yi, case["expected"]["yi"])
+    t.compare(case["call"], "vi", es.vi, case["expected"]["vi"])
+
+
+def _check_rma(case, t: Tally):
+    exp = case["expected"]
+    where = f"{case['input']}: {case['call']}"
+    res = _fit(case, mods=case["mods"])
+    tau_tol = RTOL_TAU2 if case["method"] in ITERATIVE else RTOL
+    for name, got in (("beta", res.beta), ("se", res.ses), ("zval", res.stats), ("pval", res.pvals),
+                      ("ci_lb", res.ci_lbs), ("ci_ub", res.ci_ubs), ("QE", res.q), ("QEp", res.q_p),
+                      ("QM", res.qm), ("QMp", res.qm_p), ("H2", res.h2)):
+        t.compare(where, name, got, exp[name])
+    t.compare(where, "tau2", res.tau2, exp["tau2"], tau_tol)
+    t.compare(where, "I2", res.i2, exp["I2"], tau_tol)  # I² = 100 tau² / (vt + tau²): tau²'s tolerance
+    t.compare(where, "se_tau2", res.se_tau2, exp["se_tau2"])
+    if exp.get("R2") is not None:
+        t.compare(where, "R2", res.r2 if res.r2 is not None else np.nan, exp["R2"])
+    for name in ("logLik", "deviance", "AIC", "BIC", "AICc"):
+        t.compare(where, name, res.fit_stats[name], exp[name])
+    newmods = None if res.p == 1 else res.X[:, 1:].mean(axis=0)
+    pred = res.predict(newmods=newmods)
+    for name in ("pred", "se"):
+        t.compare(where, f"predict.{name}", pred[name], exp["pred"][name])
+    # a bound is pred -/+ crit * se: its relative error is taken against the size of those terms
+    # (a prediction bound that happens to fall near 0 would otherwise ask for 1e-5 of almost nothing)
+    scale = abs(exp["pred"]["pred"]) + abs(exp["pred"]["ci_ub"] - exp["pred"]["pred"])
+    for name in ("ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+        e = exp["pred"][name]
+        rtol = RTOL if e is None or e == 0 else RTOL * max(1.0, scale / abs(e))
+        t.compare(where, f"predict.{name}", pred[name], e, rtol)
+    if "tau2_ci" in exp:
+        t.compare(where, "tau2_ci", res.tau2_ci, exp["tau2_ci"], RTOL_TAU2)
+        t.compare(where, "I2_ci", res.i2_ci, exp["I2_ci"], RTOL_TAU2)
+        t.compare(where, "H2_ci", res.h2_ci, exp["H2_ci"], RTOL_TAU2)
+
+
+def _check_subgroup(case, t: Tally):
+    exp = case["expected"]
+    where = f"{case['input']}: {case['call']}"
+    y, v, _, group = _inputs(case["input"])
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        sub = rma(y, v, method=case["method"], test=case["test"], subgroup=group)
+    groups = [str(g) for g in np.atleast_1d(exp["groups"])]
+    if sorted(sub.fits) != sorted(groups):
+        t.checked += 1
+        t.mismatches.append(f"{where}: pooled groups {sorted(sub.fits)}, metafor {sorted(groups)}")
+        return
+    fits = [sub.fits[g] for g in groups]
+    tau_tol = RTOL_TAU2 if case["method"] in ITERATIVE else RTOL
+    t.compare(where, "estimate", [f.estimate for f in fits], exp["estimate"])
+    t.compare(where, "se", [f.se for f in fits], exp["se"])
+    t.compare(where, "ci_lb", [f.ci_lb for f in fits], exp["ci_lb"])
+    t.compare(where, "ci_ub", [f.ci_ub for f in fits], exp["ci_ub"])
+    t.compare(where, "tau2", [f.tau2 for f in fits], exp["tau2"], tau_tol)
+    t.compare(where, "Q_between", sub.q_between, exp["Q_between"])
+    t.compare(where, "Q_between_p", sub.q_between_p, exp["Q_between_p"])
+    t.compare(where, "Q_between_df", sub.q_between_df, exp["Q_between_df"])
+
+
+def _check_table(case, t: Tally):
+    exp = case["expected"]
+    where = f"{case['input']}: {case['call']}"
+    res = _fit(case)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        tab = leave1out(res) if case["kind"] == "leave1out" else cumul(res)
+    stat = "tval" if "tval" in tab else "zval"
+    tau_tol = RTOL_TAU2 if case["method"] in ITERATIVE else RTOL
+    for name, col in (("estimate", "estimate"), ("se", "se"), ("stat", stat), ("pval", "pval"),
+                      ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub"), ("Q", "q"), ("Qp", "q_p"), ("I2", "i2"), ("H2", "h2")):
+        t.compare(where, name, tab[col].to_numpy(float), exp[name])
+    t.compare(where, "tau2", tab["tau2"].to_numpy(float), exp["tau2"], tau_tol)
+
+
+def _check_regtest(case, t: Tally):
+    exp = case["expected"]
+    where = f"{case['input']}: {case['call']}"
+    rt = regtest(_fit(case), model=case["model"])
+    for name in ("stat", "pval", "est", "ci_lb", "ci_ub"):
+        t.compare(where, name, getattr(rt, name), exp[name])
+    if exp.get("df") is not None:
+        t.compare(where, "df", rt.df if rt.df is not None else np.nan, exp["df"])
+
+
+def _check_trimfill(case, t: Tally):
+    exp = case["expected"]
+    where = f"{case['input']}: {case['call']}"
+    res = _fit(case)
+    # metafor refits the filled data with test="z" (neuromodmap keeps the model's test unless told)
+    tf = trimfill(res, estimator=case["estimator"], test="z")
+    t.compare(where, "k0", tf.k0, exp["k0"])
+    t.checked += 1
+    if tf.side == exp["side"]:
+        t.matched += 1
+    else:
+        t.mismatches.append(f"{where}: side {tf.side}, metafor {exp['side']}")
+    t.compare(where, "se_k0", tf.se_k0, exp["se_k0"])
+    fit = tf.fit
+    tau_tol = RTOL_TAU2 if case["method"] in ITERATIVE else RTOL
+    for name, got in (("beta", fit.beta), ("se", fit.ses), ("zval", fit.stats), ("pval", fit.pvals),
+                      ("ci_lb", fit.ci_lbs), ("ci_ub", fit.ci_ubs), ("QE", fit.q), ("I2", fit.i2), ("H2", fit.h2)):
+        t.compare(where, name, got, exp[name])
+    t.compare(where, "tau2", fit.tau2, exp["tau2"], tau_tol)
+    t.compare(where, "filled_yi", np.sort(tf.filled_yi), np.sort(np.atleast_1d(np.asarray(exp["filled_yi"], float))))
+
+
+CHECKS = {"rma": _check_rma, "subgroup": _check_subgroup, "leave1out": _check_table, "cumul": _check_table,
+          "regtest": _check_regtest, "trimfill": _check_trimfill}
+
+
+def tally(kind: str) -> Tally:
+    t = Tally()
+    ref = _univariate()
+    if kind == "escalc":
+        for case in ref["escalc"]:
+            _check_escalc(case, t)
+        return t
+    for case in ref["cases"]:
+        if case["kind"] == kind:
+            try:
+                CHECKS[kind](case, t)
+            except Exception as exc:  # a refusal where metafor gave numbers counts against us
+                t.checked += 1
+                t.mismatches.append(f"{case['input']}: {case['call']}: {type(exc).__name__}: {exc}")
+    return t
+
+
+@pytest.mark.parametrize("kind", ["escalc", "rma", "subgroup", "leave1out", "cumul", "regtest", "trimfill"])
+def test_every_figure_matches_metafor(kind):
+    t = tally(kind)
+    assert t.checked > 0
+    assert not t.mismatches, f"{len(t.mismatches)} of {t.checked} figures differ:\n" + "\n".join(t.mismatches[:25])
+
+
+def test_reference_covers_every_measure_method_and_test():
+    ref = _univariate()
+    assert ref["metafor"] == "3.8.1" and ref["R"].startswith("R version")
+    assert {c["measure"] for c in ref["escalc"]} == set(MEASURES)
+    rma_cases = [c for c in ref["cases"] if c["kind"] == "rma"]
+    assert {c["method"] for c in rma_cases} == set(METHODS)
+    assert {c["test"] for c in rma_cases} == set(TESTS)
+    assert any(c["mods"] for c in rma_cases) and any(not c["weighted"] for c in rma_cases)
+    assert len(ref["datasets"]) >= 40
+
+
+def test_trimfill_keeps_the_models_test_unless_told():
+    # neuromodmap's documented choice: the filled model keeps test="knha"; test="z" gives metafor's refit
+    es = escalc("RR", ai=[4, 6, 3, 62, 33, 180, 8, 505, 29, 17, 186, 5, 27], n1i=[123, 306, 231, 13598, 5069, 1541,
+                2545, 88391, 7499, 1716, 50634, 2498, 16913], ci=[11, 29, 11, 248, 47, 372, 10, 499, 45, 65, 141, 3,
+                29], n2i=[139, 303, 220, 12867, 5808, 1451, 629, 88391, 7277, 1665, 27338, 2341, 17854])
+    res = rma(es.yi, es.vi, test="knha")
+    ours, theirs = trimfill(res, side="left"), trimfill(res, side="left", test="z")
+    if ours.k0:
+        assert ours.fit.test == "knha" and theirs.fit.test == "z"
+        assert ours.fit.estimate == pytest.approx(theirs.fit.estimate, rel=1e-12)
+        assert ours.fit.se != pytest.approx(theirs.fit.se, rel=1e-6)
+
+
+if __name__ == "__main__":
+    ref = _univariate()
+    total_checked = total_matched = 0
+    for kind in ["escalc", "rma", "subgroup", "leave1out", "cumul", "regtest", "trimfill"]:
+        t = tally(kind)
+        total_checked += t.checked
+        total_matched += t.matched
+        print(f"{kind:10s} {t.matched:7d} / {t.checked:7d} figures match")
+        for line in t.mismatches[:8]:
+            print("   ", line)
+    n_cases = len(ref["escalc"]) + len(ref["cases"])
+    print(f"total      {total_matched:7d} / {total_checked:7d} figures match "
+          f"({100 * total_matched / total_checked:.2f} %); {len(ref['datasets'])} data sets, {n_cases} cases")

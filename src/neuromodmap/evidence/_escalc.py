@@ -81,8 +81,10 @@ def _as_float(name: str, values, k: int | None = None) -> np.ndarray:
 
 def _cmicalc(m: np.ndarray) -> np.ndarray:
     """Exact bias correction J(m) = Γ(m/2) / (sqrt(m/2) Γ((m-1)/2)) (metafor .cmicalc)."""
+    m = np.asarray(m, float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.exp(gammaln(m / 2) - np.log(np.sqrt(m / 2)) - gammaln((m - 1) / 2))
+        out = np.exp(gammaln(m / 2) - np.log(np.sqrt(m / 2)) - gammaln((m - 1) / 2))
+    return np.where(m <= 1, np.nan, out)  # metafor: NA when mi <= 1
 
 
 def _wmean(x: np.ndarray, w: np.ndarray) -> float:
@@ -388,10 +390,11 @@ def escalc(
 
     yi = np.asarray(yi, float)
     vi = np.broadcast_to(np.asarray(vi, float), yi.shape).copy()
-    bad = ~np.isfinite(yi) | ~np.isfinite(vi)
-    yi = np.where(bad, np.nan, yi)
-    vi = np.where(bad | (vi < 0), np.nan, vi)
-    for i in np.flatnonzero((bad | np.isnan(vi)) & np.isfinite(n_total)):
+    # metafor: an infinite yi or vi makes both NA; a missing one stays missing alone
+    inf = np.isinf(yi) | np.isinf(vi)
+    yi = np.where(inf, np.nan, yi)
+    vi = np.where(inf | (vi < 0), np.nan, vi)
+    for i in np.flatnonzero((np.isnan(yi) | np.isnan(vi)) & np.isfinite(n_total)):
         if not notes[i]:
             notes[i] = "effect size or variance not defined for these data"
     index = pd.Index([str(s) for s in slab], name="study") if slab is not None else None

@@ -26,6 +26,17 @@ def _refit(res: RMAResult, y, v, labels, ni=None, M=None, names=None, test=None)
                 test or res.test, res.level, res.measure, ni, 100, 1e-5, weighted=res.weighted)
 
 
+def _row_or_nan(res: RMAResult, y, v, labels) -> dict:
+    """One refit's row; a refit that fails (e.g. REML not converging on a subset) gives a row of
+    NaN, as metafor's leave1out() and cumul() give NA, instead of losing the whole table."""
+    try:
+        return _row(_refit(res, y, v, labels))
+    except MetaAnalysisError:
+        stat = "tval" if res.test in T_TESTS else "zval"
+        return dict.fromkeys(("estimate", "se", stat, "pval", "ci_lb", "ci_ub", "q", "q_p", "tau2", "i2", "h2"),
+                             float("nan"))
+
+
 def _row(fit: RMAResult) -> dict:
     stat = "tval" if fit.test in T_TESTS else "zval"
     return {"estimate": fit.estimate, "se": fit.se, stat: fit.zval, "pval": fit.pval,
@@ -50,8 +61,7 @@ def leave1out(res: RMAResult) -> pd.DataFrame:
     rows = []
     for i in range(res.k):
         keep = np.arange(res.k) != i
-        fit = _refit(res, res.yi[keep], res.vi[keep], [s for j, s in enumerate(res.labels) if j != i])
-        rows.append(_row(fit))
+        rows.append(_row_or_nan(res, res.yi[keep], res.vi[keep], [s for j, s in enumerate(res.labels) if j != i]))
     return pd.DataFrame(rows, index=pd.Index(res.labels, name="omitted"))
 
 
@@ -74,8 +84,7 @@ def cumul(res: RMAResult, order: Sequence[int] | None = None) -> pd.DataFrame:
                          "pval": float(2 * stats.norm.sf(abs(y / se))), "ci_lb": y - crit * se,
                          "ci_ub": y + crit * se, "q": 0.0, "q_p": 1.0, "tau2": 0.0, "i2": 0.0, "h2": 1.0})
             continue
-        fit = _refit(res, res.yi[sel], res.vi[sel], [res.labels[j] for j in sel])
-        rows.append(_row(fit))
+        rows.append(_row_or_nan(res, res.yi[sel], res.vi[sel], [res.labels[j] for j in sel]))
     return pd.DataFrame(rows, index=pd.Index([res.labels[j] for j in idx], name="added"))
 
 

@@ -79,35 +79,46 @@ class _WLS:
             self.beta = np.array([float(np.dot(w, y)) / sw])
             self.resid = y - self.beta[0]
             return
-        B = X * w[:, None]
-        xtwx = X.T @ B
-        try:
-            self.xtwx_inv = np.linalg.inv(xtwx)
-        except np.linalg.LinAlgError:
-            raise MetaAnalysisError("model matrix is singular (a moderator is constant or collinear)") from None
-        self.beta = self.xtwx_inv @ (B.T @ y)
+        # thin QR of W^1/2 X: (X'WX)^-1 = R^-1 R^-T and beta = R^-1 Q'W^1/2 y, accurate when a
+        # moderator such as a calendar year makes X'WX ill-conditioned
+        sw = np.sqrt(w)
+        q, r = np.linalg.qr(X * sw[:, None], mode="reduced")
+        diag = np.abs(np.diag(r))
+        if not np.all(np.isfinite(r)) or diag.min() <= 1e-10 * max(diag.max(), 1e-300):
+            raise MetaAnalysisError("model matrix is singular (a moderator is constant or collinear)")
+        r_inv = np.linalg.solve(r, np.eye(r.shape[0]))
+        self.xtwx_inv = r_inv @ r_inv.T
+        self.beta = r_inv @ (q.T @ (sw * y))
         self.resid = y - X @ self.beta
 
     @property
     def rss(self) -> float:  # y'Py
         return float(np.dot(self.w, self.resid**2))
 
+    def _q(self) -> np.ndarray:
+        """Orthonormal basis Q of sqrt(W) X (thin QR): P = W^1/2 (I - QQ') W^1/2, with no
+        (X'WX)^-1 in the traces, which stay accurate when a moderator (e.g. a year) makes
+        X'WX ill-conditioned."""
+        return np.linalg.qr(self.X * np.sqrt(self.w)[:, None], mode="reduced")[0]
+
     def trace_p(self) -> float:
         X, w = self.X, self.w
         if X.shape[1] == 1 and X[0, 0] == 1.0:
             s1 = float(w.sum())
             return s1 - float(np.dot(w, w)) / s1
-        return float(w.sum() - np.trace(self.xtwx_inv @ (X.T @ (X * (w**2)[:, None]))))
+        h = np.sum(self._q() ** 2, axis=1)  # leverages of the weighted fit
+        return float(w.sum() - np.dot(w, h))
 
     def trace_pp(self) -> float:
-        X, w, inv = self.X, self.w, self.xtwx_inv
+        X, w = self.X, self.w
         if X.shape[1] == 1 and X[0, 0] == 1.0:
             s1, w2 = float(w.sum()), w * w
             s2 = float(w2.sum())
             return s2 - 2 * float(np.dot(w2, w)) / s1 + (s2 / s1) ** 2
-        a = inv @ (X.T @ (X * (w**2)[:, None]))
-        b = inv @ (X.T @ (X * (w**3)[:, None]))
-        return float(np.dot(w, w) - 2 * np.trace(b) + np.trace(a @ a))
+        q = self._q()
+        h = np.sum(q**2, axis=1)
+        m = q.T @ (q * w[:, None])
+        return float(np.dot(w, w) - 2 * np.dot(w * w, h) + np.sum(m * m))
 
     def ypp_y(self) -> float:  # y'PPy = |W e|^2
         pe = self.w * self.resid
@@ -501,6 +512,8 @@ class RMAResult:
         pi_se = math.sqrt(se**2 + self.tau2)
         out = {"pred": pred, "se": se, "ci_lb": pred - crit * se, "ci_ub": pred + crit * se,
                "pi_lb": pred - crit * pi_se, "pi_ub": pred + crit * pi_se}
+        if self.method == "EE":  # no between-study distribution to predict from (metafor: NA)
+            out["pi_lb"] = out["pi_ub"] = float("nan")
         if transf is not None:
             out = {key: (val if key == "se" else float(transf(val))) for key, val in out.items()}
             out["se"] = float("nan")
