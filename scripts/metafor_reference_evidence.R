@@ -1,6 +1,8 @@
 # metafor reference values for the shipped Gaynes 2011 (AHRQ CER 33) data sets.
 # Run from the repository root:  Rscript scripts/metafor_reference_evidence.R
 # Writes tests/evidence/reference/gaynes2011_metafor.json, which the test suite reads (no R needed there).
+# The general metafor oracle (every measure, estimator, test and method over metadat data sets) is
+# scripts/metafor_reference_univariate.R; the three-level model's is scripts/metafor_reference_rma_mv.R.
 # The per-target fits use the CSV's target column; the connectivity meta-regression reads
 # tests/evidence/reference/gaynes2011_target_sites.csv (yi, vi and each site's connectivity to the Fox 2012
 # sgACC on enigma-schaefer400, written by neuromodmap.evidence.datasets.target_metaregression; the test

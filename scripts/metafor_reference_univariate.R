@@ -134,7 +134,9 @@ analyse <- function(id, yi, vi, mods = NULL, group = NULL, methods = METHODS, se
   for (m in intersect(c("EE", "DL", "REML", "PM"), methods)) for (test in c("z", "knha")) {
     res <- safe(rma(yi, vi, method = m, test = test))
     if (is.null(res)) next
-    if (k <= 120) {  # leave1out/cumul refit k times with k x k matrices in R: slow beyond this
+    # leave1out/cumul refit k times with k x k matrices in R: kept to k <= 70 and, beyond
+    # k = 30, to DL and REML, so that the script runs in minutes on a small machine
+    if (k <= 70 && (k <= 30 || m %in% c("DL", "REML"))) {
       l1 <- safe(leave1out(res))
       if (!is.null(l1)) add_case(list(kind = "leave1out", input = id, method = m, test = test,
                                       call = sprintf("leave1out(rma(yi, vi, method=\"%s\", test=\"%s\"))", m, test),

@@ -22,7 +22,7 @@ import pandas as pd
 
 from neuromodmap import __version__
 from neuromodmap.evidence._errors import MetaAnalysisError
-from neuromodmap.evidence._rma import METHODS, RMAResult, rma
+from neuromodmap.evidence._rma import METHODS, TESTS, RMAResult, rma
 from neuromodmap.provenance import Provenance
 
 __all__ = ["ConnectivityMetaRegression", "connectivity_metaregression", "study_sites", "MODERATORS"]
@@ -114,7 +114,7 @@ class ConnectivityMetaRegression:
         if cat:
             where.append(f"{cat} from the built-in catalogue coordinate of the study's target code")
         est = "" if self.fit.method == "EE" else f", tau² estimated by {METHODS[self.fit.method]}"
-        test = ("Hartung-Knapp t and F tests" if self.fit.test == "knha" else "Wald-type z tests")
+        test = TESTS.get(self.fit.test, "Wald-type z tests")
         return (
             f"To relate efficacy to the network stimulated, each study's stimulation site ({'; '.join(where)}) "
             f"was modelled as a {self.radius:g} mm sphere and its mean connectivity to a {self.radius:g} mm sphere "
