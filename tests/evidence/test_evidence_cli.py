@@ -241,3 +241,21 @@ def test_evidence_help_lists_both_commands():
     result = runner.invoke(app, ["evidence", "--help"])
     _ok(result)
     assert "template" in result.output and "meta" in result.output
+
+
+@pytest.mark.parametrize("method,metafor_name", [("hsk", "HSk"), ("EB", "EB"), ("hs", "HS")])
+def test_meta_new_estimators_any_case(tmp_path, ref, method, metafor_name):
+    # expected: metafor 3.8-1 rma(yi, vi, method=...) on dat.bcg RR (tests/evidence/reference/metafor_univariate.json)
+    import json
+    from pathlib import Path
+
+    cases = json.loads((Path(__file__).parent / "reference" / "metafor_univariate.json").read_text())["cases"]
+    exp = next(c["expected"] for c in cases if c["kind"] == "rma" and c["input"] == "dat.bcg/RR"
+               and c["method"] == metafor_name and c["test"] == "z" and not c["mods"] and c["weighted"])
+    sheet = _write_csv(tmp_path / "bcg.csv", _bcg_rows(ref))
+    out = tmp_path / "out"
+    _ok(runner.invoke(app, ["evidence", "meta", str(sheet), "--measure", "RR", "--by", "none", "--method", method,
+                            "-o", str(out)]))
+    pooled = pd.read_csv(out / "pooled.csv").iloc[0]
+    assert pooled.tau2 == pytest.approx(exp["tau2"], rel=1e-5)
+    assert pooled.estimate == pytest.approx(exp["beta"], rel=1e-5)

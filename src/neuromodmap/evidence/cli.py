@@ -47,7 +47,7 @@ def meta(
                            "sham_type, outcome_measure, condition, subgroup) or 'none'. A value shared by every "
                            "row gives one model without subgroups."),
     output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
-    method: str = typer.Option("REML", "--method", help="tau² estimator: REML, ML, DL, PM, HE, SJ or EE."),
+    method: str = typer.Option("REML", "--method", help="tau² estimator: REML, ML, DL, PM, HE, SJ, HS, HSk, EB or EE (metafor's names)."),
     test: str = typer.Option("z", "--test", help="'z' (Wald) or 'knha' (Hartung-Knapp)."),
     outcome: str = typer.Option("responders", "--outcome", help="Counts for RR/OR/RD/PLO/PR/PFT: responders or "
                                 "remitters."),

@@ -509,7 +509,9 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
     if measure not in SHEET_MEASURES:
         raise MetaAnalysisError(f"{measure} needs data the extraction sheet does not hold; "
                                 f"use {', '.join(SHEET_MEASURES)} (or escalc() directly)")
-    if method.upper() not in METHODS:
+    # metafor's estimator names, any case ("hsk" is HSk; "FE" is EE)
+    method = {m.upper(): m for m in METHODS}.get(method.upper(), "EE" if method.upper() in ("FE", "CE") else method)
+    if method not in METHODS:
         raise MetaAnalysisError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if test.lower() not in ("z", "knha"):
         raise MetaAnalysisError(f"unknown test {test!r}; choose 'z' or 'knha'")
@@ -610,7 +612,7 @@ def run_meta(sheet: str | Path, measure: str = "SMD", by: str | None = "modality
         fit.provenance = prov
     if overall is not None:
         overall.provenance = prov
-    report = MetaReport(measure=measure, method=method.upper(), test=test, by=by, effects=effects,
+    report = MetaReport(measure=measure, method=method, test=test, by=by, effects=effects,
                         result=result, small_study=small, notes=notes, provenance=prov, multilevel=multilevel)
     if moderator == "connectivity":
         report.metareg = connectivity_metaregression(effects, seed, connectome=connectome, radius=radius,
