@@ -287,3 +287,11 @@ def test_cli_robust_gives_metafor_cluster_robust_inference(tmp_path, assink_shee
     output = _ok(runner.invoke(app, ["evidence", "meta", str(sheet), "-m", "RR", "--by", "none", "--robust",
                                      "-o", str(tmp_path / "o2")]))
     assert "--robust: every study contributes one row" in output
+
+
+def test_methods_paragraph_names_the_measure_as_a_phrase(assink_sheet):
+    # the measure's name used to be pluralised by appending "s": "standardised mean difference (Hedges' g)s"
+    text = run_meta(assink_sheet, measure="SMD", by=None, figures=False).methods_paragraph()
+    assert "The effect size was the standardised mean difference (Hedges' g) (SMD)" in text
+    assert "exact small-sample correction" in text
+    assert ")s " not in text

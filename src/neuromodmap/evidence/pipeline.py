@@ -274,9 +274,10 @@ class MetaReport:
         """A methods paragraph: measure, estimator, CI method, heterogeneity, software, citations."""
         fit = self.overall
         m = self.measure
-        first = f"Effect sizes were computed as {MEASURES[m]}s"
+        # the measure's name as a phrase of its own ("log odds ratio (Peto's method)" has no plural)
+        first = f"The effect size was the {MEASURES[m]} ({m})"
         if m == "SMD":
-            first += " (Hedges' g with the exact small-sample correction)"
+            first += ", with the exact small-sample correction"
         first += " with metafor's formulas"
         if m in ("RR", "OR", "RD", "PLO", "PR"):
             first += " (1/2 added to every cell of a study with a zero cell)"
