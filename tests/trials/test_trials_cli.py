@@ -96,6 +96,17 @@ def test_unreadable_file_is_reported_not_crashing(tmp_path, trials_dir):
     assert not out.exists()
 
 
+def test_import_with_no_readable_input_is_a_user_error_and_leaves_no_store(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\x00\x01 not a registry file")
+    db = tmp_path / "t.duckdb"
+    result = runner.invoke(app, ["trials", "import", str(bad), "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.output)
+    assert "bad.json: unrecognised trial file" in flat and "no input could be read" in flat
+    assert not db.exists() and "Traceback" not in result.output
+
+
 def test_survey_without_db_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["trials", "survey", "--db", str(tmp_path / "none.duckdb"), "-o", str(tmp_path)])
     assert result.exit_code == 2
@@ -154,7 +165,7 @@ def test_classify_reports_unreadable_files_and_classifies_the_others(tmp_path, t
     out = tmp_path / "labels.csv"
     args = ["trials", "classify", str(good[0]), str(bad), str(good[1]), str(empty), "-o", str(out)]
     result = runner.invoke(app, args + (["--db", str(tmp_path / "t.duckdb")] if with_db else []))
-    assert result.exit_code == 0, result.output  # as tests/test_cli_reliability.py asks (issue 15)
+    assert result.exit_code == 1, result.output  # some files not read: 1, as trials import and literature import
     flat = _flat(result.output)
     assert "2 file(s) not read" in flat and f"{bad}: unrecognised trial file" in flat and f"{empty}: empty file" in flat
     assert "Traceback" not in result.output

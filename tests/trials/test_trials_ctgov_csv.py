@@ -444,9 +444,10 @@ def test_cli_import_of_a_csv_that_is_no_export(tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text("name,value\nalpha,1\n", encoding="utf-8")
     result = runner.invoke(app, ["trials", "import", str(path), "--db", str(tmp_path / "t.duckdb")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # nothing readable: a user error, and no store left behind
     out = " ".join(result.output.split())
-    assert "notes.csv: unrecognised trial file" in out and "could not read 1 file(s)" in out
+    assert "notes.csv: unrecognised trial file" in out and "no input could be read" in out
+    assert not (tmp_path / "t.duckdb").exists()
 
 
 def test_json_raw_record_is_the_row(trials_dir):

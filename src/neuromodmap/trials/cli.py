@@ -87,6 +87,7 @@ def import_cmd(
         if not path.exists():
             _fail(f"{path}: no such file")
     problems: list = []
+    existed = db.exists()
     try:
         files = expand_inputs(inputs)
         for folder in dict.fromkeys(f.folder for f in files if f.folder is not None):
@@ -115,6 +116,15 @@ def import_cmd(
     console.print(f"Imported {report.n_upserted:,} trials into {db} from {report.n_read:,} records in "
                   f"{len(files):,} file(s), {report.seconds:.1f} s ({rate})")
     _report_problems(problems, problems_csv=problems_csv)
+    unreadable = {p.source for p in problems if p.location == "file"}
+    if report.n_read == 0 and files and len(unreadable) >= len(files):
+        # nothing could be read: a user error (exit 2) as in trials classify and literature import,
+        # and a store this run created holds nothing, so it is not left behind
+        if not existed:
+            for leftover in (db, db.with_name(db.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        _fail(f"no input could be read ({', '.join(sorted(unreadable)[:10])}); "
+              "give ClinicalTrials.gov, WHO ICTRP or EU register exports (see docs/trials_import.md)")
     _fail_unreadable(problems)
 
 
@@ -189,9 +199,10 @@ def classify(
         _fail(user_line(exc) or str(exc))
     console.print(f"Classified {stats['n_trials']:,} trials ({stats['n_neuromod']:,} neuromodulation) "
                   f"→ {output} in {stats['seconds']:.1f} s ({stats['n_trials'] / max(stats['seconds'], 1e-9):,.0f} records/s)")
-    # some inputs unreadable: the others were classified; the unreadable ones are named in the
-    # problems above ("file(s) not read"), and the run counts as done (exit 0)
+    # some inputs unreadable: the others were classified and written; the unreadable ones are
+    # named, and the exit status is 1 as for trials import and literature import
     _report_problems(problems, problems_csv=problems_csv)
+    _fail_unreadable(problems)
 
 
 def _fail_unreadable(problems) -> None:
