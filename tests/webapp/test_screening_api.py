@@ -204,3 +204,58 @@ def test_an_import_while_serving_is_picked_up_and_a_held_store_answers_503(revie
         holder.wait()
     time.sleep(0.2)
     assert client.get("/api/screening/next", params={"reviewer": "Ana"}).status_code == 200
+
+
+def test_next_record_never_repeats_a_vote_while_the_refit_runs_and_then_catches_up(client, monkeypatch) -> None:
+    import threading
+
+    from neuromodmap.webapp import screening
+
+    # hold every background refit until released, so the served ranking is stale for sure
+    gate = threading.Event()
+    fit = screening._fit
+
+    def gated_fit(engine, rows):
+        if threading.current_thread().name.startswith("screening-refit-"):
+            assert gate.wait(60)
+        return fit(engine, rows)
+
+    monkeypatch.setattr(screening, "_fit", gated_fit)
+    headers = csrf_headers(client)
+    first = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()
+    assert first["ranking"] == {"ranking_votes": 0, "votes": 0, "current": True}
+    shown, record = [], first["record"]
+    for i in range(6):
+        shown.append(record["record_id"])
+        decision = "include" if i in (0, 3) else "exclude"  # both classes: the refit uses the model
+        assert client.post("/api/screening/decisions", json={"record_id": record["record_id"], "reviewer": "Ana",
+                                                            "decision": decision}, headers=headers).status_code == 200
+        nxt = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()
+        # served from the ranking fit on no votes, with every voted record left out
+        assert nxt["ranking"] == {"ranking_votes": 0, "votes": i + 1, "current": False}
+        assert nxt["progress"]["n_screened"] == i + 1
+        assert nxt["progress"]["n_left"] == nxt["progress"]["n_eligible"] - (i + 1)
+        record = nxt["record"]
+        assert record["record_id"] not in shown
+    page = client.get("/screening", params={"reviewer": "Ana"}).text
+    assert "ranked on 0 of 6 votes (updating)" in page
+    gate.set()
+    assert screening.wait_for_refits(60)
+    caught_up = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()
+    assert caught_up["ranking"] == {"ranking_votes": 6, "votes": 6, "current": True}
+    assert caught_up["record"]["record_id"] not in shown
+    # the ranking served now is the model's on all six votes, the same as a refit in the request
+    with duckdb.connect(str(client.review_path), read_only=True) as con:
+        votes = con.execute("SELECT vote_id, record_id, decision FROM literature_screening_votes "
+                            "WHERE reviewer = 'Ana' ORDER BY vote_id").df()
+    engine = next(iter(e for k, e in screening._ENGINES.items() if k == str(client.review_path.resolve())))
+    order = engine.session.rank_decided(votes, relevant=("include", "maybe"))
+    assert caught_up["record"]["record_id"] == engine.session.records[order[0]].record_id
+    assert set(shown).isdisjoint(engine.session.records[i].record_id for i in order)
+    # a withdrawn vote is ranked again at once (refit in the request), never served from the stale order
+    gate.clear()
+    assert client.post("/api/screening/undo", json={"reviewer": "Ana"}, headers=headers).status_code == 200
+    after_undo = client.get("/api/screening/next", params={"reviewer": "Ana"}).json()
+    assert after_undo["ranking"] == {"ranking_votes": 5, "votes": 5, "current": True}
+    assert after_undo["progress"]["n_left"] == after_undo["progress"]["n_eligible"] - 5
+    gate.set()

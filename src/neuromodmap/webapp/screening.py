@@ -38,13 +38,24 @@ from neuromodmap.literature.stopping import STOPPING_CITATION, StopCheck, check_
 from neuromodmap.literature.store import load_dedup
 from neuromodmap.webapp.app import render, stores
 
-__all__ = ["router", "engine_for"]
+__all__ = ["router", "engine_for", "wait_for_refits"]
 
 router = APIRouter()
 _RELEVANT = ("include", "maybe")
 
 
 # ------------------------------------------------------------------------------------ engine
+@dataclass
+class _Ranked:
+    """A finished ranking: the votes it was fit on (``key``: count, last vote id; ``generation``: when
+    those votes were read), the unscreened records best first, and the record ids voted then."""
+
+    generation: int
+    key: tuple
+    order: list[int]
+    voted: frozenset[str]
+
+
 @dataclass
 class _Engine:
     """The screening session of one store, built once: records, criteria, features."""
@@ -53,7 +64,12 @@ class _Engine:
     session: ScreeningSession | None
     profile_name: str
     message: str = ""
-    rankings: dict[str, tuple[tuple, list[int]]] = field(default_factory=dict)
+    #: reviewer -> the latest finished ranking: (key of the votes it was fit on, order, voted record ids)
+    rankings: dict[str, _Ranked] = field(default_factory=dict)
+    #: reviewer -> the newest votes waiting for a background refit; ``refitting``: reviewers with a refit thread
+    pending: dict[str, tuple[int, tuple, list]] = field(default_factory=dict)
+    refitting: dict[str, threading.Thread] = field(default_factory=dict)
+    generation: int = 0
     stops: dict[str, tuple[tuple, StopCheck]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -169,8 +185,72 @@ def _session(request: Request, *, write: bool = False) -> Iterator[tuple[_Engine
         yield engine_for(con, key), con
 
 
-def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int]:
-    """The reviewer's unscreened records, best first; with their count of votes and relevant votes."""
+#: Refit the reviewer's model in a background thread after a vote (False: refit in the request, as before).
+BACKGROUND_REFIT = True
+
+
+def _fit(engine: _Engine, rows: list) -> list[int]:
+    decided = pd.DataFrame(rows, columns=["vote_id", "record_id", "decision"])
+    return engine.session.rank_decided(decided, relevant=_RELEVANT)
+
+
+def _store(engine: _Engine, reviewer: str, ranked: _Ranked) -> None:
+    """Keep ``ranked`` unless a ranking fit on newer votes is already there (``engine.lock`` held)."""
+    current = engine.rankings.get(reviewer)
+    if current is None or current.generation < ranked.generation:
+        engine.rankings[reviewer] = ranked
+
+
+def _refit_worker(engine: _Engine, reviewer: str) -> None:
+    """Refit on the newest pending votes until none are pending (one thread per reviewer).
+
+    Uses no store connection: the votes were read by the request, the model is the session's in
+    memory, so the per-request DuckDB connections are never shared with this thread.
+    """
+    while True:
+        with engine.lock:
+            job = engine.pending.pop(reviewer, None)
+            if job is None:
+                engine.refitting.pop(reviewer, None)
+                return
+        generation, key, rows = job
+        try:
+            order = _fit(engine, rows)
+        except Exception:  # noqa: BLE001 - a failed refit leaves the older ranking; the next request retries
+            import logging
+
+            logging.getLogger(__name__).exception("screening refit for %s failed", reviewer)
+            with engine.lock:
+                engine.refitting.pop(reviewer, None)
+            return
+        with engine.lock:
+            _store(engine, reviewer, _Ranked(generation, key, order, frozenset(r[1] for r in rows)))
+
+
+def wait_for_refits(timeout: float = 60.0) -> bool:
+    """Block until no background refit runs (tests, benchmarks); False if one still runs at ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        threads = [t for engine in list(_ENGINES.values()) for t in list(engine.refitting.values())]
+        if not threads:
+            return True
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            return not any(engine.refitting for engine in list(_ENGINES.values()))
+
+
+def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int, int, bool]:
+    """The reviewer's unscreened records, best first; their count of votes, of relevant votes, the
+    count of votes the ranking was fit on, and whether it was fit on the reviewer's current votes.
+
+    A ranking fit on fewer votes than the reviewer has cast is served at once with the records voted
+    since left out (so a record is never shown twice), while a background thread refits the model on
+    the newest votes (ASReview LAB's way). The first ranking, and one after a vote was withdrawn or a
+    record left the voted set, is fit in the request: the stale order would miss that record.
+    """
     rows = con.execute(
         "SELECT vote_id, record_id, decision FROM ("
         " SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY vote_id DESC) AS k"
@@ -179,13 +259,30 @@ def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int]:
     index = engine.session._index
     rows = [row for row in rows if row[1] in index]
     key = (len(rows), rows[-1][0] if rows else 0)
+    voted = frozenset(row[1] for row in rows)
     with engine.lock:
+        engine.generation += 1
+        generation = engine.generation
         cached = engine.rankings.get(reviewer)
-        if cached is None or cached[0] != key:
-            decided = pd.DataFrame(rows, columns=["vote_id", "record_id", "decision"])
-            order = engine.session.rank_decided(decided, relevant=_RELEVANT)
-            engine.rankings[reviewer] = cached = (key, order)
-    return cached[1], len(rows), sum(row[2] in _RELEVANT for row in rows)
+        fresh = cached is not None and cached.key == key
+        usable = cached is not None and cached.voted <= voted and BACKGROUND_REFIT
+        if not fresh and usable:
+            engine.pending[reviewer] = (generation, key, rows)  # the newest votes win
+            if reviewer not in engine.refitting:
+                thread = threading.Thread(target=_refit_worker, args=(engine, reviewer), daemon=True,
+                                          name=f"screening-refit-{reviewer}")
+                engine.refitting[reviewer] = thread
+                thread.start()
+    if not fresh and not usable:
+        ranked = _Ranked(generation, key, _fit(engine, rows), voted)
+        with engine.lock:
+            _store(engine, reviewer, ranked)
+            cached = engine.rankings[reviewer]
+    n_relevant = sum(row[2] in _RELEVANT for row in rows)
+    if cached.key == key:
+        return cached.order, len(rows), n_relevant, len(cached.voted), True
+    since = {index[r] for r in voted - cached.voted}
+    return [i for i in cached.order if i not in since], len(rows), n_relevant, len(cached.voted), False
 
 
 def _stop_check(engine: _Engine, con, reviewer: str, recall_target: float) -> tuple[StopCheck, int]:
@@ -244,11 +341,12 @@ def _criteria(engine: _Engine) -> dict:
 
 
 def _next_payload(engine: _Engine, con, reviewer: str) -> dict:
-    order, n_voted, n_relevant = _ranking(engine, con, reviewer)
+    order, n_voted, n_relevant, ranked_on, current = _ranking(engine, con, reviewer)
     record = engine.session.records[order[0]] if order else None
     return {"reviewer": reviewer, "record": _record_json(record) if record else None,
             "progress": {"n_eligible": engine.n_eligible, "n_screened": n_voted, "n_relevant": n_relevant,
-                         "n_left": len(order)}}
+                         "n_left": len(order)},
+            "ranking": {"ranking_votes": ranked_on, "votes": n_voted, "current": current}}
 
 
 def _prisma(con) -> dict:
