@@ -19,7 +19,8 @@ is refit on both classes), and each step times:
 - ``vote``: ``POST /api/screening/decisions`` (the vote and the team's decision, one transaction);
 - ``status``: ``GET /api/screening/status`` every 10th step (stopping rule, kappa, PRISMA).
 
-Run: ``NEUROMODMAP_DATA=../shared/data python benchmarks/webapp_screening_speed.py [--records 10000] [--steps 200] [--repeats 3]``
+Run: ``NEUROMODMAP_DATA=../shared/data python benchmarks/webapp_screening_speed.py [--records 10000] [--steps 200] [--repeats 3] [--sync-refit]``
+(``--sync-refit``: the model refit inside the request after each vote, as before the background refit).
 """
 
 from __future__ import annotations
@@ -148,7 +149,13 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sync-refit", action="store_true",
+                        help="refit in the request after each vote (the behaviour before the background refit)")
     args = parser.parse_args()
+    if args.sync_refit:
+        from neuromodmap.webapp import screening
+
+        screening.BACKGROUND_REFIT = False
     runs = []
     for i in range(args.repeats):
         load = os.getloadavg()[0]
