@@ -246,10 +246,11 @@ def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int, 
     """The reviewer's unscreened records, best first; their count of votes, of relevant votes, the
     count of votes the ranking was fit on, and whether it was fit on the reviewer's current votes.
 
-    A ranking fit on fewer votes than the reviewer has cast is served at once with the records voted
-    since left out (so a record is never shown twice), while a background thread refits the model on
-    the newest votes (ASReview LAB's way). The first ranking, and one after a vote was withdrawn or a
-    record left the voted set, is fit in the request: the stale order would miss that record.
+    A ranking fit on other votes than the reviewer's current ones is served at once with the records
+    voted since left out (so a record is never shown twice), while a background thread refits the
+    model on the newest votes (ASReview LAB's way); only the first ranking is fit in the request.
+    Records whose vote the reviewer withdrew (undo) and has not cast again come first, the most
+    recently withdrawn first, so that undo shows the record again.
     """
     rows = con.execute(
         "SELECT vote_id, record_id, decision FROM ("
@@ -260,29 +261,31 @@ def _ranking(engine: _Engine, con, reviewer: str) -> tuple[list[int], int, int, 
     rows = [row for row in rows if row[1] in index]
     key = (len(rows), rows[-1][0] if rows else 0)
     voted = frozenset(row[1] for row in rows)
+    withdrawn = [index[r] for (r,) in con.execute(
+        "SELECT record_id FROM literature_screening_votes WHERE undone_at IS NOT NULL AND reviewer = ?"
+        " GROUP BY record_id ORDER BY max(undone_at) DESC, max(vote_id) DESC", [reviewer]).fetchall()
+        if r in index and r not in voted]
     with engine.lock:
         engine.generation += 1
         generation = engine.generation
         cached = engine.rankings.get(reviewer)
         fresh = cached is not None and cached.key == key
-        usable = cached is not None and cached.voted <= voted and BACKGROUND_REFIT
-        if not fresh and usable:
+        if cached is not None and not fresh and BACKGROUND_REFIT:
             engine.pending[reviewer] = (generation, key, rows)  # the newest votes win
             if reviewer not in engine.refitting:
                 thread = threading.Thread(target=_refit_worker, args=(engine, reviewer), daemon=True,
                                           name=f"screening-refit-{reviewer}")
                 engine.refitting[reviewer] = thread
                 thread.start()
-    if not fresh and not usable:
+    if cached is None or (not fresh and not BACKGROUND_REFIT):
         ranked = _Ranked(generation, key, _fit(engine, rows), voted)
         with engine.lock:
             _store(engine, reviewer, ranked)
-            cached = engine.rankings[reviewer]
+        cached, fresh = ranked, True
     n_relevant = sum(row[2] in _RELEVANT for row in rows)
-    if cached.key == key:
-        return cached.order, len(rows), n_relevant, len(cached.voted), True
-    since = {index[r] for r in voted - cached.voted}
-    return [i for i in cached.order if i not in since], len(rows), n_relevant, len(cached.voted), False
+    skip = {index[r] for r in voted - cached.voted} | set(withdrawn)
+    order = withdrawn + [i for i in cached.order if i not in skip] if skip else cached.order
+    return order, len(rows), n_relevant, len(cached.voted), fresh
 
 
 def _stop_check(engine: _Engine, con, reviewer: str, recall_target: float) -> tuple[StopCheck, int]:
