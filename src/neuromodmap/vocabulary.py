@@ -28,6 +28,8 @@ __all__ = [
     "Target",
     "MODALITIES",
     "MODALITY_GROUPS",
+    "DERIVED_FROM_MODALITIES",
+    "labels_from_modalities",
     "INDICATIONS",
     "PAIN_SUBTYPES",
     "DEPRESSION_SUBTYPES",
@@ -410,6 +412,20 @@ def group_of(code: str) -> str:
 def is_invasive(codes) -> bool:
     """True if any of the modality codes needs surgery or an implanted/percutaneous lead."""
     return any(modality(c).invasive for c in codes)
+
+
+#: labels that follow from the modality codes alone (see :func:`labels_from_modalities`)
+DERIVED_FROM_MODALITIES = ("neuromod", "modality_group", "invasive")
+
+
+def labels_from_modalities(codes) -> dict:
+    """The labels that follow from a trial's modality codes: ``neuromod`` (any modality),
+    ``modality_group`` (the codes' groups, in vocabulary order) and ``invasive`` (None when no
+    modality). The classifier derives them with this function, and so does a reviewer's
+    correction of ``modalities`` (:mod:`neuromodmap.trials.overrides`)."""
+    codes = list(codes)
+    groups = sorted({group_of(c) for c in codes}, key=list(MODALITY_GROUPS).index)
+    return {"neuromod": bool(codes), "modality_group": groups, "invasive": is_invasive(codes) if codes else None}
 
 
 @cache

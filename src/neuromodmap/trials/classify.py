@@ -677,7 +677,8 @@ def classify(trial: Trial) -> Classification:
     low, runs = blob.lower(), R.capital_runs(blob)
     if R.MODALITY_TERMS.present(low, runs):  # the prefilter: ~97 % of records stop here
         codes, mentions = _modalities(record, R.MODALITY_TERMS.keys_in(low, runs), evidence, trial, lines)
-    neuromod = bool(codes)
+    derived = vocabulary.labels_from_modalities(codes)
+    neuromod = derived["neuromod"]
     indication = _indication(record, evidence)
     pain_subtype = depression_subtype = []
     chronic = None
@@ -693,13 +694,12 @@ def classify(trial: Trial) -> Classification:
     if indication in ("depression", "both"):
         depression_subtype = _subtypes(record, "depression", evidence)
     targets = _targets(codes, mentions, record, evidence) if neuromod else []
-    invasive = vocabulary.is_invasive(codes) if neuromod else None
+    invasive = derived["invasive"]
     if neuromod:
         why = next((c for c in codes if vocabulary.modality(c).invasive), codes[0])
         evidence.append(_label(label="invasive", value=str(invasive).lower(), field="modality", text=why))
-    groups = sorted({vocabulary.group_of(c) for c in codes}, key=list(vocabulary.MODALITY_GROUPS).index)
     return Classification(
-        registry_id=trial.registry_id, neuromod=neuromod, modalities=codes, modality_group=groups,
+        registry_id=trial.registry_id, neuromod=neuromod, modalities=codes, modality_group=derived["modality_group"],
         indication=indication, pain_subtype=pain_subtype, depression_subtype=depression_subtype,
         chronic_pain=chronic, targets=targets, invasive=invasive, evidence=evidence,
     )

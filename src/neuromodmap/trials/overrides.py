@@ -9,6 +9,14 @@ correction still standing, or to the classifier's value.
 :func:`effective_labels_sql` is the one place where corrections are applied: the survey and the
 report (through :meth:`TrialStore.labels_df`) and the web app's pages and API all read labels
 through it.
+
+Derived labels follow their source: a correction of ``modalities`` also stores, for each label
+that follows from the modality codes (``neuromod``, ``modality_group``, ``invasive``; see
+:func:`neuromodmap.vocabulary.labels_from_modalities`, the function the classifier uses), a
+*derived* correction (``derived_from`` = the source's id) with the value that function gives.
+An explicit correction of a derived label wins over any derived one, older or newer. Reverting
+the source reverts its derived corrections too; a derived correction cannot be reverted alone
+(revert its source, or correct the label explicitly).
 """
 
 from __future__ import annotations
@@ -23,13 +31,17 @@ import duckdb
 
 from neuromodmap import vocabulary as vocab
 
-__all__ = ["OVERRIDES_DDL", "FIELDS", "LabelField", "OverrideError", "validate_value", "effective_labels_sql",
+__all__ = ["OVERRIDES_DDL", "OVERRIDES_MIGRATE", "DERIVED", "FIELDS", "LabelField", "OverrideError", "validate_value", "effective_labels_sql",
            "add_override", "revert_override", "history", "has_overrides_table"]
 
 OVERRIDES_DDL = """CREATE TABLE IF NOT EXISTS trial_label_overrides (
     override_id VARCHAR PRIMARY KEY, seq BIGINT, registry_id VARCHAR, field VARCHAR, old_value JSON,
     new_value JSON, reviewer VARCHAR, note VARCHAR, created_at TIMESTAMP, reverted_at TIMESTAMP,
-    reverted_by VARCHAR, revert_note VARCHAR)"""
+    reverted_by VARCHAR, revert_note VARCHAR, derived_from VARCHAR)"""
+# tables made before derived corrections had no derived_from column
+OVERRIDES_MIGRATE = "ALTER TABLE trial_label_overrides ADD COLUMN IF NOT EXISTS derived_from VARCHAR"
+#: label field -> the labels derived from it when it is corrected
+DERIVED: dict[str, tuple[str, ...]] = {"modalities": vocab.DERIVED_FROM_MODALITIES}
 
 
 class OverrideError(ValueError):
@@ -114,8 +126,22 @@ def has_overrides_table(con: duckdb.DuckDBPyConnection) -> bool:
         " AND database_name = current_database() AND schema_name = current_schema()").fetchone()[0])
 
 
-_STANDING = ("SELECT * FROM trial_label_overrides WHERE reverted_at IS NULL"
-             " QUALIFY row_number() OVER (PARTITION BY registry_id, field ORDER BY seq DESC) = 1")
+def _has_derived_column(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'trial_label_overrides' AND column_name = 'derived_from'"
+        " AND database_name = current_database() AND schema_name = current_schema()").fetchone()[0])
+
+
+def _standing(con: duckdb.DuckDBPyConnection) -> str:
+    # per trial and field the correction in force: an explicit one before any derived one, then the newest
+    order = "(derived_from IS NULL) DESC, seq DESC" if _has_derived_column(con) else "seq DESC"
+    return ("SELECT * FROM trial_label_overrides WHERE reverted_at IS NULL"  # noqa: S608 (fixed SQL)
+            f" QUALIFY row_number() OVER (PARTITION BY registry_id, field ORDER BY {order}) = 1")
+
+
+def _init(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(OVERRIDES_DDL)
+    con.execute(OVERRIDES_MIGRATE)
 
 
 def effective_labels_sql(con: duckdb.DuckDBPyConnection, *, corrected_column: bool = False) -> str:
@@ -135,7 +161,7 @@ def effective_labels_sql(con: duckdb.DuckDBPyConnection, *, corrected_column: bo
     extra = ", coalesce(o.fields, CAST([] AS VARCHAR[])) AS corrected" if corrected_column else ""
     return (
         f"(SELECT l.* REPLACE ({', '.join(replaces)}){extra} FROM trial_labels l LEFT JOIN "  # noqa: S608 (fixed names)
-        f"(SELECT registry_id, {', '.join(aggs)}, list(field ORDER BY field) AS fields FROM ({_STANDING}) "
+        f"(SELECT registry_id, {', '.join(aggs)}, list(field ORDER BY field) AS fields FROM ({_standing(con)}) "
         "GROUP BY registry_id) o ON o.registry_id = l.registry_id)"
     )
 
@@ -156,8 +182,10 @@ def add_override(con: duckdb.DuckDBPyConnection, registry_id: str, field: str, v
     """Store a correction (``con`` writable, inside the caller's transaction); return its history row.
 
     :class:`OverrideError` (nothing written) for an unknown trial, field or value, or no reviewer.
+    A correction of ``modalities`` also stores the labels derived from it (:data:`DERIVED`), listed
+    under the returned row's ``derived``.
     """
-    con.execute(OVERRIDES_DDL)
+    _init(con)
     new = validate_value(field, value)
     reviewer = (reviewer or "").strip()
     if not reviewer:
@@ -170,37 +198,73 @@ def add_override(con: duckdb.DuckDBPyConnection, registry_id: str, field: str, v
         raise OverrideError(f"no trial {registry_id!r} in the store" if not known else
                             f"trial {registry_id} has no labels yet; run 'neuromodmap trials classify --db ...' first",
                             status=404 if not known else 409)
-    old = _plain(current[field])
-    seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM trial_label_overrides").fetchone()[0]
-    row = {"override_id": uuid.uuid4().hex[:16], "seq": seq, "registry_id": registry_id, "field": field,
-           "old_value": json.dumps(old), "new_value": json.dumps(new), "reviewer": reviewer, "note": note or "",
-           "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)}
-    con.execute(
-        "INSERT INTO trial_label_overrides (override_id, seq, registry_id, field, old_value, new_value, reviewer,"
-        " note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [row["override_id"], seq, registry_id, field, row["old_value"], row["new_value"], reviewer, row["note"],
-         row["created_at"]],
-    )
-    return _history_row(row)
+    seq = con.execute("SELECT coalesce(max(seq), 0) FROM trial_label_overrides").fetchone()[0]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+    def insert(name: str, value: Any, row_note: str, derived_from: str | None) -> dict:
+        nonlocal seq
+        seq += 1
+        row = {"override_id": uuid.uuid4().hex[:16], "seq": seq, "registry_id": registry_id, "field": name,
+               "old_value": json.dumps(_plain(current[name])), "new_value": json.dumps(value), "reviewer": reviewer,
+               "note": row_note, "created_at": now, "derived_from": derived_from}
+        con.execute(
+            "INSERT INTO trial_label_overrides (override_id, seq, registry_id, field, old_value, new_value, reviewer,"
+            " note, created_at, derived_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [row["override_id"], seq, registry_id, name, row["old_value"], row["new_value"], reviewer, row_note,
+             now, derived_from],
+        )
+        return row
+
+    source = insert(field, new, note or "", None)
+    derived = []
+    if field in DERIVED:
+        values = vocab.labels_from_modalities(new)
+        explicit = _explicit_fields(con, registry_id)
+        for name in DERIVED[field]:
+            why = f"derived from the correction of {field} ({source['override_id']})"
+            if name in explicit:
+                why += f"; an explicit correction of {name} stands and wins"
+            derived.append(_history_row(insert(name, values[name], why, source["override_id"])))
+    out = _history_row(source)
+    out["derived"] = derived
+    return out
+
+
+def _explicit_fields(con: duckdb.DuckDBPyConnection, registry_id: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT DISTINCT field FROM trial_label_overrides WHERE registry_id = ? AND reverted_at IS NULL"
+        " AND derived_from IS NULL", [registry_id]).fetchall()}
 
 
 def revert_override(con: duckdb.DuckDBPyConnection, registry_id: str, override_id: str, *, reviewer: str,
                     note: str = "") -> dict:
-    """Mark a standing correction reverted (kept in the history); return its history row."""
-    con.execute(OVERRIDES_DDL)
+    """Mark a standing correction reverted (kept in the history); return its history row.
+
+    Reverting a correction reverts the corrections derived from it too (listed under the returned
+    row's ``derived``); a derived correction alone cannot be reverted (:class:`OverrideError`, 409).
+    """
+    _init(con)
     reviewer = (reviewer or "").strip()
     if not reviewer:
         raise OverrideError("a revert needs the reviewer's name ('reviewer')")
-    found = con.execute("SELECT reverted_at FROM trial_label_overrides WHERE override_id = ? AND registry_id = ?",
-                        [override_id, registry_id]).fetchone()
+    found = con.execute("SELECT reverted_at, derived_from, field FROM trial_label_overrides WHERE override_id = ?"
+                        " AND registry_id = ?", [override_id, registry_id]).fetchone()
     if found is None:
         raise OverrideError(f"no correction {override_id!r} of trial {registry_id!r}", status=404)
     if found[0] is not None:
         raise OverrideError(f"correction {override_id} was already reverted", status=409)
+    if found[1] is not None:
+        raise OverrideError(f"correction {override_id} of {found[2]} was derived from correction {found[1]}: revert "
+                            f"that one (which reverts this too), or correct {found[2]} explicitly", status=409)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     con.execute("UPDATE trial_label_overrides SET reverted_at = ?, reverted_by = ?, revert_note = ? WHERE override_id = ?",
                 [now, reviewer, note or "", override_id])
-    return next(h for h in history(con, registry_id) if h["override_id"] == override_id)
+    con.execute("UPDATE trial_label_overrides SET reverted_at = ?, reverted_by = ?, revert_note = ? WHERE derived_from = ?"
+                " AND reverted_at IS NULL", [now, reviewer, f"reverted with its source {override_id}", override_id])
+    rows = history(con, registry_id)
+    out = next(h for h in rows if h["override_id"] == override_id)
+    out["derived"] = [h for h in rows if h["derived_from"] == override_id]
+    return out
 
 
 def _history_row(row: dict) -> dict:
@@ -214,13 +278,26 @@ def _history_row(row: dict) -> dict:
         "note": row["note"], "created_at": created.isoformat() + "Z" if created else None,
         "reverted_at": reverted.isoformat() + "Z" if reverted else None,
         "reverted_by": row.get("reverted_by"), "revert_note": row.get("revert_note"),
+        "derived_from": row.get("derived_from"),
     }
 
 
 def history(con: duckdb.DuckDBPyConnection, registry_id: str) -> list[dict]:
-    """Every correction of a trial, newest first (reverted ones included, marked)."""
+    """Every correction of a trial, newest first (reverted ones included, marked).
+
+    ``derived_from`` names the correction a derived one follows (None for an explicit one);
+    ``in_force`` says whether the row gives the label now (False when reverted, superseded by a
+    newer correction, or, for a derived one, overruled by an explicit correction).
+    """
     if not has_overrides_table(con):
         return []
+    cur = con.execute(f"SELECT * FROM ({_standing(con)}) WHERE registry_id = ?", [registry_id])  # noqa: S608
+    in_force = {r[0] for r in cur.fetchall()}
     cur = con.execute("SELECT * FROM trial_label_overrides WHERE registry_id = ? ORDER BY seq DESC", [registry_id])
     cols = [d[0] for d in cur.description]
-    return [_history_row(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+    out = []
+    for r in cur.fetchall():
+        row = _history_row(dict(zip(cols, r, strict=True)))
+        row["in_force"] = row["override_id"] in in_force
+        out.append(row)
+    return out

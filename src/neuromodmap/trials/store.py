@@ -52,7 +52,7 @@ from neuromodmap.store import ROW_GROUP_SIZE, connect, cursor
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
 from neuromodmap.trials.io import ONE_RECORD_FORMATS, InputFile, TrialReader, expand_inputs
 from neuromodmap.trials.models import Classification, ImportProblem, Trial
-from neuromodmap.trials.overrides import OVERRIDES_DDL, effective_labels_sql
+from neuromodmap.trials.overrides import OVERRIDES_DDL, OVERRIDES_MIGRATE, effective_labels_sql
 
 __all__ = ["TrialStore", "ImportReport", "TRIAL_COLUMNS", "trial_from_row"]
 
@@ -112,6 +112,7 @@ _SCHEMA = [
     "ALTER TABLE trials ADD COLUMN IF NOT EXISTS completion_date_precision VARCHAR",
     # reviewers' corrections of labels (neuromodmap serve); see neuromodmap.trials.overrides
     OVERRIDES_DDL,
+    OVERRIDES_MIGRATE,
 ]
 
 _INSERT_COLUMNS = TRIAL_COLUMNS + _PROVENANCE_COLUMNS
