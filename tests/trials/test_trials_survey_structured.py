@@ -11,6 +11,7 @@ they define the rows being counted.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import re
 import statistics
@@ -20,6 +21,7 @@ import zipfile
 import pandas as pd
 import pytest
 
+from neuromodmap.trials import survey as survey_module
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classify
 from neuromodmap.trials.store import TrialStore
 from neuromodmap.trials.survey import survey
@@ -100,7 +102,24 @@ def surveyed(tmp_path_factory, trials_dir):
         trials, labels = store.trials_df(), store.labels_df()
         runs = store.import_runs_df()
     out = tmp_path_factory.mktemp("survey")
-    result = survey(trials, labels, out, import_runs=runs)
+    # each figure as matplotlib's own savefig(bbox_inches="tight") writes it, made after the survey
+    # saved it (so the survey's cropping box is found without the draw that savefig makes first)
+    tight_png: dict[str, bytes] = {}
+    save = survey_module._save
+
+    def save_and_keep_tight(fig, out_, stem):
+        paths = save(fig, out_, stem)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+        tight_png[stem] = buffer.getvalue()
+        return paths
+
+    survey_module._save = save_and_keep_tight
+    try:
+        result = survey(trials, labels, out, import_runs=runs)
+    finally:
+        survey_module._save = save
+    result.tight_png = tight_png
     nm = labels[labels["neuromod"]]
     wanted = set(nm["registry_id"])
     raw = {}
@@ -194,3 +213,14 @@ def test_a_text_only_store_says_what_is_missing(tmp_path, corpus_path):
     assert {"phase", "status", "country", "continent", "start_year", "enrollment"} <= set(result.unavailable)
     html = result.html_path.read_text()
     assert "These fields are absent from the imported records" in html and "phase" in html
+
+
+def test_figures_are_cropped_as_savefig_tight_crops_them(surveyed):
+    """The survey finds each figure's tight box once for its PNG and SVG, without savefig's extra
+    draw; every PNG must still be byte-identical to matplotlib's savefig(bbox_inches="tight")."""
+    result = surveyed[0]
+    assert len(result.tight_png) >= 20  # the count tables, the split pairs, trend, box plots
+    for stem, expected in result.tight_png.items():
+        assert (result.out_dir / "figures" / f"{stem}.png").read_bytes() == expected, stem
+        svg = (result.out_dir / "figures" / f"{stem}.svg").read_text(encoding="utf-8")
+        assert "<svg" in svg and "</svg>" in svg, stem
