@@ -154,6 +154,44 @@ def test_read_only_store(tmp_path, trials_dir):
         assert len(ro) == 2
 
 
+
+def test_a_store_of_an_older_version_is_read_without_migrating_it(tmp_path, trials_dir):
+    """Read-only commands (survey, the demo's survey, classify --db) cannot migrate a store: the
+    columns and tables added since it was written are supplied empty, and the file is untouched.
+    (A store written before start_date_precision/arm_groups/overrides made `trials survey` fail
+    with a DuckDB Binder error.)"""
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from neuromodmap.cli import app
+
+    db = tmp_path / "old.duckdb"
+    with TrialStore(db) as store:
+        store.import_files(v2_files(trials_dir) + xml_files(trials_dir), progress=False)
+    result = CliRunner().invoke(app, ["trials", "classify", "--db", str(db), "-o", str(tmp_path / "labels.csv")])
+    assert result.exit_code == 0, result.output
+    import duckdb
+
+    con = duckdb.connect(str(db))  # make it the layout of an older version
+    for column in ("arm_groups", "start_date_precision", "completion_date_precision"):
+        con.execute(f"ALTER TABLE trials DROP COLUMN {column}")
+    con.execute("ALTER TABLE import_problems DROP COLUMN action")
+    con.execute("DROP TABLE IF EXISTS trial_label_overrides")
+    n_stored = con.execute("SELECT count(*) FROM trials").fetchone()[0]
+    con.close()
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    with TrialStore(db, read_only=True) as ro:
+        assert len(ro) == n_stored
+        assert ro.trials_df()["start_date_precision"].isna().all()
+    result = CliRunner().invoke(app, ["trials", "survey", "--db", str(db), "-o", str(tmp_path / "survey")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "survey" / "survey.html").exists()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest  # read, never written
+    with TrialStore(db) as rw:  # a writable open migrates it
+        assert "start_date_precision" in rw.trials_df().columns
+
+
 _KILLABLE = textwrap.dedent(
     """
     import sys, datetime as dt

@@ -116,6 +116,50 @@ _SCHEMA = [
 ]
 
 _INSERT_COLUMNS = TRIAL_COLUMNS + _PROVENANCE_COLUMNS
+
+
+def read_only_compat(con) -> list[str]:
+    """Let a store written by an older version be read without migrating it.
+
+    A writable store is migrated when opened (the ``ALTER TABLE ... ADD COLUMN`` and ``CREATE
+    TABLE IF NOT EXISTS`` statements of the schema). A read-only connection cannot migrate, so
+    each column added since the store was written is supplied as NULL by a temporary view over
+    the stored table, and each table added since as an empty temporary table; the file is not
+    touched. Returns what was supplied (``table.column`` or ``table``).
+    """
+    import re
+
+    db = con.execute("SELECT current_database()").fetchone()[0]
+    qdb = '"' + db.replace('"', '""') + '"'
+    stored = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'", [db]).fetchall()}
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main'",
+            [db]).fetchall():
+        have.setdefault(table, set()).add(column)
+    wanted: dict[str, dict[str, str]] = {"trials": {c: _sql_type(c) for c in (*TRIAL_COLUMNS, *_PROVENANCE_COLUMNS)}}
+    wanted["trials"].update({"raw": "JSON", "as_of": "DATE", "imported_at": "TIMESTAMP"})
+    supplied: list[str] = []
+    for ddl in _SCHEMA:
+        created = re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", ddl)
+        if created and created.group(1) not in stored:
+            con.execute(ddl.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE IF NOT EXISTS", 1))
+            supplied.append(created.group(1))
+            continue
+        added = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) (.+)$", ddl)
+        if added:
+            wanted.setdefault(added.group(1), {})[added.group(2)] = added.group(3).strip()
+    for table, columns in wanted.items():
+        if table not in stored:
+            continue
+        missing = [c for c in columns if c not in have.get(table, set())]
+        if missing:
+            extra = ", ".join(f"CAST(NULL AS {columns[c]}) AS {c}" for c in missing)
+            con.execute(f"CREATE TEMP VIEW {table} AS SELECT *, {extra} FROM {qdb}.main.{table}")  # noqa: S608 (names from the schema)
+            supplied += [f"{table}.{c}" for c in missing]
+    return supplied
+
 _CASTS = {"raw": "JSON", "as_of": "DATE", "imported_at": "TIMESTAMP"}
 _SELECT_CAST = ", ".join(
     f"CAST({c} AS {_sql_type(c) if c in TRIAL_COLUMNS else _CASTS.get(c, 'VARCHAR')}) AS {c}"
@@ -486,6 +530,7 @@ class TrialStore:
             tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if "trials" not in tables:
                 raise FileNotFoundError(f"{db_path or 'the database'} holds no trials; import some first")
+            read_only_compat(self.con)
 
     # ------------------------------------------------------------------ context
     def close(self) -> None:
