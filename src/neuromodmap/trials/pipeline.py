@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from neuromodmap._utils import atomic_write, progress_bar
+from neuromodmap._utils import atomic_write, progress_bar, relaxed_gc
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
 from neuromodmap.trials.io import (
     SPLITTABLE,
@@ -399,6 +399,7 @@ def _import_serial(store, files: list[InputFile], *, as_of, problems: list[Impor
 
 
 # ---------------------------------------------------------------------- entry points
+@relaxed_gc()
 def import_and_classify(
     store,
     inputs: list[Path],
@@ -498,6 +499,7 @@ def import_and_classify(
             "n_labels_loaded": n_loaded, "parallel": bool(parallel), "timings": timings}
 
 
+@relaxed_gc()
 def classify_to_csv(
     inputs: list[Path],
     output: Path,

@@ -47,7 +47,7 @@ import duckdb
 import pandas as pd
 
 from neuromodmap import __version__
-from neuromodmap._utils import progress_bar
+from neuromodmap._utils import progress_bar, relaxed_gc
 from neuromodmap.store import ROW_GROUP_SIZE, connect, cursor
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
 from neuromodmap.trials.io import ONE_RECORD_FORMATS, InputFile, TrialReader, expand_inputs
@@ -747,6 +747,7 @@ class TrialStore:
             problems.extend(found)
         return n_written
 
+    @relaxed_gc()
     def import_files(
         self,
         paths: Iterable[str | os.PathLike],
