@@ -952,15 +952,15 @@ class TrialReader:
             self._problem(location, f"invalid XML: {err}")
             return
         bad: list[FieldError] = []
+        raw = element_to_dict(root)  # the stored raw record; the mapping reads its fields from it
         try:
-            trial = clinical_study_to_trial(root, problems=bad)
+            trial = clinical_study_to_trial(root, problems=bad, raw=raw, size_hint=len(data))
         except FieldError as err:
             self._field_problem(location, err)
             return
         if bad:
             self._field_problems(location, bad)
-        yield ImportedRecord(trial, element_to_dict(root), self.source, location, as_of=download_date(root),
-                             size=len(data))
+        yield ImportedRecord(trial, raw, self.source, location, as_of=download_date(root, raw), size=len(data))
 
     # -- ICTRP
     def _ictrp_xml(self) -> Iterator[ImportedRecord]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from neuromodmap.trials._readers._common import (
+    MAX_FIELD_CHARS,
     FieldError,
     Fields,
     RecordError,
@@ -75,14 +77,98 @@ def _textblock(elem: Element, path: str) -> str:
     node = elem.find(path)
     if node is None:
         return ""
-    raw = "".join(node.itertext())
+    return _paragraphs("".join(node.itertext()))
+
+
+def _paragraphs(raw: str) -> str:
     paras = re.split(r"\n\s*\n", raw.strip())
     return "\n".join(" ".join(p.split()) for p in paras if p.strip())
 
 
-def download_date(root: Element) -> dt.date | None:
-    """The ``download_date`` of a record ("ClinicalTrials.gov processed this data on May 11, 2018")."""
-    text = _text(root, "required_header/download_date")
+class _Mixed(Exception):
+    """A field's element has child elements (mixed content): read that record from the tree."""
+
+
+def _nodes(d: Any, parts: tuple[str, ...]) -> Iterator[Any]:
+    """The values at ``parts`` under the dict ``d`` (``element_to_dict`` output), in document
+    order, as ``Element.iterfind`` would find the elements."""
+    if not isinstance(d, dict):
+        return
+    v = d.get(parts[0], _MISSING)
+    if v is _MISSING:
+        return
+    vals = v if isinstance(v, list) else (v,)
+    if len(parts) == 1:
+        yield from vals
+    else:
+        rest = parts[1:]
+        for x in vals:
+            yield from _nodes(x, rest)
+
+
+def _leaf(v: Any) -> str:
+    """The (stripped) text of an element's dict value; :class:`_Mixed` if it has children."""
+    if isinstance(v, str):
+        return v
+    if all(k[0] in "@#" for k in v):  # attributes only (and "#text"): a leaf
+        return v.get("#text", "")
+    raise _Mixed
+
+
+def _first(d: Any, path: str) -> Any:
+    for v in _nodes(d, tuple(path.split("/"))):
+        return v
+    return _MISSING
+
+
+def _d_text(d: Any, path: str) -> str:
+    v = _first(d, path)
+    return "" if v is _MISSING else clean_text(_leaf(v), path)
+
+
+def _d_texts(d: Any, path: str) -> list[str]:
+    out = []
+    for v in _nodes(d, tuple(path.split("/"))):
+        t = clean_text(_leaf(v), path)
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+def _d_textblock(d: Any, path: str) -> str:
+    v = _first(d, path)
+    return "" if v is _MISSING else _paragraphs(_leaf(v))
+
+
+def _d_iter(d: Any, tag: str) -> Iterator[Any]:
+    return _nodes(d, (tag,))
+
+
+def _d_has(d: Any, tag: str) -> bool:
+    return isinstance(d, dict) and tag in d
+
+
+def _e_has(elem: Element, tag: str) -> bool:
+    return elem.find(tag) is not None
+
+
+#: how the mapping reads the record: from the element tree (any record) or from its
+#: ``element_to_dict`` form (faster; every field a leaf element, else :class:`_Mixed`)
+_ON_TREE = (_text, _texts, _textblock, Element.iterfind, _e_has)
+_ON_DICT = (_d_text, _d_texts, _d_textblock, _d_iter, _d_has)
+
+
+def download_date(root: Element, raw: dict[str, Any] | None = None) -> dt.date | None:
+    """The ``download_date`` of a record ("ClinicalTrials.gov processed this data on May 11, 2018");
+    ``raw``: the record's ``element_to_dict`` form, read instead of the tree when it serves."""
+    text = None
+    if raw is not None:
+        try:
+            text = _d_text(raw, "required_header/download_date")
+        except _Mixed:
+            pass
+    if text is None:
+        text = _text(root, "required_header/download_date")
     m = _DOWNLOAD.search(text)
     if not m:
         return None
@@ -92,7 +178,8 @@ def download_date(root: Element) -> dt.date | None:
         return None
 
 
-def clinical_study_to_trial(root: Element, problems: list[FieldError] | None = None) -> Trial:
+def clinical_study_to_trial(root: Element, problems: list[FieldError] | None = None, *,
+                            raw: dict[str, Any] | None = None, size_hint: int | None = None) -> Trial:
     """Map a parsed ``<clinical_study>`` element to a :class:`Trial`.
 
     Parameters
@@ -101,6 +188,13 @@ def clinical_study_to_trial(root: Element, problems: list[FieldError] | None = N
         Each field with an invalid value (a date, enrollment or phase no registry writes, an
         oversize text) is left empty and appended here as a :class:`FieldError` named by its
         element path; the record is kept. Without a list the first such field raises.
+    raw : dict, optional
+        ``element_to_dict(root)``, already built for the store: the fields are read from it
+        (dict look-ups instead of element paths); a record where a field's element has child
+        elements is read from the tree (same result either way).
+    size_hint : int, optional
+        The record's size in bytes: no field of a record under the field limit can exceed it,
+        so the field sizes are not checked then.
 
     Raises
     ------
@@ -111,11 +205,28 @@ def clinical_study_to_trial(root: Element, problems: list[FieldError] | None = N
     """
     if root.tag != "clinical_study":
         raise RecordError("clinical_study", f"root element is <{root.tag}>, not <clinical_study>")
+    check = size_hint is None or size_hint > MAX_FIELD_CHARS
+    if raw is not None:
+        try:
+            nct = _d_text(raw, "id_info/nct_id")
+            if not nct:
+                raise RecordError("id_info/nct_id", "missing")
+            bad: list[FieldError] | None = [] if problems is not None else None
+            try:
+                trial = _map(raw, nct, Fields(bad, nct), _ON_DICT, check)
+            except FieldError as err:
+                err.registry_id = nct
+                raise
+            if bad:
+                problems.extend(bad)
+            return trial
+        except _Mixed:
+            pass
     nct = _text(root, "id_info/nct_id")
     if not nct:
         raise RecordError("id_info/nct_id", "missing")
     try:
-        return _map(root, nct, Fields(problems, nct))
+        return _map(root, nct, Fields(problems, nct), _ON_TREE, check)
     except FieldError as err:
         err.registry_id = nct
         raise
@@ -129,8 +240,9 @@ def _enrollment(text: str) -> int | None:
     return int(text)
 
 
-def _map(root: Element, nct: str, f: Fields) -> Trial:
+def _map(root: Any, nct: str, f: Fields, on: tuple, check: bool = True) -> Trial:
     T = f.take  # T(default, fn, *args): fn(*args), or the default when that field is bad
+    _text, _texts, _textblock, iterfind, has = on  # read from the tree or from its dict
     secondary = _texts(root, "id_info/secondary_id") + _texts(root, "id_info/nct_alias")
     study_type = _text(root, "study_type")
     phase = _text(root, "phase")
@@ -146,7 +258,7 @@ def _map(root: Element, nct: str, f: Fields) -> Trial:
             "other_names": _texts(iv, "other_name"),
             "arm_group_labels": _texts(iv, "arm_group_label"),
         }
-        for iv in root.iterfind("intervention")
+        for iv in iterfind(root, "intervention")
     ]
     arm_groups = [
         {
@@ -154,7 +266,7 @@ def _map(root: Element, nct: str, f: Fields) -> Trial:
             "type": code(_text(arm, "arm_group_type"), "arm_group/arm_group_type"),
             "description": _text(arm, "description"),
         }
-        for arm in root.iterfind("arm_group")
+        for arm in iterfind(root, "arm_group")
     ]
     d: dict[str, Any] = {
         "registry_id": nct,
@@ -192,7 +304,8 @@ def _map(root: Element, nct: str, f: Fields) -> Trial:
         "allocation": code(_text(root, "study_design_info/allocation"), "allocation"),
         "masking": code(_text(root, "study_design_info/masking"), "masking"),
         "primary_purpose": code(_text(root, "study_design_info/primary_purpose"), "primary_purpose"),
-        "has_results": root.find("clinical_results") is not None,
+        "has_results": has(root, "clinical_results"),
     }
-    check_sizes(d, nct, f)
+    if check:
+        check_sizes(d, nct, f)
     return build_trial(d, f)
