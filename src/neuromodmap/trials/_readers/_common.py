@@ -318,6 +318,8 @@ def clean_text(value: Any, field: str) -> str:
         return ""
     if not isinstance(value, str):
         raise FieldError(field, f"expected text, got {type(value).__name__}")
+    if value.isprintable() and "  " not in value and "&" not in value and "<" not in value:
+        return value.strip()  # no entity, tag, line break, tab or run of spaces: nothing to tidy
     if "&" in value:
         value = html.unescape(value)
     if "<" in value:

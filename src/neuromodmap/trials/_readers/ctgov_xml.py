@@ -35,19 +35,19 @@ def element_to_dict(elem: Element) -> dict[str, Any]:
     out: dict[str, Any] = {f"@{k}": v for k, v in attrib.items()} if attrib else {}
     for child in elem:
         tag = child.tag
-        if not isinstance(tag, str):  # comments, processing instructions
+        if tag.__class__ is not str:  # comments, processing instructions
             continue
-        text = child.text
-        if len(child) or child.attrib:
+        if len(child) or child.keys():  # keys(), not attrib: that would give every leaf a dict
             value: Any = element_to_dict(child)
-            if not len(child) and text and (text := text.strip()):
+            if not len(child) and (text := child.text) and (text := text.strip()):
                 value["#text"] = text
         else:
+            text = child.text
             value = text.strip() if text else ""
         prev = out.get(tag, _MISSING)
         if prev is _MISSING:
             out[tag] = value
-        elif isinstance(prev, list):
+        elif prev.__class__ is list:
             prev.append(value)
         else:
             out[tag] = [prev, value]
@@ -115,10 +115,23 @@ def _leaf(v: Any) -> str:
     raise _Mixed
 
 
+_PARTS: dict[str, tuple[str, ...]] = {}
+
+
 def _first(d: Any, path: str) -> Any:
-    for v in _nodes(d, tuple(path.split("/"))):
-        return v
-    return _MISSING
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS[path] = tuple(path.split("/"))
+    v = d
+    for part in parts:  # the usual case: one element at each step
+        if v.__class__ is not dict:
+            if v.__class__ is list:  # several: the first match in document order
+                return next(_nodes(d, parts), _MISSING)
+            return _MISSING
+        v = v.get(part, _MISSING)
+        if v is _MISSING:
+            return _MISSING
+    return v[0] if v.__class__ is list else v
 
 
 def _d_text(d: Any, path: str) -> str:
