@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from neuromodmap.trials._readers import _common
 from neuromodmap.trials._readers._common import (
-    MAX_FIELD_CHARS,
     FieldError,
     Fields,
     RecordError,
@@ -218,7 +218,7 @@ def clinical_study_to_trial(root: Element, problems: list[FieldError] | None = N
     """
     if root.tag != "clinical_study":
         raise RecordError("clinical_study", f"root element is <{root.tag}>, not <clinical_study>")
-    check = size_hint is None or size_hint > MAX_FIELD_CHARS
+    check = size_hint is None or size_hint > _common.MAX_FIELD_CHARS  # the module's, read now
     if raw is not None:
         try:
             nct = _d_text(raw, "id_info/nct_id")
