@@ -82,6 +82,34 @@ def test_legacy_xml_bad_field(tmp_path, trials_dir, old, new, field, emptied, re
     assert classify(rec.trial).neuromod and "tms" in classify(rec.trial).modalities
 
 
+
+def test_legacy_xml_markup_inside_fields_and_a_bad_date(tmp_path, trials_dir):
+    """Markup inside a field (a child element: the reader then maps the record from its tree,
+    not from the raw dict) keeps the field's whole text; an attribute on a field element
+    changes nothing; the bad date is still emptied and reported once, not once per route."""
+    text = (trials_dir / XML).read_text(encoding="utf-8")
+    edits = [
+        ("<condition>Major Depressive Disorder</condition>", '<condition lang="en">Major Depressive Disorder</condition>'),
+        ("<start_date>October 2015</start_date>", "<start_date>-1+1</start_date>"),
+        ("<agency>Neuronetics</agency>", "<agency><b>Neuro</b>netics</agency>"),  # mapped after the date
+    ]
+    for old, new in edits:
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    path = tmp_path / "NCT02586688.xml"
+    path.write_text(text, encoding="utf-8")
+    (whole,), none = _read(trials_dir / XML)
+    assert none == []
+    (rec,), problems = _read(path)
+    p = _field_problem(problems, "start_date", "NCT02586688", "clinical_study")
+    assert "unrecognised date '-1+1'" in p.reason
+    _same_but(rec.trial, whole.trial, {"start_date": None})
+    # the file's own text, with the markup's text in place
+    assert rec.trial.sponsor == "Neuronetics" and rec.trial.conditions == ["Major Depressive Disorder"]
+    # the raw record keeps the markup as elements, the attribute as "@lang"
+    assert rec.raw["condition"] == {"@lang": "en", "#text": "Major Depressive Disorder"}
+    assert rec.raw["sponsors"]["lead_sponsor"]["agency"] == {"b": "Neuro"}
+
 def _sizes(trial) -> dict[str, int]:
     """Characters of each text field (a list: all its items; interventions: each sub-field)."""
     out = {}
