@@ -12,6 +12,10 @@ file), and the ``/trials`` page (list, counts and survey figures) with two filte
 
 Goal (issue 16): p95 < 150 ms for ``/api/trials`` with two filters.
 
+Free text: ``/api/trials`` with ``q`` (rotating over :data:`TEXT_QUERIES`, some with a label
+filter, some over all trials with ``neuromod=any``), timed once the app's word index is ready
+(the wait for it is printed); ``--text-index off`` serves with the plain scan instead.
+
 The store is built once (import + classify of ctgov_text_2018.jsonl.gz, about 2 minutes) into
 ``--db`` (default ``.bench/webapp_trials_101k.duckdb``) and reused.
 
@@ -37,6 +41,17 @@ QUERIES = [
     "modality_group=spinal_cord&indication=pain",
     "modality=dbs&indication=depression",
     "modality_group=noninvasive_cortical&invasive=non-invasive",
+]
+
+TEXT_QUERIES = [
+    "q=pain",
+    "q=depression&modality=tms",
+    "q=transcranial+magnetic",
+    "q=spinal+cord&neuromod=any",
+    "q=tdcs&neuromod=any",
+    "q=parkinson&neuromod=any",
+    "q=stimulat+depress",
+    "q=chronic+low+back&neuromod=any",
 ]
 
 
@@ -85,6 +100,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per repetition")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cold", type=int, default=10, help="requests each after a 5.5 s pause (store reopened)")
+    parser.add_argument("--text-requests", type=int, default=80, help="q requests per repetition (0: none)")
+    parser.add_argument("--text-index", choices=["background", "off"], default="background",
+                        help="how the served app answers q (NEUROMODMAP_TEXT_INDEX)")
     parser.add_argument("--data-dir", default=os.environ.get("NEUROMODMAP_DATA", "../shared/data"))
     args = parser.parse_args()
 
@@ -97,6 +115,7 @@ def main() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("NEUROMODMAP_TOKEN", None)
+    env["NEUROMODMAP_TEXT_INDEX"] = args.text_index
     proc = subprocess.Popen([sys.executable, "-m", "neuromodmap", "serve", "--db", str(args.db), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -127,12 +146,40 @@ def main() -> None:
             pages = [f"/trials?{QUERIES[i % len(QUERIES)]}" for i in range(min(40, args.requests))]
             ms = time_requests(client, pages)
             print(f"/trials page (list + counts + survey figures), two filters: {describe(ms)}")
+            if args.text_requests:
+                time_text(client, args)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def time_text(client: httpx.Client, args) -> None:
+    t0 = time.perf_counter()
+    while args.text_index != "off":  # the first q starts the index build; wait until it answers
+        how = client.get(f"/api/trials?{TEXT_QUERIES[0]}&limit=1").json().get("text_search")
+        if how == "index":
+            break
+        if time.perf_counter() - t0 > 600:
+            sys.exit("the text index was not ready after 600 s")
+        time.sleep(1)
+    print(f"text index ready after {time.perf_counter() - t0:.1f} s (mode {args.text_index}; load "
+          f"{os.getloadavg()[0]:.2f})")
+    totals = {q: client.get(f"/api/trials?{q}&limit=1").json()["total"] for q in TEXT_QUERIES}
+    print("text queries (total matching): " + "; ".join(f"{q} ({n})" for q, n in totals.items()))
+    paths = [f"/api/trials?{TEXT_QUERIES[i % len(TEXT_QUERIES)]}&limit=50&offset=0" for i in range(args.text_requests)]
+    time_requests(client, paths[:8])  # warm-up
+    p95s, medians = [], []
+    for rep in range(args.repeats):
+        ms = time_requests(client, paths)
+        p95s.append(percentile(ms, 95))
+        medians.append(statistics.median(ms))
+        print(f"  /api/trials?q= repeat {rep + 1}: {describe(ms)}  (load {os.getloadavg()[0]:.2f})", flush=True)
+    print(f"/api/trials with q ({args.text_index}): median of medians {statistics.median(medians):.1f} ms, "
+          f"median p95 {statistics.median(p95s):.1f} ms over {args.repeats} x {args.text_requests} requests "
+          f"(load {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

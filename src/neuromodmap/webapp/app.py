@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from neuromodmap import __version__
 from neuromodmap.webapp.db import StoreBusy, StoreMissing, Stores
+from neuromodmap.webapp.search import TextIndex
 from neuromodmap.webapp.security import CSRF_FIELD, SecurityMiddleware
 
 __all__ = ["create_app", "render", "stores", "templates", "NAV", "PAGE_MODULES"]
@@ -38,6 +39,11 @@ PAGE_MODULES = ["neuromodmap.webapp.trials", "neuromodmap.webapp.screening",
 def stores(request: Request) -> Stores:
     """The app's :class:`~neuromodmap.webapp.db.Stores` (use as a FastAPI dependency or call it)."""
     return request.app.state.stores
+
+
+def text_index(request: Request) -> TextIndex:
+    """The app's word index of the trials store (the ``q`` filter)."""
+    return request.app.state.text_index
 
 
 def _csrf_input(request: Request) -> Markup:
@@ -93,18 +99,22 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(db: Path, review: Path | None = None, token: str | None = None, *,
-               host: str | None = None, busy_wait: float = 4.0, linger: float = 5.0) -> FastAPI:
+               host: str | None = None, busy_wait: float = 4.0, linger: float = 5.0,
+               text_index: str | None = None) -> FastAPI:
     """The web app over the trials store ``db`` (and the literature/review store ``review``).
 
     ``token``: when set, every request must carry it (see :mod:`neuromodmap.webapp.security`).
     ``host``: the address served on, accepted in the Host header besides the loopback names.
     ``busy_wait``: seconds a request waits for a store another process holds before a 503.
     ``linger``: idle seconds after which the app closes its read-only instance of a store.
+    ``text_index``: how ``q`` searches: ``background`` (default; a word index built once per
+    store version), ``sync`` or ``off`` (scan); see :mod:`neuromodmap.webapp.search`.
     """
     app = FastAPI(title="neuromodmap", version=__version__, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.stores = Stores(Path(db), Path(review) if review else None, busy_wait=busy_wait, linger=linger)
     app.state.token = token
+    app.state.text_index = TextIndex(lambda: app.state.stores.read("trials"), text_index)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(StoreBusy)

@@ -30,7 +30,8 @@ from neuromodmap.registry_ids import find_registry_ids, registry_url
 from neuromodmap.trials import overrides as ov
 from neuromodmap.trials.models import Trial
 from neuromodmap.trials.store import TRIAL_COLUMNS, trial_from_row
-from neuromodmap.webapp.app import render, stores
+from neuromodmap.webapp.app import render, stores, text_index
+from neuromodmap.webapp.search import TextIndex, scan_clause
 
 __all__ = ["router", "TrialFilter", "parse_filter", "highlight"]
 
@@ -70,9 +71,37 @@ class TrialFilter:
     neuromod: str = "yes"
     #: a condition reads a registry field (not only labels), or unclassified trials may pass
     needs_trials: bool = False
+    #: the words of ``q`` (each must occur); their condition is set by :meth:`bind_text`
+    words: list[str] = field(default_factory=list)
+    text_where: list[str] = field(default_factory=list)
+    text_args: list[Any] = field(default_factory=list)
+    #: how ``q`` was answered: "index", "scan" or "" (no q)
+    text_search: str = ""
 
     def sql(self) -> str:
-        return " AND ".join(self.where) if self.where else "TRUE"
+        where = self.where + self.text_where
+        return " AND ".join(where) if where else "TRUE"
+
+    def params(self) -> list[Any]:
+        return [*self.args, *self.text_args]
+
+    def bind_text(self, con, index: TextIndex | None) -> None:
+        """Set the condition of ``q``'s words: the trials the word index gives, or (index off or
+        not ready yet) a scan of the text fields. Same results either way."""
+        if not self.words:
+            return
+        ids = index.trials(con, self.words) if index is not None else None
+        if ids is None:
+            self.text_where, self.text_args = [], []
+            for word in self.words:
+                clause, args = scan_clause(word)
+                self.text_where.append(clause)
+                self.text_args += args
+            self.text_search = "scan"
+        else:
+            self.text_where = ["t.registry_id IN (SELECT unnest(?::VARCHAR[]))"]
+            self.text_args = [ids.tolist()]
+            self.text_search = "index"
 
     def query(self, **changes) -> str:
         """The query string of this filter with ``changes`` (None removes a filter)."""
@@ -170,17 +199,8 @@ def parse_filter(params) -> TrialFilter:
                 parts.append("year(t.start_date) BETWEEN ? AND ?")
                 f.args += [min(lo, hi), max(lo, hi)]
             f.where.append("(" + " OR ".join(parts) + ")")
-        elif name == "q":
-            fields = ("t.registry_id", "t.title", "t.official_title", "t.brief_summary", "t.detailed_description",
-                      "array_to_string(t.conditions, '; ')")
-            for text in values:
-                for word in text.split():
-                    if any(c in word for c in "%_\\"):  # taken literally: no LIKE wildcards
-                        f.where.append("(" + " OR ".join(f"contains(lower({c}), ?)" for c in fields) + ")")
-                        f.args += [word.lower()] * len(fields)
-                    else:  # ILIKE is the fastest scan DuckDB offers here
-                        f.where.append("(" + " OR ".join(f"{c} ILIKE ?" for c in fields) + ")")
-                        f.args += [f"%{word}%"] * len(fields)
+        elif name == "q":  # every word, case-insensitive, literally (see neuromodmap.webapp.search)
+            f.words = list(dict.fromkeys(word for text in values for word in text.split()))
     return f
 
 
@@ -220,7 +240,7 @@ def query_trials(con, f: TrialFilter, limit: int, offset: int) -> tuple[int, lis
     else:
         sql = (f"SELECT l.registry_id, {cols}, count(*) OVER () FROM {labels} l"  # noqa: S608
                f" WHERE {f.sql()} ORDER BY l.registry_id LIMIT ? OFFSET ?")
-    rows = con.execute(sql, [*f.args, limit, offset]).fetchall()
+    rows = con.execute(sql, [*f.params(), limit, offset]).fetchall()
     if rows:
         total = rows[0][-1]
     elif offset == 0:
@@ -228,7 +248,7 @@ def query_trials(con, f: TrialFilter, limit: int, offset: int) -> tuple[int, lis
     else:
         src = (f"trials t LEFT JOIN {labels} l ON l.registry_id = t.registry_id" if f.needs_trials
                else f"{labels} l")
-        total = con.execute(f"SELECT count(*) FROM {src} WHERE {f.sql()}", f.args).fetchone()[0]  # noqa: S608
+        total = con.execute(f"SELECT count(*) FROM {src} WHERE {f.sql()}", f.params()).fetchone()[0]  # noqa: S608
     ids = [r[0] for r in rows]
     fields = {r[0]: r[1:] for r in con.execute(
         "SELECT registry_id, title, phases, overall_status, year(start_date) FROM trials"
@@ -268,7 +288,7 @@ def survey_counts(con, f: TrialFilter) -> dict:
     each of its values), as in ``neuromodmap trials survey``."""
     source = _from(con)
     exprs = ", ".join(expr for _, _, expr, _ in _SURVEY)
-    rows = con.execute(f"SELECT {exprs} FROM {source} WHERE {f.sql()}", f.args).fetchall()  # noqa: S608
+    rows = con.execute(f"SELECT {exprs} FROM {source} WHERE {f.sql()}", f.params()).fetchall()  # noqa: S608
     out = {"total": len(rows), "figures": []}
     for i, (key, title, _, multi) in enumerate(_SURVEY):
         counter: Counter = Counter()
@@ -389,8 +409,10 @@ def api_trials(request: Request) -> dict:
     f = parse_filter(request.query_params)
     limit, offset = _page_args(request.query_params)
     with stores(request).read("trials") as con:
+        f.bind_text(con, text_index(request))
         total, items = query_trials(con, f, limit, offset)
     return {"total": total, "limit": limit, "offset": offset, "filters": f.values, "neuromod": f.neuromod,
+            **({"text_search": f.text_search} if f.text_search else {}),
             "items": [{k: it[k] for k in ("registry_id", "title", "modalities", "modality_group", "indication",
                                           "corrected")} for it in items]}
 
@@ -400,6 +422,7 @@ def api_survey(request: Request) -> dict:
     """The survey counts (modality group, modality, indication, ...) of the filtered trials."""
     f = parse_filter(request.query_params)
     with stores(request).read("trials") as con:
+        f.bind_text(con, text_index(request))
         counts = survey_counts(con, f)
     return {"filters": f.values, "neuromod": f.neuromod, **counts}
 
@@ -489,6 +512,7 @@ def trials_page(request: Request):
     f = parse_filter(request.query_params)
     limit, offset = _page_args(request.query_params)
     with stores(request).read("trials") as con:
+        f.bind_text(con, text_index(request))
         total, items = query_trials(con, f, limit, offset)
         survey = survey_counts(con, f)
     ctx = {"f": f, "total": total, "items": items, "limit": limit, "offset": offset, "survey": survey,
