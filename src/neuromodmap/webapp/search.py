@@ -214,4 +214,6 @@ class TextIndex:
             self.last_error = None
         except Exception as exc:  # noqa: BLE001 (the scan answers; the next q tries again)
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("text index not built (%s); q uses the scan", self.last_error)
+            # an interrupt: the process is ending (the thread is a daemon); nothing to report
+            level = logging.DEBUG if isinstance(exc, duckdb.InterruptException) else logging.WARNING
+            log.log(level, "text index not built (%s); q uses the scan", self.last_error)
