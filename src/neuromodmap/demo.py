@@ -230,8 +230,7 @@ def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str], 
         runs["source"] = runs["source"].map(lambda s: renamed.get(s, s))
         # the literature records are in the same project database (literature link-trials ran)
         publications = publications_by_trial(store.con, store.con)
-        result = survey(store.trials_df(), store.labels_df(), out, import_runs=runs, publications=publications)
-        result.section(sources=sources).write(out)
+        survey(store.trials_df(), store.labels_df(), out, import_runs=runs, publications=publications, sources=sources)
 
 
 def _literature(data: Path, db: Path, out: Path, steps: _Steps, simulation: bool) -> None:

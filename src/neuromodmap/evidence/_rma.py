@@ -683,6 +683,28 @@ class SubgroupResult:
 # ---------------------------------------------------------------------------
 # rma
 # ---------------------------------------------------------------------------
+def mods_matrix(mods, k: int, unit: str = "studies") -> tuple[np.ndarray | None, list[str]]:
+    """Moderators as a float matrix (k rows) and their names, as metafor names them: a
+    DataFrame's columns, a Series' name, else ``mods`` / ``mods1, mods2, ...``; None without
+    moderators. Shared by :func:`rma` and :func:`neuromodmap.evidence.rma_mv`."""
+    if mods is None:
+        return None, []
+    if isinstance(mods, pd.DataFrame):
+        names = [str(c) for c in mods.columns]
+        M = mods.to_numpy(dtype=float)
+    elif isinstance(mods, pd.Series):
+        names = [str(mods.name or "mods")]
+        M = mods.to_numpy(dtype=float)[:, None]
+    else:
+        M = np.asarray(mods, dtype=float)
+        if M.ndim == 1:
+            M = M[:, None]
+        names = [f"mods{j + 1}" if M.shape[1] > 1 else "mods" for j in range(M.shape[1])]
+    if M.shape[0] != k:
+        raise MetaAnalysisError(f"mods has {M.shape[0]} rows for {k} {unit}")
+    return M, names
+
+
 def _clean_inputs(yi, vi, labels, mods):
     def to_float(name, values):
         try:  # fast path: already numeric
@@ -708,22 +730,7 @@ def _clean_inputs(yi, vi, labels, mods):
     labels = [str(s) for s in labels]
     if len(labels) != k:
         raise MetaAnalysisError(f"{len(labels)} study labels for {k} studies")
-    M = None
-    names: list[str] = []
-    if mods is not None:
-        if isinstance(mods, pd.DataFrame):
-            names = [str(c) for c in mods.columns]
-            M = mods.to_numpy(dtype=float)
-        elif isinstance(mods, pd.Series):
-            names = [str(mods.name or "mods")]
-            M = mods.to_numpy(dtype=float)[:, None]
-        else:
-            M = np.asarray(mods, dtype=float)
-            if M.ndim == 1:
-                M = M[:, None]
-            names = [f"mods{j + 1}" if M.shape[1] > 1 else "mods" for j in range(M.shape[1])]
-        if M.shape[0] != k:
-            raise MetaAnalysisError(f"mods has {M.shape[0]} rows for {k} studies")
+    M, names = mods_matrix(mods, k)
     bad = ~np.isfinite(y) | ~np.isfinite(v)
     if M is not None:
         bad |= ~np.all(np.isfinite(M), axis=1)

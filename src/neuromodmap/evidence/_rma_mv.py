@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from neuromodmap.evidence._errors import MetaAnalysisError, MetaAnalysisWarning
+from neuromodmap.evidence._rma import mods_matrix
 from neuromodmap.provenance import Provenance
 
 __all__ = ["rma_mv", "robust", "RMAMVResult"]
@@ -391,22 +392,9 @@ def _optimise(model: _Model, reml: bool, start: np.ndarray, max_iter: int):
 # rma_mv
 # ---------------------------------------------------------------------------
 def _design(mods, k, intercept):
-    names: list[str] = []
-    if mods is None:
+    M, names = mods_matrix(mods, k, unit="effects")
+    if M is None:
         M = np.empty((k, 0))
-    elif isinstance(mods, pd.DataFrame):
-        names = [str(c) for c in mods.columns]
-        M = mods.to_numpy(dtype=float)
-    elif isinstance(mods, pd.Series):
-        names = [str(mods.name or "mods")]
-        M = mods.to_numpy(dtype=float)[:, None]
-    else:
-        M = np.asarray(mods, dtype=float)
-        if M.ndim == 1:
-            M = M[:, None]
-        names = [f"mods{j + 1}" if M.shape[1] > 1 else "mods" for j in range(M.shape[1])]
-    if M.shape[0] != k:
-        raise MetaAnalysisError(f"mods has {M.shape[0]} rows for {k} effects")
     if intercept:
         M = np.column_stack([np.ones(k), M])
         names = ["intrcpt"] + names

@@ -353,6 +353,7 @@ def survey(
     import_runs: pd.DataFrame | None = None,
     title: str = "Neuromodulation trial landscape",
     publications: pd.DataFrame | None = None,
+    sources: list | None = None,
 ) -> SurveyResult:
     """Survey the neuromodulation trials: CSV tables, PNG/SVG figures, ``survey.html`` and the
     report section (``section.json``, with the searchable trial list ``tables/neuromod_trials.csv``).
@@ -372,6 +373,8 @@ def survey(
         (:func:`neuromodmap.literature.trial_links.publications_by_trial`): adds the table of
         trials with a linked publication by modality group. Without it that table is listed
         as unavailable.
+    sources : list, optional
+        Data sources for the report section (as :meth:`SurveyResult.section` takes them).
     """
     out = Path(out_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -570,7 +573,7 @@ def survey(
     _write_html(html_path, title, tables, methods, n_total, n, unavailable)
     result = SurveyResult(out, tables, methods, html_path, n_total, n, unavailable, neuromod=nm,
                           import_runs=import_runs)
-    result.section().write(out)
+    result.section(sources=sources).write(out)
     return result
 
 
