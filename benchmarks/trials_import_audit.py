@@ -25,6 +25,7 @@ The counting functions are also used by tests/trials/test_trials_import_audit.py
 from __future__ import annotations
 
 import argparse
+import calendar
 import contextlib
 import csv
 import datetime as dt
@@ -245,9 +246,29 @@ _AACT = {"phases": "phase", "status": "overall_status", "start": "start_date", "
          "countries": "Countries_name", "registration": "study_first_submitted_date"}
 
 
+def _aact_registry_date(cell: dict[str, str], prefix: str) -> str | None:
+    """The date as the registry wrote it: AACT's ``start_month_year`` text (``March 2015``,
+    ``2015-03``), else its derived ``start_date``. AACT fills a month-only text with the
+    month's last day in ``start_date``; in an extract whose month-year column R or a
+    spreadsheet turned into a date (``2015-03-01``), a first of the month beside a different
+    derived date, that month's last day, was month-only text: it is given as ``2015-03``."""
+    text = (cell.get(f"{prefix}_month_year") or "").strip()
+    derived = (cell.get(f"{prefix}_date") or "").strip()
+    if text.lower() in _NULL:
+        return derived
+    first = re.fullmatch(r"(\d{4})-(\d{2})-01", text)
+    last = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", derived)
+    if first and last and last.group(1, 2) == first.group(1, 2):
+        year, month = int(first.group(1)), int(first.group(2))
+        if int(last.group(3)) == calendar.monthrange(year, month)[1]:
+            return text[:7]
+    return text
+
+
 def raw_aact_csv(path: Path) -> Raw:
     """An AACT ``studies`` table (one row per trial, AACT's column names; the AACT-derived
-    pain set adds ``Countries_name``)."""
+    pain set adds ``Countries_name``). The start date is the registry's text
+    (``start_month_year``, see :func:`_aact_registry_date`), so its precision is checked too."""
     header, rows = _csv_rows(path)
     raw = Raw(absent={name for name, column in _AACT.items() if column not in header})
     for row in rows:
@@ -255,7 +276,8 @@ def raw_aact_csv(path: Path) -> Raw:
         rid = cell.get("nct_id", "")
         raw.ids.append(rid)
         for name, column in _AACT.items():
-            raw.put(rid, name, cell.get(column), phase_words=name == "phases")
+            value = _aact_registry_date(cell, "start") if name == "start" else cell.get(column)
+            raw.put(rid, name, value, phase_words=name == "phases")
     return raw
 
 

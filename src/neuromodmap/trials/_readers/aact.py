@@ -6,11 +6,23 @@ PostgreSQL tables; researchers share its ``studies`` table (one row per trial, c
 ``study_first_submitted_date``, ``results_first_posted_date`` ...) as CSV, often with
 joined columns (``agency_class`` of the lead sponsor, ``description`` the brief summary,
 ``Countries_name``). Columns this reader does not know are kept in the raw record only.
+
+Start and completion dates: AACT's ``start_date`` / ``completion_date`` are DATE values it
+derives from the registry's text, which it keeps in ``start_month_year`` /
+``completion_month_year``; a month-only text (``March 2015``, ``2015-03``) becomes the
+month's LAST day (``2015-03-31``). Like every other reader, this one stores what the registry
+wrote: a month-only text as the first of the month at precision ``month``, a year as 1 January
+at ``year``, a whole date at ``day``. Shared extracts often hold the month-year column already
+turned into a date by R or a spreadsheet (``2015-03-01`` for ``March 2015``); such a first of
+the month whose AACT date is that month's last day (a different day) is read as month-only.
+Without a month-year column the AACT date is stored as it is, at day precision.
 """
 
 from __future__ import annotations
 
+import calendar
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Iterator
@@ -24,6 +36,7 @@ from neuromodmap.trials._readers._common import (
     build_trial,
     check_sizes,
     code,
+    date_precision,
     parse_date,
     phases,
 )
@@ -58,6 +71,36 @@ def _countries(text: str) -> list[str]:
     return list(dict.fromkeys(c.strip() for c in re.split(r"[|;]", text) if c.strip()))
 
 
+def _month_end(day: dt.date) -> bool:
+    return day.day == calendar.monthrange(day.year, day.month)[1]
+
+
+def _registry_date(f: Fields, text: str, derived: str, text_field: str, date_field: str
+                   ) -> tuple[dt.date | None, str | None]:
+    """(date, precision) of an AACT date: from the registry's text (``start_month_year``) when
+    the row has it, else AACT's derived date (``start_date``) at day precision.
+
+    Each unreadable cell is reported (FieldError noted in ``f``); the other one is used when it
+    reads, else the field is left empty. The record is always kept.
+    """
+    aact = f.take(None, parse_date, derived, date_field)
+    if text:
+        try:
+            value = parse_date(text, text_field)
+        except FieldError as err:
+            f.note(err)
+            value = None
+        if value is not None:
+            precision = date_precision(text)
+            # "March 2015" read as a date by R or a spreadsheet (2015-03-01) beside AACT's
+            # 2015-03-31: AACT fills a month-only text with the month's last day
+            if (precision == "day" and aact is not None and value.day == 1 and aact != value
+                    and aact.replace(day=1) == value and _month_end(aact)):
+                precision = "month"
+            return value, precision
+    return aact, ("day" if aact is not None else None)
+
+
 def row_to_trial(row: dict[str, str], problems: list[FieldError] | None = None) -> Trial:
     """Map one AACT ``studies`` row (cells by lower-case column name) to a Trial."""
     nct = row.get("nct_id", "").strip().upper()
@@ -70,6 +113,10 @@ def row_to_trial(row: dict[str, str], problems: list[FieldError] | None = None) 
         return (row.get(key) or "").strip()
 
     phase = cell("phase")
+    start, start_precision = _registry_date(f, cell("start_month_year"), cell("start_date"),
+                                            "start_month_year", "start_date")
+    completion, completion_precision = _registry_date(
+        f, cell("completion_month_year"), cell("completion_date"), "completion_month_year", "completion_date")
     results = cell("results_first_posted_date") or cell("results_first_submitted_date")
     d: dict[str, Any] = {
         "registry_id": nct,
@@ -83,8 +130,10 @@ def row_to_trial(row: dict[str, str], problems: list[FieldError] | None = None) 
         "study_type": code(cell("study_type"), "study_type"),
         "phases": T([], phases, phase, "phase") if phase else [],
         "overall_status": code(cell("overall_status"), "overall_status"),
-        "start_date": T(None, parse_date, cell("start_date"), "start_date"),
-        "completion_date": T(None, parse_date, cell("completion_date"), "completion_date"),
+        "start_date": start,
+        "start_date_precision": start_precision,
+        "completion_date": completion,
+        "completion_date_precision": completion_precision,
         "registration_date": T(None, parse_date, cell("study_first_submitted_date"), "study_first_submitted_date"),
         "last_update": T(None, parse_date, cell("last_update_posted_date"), "last_update_posted_date"),
         "enrollment": T(None, _enrollment, cell("enrollment")),
