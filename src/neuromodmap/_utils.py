@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,8 +23,28 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["atomic_write", "defuse_formula", "defuse_frame", "defuse_row", "progress_bar", "relaxed_gc",
+__all__ = ["atomic_write", "defuse_formula", "defuse_frame", "defuse_row", "json_text", "progress_bar", "relaxed_gc",
            "restore_formula", "write_csv"]
+
+
+_ORJSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as compact JSON text, non-ASCII characters kept as they are.
+
+    orjson (about five times faster than :func:`json.dumps` on full registry records, the
+    largest single cost of storing them); dates, times and other values JSON has no type for
+    are written as ``str()`` gives them, as ``json.dumps(obj, default=str)`` does. What orjson
+    refuses (a lone surrogate, a non-string key, an integer beyond 64 bits) goes through
+    :func:`json.dumps` with the same separators, so every value is written.
+    """
+    try:
+        return orjson.dumps(obj, default=str, option=_ORJSON_OPTS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        import json
+
+        return json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -35,7 +34,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from neuromodmap._utils import atomic_write, progress_bar, relaxed_gc
+from neuromodmap._utils import atomic_write, json_text, progress_bar, relaxed_gc
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
 from neuromodmap.trials.io import (
     SPLITTABLE,
@@ -134,7 +133,7 @@ class _Labeller:
 
     def __init__(self, labels, file_index: int, *, cols: bool, rows: bool):
         self.labels, self.i, self.want_cols, self.want_rows = labels, file_index, cols, rows
-        self.dumps = json.JSONEncoder(ensure_ascii=False).encode
+        self.dumps = json_text
 
     def block(self, records: list[tuple[int, object]], source: str, as_of) -> tuple[dict | None, list | None]:
         """Classify ``(position, record)`` pairs; return (store columns, CSV rows)."""
@@ -380,7 +379,7 @@ def _import_serial(store, files: list[InputFile], *, as_of, problems: list[Impor
     n_rows = 0
     with contextlib.ExitStack() as stack:
         labels = stack.enter_context(open(labels_path, "w", encoding="utf-8")) if labels_path else None
-        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        dumps = json_text
         seq = 0
 
         def on_record(rec) -> None:
