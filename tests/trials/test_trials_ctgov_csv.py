@@ -456,3 +456,29 @@ def test_json_raw_record_is_the_row(trials_dir):
     records, _ = _read(trials_dir / CLASSIC27)
     assert [r.raw for r in records] == table
     json.dumps(records[0].raw)  # storable as JSON
+
+
+def test_store_reads_a_website_export_once(trials_dir, tmp_path, monkeypatch):
+    """The as-of date of an export (its latest date posted) enters every row's hash, yet the
+    file's rows are tokenised once: the date is found while they are read and the rows are
+    written after. The stored rows are those the same records give with the date known up
+    front (what the store wrote when it read the file twice)."""
+    from neuromodmap.trials._readers import ctgov_csv
+    from neuromodmap.trials.store import record_columns
+
+    calls = []
+    rows = ctgov_csv.CsvExport._rows
+    monkeypatch.setattr(ctgov_csv.CsvExport, "_rows", lambda self, fh: calls.append(1) or rows(self, fh))
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        report = store.import_files([trials_dir / CUR30], progress=False)
+        assert len(calls) == 1
+        stored = store.con.execute("SELECT registry_id, as_of, raw, record_hash FROM trials ORDER BY registry_id").fetchall()
+        assert store.con.execute("SELECT as_of FROM import_runs").fetchall() == [(dt.date(2025, 5, 9),)]
+        assert store.import_files([trials_dir / CUR30], progress=False).n_upserted == 0  # same hashes again
+    assert report.n_read == len(stored) == 1000
+    assert {r[1] for r in stored} == {dt.date(2025, 5, 9)}  # the export's date, as SOURCES.md gives it
+    monkeypatch.setattr(ctgov_csv.CsvExport, "_rows", rows)
+    records = list(TrialReader(trials_dir / CUR30, problems=[]))
+    cols = record_columns(records, str(trials_dir / CUR30), dt.date(2025, 5, 9))
+    expected = sorted(zip(cols["registry_id"], cols["as_of"], cols["raw"], cols["record_hash"], strict=True))
+    assert stored == expected

@@ -573,10 +573,19 @@ class TrialReader:
         Last Update Posted / First Posted / Results First Posted date is a lower bound of it
         (the export was made that day or later). None for every other format, and for
         exports without those columns. The store uses it when no ``as_of`` is given.
+
+        Asked after the records were read, it is the date found while reading them (the file
+        is not read a second time); asked before, the file is scanned for it.
         """
         if self.base_format != "ctgov_csv":
             return None
         return self._csv_export().latest_date()
+
+    @property
+    def as_of_from_file(self) -> bool:
+        """True for formats whose :meth:`default_as_of` comes from the records themselves (known
+        once they are read): a store holds their rows back until then, as it hashes the as-of."""
+        return self.base_format == "ctgov_csv"
 
     @property
     def provenance(self) -> str | None:

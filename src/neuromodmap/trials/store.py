@@ -316,6 +316,23 @@ def trial_from_row(row: tuple) -> Trial:
     return Trial.model_validate(data)
 
 
+def _record_hash(source: str, as_of, source_format: str, raw: str) -> str:
+    """A stored row's ``record_hash``: a re-import of the same record from the same source, as
+    of the same date, writes nothing."""
+    return hashlib.blake2b(f"{source}\x1f{as_of}\x1f{source_format}\x1f{raw}".encode("utf-8", "surrogatepass"),
+                           digest_size=16).hexdigest()
+
+
+def _late_as_of(cols: dict[str, list], as_of) -> dict[str, list]:
+    """``cols`` (built with no as-of date) for the as-of date found after they were built:
+    records without their own take ``as_of``, and the hashes follow (see :func:`record_columns`)."""
+    as_ofs = [a or as_of for a in cols["as_of"]]
+    cols["as_of"] = as_ofs
+    cols["record_hash"] = [_record_hash(s, a, f, raw) for s, a, f, raw in
+                           zip(cols["source"], as_ofs, cols["source_format"], cols["raw"], strict=True)]
+    return cols
+
+
 def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[str, list]:
     """The ``trials`` columns of ``records`` (plus ``_location``), as lists of plain values.
 
@@ -340,8 +357,7 @@ def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[st
     cols["source"] = sources
     cols["as_of"] = as_ofs
     cols["record_hash"] = [
-        hashlib.blake2b(f"{s}\x1f{a}\x1f{t.source_format}\x1f{raw}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-        for s, a, t, raw in zip(sources, as_ofs, trials, raws, strict=True)
+        _record_hash(s, a, t.source_format, raw) for s, a, t, raw in zip(sources, as_ofs, trials, raws, strict=True)
     ]
     cols["_location"] = [r.location for r in records]
     return cols
@@ -567,7 +583,7 @@ class TrialStore:
 
     def _finish_run(self, run_id: str, *, n_read: int, n_ok: int, problems: list[ImportProblem], status: str,
                     source: str | None = None, kind: str | None = None, fmt: str | None = None,
-                    n_files: int | None = None) -> None:
+                    n_files: int | None = None, as_of: dt.date | None = None) -> None:
         """Close a run: counts, status and problems (and, for a run of many files, what it
         turned out to cover: source folder, kind, formats, files), in one transaction."""
         self.con.execute("BEGIN TRANSACTION")
@@ -576,8 +592,8 @@ class TrialStore:
             self.con.execute(
                 "UPDATE import_runs SET finished = ?, n_read = ?, n_ok = ?, n_problems = ?, status = ?,"
                 " source = coalesce(?, source), kind = coalesce(?, kind), format = coalesce(?, format),"
-                " n_files = coalesce(?, n_files) WHERE run_id = ?",
-                [_now(), n_read, n_ok, len(problems), status, source, kind, fmt, n_files, run_id],
+                " n_files = coalesce(?, n_files), as_of = coalesce(?, as_of) WHERE run_id = ?",
+                [_now(), n_read, n_ok, len(problems), status, source, kind, fmt, n_files, as_of, run_id],
             )
             self.con.execute("COMMIT")
         except BaseException:
@@ -655,8 +671,13 @@ class TrialStore:
         on_batch: Callable[[int, int], None] | None = None,
         checkpoint: Callable | None = None,
         problems: list[ImportProblem] | None = None,
+        as_of_after: Callable[[], dt.date | None] | None = None,
     ) -> tuple[int, int]:
         """Upsert in batches, one transaction each; return (records read, rows written).
+
+        ``as_of_after()``: the as-of date, known only once every record is read (a website
+        export's latest posted date, found while its rows are read): the batches' columns are
+        held back until then and written with it (``as_of`` is then unused).
 
         ``checkpoint(con)`` runs inside the last batch's transaction (the API client moves
         its page token there, so rows and checkpoint commit together). A batch the database
@@ -666,12 +687,17 @@ class TrialStore:
         n_read = chars = 0
         batch: dict[str, ImportedRecord] = {}
         writer = _Writer(self, run_id, source, problems, checkpoint)
+        held: list[tuple[dict[str, list], int]] | None = [] if as_of_after is not None else None
 
         def flush() -> None:
             nonlocal chars
             if not batch and checkpoint is None:
                 return
-            writer.write(self._batch_frame(batch, source, as_of, run_id) if batch else None, len(batch))
+            if held is not None:
+                if batch:
+                    held.append((record_columns(list(batch.values()), source, None), len(batch)))
+            else:
+                writer.write(self._batch_frame(batch, source, as_of, run_id) if batch else None, len(batch))
             if on_batch is not None:
                 on_batch(n_read, writer.written)
             batch.clear()
@@ -686,6 +712,11 @@ class TrialStore:
                 if len(batch) >= batch_size or chars >= _BATCH_CHARS:
                     flush()
             flush()
+            if held is not None:
+                late = as_of_after()
+                while held:
+                    cols, n = held.pop(0)
+                    writer.write(_frame(_late_as_of(cols, late), run_id), n)
             writer.finish()
         finally:
             writer.close()
@@ -828,8 +859,10 @@ class TrialStore:
                                              batch_size=batch_size, on_record=on_record)
                     continue
                 pos += 1
-                # a website export carries no date: its latest posted date bounds it (see default_as_of)
-                run_as_of = as_of if as_of is not None else reader.default_as_of()
+                # a website export carries no date: its latest posted date bounds it (see default_as_of),
+                # found while its rows are read; they are written once it is known
+                late = as_of is None and reader.as_of_from_file
+                run_as_of = as_of
                 run_id = self._start_run(kind="file", source=str(path), fmt=reader.format, query=None,
                                          as_of=run_as_of, n_files=1)
                 task = bar.add_task(path.name, total=reader.size, records=0)
@@ -846,12 +879,16 @@ class TrialStore:
                         batch_size=batch_size,
                         on_batch=on_batch,
                         problems=file_problems,
+                        as_of_after=reader.default_as_of if late else None,
                     )
                 except BaseException:
                     self._finish_run(run_id, n_read=0, n_ok=0, problems=file_problems, status="failed")
                     raise
                 bar.update(task, completed=reader.size)
-                self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=file_problems, status="completed")
+                if late:
+                    run_as_of = reader.default_as_of()
+                self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=file_problems, status="completed",
+                                 as_of=run_as_of)
                 if (what := reader.provenance) is not None:
                     when = (f"as of {run_as_of} (given)" if as_of is not None
                             else f"as of {run_as_of} (its latest date posted; pass --as-of for the download date)"

@@ -361,6 +361,10 @@ class CsvExport:
         self.delimiter = self.delimiter or ","
         self._first_cells = _split_header(first, self.delimiter)  # the header, before the rows are read
         self.header: list[str] = []
+        #: the latest posted date of the rows read so far (see :meth:`latest_date`), and whether
+        #: :meth:`records` has read every row (then it is the file's, found without a second pass)
+        self.latest: dt.date | None = None
+        self.read_through = False
 
     @property
     def layout(self) -> str:
@@ -399,7 +403,12 @@ class CsvExport:
     def latest_date(self) -> dt.date | None:
         """The latest Last Update Posted, First Posted or Results First Posted date in the file
         (none after today): the export was made on that day or later. None when the file has
-        none of those columns (or no such date)."""
+        none of those columns (or no such date).
+
+        Once :meth:`records` has read the file through, the date it found on the way (the file
+        is not read again); before, the file is scanned for it."""
+        if self.read_through:
+            return self.latest
         latest: dt.date | None = None
         today = dt.date.today()
         try:
@@ -427,6 +436,14 @@ class CsvExport:
             pass  # a cut or corrupt file: reported when its records are read
         return latest
 
+    def _posted(self, cell: str, today: dt.date) -> None:
+        try:
+            day = parse_date(cell, "date")
+        except FieldError:
+            return
+        if day is not None and day <= today and (self.latest is None or day > self.latest):
+            self.latest = day
+
     def records(self, fh: BinaryIO) -> Iterator[ImportedRecord]:
         hint = "" if self.encoding else "; pass encoding= if the file is in another encoding"
         names: dict[str, str] = {}
@@ -434,6 +451,9 @@ class CsvExport:
         line = 0
         n_rows = 0
         held: tuple[int, list[str]] | None = None  # a compressed file: the row read last, not yet used
+        posted: list[int] = []  # the columns whose latest date bounds the export's date
+        today = dt.date.today()
+        self.latest, self.read_through = None, False
         try:
             for line, cells in self._rows(fh):
                 if isinstance(cells, Exception):
@@ -447,6 +467,7 @@ class CsvExport:
                         self._problem(
                             f"line {line}", "the file ends inside a quoted cell that opens on this line (cut short, "
                             f"or a stray quote); the {n_rows:,} rows before it were read", action="rest of file skipped")
+                        self.read_through = True
                         return
                     self._problem(f"line {line}", f"not a valid CSV row ({cells}); skipped")
                     continue
@@ -455,6 +476,7 @@ class CsvExport:
                 if not self.header:
                     self.header = cells
                     keys = [COLUMNS.get(_key(c)) for c in cells]
+                    posted = [i for i, k in enumerate(keys) if k in _POSTED]
                     for k, c in zip(keys, cells, strict=True):
                         if k and k not in names:
                             names[k] = c.strip()
@@ -463,6 +485,9 @@ class CsvExport:
                                               "'Study URL' column to identify its trials; the header has neither")
                         return
                     continue
+                for i in posted:  # every row, kept or not, as latest_date() reads them
+                    if i < len(cells) and cells[i]:
+                        self._posted(cells[i], today)
                 if cells == self.header:
                     self._problem(f"line {line}", "the header row again (files joined?); skipped")
                     continue
@@ -476,7 +501,9 @@ class CsvExport:
         except OSError as err:
             self._problem(f"after line {line}", f"the file cannot be read on ({err}); the {n_rows:,} rows before "
                                                 "it were read", action="rest of file skipped")
+            self.read_through = True  # as far as it can be read: latest_date() would stop there too
             return
+        self.read_through = True
         why = self._cut() if self._cut is not None else None
         if why:  # the last row read may be cut short: not used
             kept, last = (n_rows - 1, held[0] - 1) if held is not None else (n_rows, line)
