@@ -927,6 +927,10 @@ class TrialReader:
         if isinstance(data, MemberError):
             self._problem(loc, str(data))
             return
+        first = data[:1]  # the usual case: the document starts at its first byte
+        if first == b"<":
+            yield from self._xml_record(data, loc)
+            return
         head = data[:400].lstrip()
         enc, bom = sniff_encoding(head)
         first = head[bom:].decode(enc, "replace").lstrip()[:1]

@@ -15,6 +15,7 @@ collect them in (``problems=None``) the first one is raised, as a strict check.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import re
 from collections.abc import Callable
@@ -174,6 +175,20 @@ def parse_date(value: Any, field: str) -> dt.date | None:
         return None
     if not isinstance(value, str):
         raise FieldError(field, f"expected a date string, got {type(value).__name__}")
+    try:
+        return _date_of(value)
+    except _BadDate as err:
+        raise FieldError(field, str(err)) from None
+
+
+class _BadDate(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=8192)
+def _date_of(value: str) -> dt.date | None:
+    """:func:`parse_date` of one spelling (registries repeat a few thousand of them); a spelling
+    it cannot read raises :class:`_BadDate` (not cached)."""
     text = value.strip()
     if not text or text.lower() in _NO_DATE:
         return None
@@ -196,8 +211,8 @@ def parse_date(value: Any, field: str) -> dt.date | None:
             if mo is not None:
                 return dt.date(int(y), mo, int(d1 or d2 or 1))
     except ValueError as err:
-        raise FieldError(field, f"invalid date {text!r} ({err})") from None
-    raise FieldError(field, f"unrecognised date {text[:40]!r}")
+        raise _BadDate(f"invalid date {text!r} ({err})") from None
+    raise _BadDate(f"unrecognised date {text[:40]!r}")
 
 
 _MON_YY = re.compile(r"^[A-Za-z]{3}-\d{2}$")
@@ -209,6 +224,11 @@ def date_precision(value: Any) -> str | None:
     17, 2015``); None for no date or a spelling :func:`parse_date` does not read."""
     if not isinstance(value, str):
         return None
+    return _precision_of(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _precision_of(value: str) -> str | None:
     text = value.strip()
     if m := _ISO.match(text):
         return "day" if m.group(3) else "month" if m.group(2) else "year"
@@ -237,13 +257,21 @@ def code(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise FieldError(field, f"expected text, got {type(value).__name__}")
+    return _code_of(value, field.endswith("masking"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_of(value: str, masking: bool) -> str | None:
     text = value.strip()
     if not text:
         return None
-    if field.endswith("masking") and "(" in text and not text.lower().startswith("none"):
+    if masking and "(" in text and not text.lower().startswith("none"):
         text = text.split("(", 1)[0]
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
+    slug = _NON_CODE.sub("_", text).strip("_").upper()
     return _CODE_SPECIAL.get(slug, slug)
+
+
+_NON_CODE = re.compile(r"[^A-Za-z0-9]+")
 
 
 _PHASE_ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4"}

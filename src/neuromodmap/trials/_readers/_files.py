@@ -47,7 +47,7 @@ def unsafe_member_name(name: str) -> str | None:
     text = name.replace("\\", "/")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":" and text[0].isalpha()):
         return "unsafe member name (an absolute path); not read"
-    if ".." in PurePosixPath(text).parts:
+    if ".." in text and ".." in PurePosixPath(text).parts:
         return "unsafe member name (a '..' component: path traversal); not read"
     if not name.isprintable():
         return "unsafe member name (control characters); not read"

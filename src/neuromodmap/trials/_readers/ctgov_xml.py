@@ -140,9 +140,22 @@ def _d_text(d: Any, path: str) -> str:
 
 
 def _d_texts(d: Any, path: str) -> list[str]:
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS[path] = tuple(path.split("/"))
+    if len(parts) == 1 and d.__class__ is dict:  # most repeated fields: condition, keyword, ...
+        v = d.get(parts[0], _MISSING)
+        if v is _MISSING:
+            return []
+        if v.__class__ is str:
+            t = clean_text(v, path)
+            return [t] if t else []
+        nodes: Any = v if v.__class__ is list else (v,)
+    else:
+        nodes = _nodes(d, parts)
     out = []
-    for v in _nodes(d, tuple(path.split("/"))):
-        t = clean_text(_leaf(v), path)
+    for v in nodes:
+        t = clean_text(v if v.__class__ is str else _leaf(v), path)
         if t and t not in out:
             out.append(t)
     return out
