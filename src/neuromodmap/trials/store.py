@@ -244,7 +244,8 @@ class _Stage:
         if not self.ids.isdisjoint(ids):
             return False
         con = self.con
-        con.register("_trial_frame", df)
+        # the ids alone: registering the whole frame makes DuckDB sample every text column
+        con.register("_trial_frame", pd.DataFrame({"registry_id": ids}, dtype=object))
         try:
             if con.execute(_ANY_KNOWN_SQL).fetchall()[0][0]:
                 return False
