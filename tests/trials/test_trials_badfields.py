@@ -433,3 +433,30 @@ def test_cli_import_prints_one_line_per_problem(tmp_path, trials_dir):
         rows = list(csv.DictReader(fh))
     assert [(r["registry_id"], r["field"], r["action"]) for r in rows] == [
         ("NCT02586688", "start_date", "field emptied"), ("", "id_info/nct_id", "record skipped")]
+
+
+def test_legacy_xml_nested_deeper_than_the_stack_keeps_the_record(tmp_path, trials_dir):
+    """A hostile record: 100,000 nested elements inside a real record (once, an unexpected
+    RecursionError ended the whole import with exit code 1). The record is stored with every
+    field it had; the deep element is kept as its text and reported; the CLI exits 0."""
+    (whole,), _ = _read(trials_dir / XML)
+    text = (trials_dir / XML).read_text(encoding="utf-8")
+    depth = 100_000
+    deep = "<nest>" * depth + "bottom" + "</nest>" * depth
+    path = tmp_path / "NCT02586688.xml"
+    path.write_text(text.replace("</clinical_study>", f"<extra>{deep}</extra></clinical_study>"), encoding="utf-8")
+    (rec,), problems = _read(path)
+    assert rec.trial == whole.trial
+    assert len(problems) == 1
+    p = problems[0]
+    assert (p.field, p.registry_id, p.action) == ("nest", "NCT02586688", "field kept as text")
+    # the stored form goes MAX_DEPTH levels down, then the element's text
+    node, levels = rec.raw["extra"], 0
+    while isinstance(node, dict):
+        node, levels = node["nest"], levels + 1
+    assert node == "bottom" and levels == 48
+    result = CliRunner().invoke(app, ["trials", "import", str(path), "--db", str(tmp_path / "t.duckdb")])
+    assert result.exit_code == 0, result.output
+    assert "field nest: elements nested more than 48 levels deep" in " ".join(result.output.split())
+    with TrialStore(tmp_path / "t.duckdb", read_only=True) as store:
+        assert store.get_trial("NCT02586688").title == whole.trial.title

@@ -79,6 +79,7 @@ from neuromodmap.trials._readers.aact import is_aact_header
 from neuromodmap.trials._readers.aact import read_rows as read_aact_rows
 from neuromodmap.trials._readers.ctgov_csv import NO_ID_COLUMN, CsvExport, header_kind
 from neuromodmap.trials._readers.ctgov_xml import (
+    MAX_DEPTH,
     clinical_study_to_trial,
     download_date,
     element_to_dict,
@@ -965,7 +966,8 @@ class TrialReader:
             self._problem(location, f"invalid XML: {err}")
             return
         bad: list[FieldError] = []
-        raw = element_to_dict(root)  # the stored raw record; the mapping reads its fields from it
+        flat: list[str] = []
+        raw = element_to_dict(root, flat)  # the stored raw record; the mapping reads its fields from it
         try:
             trial = clinical_study_to_trial(root, problems=bad, raw=raw, size_hint=len(data))
         except FieldError as err:
@@ -973,6 +975,9 @@ class TrialReader:
             return
         if bad:
             self._field_problems(location, bad)
+        for tag in dict.fromkeys(flat):
+            self._problem(location, f"elements nested more than {MAX_DEPTH} levels deep; the stored record keeps "
+                          "them as text", field=tag, registry_id=trial.registry_id, action="field kept as text")
         yield ImportedRecord(trial, raw, self.source, location, as_of=download_date(root, raw), size=len(data))
 
     # -- ICTRP

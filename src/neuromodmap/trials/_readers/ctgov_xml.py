@@ -29,16 +29,30 @@ _DOWNLOAD = re.compile(r"on\s+(.+?)\s*$")
 _MISSING = object()
 
 
-def element_to_dict(elem: Element) -> dict[str, Any]:
-    """An XML element as a JSON-able dict: repeated tags become lists, attributes ``@name``."""
+#: how deep the stored form of a record goes (real records: 5 levels); a hostile record nested
+#: deeper keeps each element below this level as its text, so it is neither lost nor able to
+#: exhaust the interpreter's stack
+MAX_DEPTH = 48
+
+
+def element_to_dict(elem: Element, flattened: list[str] | None = None, _depth: int = 0) -> dict[str, Any]:
+    """An XML element as a JSON-able dict: repeated tags become lists, attributes ``@name``.
+
+    An element more than :data:`MAX_DEPTH` levels down becomes its text (all of it, in
+    document order); its tag is appended to ``flattened`` when given.
+    """
     attrib = elem.attrib
     out: dict[str, Any] = {f"@{k}": v for k, v in attrib.items()} if attrib else {}
     for child in elem:
         tag = child.tag
         if tag.__class__ is not str:  # comments, processing instructions
             continue
-        if len(child) or child.keys():  # keys(), not attrib: that would give every leaf a dict
-            value: Any = element_to_dict(child)
+        if _depth >= MAX_DEPTH and (len(child) or child.keys()):
+            value: Any = " ".join("".join(child.itertext()).split())
+            if flattened is not None:
+                flattened.append(tag)
+        elif len(child) or child.keys():  # keys(), not attrib: that would give every leaf a dict
+            value = element_to_dict(child, flattened, _depth + 1)
             if not len(child) and (text := child.text) and (text := text.strip()):
                 value["#text"] = text
         else:
