@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import json
 import lzma
 import os
 import re
@@ -31,6 +32,7 @@ from neuromodmap.cli import app
 from neuromodmap.trials import TrialStore, detect_format, read_trials
 from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
 from neuromodmap.trials._readers._files import MemberError, TarMembers
+from neuromodmap.trials.classify import classify
 from neuromodmap.trials.io import expand_inputs
 
 ARCHIVE = "ctgov_legacy_xml_allpublicxml_subset_reesewang25/AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz"
@@ -412,3 +414,130 @@ def test_classify_a_folder(tmp_path, members):
         result = import_and_classify(store, [folder])
         assert result["n_classified"] == len(store) == 201
         assert len(store.import_runs_df()) == 1
+
+
+# ---------------------------------------------------------------------- two processes
+def _store_state(db: Path) -> dict:
+    """Everything an import leaves in a store but ids and times: rows, runs, problems, labels
+    (their evidence as parsed JSON: labels written from the store and bulk-loaded ones space
+    their JSON text differently)."""
+    with TrialStore(db) as store:
+        state = {
+            "trials": store.con.execute("SELECT * EXCLUDE (imported_at, import_run_id) FROM trials"
+                                        " ORDER BY registry_id").df(),
+            "runs": store.con.execute("SELECT kind, source, format, as_of, n_read, n_ok, n_problems, status, n_files"
+                                      " FROM import_runs ORDER BY started").df(),
+            "problems": store.con.execute("SELECT p.source, location, field, reason, registry_id, action"
+                                          " FROM import_problems p JOIN import_runs r USING (run_id)"
+                                          " ORDER BY r.started, p.recorded_at, p.rowid").df(),
+            "labels": store.con.execute("SELECT * EXCLUDE (classified_at) FROM trial_labels ORDER BY registry_id").df(),
+        }
+    state["labels"]["evidence"] = [json.dumps(json.loads(e), sort_keys=True) for e in state["labels"]["evidence"]]
+    return state
+
+
+@pytest.fixture
+def two_processes(monkeypatch):
+    from neuromodmap.trials import io as trials_io
+    from neuromodmap.trials import pipeline
+
+    monkeypatch.delenv("NEUROMODMAP_SERIAL", raising=False)
+    if pipeline._fork_context() is None:
+        pytest.skip("no fork start method or a single core: the one-process way is tested elsewhere")
+    return pipeline, trials_io
+
+
+def test_folder_shared_by_two_processes_equals_one_process(tmp_path, members, trials_dir, two_processes,
+                                                           monkeypatch):
+    """A folder of one-study files (real legacy XML and v2 JSON files, the four odd ones, an
+    empty file first and a real ICTRP export among them) goes through the two-process route,
+    split by blocks of files, each file read once; the store (rows, hashes, runs, problems in
+    order, labels) and the CSV are exactly those of one process."""
+    pipeline, trials_io = two_processes
+    folder = _folder(tmp_path, members)
+    (folder / "0_empty.xml").write_bytes(b"")
+    shutil.copyfile(trials_dir / "who_ictrp_xml_2024_machado" / "ICTRP-Results(1).xml",
+                    folder / "NCT0046xxxx" / "zz_ictrp.xml")
+    for path in v2_files(trials_dir):
+        (folder / "v2").mkdir(exist_ok=True)
+        shutil.copyfile(path, folder / "v2" / path.name)
+    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(trials_io, "ARCHIVE_BLOCK", 4)  # many blocks, some for each process
+
+    # every opening of a file of the folder, by either process, is logged (appended: the
+    # forked worker inherits the wrapper)
+    log = os.open(tmp_path / "opened.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    real_open = open
+
+    def logging_open(file, mode="r", *args, **kwargs):
+        if str(file).startswith(str(folder)):
+            os.write(log, f"{file}\n".encode())
+        return real_open(file, mode, *args, **kwargs)
+
+    with TrialStore(tmp_path / "two.duckdb") as store:
+        monkeypatch.setattr("builtins.open", logging_open)
+        try:
+            stats = pipeline.import_and_classify(store, [folder], csv_output=tmp_path / "two.csv")
+        finally:
+            monkeypatch.setattr("builtins.open", real_open)
+            os.close(log)
+    assert stats["parallel"] is True
+    files = [f.path for f in expand_inputs([folder])]
+    # each file opened once; the ICTRP export twice (read whole to judge it, then as an export)
+    opened = (tmp_path / "opened.log").read_text().splitlines()
+    assert sorted(opened) == sorted(files + [str(folder / "NCT0046xxxx" / "zz_ictrp.xml")])
+
+    monkeypatch.setenv("NEUROMODMAP_SERIAL", "1")
+    with TrialStore(tmp_path / "one.duckdb") as store:
+        one = pipeline.import_and_classify(store, [folder], csv_output=tmp_path / "one.csv")
+    assert one["parallel"] is False
+    two_state, one_state = _store_state(tmp_path / "two.duckdb"), _store_state(tmp_path / "one.duckdb")
+    for name in ("trials", "runs", "problems", "labels"):
+        pd.testing.assert_frame_equal(two_state[name], one_state[name], obj=name)
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    runs = two_state["runs"]
+    # the empty file (a failed run), the files up to the ICTRP export, the export, the rest
+    assert list(runs["kind"]) == ["file", "folder", "file", "folder"]
+    assert list(runs["status"]) == ["failed", "completed", "completed", "completed"]
+    assert list(runs["format"].fillna("")) == ["", "ctgov_xml", "ictrp_xml", "ctgov_v2_json, ctgov_xml"]
+    assert runs["n_files"].sum() == len(files)
+    assert sorted(Path(s).name for s in two_state["problems"]["source"] if "zz_" in s or "empty" in s) == [
+        "0_empty.xml", "zz_bomb.xml", "zz_cut.xml", "zz_enrollment.xml"]
+    trials = two_state["trials"].set_index("registry_id")
+    assert trials.loc["NCT00000102", "source"].endswith("NCT00000102_changed.xml")  # the later copy won
+    assert trials.loc["NCT00000102", "overall_status"] == "TERMINATED"
+    # every stored trial has the label classify() gives its stored row
+    labels = two_state["labels"].set_index("registry_id")
+    assert len(labels) == len(trials)
+    with TrialStore(tmp_path / "two.duckdb") as store:
+        for trial in store.iter_trials():
+            c = classify(trial)
+            assert (bool(labels.loc[trial.registry_id, "neuromod"]), list(labels.loc[trial.registry_id, "modalities"])
+                    ) == (c.neuromod, c.modalities), trial.registry_id
+
+
+def test_extracted_allpublicxml_folder_stores_what_its_tar_stores(tmp_path, trials_dir, two_processes):
+    """All 6,786 files of the shipped AllPublicXML tar, extracted to a folder as a user has them,
+    imported and classified by two processes (no setting lowered): the same records and labels
+    as importing the tar itself, each record's source its own file."""
+    pipeline, _ = two_processes
+    folder = tmp_path / "AllPublicXML"
+    with tarfile.open(trials_dir / ARCHIVE) as tf:
+        names = [m.name for m in tf.getmembers() if m.isfile()]
+        tf.extractall(folder, filter="data")
+    assert len(names) == 6786 and sum(f.size for f in expand_inputs([folder])) >= pipeline._PARALLEL_MIN_BYTES
+    states = {}
+    for name, source in (("folder", folder), ("tar", trials_dir / ARCHIVE)):
+        with TrialStore(tmp_path / f"{name}.duckdb") as store:
+            stats = pipeline.import_and_classify(store, [source], problems=(problems := []))
+            assert stats["parallel"] is True and problems == []
+        states[name] = _store_state(tmp_path / f"{name}.duckdb")
+    by_folder, by_tar = states["folder"]["trials"], states["tar"]["trials"]
+    assert len(by_folder) == 6786
+    assert set(by_folder["source"]) == {str(folder / n) for n in names}
+    assert all(Path(s).stem == i for s, i in zip(by_folder["source"], by_folder["registry_id"], strict=True))
+    different = ["source", "record_hash"]  # the source (file or tar) enters the hash
+    pd.testing.assert_frame_equal(by_folder.drop(columns=different), by_tar.drop(columns=different))
+    pd.testing.assert_frame_equal(states["folder"]["labels"], states["tar"]["labels"])
+    run = states["folder"]["runs"].iloc[0]
+    assert (run["kind"], run["source"], run["n_files"], run["n_read"]) == ("folder", str(folder), 6786, 6786)

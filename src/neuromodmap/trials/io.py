@@ -32,6 +32,7 @@ declarations (billion laughs) and external entities.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -211,8 +212,12 @@ def _walk(top: Path) -> list[tuple[str, int]]:
 
 
 # --------------------------------------------------------------------------- detection
-def detect_format(path: str | os.PathLike) -> str:
+def detect_format(path: str | os.PathLike, content: bytes | None = None) -> str:
     """Return the format of a trial file, judged from its content.
+
+    ``content``: the whole file, when it has been read already (a one-study file of a folder):
+    a text format is then judged from it without opening the file again (an archive, a
+    compressed or a SQLite file is still opened).
 
     Raises
     ------
@@ -220,11 +225,14 @@ def detect_format(path: str | os.PathLike) -> str:
         When the file is empty, unreadable or in no supported format (the message names it).
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(_HEAD)
-    except OSError as err:
-        raise TrialFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    if content is not None:
+        head = content[:_HEAD]
+    else:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(_HEAD)
+        except OSError as err:
+            raise TrialFileError(f"{path}: cannot read ({err.strerror or err})") from None
     if not head.strip():
         raise TrialFileError(f"{path}: empty file")
     if head[:2] == b"\x1f\x8b":
@@ -260,7 +268,7 @@ def detect_format(path: str | os.PathLike) -> str:
         except _SqliteError as err:
             raise TrialFileError(f"{path}: SQLite database, but {err}") from None
         return "ctrdata_sqlite"
-    return _detect_content(path, head, gz=False)
+    return _detect_content(path, head, gz=False, content=content)
 
 
 class _SqliteError(Exception):
@@ -312,7 +320,7 @@ def _ctrdata_table(path: Path) -> tuple[str, bool]:
     raise _SqliteError("no table with the columns _id and json (a ctrdata database) in it")
 
 
-def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
+def _detect_content(path: Path, head: bytes, *, gz: bool, content: bytes | None = None) -> str:
     """The format of a text file (XML, JSON, CSV) from its first bytes (``gz``: the content
     of a gzip file; JSON lines are then checked on the decompressed lines)."""
     enc, bom = sniff_encoding(head)
@@ -331,7 +339,7 @@ def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
     if text.startswith("["):
         return "ctgov_v2_json"
     if text.startswith("{"):
-        return "jsonl" if _looks_like_jsonl(path, enc, bom, gz=gz) else "ctgov_v2_json"
+        return "jsonl" if _looks_like_jsonl(path, enc, bom, gz=gz, content=content) else "ctgov_v2_json"
     first = text.split("\n", 1)[0].rstrip("\r")
     if is_aact_header(re.split(r"[,\t|]", first)):
         return "aact_csv"
@@ -356,14 +364,15 @@ def _detect_content(path: Path, head: bytes, *, gz: bool) -> str:
     )
 
 
-def _looks_like_jsonl(path: Path, enc: str, bom: int, *, gz: bool = False) -> bool:
+def _looks_like_jsonl(path: Path, enc: str, bom: int, *, gz: bool = False, content: bytes | None = None) -> bool:
     """Two or more non-empty lines, one of the first five a JSON object alone: JSON lines.
 
     A gzip file whose first line alone is a JSON object is JSON lines too (a one-study
     ``.jsonl.gz`` has always been read so)."""
-    with open(path, "rb") as fh:
+    with contextlib.nullcontext() if content is not None else open(path, "rb") as fh:
         lines = []
-        for _, line in iter_lines(file_chunks(open_gzip(fh)) if gz else file_chunks(fh), enc):
+        chunks = iter((content,)) if content is not None else file_chunks(open_gzip(fh)) if gz else file_chunks(fh)
+        for _, line in iter_lines(chunks, enc):
             if not isinstance(line, str):
                 lines.append("")
             elif line.strip():
@@ -467,17 +476,26 @@ class TrialReader:
         With a callable ``shard``: ``on_foreign(number, unit)`` receives each unit of the
         blocks not taken, as read (a JSON line, or an archive member's ``(name, content)``),
         so another process can parse it with :meth:`parse_unit`.
+    content : bytes, optional
+        The file's content, read already (a one-study file of a folder, read once by the
+        process that lists it): a file of one record (:data:`ONE_RECORD_FORMATS`) is parsed
+        from it and not opened.
     """
 
-    def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None, on_foreign=None):
+    def __init__(self, path, *, problems=None, encoding=None, format=None, shard=None, on_foreign=None,
+                 content: bytes | None = None):
         self.path = Path(path)
         self.source = str(path)
         self.problems = problems
         self.encoding = encoding
-        self.format = format or detect_format(self.path)
+        self.format = format or detect_format(self.path, content)
         if self.format not in FORMATS:
             raise TrialFileError(f"{path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
-        self.size = self.path.stat().st_size
+        if content is not None and self.format not in ONE_RECORD_FORMATS:
+            raise ValueError(f"content= is for files of one record ({', '.join(sorted(ONE_RECORD_FORMATS))}), "
+                             f"not {self.format}")
+        self._content = content
+        self.size = len(content) if content is not None else self.path.stat().st_size
         #: the format of the content: ``ictrp_csv`` for ``ictrp_csv_gz`` (read through gzip)
         self.base_format = self.format
         self._gzip: GzipStream | None = None
@@ -556,16 +574,19 @@ class TrialReader:
                 self._problem("file", f"{damage}: the file is damaged (check it with gzip -t and download "
                               "it again); nothing was read, since gzip cannot tell where the damage starts")
                 return
-            for record in reader():
-                # a record whose own id is not one of its registry's ids is kept and reported
-                why = check_registry_id(record.trial.registry_id, record.trial.registry)
-                if why:
-                    self._problem(record.location, why, "registry_id", record.trial.registry_id[:80], ID_FLAGGED)
-                yield record
+            yield from self._checked(reader())
         finally:
             self._done = True
             if self._fh is not None:
                 self._fh.close()
+
+    def _checked(self, records: Iterable[ImportedRecord]) -> Iterator[ImportedRecord]:
+        """``records``; one whose own id is not one of its registry's ids is kept and reported."""
+        for record in records:
+            why = check_registry_id(record.trial.registry_id, record.trial.registry)
+            if why:
+                self._problem(record.location, why, "registry_id", record.trial.registry_id[:80], ID_FLAGGED)
+            yield record
 
     def default_as_of(self) -> dt.date | None:
         """The as-of date the file itself implies, for formats whose records carry none.
@@ -714,11 +735,11 @@ class TrialReader:
         ``on_foreign``): a JSON line (see :meth:`parse_line`) or an archive member's
         ``(name, content)``, parsed here with the same checks and problems."""
         if self.format in ("jsonl", "jsonl_gz"):
-            yield from self.parse_line(number, unit, enc or "utf-8")
+            yield from self._checked(self.parse_line(number, unit, enc or "utf-8"))
             return
         self.line = number
         name, data = unit
-        yield from self._member_records(name, data)
+        yield from self._checked(self._member_records(name, data))
 
     def parse_line(self, lineno: int, line, enc: str) -> Iterator[ImportedRecord]:
         """The records of one JSON line that another reader of this file handed on as read
@@ -824,7 +845,7 @@ class TrialReader:
 
     def _read_whole(self, what: str, hint: str = "") -> bytes | None:
         """The whole file, or None (reported) past the record limit."""
-        data = self._open().read(MAX_RECORD_BYTES + 1)
+        data = self._content if self._content is not None else self._open().read(MAX_RECORD_BYTES + 1)
         if len(data) > MAX_RECORD_BYTES:
             self._problem("file", f"{what} larger than {MAX_RECORD_BYTES:,} bytes{hint}")
             return None

@@ -32,11 +32,15 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from neuromodmap._utils import atomic_write, json_text, progress_bar, relaxed_gc
+from neuromodmap.trials import io as trials_io
+from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
 from neuromodmap.trials.io import (
+    ONE_RECORD_FORMATS,
     SPLITTABLE,
     InputFile,
     TrialFileError,
@@ -54,6 +58,12 @@ CSV_COLUMNS = [
 ]
 # below this size a second process costs more than it saves
 _PARALLEL_MIN_BYTES = 2_000_000
+# a file up to this size named like a one-study file (.xml, .json) is not opened before the
+# worker reads it whole: its format is judged from that content, so each one-study file is read
+# once (the name only plans the work: a .json file of JSON lines is still read as such); any
+# other file is detected first, from its head
+_READ_WHOLE_MAX = 4_000_000
+_ONE_STUDY_NAMES = (".xml", ".json")
 _JSONL = ("jsonl", "jsonl_gz")
 
 
@@ -120,6 +130,62 @@ def _detect(files: list[InputFile]) -> tuple[list[InputFile], list[ImportProblem
 def _seq(file_index: int, position: int) -> int:
     """A record's order across files and processes (a later duplicate wins)."""
     return (file_index << 40) | position
+
+
+def _position(file_number: int, k: int) -> int:
+    """The order of the ``k``-th record (from 0) of the ``file_number``-th file of a group job
+    (see :func:`_seq`; up to 2**24 files a group, records past 65,535 in one file share one)."""
+    return (file_number << 16) | min(k, 0xFFFF)
+
+
+@dataclass(slots=True)
+class _Job:
+    """One piece of the shared route: a file that can be split (``group`` False), or files of
+    one study each from one folder argument, or named one after another (``group`` True; their
+    formats may be unknown yet: the worker judges each from the content it reads)."""
+
+    files: list[InputFile]
+    group: bool
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def _plan(ctx, files: list[InputFile]) -> tuple[list[InputFile], list[_Job] | None]:
+    """The files (larger ones' formats detected) and the jobs of the shared route, or None
+    when one process does it all: one core, under :data:`_PARALLEL_MIN_BYTES`, or a large file
+    that cannot be split (a website export, an ICTRP file, a ctrdata database, an unreadable
+    file). One-study files (found in a folder or named one after another) are a group job,
+    split between the processes by blocks of files; a file of many records among them ends
+    the group, as in :meth:`TrialStore.import_files` (a run of its own)."""
+    if ctx is None or not files or sum(f.size for f in files) < _PARALLEL_MIN_BYTES:
+        return files, None
+    out: list[InputFile] = []
+    jobs: list[_Job] | None = []
+    for f in files:
+        deferred = f.size <= _READ_WHOLE_MAX and f.path.lower().endswith(_ONE_STUDY_NAMES)
+        if f.format is None and not deferred:
+            with contextlib.suppress(TrialFileError):  # unreadable: one process reports it
+                f = InputFile(f.path, f.folder, f.size, detect_format(f.path))
+        out.append(f)
+        if jobs is None:
+            continue
+        if f.format is None and not deferred:
+            jobs = None
+        elif f.format is None or f.format in ONE_RECORD_FORMATS:
+            if jobs and jobs[-1].group and jobs[-1].files[-1].folder == f.folder:
+                jobs[-1].files.append(f)
+            else:
+                jobs.append(_Job([f], True))
+        elif f.format in SPLITTABLE:
+            jobs.append(_Job([f], False))
+        else:
+            jobs = None
+    # a lone one-study file gains nothing from a second process
+    if jobs is not None and not any(not job.group or len(job.files) > 1 for job in jobs):
+        jobs = None
+    return out, jobs
 
 
 class _WorkerFailed(Exception):
@@ -225,20 +291,150 @@ class _Splitter:
         self.block, self.records, self.units = None, [], []
 
 
-def _split_worker(paths: list[str], labels_path: str | None, as_of, pending, conn, *,
-                  formats: list[str] | None = None, cols: bool = True, rows: bool = False) -> None:
-    """Read every file; prepare some blocks, hand the others on (see :class:`_Splitter`);
-    then ("done", file, problems, time) per file. ``cols``/``rows``: prepare store columns /
-    CSV rows; ``labels_path``: write label rows there (None: no store)."""
+class _Group:
+    """The worker's side of a group job (one-study files): it reads each file once, whole, and
+    judges its format from that content; by blocks of :data:`~neuromodmap.trials.io.ARCHIVE_BLOCK`
+    files it either parses, classifies and prepares the block itself or hands the files'
+    content to the importer (whenever fewer than ``ahead`` of its blocks wait there), as
+    :class:`_Splitter` does with an archive's members.
+
+    Messages, in file order: ``("begin", job, "group", first path, format, as_of, False)``
+    opens the run of consecutive one-study files; ``cols``/``units`` blocks; ``("end", job,
+    problems, run)`` closes it. A file that cannot be read before any one-study file is a
+    failed run of its own (``("failed", job, path, problem)``), after one a problem of the
+    run; a file of many records ends the run and is read here whole as a run of its own
+    (``begin`` ``"file"`` ... ``end``), as :meth:`TrialStore.import_files` does.
+    """
+
+    def __init__(self, out: _Sender, job: int, as_of, labels, pending, *, cols: bool, rows: bool, ahead: int = 2):
+        self.out, self.i, self.as_of, self.labels, self.pending, self.ahead = out, job, as_of, labels, pending, ahead
+        self.want_cols, self.want_rows = cols, rows
+        self.labeller = _Labeller(labels, job, cols=cols, rows=rows)
+        self.open = False
+        self.at = 0  # bytes of the job's files read
+        self._reset()
+
+    def _reset(self) -> None:
+        self.problems: list[ImportProblem] = []
+        self.sent = 0
+        self.n = self.n_files = 0
+        self.formats: set[str] = set()
+        self.common: str | None = None
+        self.block: int | None = None
+        self.mine = True
+        self.records: list[tuple[int, object]] = []
+        self.units: list[tuple[int, tuple[str, str, bytes]]] = []
+        self.first = ""
+
+    def run(self, files: list[InputFile]) -> None:
+        for number, f in enumerate(files, start=1):
+            fmt, data, why = f.format, b"", None
+            try:
+                with open(f.path, "rb") as fh:
+                    data = fh.read(MAX_RECORD_BYTES + 1)
+                if fmt is None:
+                    fmt = detect_format(f.path, data)
+            except OSError as err:
+                why = f"{f.path}: cannot read ({err.strerror or err})"
+            except TrialFileError as err:
+                why = str(err)
+            if why is not None:
+                problem = ImportProblem(source=f.path, location="file", reason=why)
+                if self.open:
+                    self.problems.append(problem)
+                    self.n_files += 1
+                else:
+                    self.out.put(("failed", self.i, f.path, problem.model_dump()))
+            elif fmt in ONE_RECORD_FORMATS:
+                self._one_study(number, f, fmt, data)
+            else:
+                self.end()
+                self._whole_file(number, f, fmt)
+            self.at += f.size
+        self.end()
+        self.out.put(("done", self.i, [], time.perf_counter()))
+
+    def _one_study(self, number: int, f: InputFile, fmt: str, data: bytes) -> None:
+        if not self.open:
+            self.open, self.first = True, f.path
+            self.out.put(("begin", self.i, "group", f.path, fmt, self.as_of, False))
+        self.n += 1
+        self.n_files += 1
+        self.formats.add(fmt)
+        parent = os.path.dirname(f.path)
+        self.common = parent if self.common is None else (
+            self.common if parent == self.common else os.path.commonpath([self.common, parent]))
+        block = (self.n - 1) // trials_io.ARCHIVE_BLOCK
+        if block != self.block:
+            self._send_block()
+            with self.pending.get_lock():
+                give = self.pending.value < self.ahead
+                if give:
+                    self.pending.value += 1
+            self.block, self.mine = block, not give
+        if self.mine:
+            reader = TrialReader(f.path, problems=self.problems, format=fmt, content=data)
+            self.records.extend((_position(number, k), rec) for k, rec in enumerate(reader))
+        else:
+            self.units.append((_position(number, 0), (f.path, fmt, data)))
+
+    def _send_block(self) -> None:
+        if self.block is None:
+            return
+        problems = [p.model_dump() for p in self.problems[self.sent:]]
+        self.sent = len(self.problems)
+        if self.mine:
+            cols, rows = self.labeller.block(self.records, self.first, self.as_of)
+            self.out.put(("cols", self.i, self.at, cols, rows, problems))
+        else:
+            self.out.put(("units", self.i, self.at, None, self.units, problems))
+        self.block, self.records, self.units = None, [], []
+
+    def end(self) -> None:
+        """Close the run of one-study files, if one is open."""
+        if not self.open:
+            return
+        self._send_block()
+        run = {"n_files": self.n_files, "formats": sorted(self.formats), "common": self.common}
+        self.out.put(("end", self.i, [p.model_dump() for p in self.problems[self.sent:]], run))
+        self.open = False
+        self._reset()
+
+    def _whole_file(self, number: int, f: InputFile, fmt: str) -> None:
+        """A file of many records among one-study files (at most :data:`_READ_WHOLE_MAX` bytes):
+        read here, as an import run of its own. ICTRP rows write no label rows (their labels
+        come from the row the store keeps)."""
+        problems: list[ImportProblem] = []
+        reader = TrialReader(f.path, problems=problems, format=fmt)
+        records = list(reader)
+        as_of = self.as_of if self.as_of is not None else reader.default_as_of()
+        ictrp = fmt.startswith("ictrp")
+        self.out.put(("begin", self.i, "file", f.path, fmt, as_of, ictrp))
+        labeller = _Labeller(None if ictrp else self.labels, self.i, cols=self.want_cols, rows=self.want_rows)
+        for start in range(0, len(records), 256):
+            block = [(_position(number, k), rec) for k, rec in enumerate(records[start:start + 256], start=start)]
+            cols, rows = labeller.block(block, f.path, as_of)
+            self.out.put(("cols", self.i, self.at, cols, rows, []))
+        self.out.put(("end", self.i, [p.model_dump() for p in problems], None))
+
+
+def _split_worker(jobs: list[_Job], labels_path: str | None, as_of, pending, conn, *,
+                  cols: bool = True, rows: bool = False) -> None:
+    """Read every job's files; prepare some blocks, hand the others on (see :class:`_Splitter`
+    and :class:`_Group`); then ("done", job, problems, time) per job. ``cols``/``rows``: prepare
+    store columns / CSV rows; ``labels_path``: write label rows there (None: no store)."""
     out = _Sender(conn)
     try:
         with contextlib.ExitStack() as stack:
             labels = stack.enter_context(open(labels_path, "w", encoding="utf-8")) if labels_path else None
-            for i, path in enumerate(paths):
+            for i, job in enumerate(jobs):
+                if job.group:
+                    _Group(out, i, as_of, labels, pending, cols=cols, rows=rows).run(job.files)
+                    continue
+                path, fmt = job.files[0].path, job.files[0].format
                 problems: list[ImportProblem] = []
                 split = _Splitter(out, i, path, as_of, _Labeller(labels, i, cols=cols, rows=rows), problems, pending)
-                reader = TrialReader(path, problems=problems, shard=split.take, on_foreign=split.foreign,
-                                     format=formats[i] if formats else None)
+                reader = TrialReader(path, problems=problems, shard=split.take, on_foreign=split.foreign, format=fmt)
                 split.reader = reader
                 for rec in reader:
                     split.records.append((reader.line, rec))
@@ -266,80 +462,37 @@ def _receive(conn, proc) -> tuple:
     return msg
 
 
-def _shared(ctx, files: list[InputFile], *, store, writer, as_of, tmp: Path | None,
-            problems: list[ImportProblem], timings: dict | None = None) -> tuple[int, int, list[Path]]:
-    """Read, classify and (with ``store``) import splittable files with both processes sharing
-    the work; with ``writer``, write the CSV rows in file order.
+def _shared(ctx, jobs: list[_Job], *, store, writer, as_of, tmp: Path | None,
+            problems: list[ImportProblem], timings: dict | None = None,
+            relabel_runs: list[str] | None = None) -> tuple[int, int, list[Path]]:
+    """Read, classify and (with ``store``) import the jobs (see :func:`_plan`) with both
+    processes sharing the work; with ``writer``, write the CSV rows in file order.
 
     The worker reads the files; this process parses the blocks it is handed, writes every
     block in file order and so parses each record exactly once. Returns (rows written to the
-    store, CSV rows, label files). Raises :class:`_WorkerFailed` if the worker dies (the caller
-    runs again serially: the upsert makes that safe).
+    store, CSV rows, label files); the runs whose rows need labels from the store (ICTRP
+    files among one-study files) are appended to ``relabel_runs``. Raises
+    :class:`_WorkerFailed` if the worker dies (the caller runs again serially: the upsert
+    makes that safe).
     """
-    paths = [f.path for f in files]
-    formats = [f.format for f in files]
     pending = ctx.Value("i", 0)
     conn, sending = ctx.Pipe(duplex=False)
     label_files = [tmp / "labels.jsonl", tmp / "labels-main.jsonl"] if store is not None else []
-    proc = _start(ctx, _split_worker, (paths, str(label_files[0]) if label_files else None, as_of, pending, sending),
-                  {"formats": formats, "cols": store is not None, "rows": writer is not None})
+    proc = _start(ctx, _split_worker, (jobs, str(label_files[0]) if label_files else None, as_of, pending, sending),
+                  {"cols": store is not None, "rows": writer is not None})
     sending.close()  # the worker holds the only sending end: its death reads as end-of-file
     written = n_rows = 0
+    relabel_runs = relabel_runs if relabel_runs is not None else []
     try:
         with contextlib.ExitStack() as stack:
             labels = stack.enter_context(open(label_files[1], "w", encoding="utf-8")) if label_files else None
             bar = stack.enter_context(progress_bar(by_bytes=True))
-            for i, (path, fmt) in enumerate(zip(map(Path, paths), formats, strict=True)):
-                file_problems: list[ImportProblem] = []  # the store's (records it refuses)
-                ordered: list[ImportProblem] = []  # the reading's, in file order
-                own: list[ImportProblem] = []
-                parser = TrialReader(path, problems=own, format=fmt)
-                labeller = _Labeller(labels, i, cols=store is not None, rows=writer is not None)
-                importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems) if store is not None else None
-                task = bar.add_task(path.name, total=path.stat().st_size, records=0)
-                n = 0
-                try:
-                    while True:
-                        msg = _receive(conn, proc)
-                        if msg[1] != i:
-                            raise _WorkerFailed(f"the worker sent file {msg[1]} while file {i} is read")
-                        if msg[0] == "done":
-                            ordered.extend(ImportProblem(**p) for p in msg[2])
-                            if timings is not None:
-                                timings["worker_done"] = msg[3]
-                            break
-                        if msg[0] == "cols":
-                            _, _, at, cols, rows, probs = msg
-                        else:
-                            _, _, at, enc, units, probs = msg
-                            records = [(number, rec) for number, unit in units
-                                       for rec in parser.parse_unit(number, unit, enc)]
-                            cols, rows = labeller.block(records, str(path), as_of)
-                            with pending.get_lock():
-                                pending.value -= 1
-                            ordered.extend(own)
-                            own.clear()
-                        ordered.extend(ImportProblem(**p) for p in probs)
-                        if importer is not None:
-                            importer.add(cols)
-                        if rows:
-                            writer.writerows(rows)
-                            n_rows += len(rows)
-                        n += len(rows) if rows is not None else len(cols["registry_id"])
-                        bar.update(task, completed=at, records=n)
-                    if fmt in _JSONL:  # in line order, as a serial read reports them
-                        ordered.sort(key=_line_of)
-                    file_problems[:] = ordered + file_problems
-                    bar.update(task, completed=path.stat().st_size)
-                except BaseException:
-                    if importer is not None:
-                        importer.abort()
-                    raise
-                if importer is not None:
-                    written += importer.finish()
-                problems.extend(file_problems)
-                if timings is not None:  # seconds since the start of the pipeline (last file's)
-                    timings["store_done"] = time.perf_counter()
+            for i, job in enumerate(jobs):
+                follow = _follow_group if job.group else _follow_file
+                w, r = follow(conn, proc, i, job, store=store, writer=writer, labels=labels, as_of=as_of, bar=bar,
+                              pending=pending, problems=problems, timings=timings, relabel_runs=relabel_runs)
+                written += w
+                n_rows += r
         proc.join(10)
     finally:
         _stop(proc)
@@ -349,10 +502,160 @@ def _shared(ctx, files: list[InputFile], *, store, writer, as_of, tmp: Path | No
     return written, n_rows, label_files
 
 
-def _can_share(ctx, files: list[InputFile]) -> bool:
-    """Both processes pay: every file splittable (and readable), enough bytes in all."""
-    return (ctx is not None and bool(files) and all(f.format in SPLITTABLE for f in files)
-            and sum(f.size for f in files) >= _PARALLEL_MIN_BYTES)
+def _next(conn, proc, i: int) -> tuple:
+    msg = _receive(conn, proc)
+    if msg[1] != i:
+        raise _WorkerFailed(f"the worker sent job {msg[1]} while job {i} is read")
+    return msg
+
+
+def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of, bar, pending,
+                 problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str]) -> tuple[int, int]:
+    """This process's side of a file split by :class:`_Splitter`: (rows written, CSV rows)."""
+    path, fmt = Path(job.files[0].path), job.files[0].format
+    file_problems: list[ImportProblem] = []  # the store's (records it refuses)
+    ordered: list[ImportProblem] = []  # the reading's, in file order
+    own: list[ImportProblem] = []
+    parser = TrialReader(path, problems=own, format=fmt)
+    labeller = _Labeller(labels, i, cols=store is not None, rows=writer is not None)
+    importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems) if store is not None else None
+    task = bar.add_task(path.name, total=path.stat().st_size, records=0)
+    n = n_rows = written = 0
+    try:
+        while True:
+            msg = _next(conn, proc, i)
+            if msg[0] == "done":
+                ordered.extend(ImportProblem(**p) for p in msg[2])
+                if timings is not None:
+                    timings["worker_done"] = msg[3]
+                break
+            if msg[0] == "cols":
+                _, _, at, cols, rows, probs = msg
+            else:
+                _, _, at, enc, units, probs = msg
+                records = [(number, rec) for number, unit in units for rec in parser.parse_unit(number, unit, enc)]
+                cols, rows = labeller.block(records, str(path), as_of)
+                with pending.get_lock():
+                    pending.value -= 1
+                ordered.extend(own)
+                own.clear()
+            ordered.extend(ImportProblem(**p) for p in probs)
+            if importer is not None:
+                importer.add(cols)
+            if rows:
+                writer.writerows(rows)
+                n_rows += len(rows)
+            n += len(rows) if rows is not None else len(cols["registry_id"])
+            bar.update(task, completed=at, records=n)
+        if fmt in _JSONL:  # in line order, as a serial read reports them
+            ordered.sort(key=_line_of)
+        file_problems[:] = ordered + file_problems
+        bar.update(task, completed=path.stat().st_size)
+    except BaseException:
+        if importer is not None:
+            importer.abort()
+        raise
+    if importer is not None:
+        written += importer.finish()
+    problems.extend(file_problems)
+    if timings is not None:  # seconds since the start of the pipeline (last file's)
+        timings["store_done"] = time.perf_counter()
+    return written, n_rows
+
+
+def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of, bar, pending,
+                  problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str]) -> tuple[int, int]:
+    """This process's side of a group job read by :class:`_Group`: the import runs it opens
+    and closes (one per stretch of one-study files, as :meth:`TrialStore.import_files` makes
+    them), the blocks it is handed parsed here. Returns (rows written, CSV rows)."""
+    folder = job.files[0].folder
+    order = {f.path: k for k, f in enumerate(job.files)}
+    name = f"{folder.name or folder}/" if folder is not None else "files"
+    task = bar.add_task(name, total=job.size, records=0)
+    labeller = _Labeller(labels, i, cols=store is not None, rows=writer is not None)
+    importer = None
+    group = False
+    first = ""
+    found: list[ImportProblem] = []  # the run's: the reading's (in file order), then the store's
+    ordered: list[ImportProblem] = []
+    own: list[ImportProblem] = []
+    n = n_rows = written = 0
+    try:
+        while True:
+            msg = _next(conn, proc, i)
+            kind = msg[0]
+            if kind == "done":
+                if timings is not None:
+                    timings["worker_done"] = msg[3]
+                break
+            if kind == "failed":  # an unreadable file before any one-study file: a failed run
+                problem = ImportProblem(**msg[3])
+                if store is not None:
+                    run_id = store._start_run(kind="file", source=msg[2], fmt=None, query=None, as_of=as_of, n_files=1)
+                    store._finish_run(run_id, n_read=0, n_ok=0, problems=[problem], status="failed")
+                problems.append(problem)
+                continue
+            if kind == "begin":
+                _, _, what, first, fmt, run_as_of, ictrp = msg
+                group, found, ordered = what == "group", [], []
+                if store is not None:
+                    run = ({"kind": "folder" if folder is not None else "files", "n_files": None,
+                            "source": str(folder) if folder is not None else first} if group else {})
+                    importer = store._block_import(Path(first), fmt, as_of=run_as_of, problems=found, **run)
+                    if ictrp:
+                        relabel_runs.append(importer.run_id)
+                continue
+            if kind == "end":
+                ordered.extend(ImportProblem(**p) for p in msg[2])
+                if group:  # file by file, as one process reports them
+                    ordered.sort(key=lambda p: order.get(p.source, len(order)))
+                found[:] = ordered + found
+                if importer is not None:
+                    written += importer.finish(**_group_run(msg[3], folder, first)) if group else importer.finish()
+                    importer = None
+                problems.extend(found)
+                continue
+            if kind == "cols":
+                _, _, at, cols, rows, probs = msg
+            else:
+                _, _, at, _, units, probs = msg
+                records = []
+                for number, (path, fmt, data) in units:
+                    reader = TrialReader(path, problems=own, format=fmt, content=data)
+                    records.extend((number | min(k, 0xFFFF), rec) for k, rec in enumerate(reader))
+                cols, rows = labeller.block(records, first, as_of)
+                with pending.get_lock():
+                    pending.value -= 1
+                ordered.extend(own)
+                own.clear()
+            ordered.extend(ImportProblem(**p) for p in probs)
+            if importer is not None:
+                importer.add(cols)
+            if rows:
+                writer.writerows(rows)
+                n_rows += len(rows)
+            n += len(rows) if rows is not None else len(cols["registry_id"])
+            bar.update(task, completed=at, records=n)
+        bar.update(task, completed=job.size)
+    except BaseException:
+        if importer is not None:
+            importer.abort()
+        raise
+    if timings is not None:
+        timings["store_done"] = time.perf_counter()
+    return written, n_rows
+
+
+def _group_run(run: dict, folder: Path | None, first: str) -> dict:
+    """What a run of one-study files covered, as :meth:`TrialStore.import_files` records it."""
+    n_files = run["n_files"]
+    if folder is not None:
+        source, kind = str(folder), "folder"
+    elif n_files == 1:
+        source, kind = first, "file"
+    else:
+        source, kind = run["common"] or os.path.dirname(first), "files"
+    return {"source": source, "kind": kind, "fmt": ", ".join(run["formats"]) or None, "n_files": n_files}
 
 
 # ---------------------------------------------------------------------- one process
@@ -431,15 +734,15 @@ def import_and_classify(
     problems = problems if problems is not None else []
     start = time.perf_counter()
     # the files named, a folder standing for the files under it (its InputFile keeps the folder,
-    # so that a folder is still one import run); each format detected once, here
-    files, _ = _detect(expand_inputs(inputs))  # the store reports the unreadable ones
+    # so that a folder is still one import run); each format detected once: here, or (files of
+    # one study shared by two processes) by the worker from the content it reads
     ctx = _fork_context()
-    parallel = _can_share(ctx, files)
-    # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
-    ictrp = any(f.format is not None and f.format.startswith("ictrp") for f in files)
+    files, jobs = _plan(ctx, expand_inputs(inputs))
+    parallel = jobs is not None
     timings: dict[str, float] = {}
     n_loaded = n_imported = 0
-    runs: list[str] = []
+    runs: list[str] = []  # the runs whose rows are labelled from the store afterwards (ICTRP)
+    ictrp = False
     parent = csv_output.parent if csv_output is not None else (
         store.db_path.parent if store.db_path is not None else None)
     tmp = Path(tempfile.mkdtemp(prefix=".neuromodmap-", dir=parent))
@@ -455,8 +758,9 @@ def import_and_classify(
             if parallel:
                 found: list[ImportProblem] = []
                 try:
-                    n_imported, _, label_files = _shared(ctx, files, store=store, writer=writer, as_of=as_of,
-                                                         tmp=tmp, problems=found, timings=timings)
+                    n_imported, _, label_files = _shared(ctx, jobs, store=store, writer=writer, as_of=as_of,
+                                                         tmp=tmp, problems=found, timings=timings, relabel_runs=runs)
+                    ictrp = bool(runs)
                     timings.update({k: v - start for k, v in timings.items()})
                     problems.extend(found)
                     done = True
@@ -468,6 +772,9 @@ def import_and_classify(
                         fh.truncate()
                         writer.writerow(CSV_COLUMNS)
             if not done:
+                files, _ = _detect(files)  # the store reports the unreadable ones
+                # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
+                ictrp = any(f.format is not None and f.format.startswith("ictrp") for f in files)
                 label_files = [] if ictrp else [tmp / "labels-serial.jsonl"]
                 n_imported, _, runs = _import_serial(store, files, as_of=as_of, problems=problems, writer=writer,
                                                labels_path=label_files[0] if label_files else None)
@@ -527,12 +834,22 @@ def classify_to_csv(
     output = Path(output)
     start = time.perf_counter()
     files: list[InputFile] = []
-    if inputs:  # folders stand for the files under them; each format detected once, here
-        files, unreadable = _detect(expand_inputs(inputs))
-        if len(unreadable) == len(files):
+    if inputs:  # folders stand for the files under them
+        files = expand_inputs(inputs)
+        # nothing is written when no input can be read: checked file by file up to the first
+        # readable one (the others are detected as they are read, each once)
+        unreadable: list[ImportProblem] = []
+        for k, f in enumerate(files):
+            try:
+                files[k] = InputFile(f.path, f.folder, f.size, detect_format(f.path))
+                break
+            except TrialFileError as err:
+                unreadable.append(ImportProblem(source=f.path, location="file", reason=str(err)))
+        else:
             raise TrialFileError("; ".join(p.reason for p in unreadable))
         if db is None:  # with a store, its import reports them (a failed run each)
             problems.extend(unreadable)
+            files = files[len(unreadable):]
     if files and db is not None:
         from neuromodmap.trials.store import TrialStore
 
@@ -545,14 +862,14 @@ def classify_to_csv(
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         if files:
-            readable = [f for f in files if f.format is not None]
             ctx = _fork_context()
+            files, jobs = _plan(ctx, files)
             done = False
-            if _can_share(ctx, readable):
+            if jobs is not None:
                 found: list[ImportProblem] = []
                 counter = _Counting(writer)
                 try:
-                    _, n_trials, _ = _shared(ctx, readable, store=None, writer=counter, as_of=None, tmp=None,
+                    _, n_trials, _ = _shared(ctx, jobs, store=None, writer=counter, as_of=None, tmp=None,
                                              problems=found)
                     n_neuromod = counter.n_neuromod
                     problems.extend(found)
@@ -563,7 +880,10 @@ def classify_to_csv(
                     fh.truncate()
                     writer.writerow(CSV_COLUMNS)
             if not done:
-                n_trials, n_neuromod = _csv_serial(readable, writer, problems, progress)
+                files, unreadable = _detect(files)
+                problems.extend(unreadable)
+                n_trials, n_neuromod = _csv_serial([f for f in files if f.format is not None], writer, problems,
+                                                   progress)
         else:
             from neuromodmap.trials.store import TrialStore
 

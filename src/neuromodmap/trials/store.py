@@ -426,10 +426,11 @@ class _BlockImport:
     """
 
     def __init__(self, store: TrialStore, path: Path, fmt: str, *, as_of, problems: list[ImportProblem],
-                 batch_size: int = _BATCH):
+                 batch_size: int = _BATCH, kind: str = "file", source: str | None = None, n_files: int | None = 1):
         self.store, self.problems, self.batch_size = store, problems, batch_size
-        self.run_id = store._start_run(kind="file", source=str(path), fmt=fmt, query=None, as_of=as_of, n_files=1)
-        self.writer = _Writer(store, self.run_id, str(path), problems)
+        source = source or str(path)
+        self.run_id = store._start_run(kind=kind, source=source, fmt=fmt, query=None, as_of=as_of, n_files=n_files)
+        self.writer = _Writer(store, self.run_id, source, problems)
         # the worker process keeps another core busy: DuckDB's own threads would only compete
         # with it (one thread inserts the frames ~20 % faster on two cores)
         self.threads = store.con.execute("SELECT current_setting('threads')").fetchone()[0]
@@ -458,8 +459,9 @@ class _BlockImport:
             self.writer.write(df, self.n_pending)
         self.pending, self.n_pending, self.chars = {}, 0, 0
 
-    def finish(self) -> int:
-        """Write what is left, close the run; return the rows written."""
+    def finish(self, **run) -> int:
+        """Write what is left, close the run (``run``: what a run of many files turned out to
+        cover: ``source``, ``kind``, ``fmt``, ``n_files``); return the rows written."""
         try:
             self._flush()
             self.writer.finish()
@@ -469,7 +471,7 @@ class _BlockImport:
         self.writer.close()
         self._threads()
         self.store._finish_run(self.run_id, n_read=self.n_read, n_ok=self.n_read, problems=self.problems,
-                               status="completed")
+                               status="completed", **run)
         return self.writer.written
 
     def abort(self) -> None:
@@ -998,10 +1000,11 @@ class TrialStore:
         return state["pos"]
 
     def _block_import(self, path: Path, fmt: str, *, as_of: dt.date | None,
-                      problems: list[ImportProblem]) -> _BlockImport:
-        """An import run for one file whose records are pushed as column blocks
+                      problems: list[ImportProblem], **run) -> _BlockImport:
+        """An import run for one file (or, with ``run`` = ``kind``, ``source``, ``n_files``, for
+        the one-study files of a folder) whose records are pushed as column blocks
         (:func:`record_columns`) in file order; see :class:`_BlockImport`."""
-        return _BlockImport(self, path, fmt, as_of=as_of, problems=problems)
+        return _BlockImport(self, path, fmt, as_of=as_of, problems=problems, **run)
 
     # ------------------------------------------------------------------ read back
     def _trial_from_row(self, row: tuple) -> Trial:
