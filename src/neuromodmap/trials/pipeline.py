@@ -1,20 +1,22 @@
 """Read → classify → store (what the CLI and the demo run): one route for every format.
 
-Each input file's format is detected once (:func:`_detect`); its reader (:class:`TrialReader`,
+Each input file's format is detected once (:func:`_detect`, or for a one-study file shared
+by two processes, by the worker from the content it reads); its reader (:class:`TrialReader`,
 one per format under :mod:`neuromodmap.trials._readers`) yields normalised records; each record
 is classified as it is read; the classification becomes a CSV row (``trials classify -o``) and a
 label row, the record store columns. No file is read twice.
 
-Where a file can be split (JSON lines by blocks of lines, ZIP and tar archives by blocks of
-members: :data:`~neuromodmap.trials.io.SPLITTABLE`) and there is a second core, two processes
-share it (the ``fork`` start method on Linux, so library callers need no ``if __name__ ==
-"__main__"`` guard): a worker reads the file once and, block by block, either parses,
+Where the inputs can be split (JSON lines by blocks of lines, ZIP and tar archives by blocks of
+members: :data:`~neuromodmap.trials.io.SPLITTABLE`; one-study files of a folder, or named one
+after another, by blocks of files: :func:`_plan`) and there is a second core, two processes
+share them (the ``fork`` start method on Linux, so library callers need no ``if __name__ ==
+"__main__"`` guard): a worker reads each file once and, block by block, either parses,
 classifies and prepares the block itself (store columns, CSV rows, label rows) or hands its
-raw lines or members to this process whenever fewer than two blocks wait here. This process
-parses what it is handed, and writes every block, in file order, to the store and the CSV, so
-each record is parsed once and only plain lists and bytes cross between the processes.
-Labels are bulk-loaded at the end. Every other format (CSV and XML exports, single JSON or
-XML files, ctrdata databases), small inputs, a single core or ``NEUROMODMAP_SERIAL=1``: one
+raw lines, members or file contents to this process whenever fewer than two blocks wait here.
+This process parses what it is handed, and writes every block, in file order, to the store and
+the CSV, so each record is parsed once and only plain lists and bytes cross between the
+processes. Labels are bulk-loaded at the end. Every other input (a large CSV, ICTRP or single
+JSON file, a ctrdata database), small inputs, a single core or ``NEUROMODMAP_SERIAL=1``: one
 process reads, classifies and stores in one pass, with the same output.
 """
 
