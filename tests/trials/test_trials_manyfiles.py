@@ -447,12 +447,14 @@ def two_processes(monkeypatch):
     return pipeline, trials_io
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["folder", "files named one by one"])
 def test_folder_shared_by_two_processes_equals_one_process(tmp_path, members, trials_dir, two_processes,
-                                                           monkeypatch):
+                                                           monkeypatch, named):
     """A folder of one-study files (real legacy XML and v2 JSON files, the four odd ones, an
-    empty file first and a real ICTRP export among them) goes through the two-process route,
-    split by blocks of files, each file read once; the store (rows, hashes, runs, problems in
-    order, labels) and the CSV are exactly those of one process."""
+    empty file first and a real ICTRP export among them), or its files named one by one, goes
+    through the two-process route, split by blocks of files, each file read once; the store
+    (rows, hashes, runs, problems in order, labels) and the CSV are exactly those of one
+    process."""
     pipeline, trials_io = two_processes
     folder = _folder(tmp_path, members)
     (folder / "0_empty.xml").write_bytes(b"")
@@ -474,22 +476,23 @@ def test_folder_shared_by_two_processes_equals_one_process(tmp_path, members, tr
             os.write(log, f"{file}\n".encode())
         return real_open(file, mode, *args, **kwargs)
 
+    files = [f.path for f in expand_inputs([folder])]
+    inputs = files if named else [folder]
     with TrialStore(tmp_path / "two.duckdb") as store:
         monkeypatch.setattr("builtins.open", logging_open)
         try:
-            stats = pipeline.import_and_classify(store, [folder], csv_output=tmp_path / "two.csv")
+            stats = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "two.csv")
         finally:
             monkeypatch.setattr("builtins.open", real_open)
             os.close(log)
     assert stats["parallel"] is True
-    files = [f.path for f in expand_inputs([folder])]
     # each file opened once; the ICTRP export twice (read whole to judge it, then as an export)
     opened = (tmp_path / "opened.log").read_text().splitlines()
     assert sorted(opened) == sorted(files + [str(folder / "NCT0046xxxx" / "zz_ictrp.xml")])
 
     monkeypatch.setenv("NEUROMODMAP_SERIAL", "1")
     with TrialStore(tmp_path / "one.duckdb") as store:
-        one = pipeline.import_and_classify(store, [folder], csv_output=tmp_path / "one.csv")
+        one = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "one.csv")
     assert one["parallel"] is False
     two_state, one_state = _store_state(tmp_path / "two.duckdb"), _store_state(tmp_path / "one.duckdb")
     for name in ("trials", "runs", "problems", "labels"):
@@ -497,7 +500,9 @@ def test_folder_shared_by_two_processes_equals_one_process(tmp_path, members, tr
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     runs = two_state["runs"]
     # the empty file (a failed run), the files up to the ICTRP export, the export, the rest
-    assert list(runs["kind"]) == ["file", "folder", "file", "folder"]
+    assert list(runs["kind"]) == ["file", "files" if named else "folder", "file", "files" if named else "folder"]
+    # a folder's runs name the folder; named files' runs their common folder (the same here)
+    assert list(runs["source"])[1:] == [str(folder), str(folder / "NCT0046xxxx" / "zz_ictrp.xml"), str(folder)]
     assert list(runs["status"]) == ["failed", "completed", "completed", "completed"]
     assert list(runs["format"].fillna("")) == ["", "ctgov_xml", "ictrp_xml", "ctgov_v2_json, ctgov_xml"]
     assert runs["n_files"].sum() == len(files)
