@@ -34,6 +34,20 @@ def _external_entity_ref(context, base, sysid, pubid):
     raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
 
+#: element and attribute names, shared by every record a process parses: a registry's records
+#: use the same few hundred names, so each is made once and looked up by identity afterwards
+_NAMES: dict[str, str] = {}
+_MAX_NAMES = 20_000
+
+
+class _Fallback(Exception):
+    """The document has a DOCTYPE or XML namespaces: defusedxml parses it instead."""
+
+
+def _fallback(*_args) -> None:
+    raise _Fallback
+
+
 def parse_record(data: bytes) -> ET.Element:
     """The root element of ``data`` (one XML document).
 
@@ -44,19 +58,28 @@ def parse_record(data: bytes) -> ET.Element:
     xml.etree.ElementTree.ParseError
         When it is not well-formed (message, ``code`` and ``position`` as ElementTree gives them).
     """
-    if b"<!DOCTYPE" in data or b"xmlns" in data or b"\x00" in data[:4]:
-        return SafeET.fromstring(data)  # UTF-16/32 text is checked for neither marker: defusedxml too
+    if b"\x00" in data[:4]:  # UTF-16/32 text: expat is not told its encoding here; defusedxml is
+        return SafeET.fromstring(data)
+    if len(_NAMES) > _MAX_NAMES:  # a file of ever-new element names must not grow it forever
+        _NAMES.clear()
     builder = ET.TreeBuilder()
-    parser = expat.ParserCreate()
+    # namespace processing on only to notice a namespace declaration (then defusedxml parses the
+    # document, so names read {uri}name as ElementTree gives them); a DOCTYPE sends it there too
+    parser = expat.ParserCreate(namespace_separator="}", intern=_NAMES)
     parser.buffer_text = True
+    parser.buffer_size = 65536  # a long text block in one piece
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = _fallback
+    parser.StartNamespaceDeclHandler = _fallback
     parser.EntityDeclHandler = _entity_decl
     parser.UnparsedEntityDeclHandler = _unparsed_entity_decl
     parser.ExternalEntityRefHandler = _external_entity_ref
     try:
         parser.Parse(data, True)
+    except _Fallback:
+        return SafeET.fromstring(data)
     except expat.ExpatError as value:
         err = ET.ParseError(str(value))
         err.code = value.code
