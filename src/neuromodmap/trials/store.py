@@ -1099,15 +1099,15 @@ class TrialStore:
                     # lists as JSON text and flags as nullable booleans: DuckDB infers a column's type
                     # from its first rows, and a batch whose first thousands of lists are all empty
                     # (or flags all None) would otherwise be read as NULL and refuse the later values
-                    "modalities": [json.dumps(c.modalities) for c in batch],
-                    "modality_group": [json.dumps(c.modality_group) for c in batch],
+                    "modalities": [json_text(c.modalities) for c in batch],
+                    "modality_group": [json_text(c.modality_group) for c in batch],
                     "indication": [c.indication for c in batch],
-                    "pain_subtype": [json.dumps(c.pain_subtype) for c in batch],
-                    "depression_subtype": [json.dumps(c.depression_subtype) for c in batch],
+                    "pain_subtype": [json_text(c.pain_subtype) for c in batch],
+                    "depression_subtype": [json_text(c.depression_subtype) for c in batch],
                     "chronic_pain": pd.array([c.chronic_pain for c in batch], dtype="boolean"),
-                    "targets": [json.dumps(c.targets) for c in batch],
+                    "targets": [json_text(c.targets) for c in batch],
                     "invasive": pd.array([c.invasive for c in batch], dtype="boolean"),
-                    "evidence": [json.dumps([e.model_dump() for e in c.evidence], ensure_ascii=False) for c in batch],
+                    "evidence": [json_text([e.model_dump() for e in c.evidence]) for c in batch],
                     "classifier_version": classifier_version,
                     "classified_at": now,
                 }
