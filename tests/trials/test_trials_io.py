@@ -301,3 +301,21 @@ def test_jsonl_with_broken_first_lines_still_detected(tmp_path, corpus_path):
     problems: list[ImportProblem] = []
     assert len(list(read_trials(path, problems=problems))) == 3
     assert [p.location for p in problems] == ["line 1", "line 2"]
+
+
+def test_read_capped_reads_whole_files_up_to_the_limit(monkeypatch):
+    """A one-record file is read with a request sized from its listed size (not the 64 MB limit),
+    yet a file that grew since it was listed is still read on, and one past the limit is cut at
+    limit + 1 bytes (so the reader can say it is too large)."""
+    import io as stdio
+
+    from neuromodmap.trials import io as trials_io
+
+    monkeypatch.setattr(trials_io, "MAX_RECORD_BYTES", 100)
+    data = bytes(range(90))
+    assert trials_io.read_capped(stdio.BytesIO(data), 90) == data
+    assert trials_io.read_capped(stdio.BytesIO(data), 10) == data  # grew since listed
+    assert trials_io.read_capped(stdio.BytesIO(data), 200) == data  # shrank
+    big = bytes(300)
+    assert len(trials_io.read_capped(stdio.BytesIO(big), 300)) == 101
+    assert len(trials_io.read_capped(stdio.BytesIO(big), 5)) == 101

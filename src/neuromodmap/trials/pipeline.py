@@ -39,7 +39,6 @@ from pathlib import Path
 
 from neuromodmap._utils import atomic_write, json_text, progress_bar, relaxed_gc
 from neuromodmap.trials import io as trials_io
-from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
 from neuromodmap.trials.classify import CLASSIFIER_VERSION, classification_row, classify
 from neuromodmap.trials.io import (
     ONE_RECORD_FORMATS,
@@ -49,6 +48,7 @@ from neuromodmap.trials.io import (
     TrialReader,
     detect_format,
     expand_inputs,
+    read_capped,
 )
 from neuromodmap.trials.models import Classification, ImportProblem
 
@@ -333,7 +333,7 @@ class _Group:
             fmt, data, why = f.format, b"", None
             try:
                 with open(f.path, "rb") as fh:
-                    data = fh.read(MAX_RECORD_BYTES + 1)
+                    data = read_capped(fh, f.size)
                 if fmt is None:
                     fmt = detect_format(f.path, data)
             except OSError as err:
