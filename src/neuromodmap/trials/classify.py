@@ -69,13 +69,15 @@ _label = Label
 class _Record:
     """A trial's text fields with their lower-cased text and capital runs, computed once."""
 
-    __slots__ = ("fields", "texts", "_low", "_runs")
+    __slots__ = ("fields", "texts", "_low", "_runs", "found")
 
     def __init__(self, fields: list[tuple[str, str]]):
         self.fields = fields
         self.texts = dict(fields)
         self._low: dict[str, str] = {}
         self._runs: dict[str, frozenset[str]] = {}
+        #: the finders' anchors in the whole record (R.anchors_in), when known
+        self.found: frozenset[str] | None = None
 
     def low(self, field: str) -> str:
         if field not in self._low:
@@ -93,7 +95,7 @@ class _Record:
             return iter(())
         low = self.low(field)
         runs = self.runs(field) if finder.upper else frozenset()
-        if not finder.present(low, runs):
+        if not finder.present(low, runs, self.found):
             return iter(())
         return finder.finditer(text, low, runs, exact=exact)
 
@@ -675,8 +677,9 @@ def classify(trial: Trial) -> Classification:
     mentions: list[_Mention] = []
     blob = "\n".join(text for _, text in record.fields)
     low, runs = blob.lower(), R.capital_runs(blob)
-    if R.MODALITY_TERMS.present(low, runs):  # the prefilter: ~97 % of records stop here
-        codes, mentions = _modalities(record, R.MODALITY_TERMS.keys_in(low, runs), evidence, trial, lines)
+    record.found = found = R.anchors_in(low)
+    if R.MODALITY_TERMS.present(low, runs, found):  # the prefilter: ~97 % of records stop here
+        codes, mentions = _modalities(record, R.MODALITY_TERMS.keys_in(low, runs, found), evidence, trial, lines)
     derived = vocabulary.labels_from_modalities(codes)
     neuromod = derived["neuromod"]
     indication = _indication(record, evidence)
