@@ -466,34 +466,38 @@ def test_folder_shared_by_two_processes_equals_one_process(tmp_path, members, tr
     monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(trials_io, "ARCHIVE_BLOCK", 4)  # many blocks, some for each process
 
-    # every opening of a file of the folder, by either process, is logged (appended: the
-    # forked worker inherits the wrapper)
-    log = os.open(tmp_path / "opened.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    real_open = open
-
-    def logging_open(file, mode="r", *args, **kwargs):
-        if str(file).startswith(str(folder)):
-            os.write(log, f"{file}\n".encode())
-        return real_open(file, mode, *args, **kwargs)
-
     files = [f.path for f in expand_inputs([folder])]
     inputs = files if named else [folder]
-    with TrialStore(tmp_path / "two.duckdb") as store:
-        monkeypatch.setattr("builtins.open", logging_open)
-        try:
-            stats = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "two.csv")
-        finally:
-            monkeypatch.setattr("builtins.open", real_open)
-            os.close(log)
-    assert stats["parallel"] is True
-    # each file opened once; the ICTRP export twice (read whole to judge it, then as an export)
-    opened = (tmp_path / "opened.log").read_text().splitlines()
-    assert sorted(opened) == sorted(files + [str(folder / "NCT0046xxxx" / "zz_ictrp.xml")])
+    real_open = open
 
+    def run(name: str) -> tuple[dict, list[str]]:
+        """import_and_classify into ``name``.duckdb, logging every opening of a file of the
+        folder by either process (appended: the forked worker inherits the wrapper)."""
+        log = os.open(tmp_path / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+
+        def logging_open(file, mode="r", *args, **kwargs):
+            if str(file).startswith(str(folder)):
+                os.write(log, f"{file}\n".encode())
+            return real_open(file, mode, *args, **kwargs)
+
+        with TrialStore(tmp_path / f"{name}.duckdb") as store:
+            monkeypatch.setattr("builtins.open", logging_open)
+            try:
+                stats = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / f"{name}.csv")
+            finally:
+                monkeypatch.setattr("builtins.open", real_open)
+                os.close(log)
+        return stats, sorted((tmp_path / f"{name}.log").read_text().splitlines())
+
+    # each file opened once, by two processes or one; the ICTRP export twice (read whole to
+    # judge it, then read as an export)
+    stats, opened = run("two")
+    assert stats["parallel"] is True
+    assert opened == sorted(files + [str(folder / "NCT0046xxxx" / "zz_ictrp.xml")])
     monkeypatch.setenv("NEUROMODMAP_SERIAL", "1")
-    with TrialStore(tmp_path / "one.duckdb") as store:
-        one = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "one.csv")
+    one, opened = run("one")
     assert one["parallel"] is False
+    assert opened == sorted(files + [str(folder / "NCT0046xxxx" / "zz_ictrp.xml")])
     two_state, one_state = _store_state(tmp_path / "two.duckdb"), _store_state(tmp_path / "one.duckdb")
     for name in ("trials", "runs", "problems", "labels"):
         pd.testing.assert_frame_equal(two_state[name], one_state[name], obj=name)

@@ -211,6 +211,40 @@ def _walk(top: Path) -> list[tuple[str, int]]:
     return [(path, size) for _, path, size in found]
 
 
+#: a file up to this size named like a one-study file is read whole before its format is judged,
+#: from that content (see :func:`reader_for`); the name only plans the reading, the content decides
+READ_WHOLE_MAX = 4_000_000
+ONE_STUDY_NAMES = (".xml", ".json")
+
+
+def read_whole_first(f: InputFile) -> bool:
+    """Whether ``f`` is read whole before its format is judged: not yet detected, at most
+    :data:`READ_WHOLE_MAX` bytes, named ``.xml`` or ``.json`` (likely one study)."""
+    return f.format is None and f.size <= READ_WHOLE_MAX and f.path.lower().endswith(ONE_STUDY_NAMES)
+
+
+def reader_for(f: InputFile, *, problems=None, encoding=None) -> TrialReader:
+    """A :class:`TrialReader` of ``f``. A likely one-study file (:func:`read_whole_first`) is
+    read once, whole, and its format judged from that content, so detecting it does not read it
+    a second time; a file of many records found so is opened again by its reader.
+
+    Raises
+    ------
+    TrialFileError
+        As :func:`detect_format`.
+    """
+    if not read_whole_first(f):
+        return TrialReader(f.path, problems=problems, encoding=encoding, format=f.format)
+    try:
+        with open(f.path, "rb") as fh:
+            data = read_capped(fh, f.size)
+    except OSError as err:
+        raise TrialFileError(f"{f.path}: cannot read ({err.strerror or err})") from None
+    fmt = detect_format(f.path, data)
+    return TrialReader(f.path, problems=problems, encoding=encoding, format=fmt,
+                       content=data if fmt in ONE_RECORD_FORMATS else None)
+
+
 def read_capped(fh: BinaryIO, size: int) -> bytes:
     """The content of ``fh``, at most ``MAX_RECORD_BYTES + 1`` bytes (more than the limit means:
     too large), read with a request sized from ``size`` (the file's size when listed): a read

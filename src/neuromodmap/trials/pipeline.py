@@ -1,7 +1,7 @@
 """Read → classify → store (what the CLI and the demo run): one route for every format.
 
-Each input file's format is detected once (:func:`_detect`, or for a one-study file shared
-by two processes, by the worker from the content it reads); its reader (:class:`TrialReader`,
+Each input file's format is detected once, as it is read (a one-study file from the content
+read whole, see :func:`~neuromodmap.trials.io.reader_for`); its reader (:class:`TrialReader`,
 one per format under :mod:`neuromodmap.trials._readers`) yields normalised records; each record
 is classified as it is read; the classification becomes a CSV row (``trials classify -o``) and a
 label row, the record store columns. No file is read twice.
@@ -49,6 +49,8 @@ from neuromodmap.trials.io import (
     detect_format,
     expand_inputs,
     read_capped,
+    read_whole_first,
+    reader_for,
 )
 from neuromodmap.trials.models import Classification, ImportProblem
 
@@ -60,12 +62,6 @@ CSV_COLUMNS = [
 ]
 # below this size a second process costs more than it saves
 _PARALLEL_MIN_BYTES = 2_000_000
-# a file up to this size named like a one-study file (.xml, .json) is not opened before the
-# worker reads it whole: its format is judged from that content, so each one-study file is read
-# once (the name only plans the work: a .json file of JSON lines is still read as such); any
-# other file is detected first, from its head
-_READ_WHOLE_MAX = 4_000_000
-_ONE_STUDY_NAMES = (".xml", ".json")
 _JSONL = ("jsonl", "jsonl_gz")
 
 
@@ -114,21 +110,6 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _detect(files: list[InputFile]) -> tuple[list[InputFile], list[ImportProblem]]:
-    """Each file with its format, detected once (kept where known); and one problem per file
-    that cannot be read (its format left None)."""
-    out: list[InputFile] = []
-    unreadable: list[ImportProblem] = []
-    for f in files:
-        if f.format is None:
-            try:
-                f = InputFile(f.path, f.folder, f.size, detect_format(f.path))
-            except TrialFileError as err:
-                unreadable.append(ImportProblem(source=f.path, location="file", reason=str(err)))
-        out.append(f)
-    return out, unreadable
-
-
 def _seq(file_index: int, position: int) -> int:
     """A record's order across files and processes (a later duplicate wins)."""
     return (file_index << 40) | position
@@ -166,7 +147,9 @@ def _plan(ctx, files: list[InputFile]) -> tuple[list[InputFile], list[_Job] | No
     out: list[InputFile] = []
     jobs: list[_Job] | None = []
     for f in files:
-        deferred = f.size <= _READ_WHOLE_MAX and f.path.lower().endswith(_ONE_STUDY_NAMES)
+        # a likely one-study file is not opened before the worker reads it whole (its format is
+        # judged from that content, so it is read once); any other file is detected here
+        deferred = read_whole_first(f)
         if f.format is None and not deferred:
             with contextlib.suppress(TrialFileError):  # unreadable: one process reports it
                 f = InputFile(f.path, f.folder, f.size, detect_format(f.path))
@@ -403,9 +386,9 @@ class _Group:
         self._reset()
 
     def _whole_file(self, number: int, f: InputFile, fmt: str) -> None:
-        """A file of many records among one-study files (at most :data:`_READ_WHOLE_MAX` bytes):
-        read here, as an import run of its own. ICTRP rows write no label rows (their labels
-        come from the row the store keeps)."""
+        """A file of many records among one-study files (a small one named ``.xml``/``.json``,
+        see :func:`~neuromodmap.trials.io.read_whole_first`): read here, as an import run of
+        its own. ICTRP rows write no label rows (their labels come from the row the store keeps)."""
         problems: list[ImportProblem] = []
         reader = TrialReader(f.path, problems=problems, format=fmt)
         records = list(reader)
@@ -666,9 +649,12 @@ def _csv_serial(files: list[InputFile], writer, problems: list[ImportProblem], p
     task = progress.add_task("classifying", total=None)
     for f in files:
         progress.update(task, description=Path(f.path).name)
-        if f.format is None:  # reported by _detect
+        try:  # detected here (a one-study file from the content read whole: read once)
+            reader = reader_for(f, problems=problems)
+        except TrialFileError as err:
+            problems.append(ImportProblem(source=f.path, location="file", reason=str(err)))
             continue
-        for rec in TrialReader(f.path, problems=problems, format=f.format):
+        for rec in reader:
             c = classify(rec.trial)
             writer.writerow(classification_row(c).values())
             n += 1
@@ -678,17 +664,20 @@ def _csv_serial(files: list[InputFile], writer, problems: list[ImportProblem], p
 
 
 def _import_serial(store, files: list[InputFile], *, as_of, problems: list[ImportProblem], writer,
-                   labels_path: Path | None) -> tuple[int, int, list[str]]:
+                   labels_path: Path | None) -> tuple[int, int, list[str], bool]:
     """Import in this process, classifying each record as it is read (label rows to
-    ``labels_path``, CSV rows to ``writer``). Returns (rows written, CSV rows, import runs)."""
+    ``labels_path``, CSV rows to ``writer``). Returns (rows written, CSV rows, import runs,
+    whether an ICTRP record was read)."""
     n_rows = 0
+    ictrp = False
     with contextlib.ExitStack() as stack:
         labels = stack.enter_context(open(labels_path, "w", encoding="utf-8")) if labels_path else None
         dumps = json_text
         seq = 0
 
         def on_record(rec) -> None:
-            nonlocal seq, n_rows
+            nonlocal seq, n_rows, ictrp
+            ictrp = ictrp or rec.trial.source_format.startswith("ictrp")
             c = classify(rec.trial)
             if labels is not None:
                 labels.write(dumps(label_record(c, seq)))
@@ -699,7 +688,7 @@ def _import_serial(store, files: list[InputFile], *, as_of, problems: list[Impor
                 n_rows += 1
 
         report = store.import_files(files, as_of=as_of, problems=problems, on_record=on_record)
-    return report.n_upserted, n_rows, report.runs
+    return report.n_upserted, n_rows, report.runs, ictrp
 
 
 # ---------------------------------------------------------------------- entry points
@@ -773,13 +762,13 @@ def import_and_classify(
                         fh.seek(0)
                         fh.truncate()
                         writer.writerow(CSV_COLUMNS)
-            if not done:
-                files, _ = _detect(files)  # the store reports the unreadable ones
+            if not done:  # the store detects each file's format as it reads it, and reports the unreadable ones
+                label_files = [tmp / "labels-serial.jsonl"]
+                n_imported, _, runs, ictrp = _import_serial(store, files, as_of=as_of, problems=problems,
+                                                            writer=writer, labels_path=label_files[0])
                 # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
-                ictrp = any(f.format is not None and f.format.startswith("ictrp") for f in files)
-                label_files = [] if ictrp else [tmp / "labels-serial.jsonl"]
-                n_imported, _, runs = _import_serial(store, files, as_of=as_of, problems=problems, writer=writer,
-                                               labels_path=label_files[0] if label_files else None)
+                if ictrp:
+                    label_files = []
             t_import = time.perf_counter() - start
             timings["import_done"] = t_import
             if label_files:
@@ -882,10 +871,7 @@ def classify_to_csv(
                     fh.truncate()
                     writer.writerow(CSV_COLUMNS)
             if not done:
-                files, unreadable = _detect(files)
-                problems.extend(unreadable)
-                n_trials, n_neuromod = _csv_serial([f for f in files if f.format is not None], writer, problems,
-                                                   progress)
+                n_trials, n_neuromod = _csv_serial(files, writer, problems, progress)
         else:
             from neuromodmap.trials.store import TrialStore
 

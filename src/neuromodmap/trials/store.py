@@ -50,7 +50,13 @@ from neuromodmap import __version__
 from neuromodmap._utils import json_text, progress_bar, relaxed_gc
 from neuromodmap.store import ROW_GROUP_SIZE, connect, cursor
 from neuromodmap.trials._readers._common import ImportedRecord, TrialFileError
-from neuromodmap.trials.io import ONE_RECORD_FORMATS, InputFile, TrialReader, expand_inputs
+from neuromodmap.trials.io import (
+    ONE_RECORD_FORMATS,
+    InputFile,
+    TrialReader,
+    expand_inputs,
+    reader_for,
+)
 from neuromodmap.trials.models import Classification, ImportProblem, Trial
 from neuromodmap.trials.overrides import OVERRIDES_DDL, OVERRIDES_MIGRATE, effective_labels_sql
 
@@ -847,7 +853,7 @@ class TrialStore:
                 path = Path(inputs[pos].path)
                 file_problems: list[ImportProblem] = []
                 try:
-                    reader = TrialReader(path, problems=file_problems, encoding=encoding, format=inputs[pos].format)
+                    reader = reader_for(inputs[pos], problems=file_problems, encoding=encoding)
                 except TrialFileError as err:
                     file_problems.append(ImportProblem(source=str(path), location="file", reason=str(err)))
                     run_id = self._start_run(kind="file", source=str(path), fmt=None, query=None, as_of=as_of,
@@ -965,15 +971,16 @@ class TrialStore:
                         return
                     item = inputs[state["pos"]]
                     try:
-                        reader = TrialReader(item.path, problems=problems, encoding=encoding, format=item.format)
+                        reader = reader_for(item, problems=problems, encoding=encoding)
                     except TrialFileError as err:
                         problems.append(ImportProblem(source=item.path, location="file", reason=str(err)))
                         state["pos"] += 1
                         state["files"] += 1
                         state["bytes"] += item.size
                         continue
-                    if reader.format not in ONE_RECORD_FORMATS:
-                        return  # a file of many records: a run of its own
+                    if reader.format not in ONE_RECORD_FORMATS:  # a file of many records: a run of its own
+                        inputs[state["pos"]] = InputFile(item.path, item.folder, item.size, reader.format)
+                        return
                     break
 
         try:
