@@ -550,3 +550,40 @@ def test_extracted_allpublicxml_folder_stores_what_its_tar_stores(tmp_path, tria
     pd.testing.assert_frame_equal(states["folder"]["labels"], states["tar"]["labels"])
     run = states["folder"]["runs"].iloc[0]
     assert (run["kind"], run["source"], run["n_files"], run["n_read"]) == ("folder", str(folder), 6786, 6786)
+
+
+_EXPORTS = [
+    "ctgov_csv_mixed_1000_anand21jv/ctg-studies.csv.gz",  # website CSV: its as-of found while read
+    "ctgov_v2_json_zip_and_csv_erectile_dysfunction_marcmorcos/ctg-studies.json.zip",  # split by members
+    "ctgov_csv_classic_oldformat_trauma_jeffreys518/SearchResults.csv.gz",
+    "ctgov_v2_json_download_herniated_disc_koy570/ctg-studies.json.gz",
+    "who_ictrp_covid19_2020_ebmdatalab/COVID19-1135-trials.csv.gz",  # holds NCT ids stored above
+    "who_ictrp_xml_2024_machado/ICTRP-Results(1).xml",
+    "aact_derived_pain_trials_us_anhkhoavo/All_pain_master_file.csv.gz",
+    "ctrdata_demo_sqlite_eu_registers_rfhb/demo.sqlite",
+    "who_ictrp_fullexport_samples_2020_worcjamessmith/ictrp_im_sample.csv",
+]
+
+
+def test_every_export_shares_the_two_process_route(tmp_path, trials_dir, two_processes, monkeypatch):
+    """The real exports of every format that cannot be split, imported and classified in one
+    call: the worker reads each whole (the importer only writes), a splittable ZIP among them is
+    split; the store (rows, hashes, as-of dates, runs, problems, labels, ICTRP rows that leave
+    CT.gov rows alone) and the CSV are those of one process."""
+    pipeline, _ = two_processes
+    inputs = [trials_dir / name for name in _EXPORTS]
+    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
+    with TrialStore(tmp_path / "two.duckdb") as store:
+        two = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "two.csv")
+    monkeypatch.setenv("NEUROMODMAP_SERIAL", "1")
+    with TrialStore(tmp_path / "one.duckdb") as store:
+        one = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "one.csv")
+    assert (two["parallel"], one["parallel"]) == (True, False)
+    two_state, one_state = _store_state(tmp_path / "two.duckdb"), _store_state(tmp_path / "one.duckdb")
+    for name in ("trials", "runs", "problems", "labels"):
+        pd.testing.assert_frame_equal(two_state[name], one_state[name], obj=name)
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    runs = two_state["runs"]
+    assert list(runs["status"]) == ["completed"] * len(_EXPORTS)
+    assert str(runs["as_of"].iloc[0].date()) == "2025-05-09"  # the website export's latest date posted
+    assert set(two_state["trials"]["source_format"]) >= {"ctgov_csv", "ctgov_v2", "ictrp_xml", "aact_csv"}

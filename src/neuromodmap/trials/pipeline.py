@@ -136,12 +136,15 @@ class _Job:
 
 
 def _plan(ctx, files: list[InputFile]) -> tuple[list[InputFile], list[_Job] | None]:
-    """The files (larger ones' formats detected) and the jobs of the shared route, or None
-    when one process does it all: one core, under :data:`_PARALLEL_MIN_BYTES`, or a large file
-    that cannot be split (a website export, an ICTRP file, a ctrdata database, an unreadable
-    file). One-study files (found in a folder or named one after another) are a group job,
-    split between the processes by blocks of files; a file of many records among them ends
-    the group, as in :meth:`TrialStore.import_files` (a run of its own)."""
+    """The files (the formats of all but likely one-study files detected) and the jobs of the
+    shared route, or None when one process does it all: one core, under
+    :data:`_PARALLEL_MIN_BYTES`, an unreadable large file, or nothing to share (a lone
+    one-study file). A file that can be split is a job of its own, split by blocks of lines or
+    members. Any other files are group jobs: one-study files (found in a folder or named one
+    after another) split between the processes by blocks of files; a file of many records
+    that cannot be split (a website or ICTRP export, a ctrdata database) is read by the worker
+    as a run of its own while this process writes the store, as in
+    :meth:`TrialStore.import_files`, which makes such a file end a run of one-study files."""
     if ctx is None or not files or sum(f.size for f in files) < _PARALLEL_MIN_BYTES:
         return files, None
     out: list[InputFile] = []
@@ -157,18 +160,16 @@ def _plan(ctx, files: list[InputFile]) -> tuple[list[InputFile], list[_Job] | No
         if jobs is None:
             continue
         if f.format is None and not deferred:
-            jobs = None
-        elif f.format is None or f.format in ONE_RECORD_FORMATS:
-            if jobs and jobs[-1].group and jobs[-1].files[-1].folder == f.folder:
-                jobs[-1].files.append(f)
-            else:
-                jobs.append(_Job([f], True))
+            jobs = None  # unreadable: one process reports it
         elif f.format in SPLITTABLE:
             jobs.append(_Job([f], False))
+        elif jobs and jobs[-1].group and jobs[-1].files[-1].folder == f.folder:
+            jobs[-1].files.append(f)
         else:
-            jobs = None
+            jobs.append(_Job([f], True))
     # a lone one-study file gains nothing from a second process
-    if jobs is not None and not any(not job.group or len(job.files) > 1 for job in jobs):
+    if jobs is not None and not any(not job.group or len(job.files) > 1 or job.files[0].format not in
+                                    (None, *ONE_RECORD_FORMATS) for job in jobs):
         jobs = None
     return out, jobs
 
@@ -315,8 +316,9 @@ class _Group:
         for number, f in enumerate(files, start=1):
             fmt, data, why = f.format, b"", None
             try:
-                with open(f.path, "rb") as fh:
-                    data = read_capped(fh, f.size)
+                if fmt is None or fmt in ONE_RECORD_FORMATS:  # a file of many records: its reader reads it
+                    with open(f.path, "rb") as fh:
+                        data = read_capped(fh, f.size)
                 if fmt is None:
                     fmt = detect_format(f.path, data)
             except OSError as err:
@@ -386,20 +388,43 @@ class _Group:
         self._reset()
 
     def _whole_file(self, number: int, f: InputFile, fmt: str) -> None:
-        """A file of many records among one-study files (a small one named ``.xml``/``.json``,
-        see :func:`~neuromodmap.trials.io.read_whole_first`): read here, as an import run of
-        its own. ICTRP rows write no label rows (their labels come from the row the store keeps)."""
+        """A file of many records that cannot be split (a website or ICTRP export, a ctrdata
+        database, a single JSON file of studies), or one found among one-study files: read here,
+        as an import run of its own, its blocks sent as they are prepared (the importer only
+        writes them). A website export without ``as_of`` is held until its date is known (found
+        while its rows are read; it enters the hashes), as :meth:`TrialStore.import_files` does.
+        ICTRP rows write no label rows (their labels come from the row the store keeps)."""
+        from neuromodmap.trials.store import _late_as_of
+
         problems: list[ImportProblem] = []
         reader = TrialReader(f.path, problems=problems, format=fmt)
-        records = list(reader)
-        as_of = self.as_of if self.as_of is not None else reader.default_as_of()
         ictrp = fmt.startswith("ictrp")
-        self.out.put(("begin", self.i, "file", f.path, fmt, as_of, ictrp))
+        late = self.as_of is None and reader.as_of_from_file
         labeller = _Labeller(None if ictrp else self.labels, self.i, cols=self.want_cols, rows=self.want_rows)
-        for start in range(0, len(records), 256):
-            block = [(_position(number, k), rec) for k, rec in enumerate(records[start:start + 256], start=start)]
-            cols, rows = labeller.block(block, f.path, as_of)
-            self.out.put(("cols", self.i, self.at, cols, rows, []))
+        held: list[tuple[dict | None, list | None]] = []
+        if not late:
+            self.out.put(("begin", self.i, "file", f.path, fmt, self.as_of, ictrp))
+
+        def send(block: list[tuple[int, object]]) -> None:
+            cols, rows = labeller.block(block, f.path, self.as_of)
+            if late:
+                held.append((cols, rows))
+            else:
+                self.out.put(("cols", self.i, self.at + reader.position, cols, rows, []))
+
+        block: list[tuple[int, object]] = []
+        for k, rec in enumerate(reader):
+            block.append((_position(number, k), rec))
+            if len(block) >= 256:
+                send(block)
+                block = []
+        if block:
+            send(block)
+        if late:
+            as_of = reader.default_as_of()
+            self.out.put(("begin", self.i, "file", f.path, fmt, as_of, ictrp))
+            for cols, rows in held:
+                self.out.put(("cols", self.i, self.at, _late_as_of(cols, as_of) if cols is not None else None, rows, []))
         self.out.put(("end", self.i, [p.model_dump() for p in problems], None))
 
 
