@@ -419,8 +419,7 @@ def test_classify_a_folder(tmp_path, members):
 # ---------------------------------------------------------------------- two processes
 def _store_state(db: Path) -> dict:
     """Everything an import leaves in a store but ids and times: rows, runs, problems, labels
-    (their evidence as parsed JSON: labels written from the store and bulk-loaded ones space
-    their JSON text differently)."""
+    (their evidence compared as parsed JSON)."""
     with TrialStore(db) as store:
         state = {
             "trials": store.con.execute("SELECT * EXCLUDE (imported_at, import_run_id) FROM trials"

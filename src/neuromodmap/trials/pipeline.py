@@ -15,9 +15,10 @@ classifies and prepares the block itself (store columns, CSV rows, label rows) o
 raw lines, members or file contents to this process whenever fewer than two blocks wait here.
 This process parses what it is handed, and writes every block, in file order, to the store and
 the CSV, so each record is parsed once and only plain lists and bytes cross between the
-processes. Labels are bulk-loaded at the end. Every other input (a large CSV, ICTRP or single
-JSON file, a ctrdata database), small inputs, a single core or ``NEUROMODMAP_SERIAL=1``: one
-process reads, classifies and stores in one pass, with the same output.
+processes. A file that cannot be split (a website or ICTRP export, a ctrdata database) is
+read, classified and prepared by the worker while this process writes it. Labels are
+bulk-loaded at the end. Small inputs, a single core or ``NEUROMODMAP_SERIAL=1``: one process
+reads, classifies and stores in one pass, with the same output.
 """
 
 from __future__ import annotations
