@@ -586,3 +586,30 @@ def test_every_export_shares_the_two_process_route(tmp_path, trials_dir, two_pro
     assert list(runs["status"]) == ["completed"] * len(_EXPORTS)
     assert str(runs["as_of"].iloc[0].date()) == "2025-05-09"  # the website export's latest date posted
     assert set(two_state["trials"]["source_format"]) >= {"ctgov_csv", "ctgov_v2", "ictrp_xml", "aact_csv"}
+
+
+def test_later_duplicate_row_of_an_export_gives_the_label_when_shared(tmp_path, trials_dir, two_processes,
+                                                                       monkeypatch):
+    """A real website export with one row repeated at its end, retitled as a TMS trial, read
+    whole by the worker: the later row is stored and its label is the one kept."""
+    import csv as csvmod
+    import gzip
+
+    pipeline, _ = two_processes
+    monkeypatch.setattr(pipeline, "_PARALLEL_MIN_BYTES", 0)
+    with gzip.open(trials_dir / _EXPORTS[0], "rt", encoding="utf-8", newline="") as fh:
+        rows = list(csvmod.reader(fh))
+    title = rows[0].index("Study Title")
+    copy = list(rows[5])
+    copy[title] = "Repetitive transcranial magnetic stimulation for treatment-resistant depression"
+    path = tmp_path / "ctg-studies.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csvmod.writer(fh).writerows([*rows, copy])
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        stats = pipeline.import_and_classify(store, [path, trials_dir / _EXPORTS[1]])
+        assert stats["parallel"] is True
+        trial = store.get_trial(rows[5][0])
+        label = store.labels_df().set_index("registry_id").loc[rows[5][0]]
+    assert trial.title == copy[title]
+    c = classify(trial)
+    assert c.neuromod and (bool(label["neuromod"]), list(label["modalities"])) == (c.neuromod, c.modalities)

@@ -116,10 +116,9 @@ def _seq(file_index: int, position: int) -> int:
     return (file_index << 40) | position
 
 
-def _position(file_number: int, k: int) -> int:
-    """The order of the ``k``-th record (from 0) of the ``file_number``-th file of a group job
-    (see :func:`_seq`; up to 2**24 files a group, records past 65,535 in one file share one)."""
-    return (file_number << 16) | min(k, 0xFFFF)
+#: positions a one-study file's records take in a group job (a list of studies in one file:
+#: past 65,535 they share the last one); see :class:`_Group`
+_ONE_STUDY_SPAN = 1 << 16
 
 
 @dataclass(slots=True)
@@ -299,6 +298,7 @@ class _Group:
         self.labeller = _Labeller(labels, job, cols=cols, rows=rows)
         self.open = False
         self.at = 0  # bytes of the job's files read
+        self.base = 0  # the next free position (label order) in the job: see _ONE_STUDY_SPAN
         self._reset()
 
     def _reset(self) -> None:
@@ -314,7 +314,7 @@ class _Group:
         self.first = ""
 
     def run(self, files: list[InputFile]) -> None:
-        for number, f in enumerate(files, start=1):
+        for f in files:
             fmt, data, why = f.format, b"", None
             try:
                 if fmt is None or fmt in ONE_RECORD_FORMATS:  # a file of many records: its reader reads it
@@ -334,15 +334,15 @@ class _Group:
                 else:
                     self.out.put(("failed", self.i, f.path, problem.model_dump()))
             elif fmt in ONE_RECORD_FORMATS:
-                self._one_study(number, f, fmt, data)
+                self._one_study(f, fmt, data)
             else:
                 self.end()
-                self._whole_file(number, f, fmt)
+                self._whole_file(f, fmt)
             self.at += f.size
         self.end()
         self.out.put(("done", self.i, [], time.perf_counter()))
 
-    def _one_study(self, number: int, f: InputFile, fmt: str, data: bytes) -> None:
+    def _one_study(self, f: InputFile, fmt: str, data: bytes) -> None:
         if not self.open:
             self.open, self.first = True, f.path
             self.out.put(("begin", self.i, "group", f.path, fmt, self.as_of, False))
@@ -362,9 +362,10 @@ class _Group:
             self.block, self.mine = block, not give
         if self.mine:
             reader = TrialReader(f.path, problems=self.problems, format=fmt, content=data)
-            self.records.extend((_position(number, k), rec) for k, rec in enumerate(reader))
+            self.records.extend((self.base + min(k, _ONE_STUDY_SPAN - 1), rec) for k, rec in enumerate(reader))
         else:
-            self.units.append((_position(number, 0), (f.path, fmt, data)))
+            self.units.append((self.base, (f.path, fmt, data)))
+        self.base += _ONE_STUDY_SPAN
 
     def _send_block(self) -> None:
         if self.block is None:
@@ -388,7 +389,7 @@ class _Group:
         self.open = False
         self._reset()
 
-    def _whole_file(self, number: int, f: InputFile, fmt: str) -> None:
+    def _whole_file(self, f: InputFile, fmt: str) -> None:
         """A file of many records that cannot be split (a website or ICTRP export, a ctrdata
         database, a single JSON file of studies), or one found among one-study files: read here,
         as an import run of its own, its blocks sent as they are prepared (the importer only
@@ -414,8 +415,9 @@ class _Group:
                 self.out.put(("cols", self.i, self.at + reader.position, cols, rows, []))
 
         block: list[tuple[int, object]] = []
-        for k, rec in enumerate(reader):
-            block.append((_position(number, k), rec))
+        for rec in reader:
+            block.append((self.base, rec))  # each record its own position: a later duplicate wins
+            self.base += 1
             if len(block) >= 256:
                 send(block)
                 block = []
@@ -633,7 +635,7 @@ def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of
                 records = []
                 for number, (path, fmt, data) in units:
                     reader = TrialReader(path, problems=own, format=fmt, content=data)
-                    records.extend((number | min(k, 0xFFFF), rec) for k, rec in enumerate(reader))
+                    records.extend((number + min(k, _ONE_STUDY_SPAN - 1), rec) for k, rec in enumerate(reader))
                 cols, rows = labeller.block(records, first, as_of)
                 with pending.get_lock():
                     pending.value -= 1
