@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from neuromodmap.literature import LiteratureImportError, read_records
@@ -117,6 +117,7 @@ def test_line_soup_keeps_what_it_can_and_says_the_rest(lines, encoding, crlf, su
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=2000), suffix=st.sampled_from([".ris", ".xml", ".xlsx", ".csv.gz"]))
+@example(data=b'";', suffix=".ris")  # found by CI: pandas' "Error tokenizing data. C error: EOF inside string"
 def test_random_bytes_are_refused_in_one_line(data, suffix) -> None:
     result, error = _read(data, suffix)
     head = data[:65536]
@@ -127,3 +128,13 @@ def test_random_bytes_are_refused_in_one_line(data, suffix) -> None:
                                       or "empty" in error), error
     if error is not None:
         assert "\n" not in error and "Error tokenizing" not in error, error
+
+
+def test_a_broken_table_is_named_in_the_users_words(tmp_path) -> None:
+    """pandas' tokenizer messages ("Error tokenizing data. C error: ...") are said as what is
+    wrong with the file: a quote never closed, a line with more cells than those before it."""
+    _, error = _read(b'";', ".ris")
+    assert error.endswith("cannot read as a CSV table (a quote opens a cell on row 1 and is never closed); "
+                          "export the search again as RIS, MEDLINE, PubMed XML, BibTeX, CSV or XLSX"), error
+    _, error = _read(b"title,year\nA,2001,x\nB,2002,y,z\n", ".csv")
+    assert "line 3 has 4 cells where the lines before it have 3" in error, error

@@ -59,7 +59,22 @@ def read_table(data: bytes, text: str | None, path: Path, fmt: str):
             sep = ","
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, ValueError, KeyError, OSError) as exc:
-        raise LiteratureImportError(f"{path}: cannot read as a {fmt.upper()} table ({exc})") from exc
+        raise LiteratureImportError(f"{path}: cannot read as a {fmt.upper()} table ({_reason(exc)}); export the "
+                                    "search again as RIS, MEDLINE, PubMed XML, BibTeX, CSV or XLSX") from exc
+
+
+_EOF_IN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _reason(exc: Exception) -> str:
+    """pandas' tokenizer message in the user's words (one line)."""
+    text = " ".join(str(exc).split())
+    if m := _EOF_IN_QUOTE.search(text):
+        return f"a quote opens a cell on row {int(m.group(1)) + 1} and is never closed"
+    if m := _FIELDS.search(text):
+        return f"line {m.group(2)} has {m.group(3)} cells where the lines before it have {m.group(1)}"
+    return text.removeprefix("Error tokenizing data. ").removeprefix("C error: ")
 
 
 def parse_table(frame, path: Path, database: str | None, fmt: str,
