@@ -23,9 +23,14 @@ DEFAULT_DB = "neuromodmap.duckdb"
 # Rows per row group of a store opened for writing (DuckDB's default is 122,880). A
 # transaction that inserts at least a row group's worth is written straight to the database
 # file ("optimistic writing") instead of going through the write-ahead log and being
-# compressed again at the next checkpoint; the bulk imports commit in multiples of this size,
-# which makes importing the 101k-record corpus about twice as fast.
-ROW_GROUP_SIZE = 10240
+# compressed again at the next checkpoint; the bulk imports commit more than this many rows at
+# a time, which makes importing the 101k-record corpus about twice as fast. Full registry
+# records (~15 KB each) are committed in smaller batches (bounded by characters) and reach the
+# file at the checkpoint: smaller row groups are compressed there in parallel. 4,096 against
+# the 10,240 used before (2026-12-07, interleaved runs): closing after 6,786 full records
+# 0.33 -> 0.21 s, the 101k corpus import + classify about 20 % faster, the store 0.7 % smaller.
+# Bulk imports must commit whole row groups (neuromodmap.trials.store._BATCH).
+ROW_GROUP_SIZE = 4096
 
 
 def _quote(text: str) -> str:

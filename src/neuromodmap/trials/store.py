@@ -184,7 +184,7 @@ _INSERT_FRAME_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT {
 # DuckDB writes straight to the file instead of the write-ahead log (see
 # neuromodmap.store.ROW_GROUP_SIZE). A frame's ``_location`` column is not stored.
 _BATCHES_PER_FLUSH = 2
-_BATCH = ROW_GROUP_SIZE // 2
+_BATCH = ROW_GROUP_SIZE // 2  # a commit must be whole row groups: a part row group is written again later
 # ... or fewer records when they are large: a batch is written once its raw records reach this
 # many characters (full AllPublicXML records average ~16 KB of raw JSON and several times that
 # as Python objects: 5,120 of them, twice over in the stage, came near the 1 GB budget)
