@@ -25,24 +25,12 @@ import pandas as pd
 from scipy import stats
 
 from neuromodmap.evidence._errors import MetaAnalysisError, MetaAnalysisWarning
-from neuromodmap.evidence._rma import mods_matrix
+from neuromodmap.evidence._rma import _fmt_p, _stars, mods_matrix
 from neuromodmap.provenance import Provenance
 
 __all__ = ["rma_mv", "robust", "RMAMVResult"]
 
 _LOG2PI = math.log(2 * math.pi)
-
-
-def _fmt_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "NA"
-    return "<.0001" if p < 1e-4 else f"{p:.4f}"
-
-
-def _stars(p: float) -> str:
-    if not np.isfinite(p):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
 
 
 @dataclass(eq=False)

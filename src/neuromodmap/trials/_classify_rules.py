@@ -85,10 +85,10 @@ def anchors_in(low: str) -> frozenset[str]:
     """The lower-case anchors of every :class:`TermFinder` that occur in ``low``, found in one
     Aho-Corasick pass (pyahocorasick) instead of a substring search per anchor and finder."""
     global _AUTOMATON, _INDEXED
-    keys = frozenset().union(*(f.lower_set for f in _FINDERS))
-    if _AUTOMATON is None or keys != _INDEXED:  # built at first use (a finder made later: again)
+    if _AUTOMATON is None or not all(f.indexed for f in _FINDERS[-1:]):  # first use, or a finder made since
         import ahocorasick
 
+        keys = frozenset().union(*(f.lower_set for f in _FINDERS))
         automaton = ahocorasick.Automaton()
         for key in keys:
             automaton.add_word(key, key)

@@ -126,7 +126,8 @@ class ImportProblem(BaseModel):
     record imported; ``record skipped`` when the record could not be imported; ``file
     skipped`` (``location`` "file") when nothing of the file could be read, and ``rest of
     file skipped`` (``location`` "after line 12" ...) when a file is cut short or corrupt
-    from some point on. See docs/trials_import.md.
+    from some point on; ``field kept as text`` when a legacy XML record nests elements deeper
+    than its stored form goes (they are stored as their text). See docs/trials_import.md.
     """
 
     source: str

@@ -34,8 +34,9 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from neuromodmap._utils import atomic_write, json_text, progress_bar, relaxed_gc
@@ -522,6 +523,40 @@ def _next(conn, proc, i: int) -> tuple:
     return msg
 
 
+def _take_block(msg: tuple, parse: Callable, source: str, labeller: _Labeller, as_of, pending,
+                ordered: list[ImportProblem], own: list[ImportProblem], importer, writer) -> tuple[int, int, int]:
+    """One "cols" message (a block the worker prepared) or "units" message (a block handed on
+    as read, parsed here by ``parse(units, encoding)``): its store columns to ``importer``, its
+    CSV rows to ``writer``, its problems after those already reported. Returns (bytes read so
+    far, records, CSV rows)."""
+    if msg[0] == "cols":
+        _, _, at, cols, rows, probs = msg
+    else:
+        _, _, at, enc, units, probs = msg
+        cols, rows = labeller.block(parse(units, enc), source, as_of)
+        with pending.get_lock():
+            pending.value -= 1
+        ordered.extend(own)
+        own.clear()
+    ordered.extend(ImportProblem(**p) for p in probs)
+    if importer is not None:
+        importer.add(cols)
+    n_rows = 0
+    if rows:
+        writer.writerows(rows)
+        n_rows = len(rows)
+    return at, len(rows) if rows is not None else len(cols["registry_id"]), n_rows
+
+
+def _parse_files(problems: list[ImportProblem], units, _enc) -> list[tuple[int, object]]:
+    """The records of one-study files handed on as read: ``(number, (path, format, content))``."""
+    records = []
+    for number, (path, fmt, data) in units:
+        reader = TrialReader(path, problems=problems, format=fmt, content=data)
+        records.extend((number + min(k, _ONE_STUDY_SPAN - 1), rec) for k, rec in enumerate(reader))
+    return records
+
+
 def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of, bar, pending,
                  problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str]) -> tuple[int, int]:
     """This process's side of a file split by :class:`_Splitter`: (rows written, CSV rows)."""
@@ -533,6 +568,10 @@ def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of,
     labeller = _Labeller(labels, i, cols=store is not None, rows=writer is not None)
     importer = store._block_import(path, fmt, as_of=as_of, problems=file_problems) if store is not None else None
     task = bar.add_task(path.name, total=path.stat().st_size, records=0)
+
+    def parse(units, enc):
+        return [(number, rec) for number, unit in units for rec in parser.parse_unit(number, unit, enc)]
+
     n = n_rows = written = 0
     try:
         while True:
@@ -542,23 +581,8 @@ def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of,
                 if timings is not None:
                     timings["worker_done"] = msg[3]
                 break
-            if msg[0] == "cols":
-                _, _, at, cols, rows, probs = msg
-            else:
-                _, _, at, enc, units, probs = msg
-                records = [(number, rec) for number, unit in units for rec in parser.parse_unit(number, unit, enc)]
-                cols, rows = labeller.block(records, str(path), as_of)
-                with pending.get_lock():
-                    pending.value -= 1
-                ordered.extend(own)
-                own.clear()
-            ordered.extend(ImportProblem(**p) for p in probs)
-            if importer is not None:
-                importer.add(cols)
-            if rows:
-                writer.writerows(rows)
-                n_rows += len(rows)
-            n += len(rows) if rows is not None else len(cols["registry_id"])
+            at, k, r = _take_block(msg, parse, str(path), labeller, as_of, pending, ordered, own, importer, writer)
+            n, n_rows = n + k, n_rows + r
             bar.update(task, completed=at, records=n)
         if fmt in _JSONL:  # in line order, as a serial read reports them
             ordered.sort(key=_line_of)
@@ -628,26 +652,9 @@ def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of
                     importer = None
                 problems.extend(found)
                 continue
-            if kind == "cols":
-                _, _, at, cols, rows, probs = msg
-            else:
-                _, _, at, _, units, probs = msg
-                records = []
-                for number, (path, fmt, data) in units:
-                    reader = TrialReader(path, problems=own, format=fmt, content=data)
-                    records.extend((number + min(k, _ONE_STUDY_SPAN - 1), rec) for k, rec in enumerate(reader))
-                cols, rows = labeller.block(records, first, as_of)
-                with pending.get_lock():
-                    pending.value -= 1
-                ordered.extend(own)
-                own.clear()
-            ordered.extend(ImportProblem(**p) for p in probs)
-            if importer is not None:
-                importer.add(cols)
-            if rows:
-                writer.writerows(rows)
-                n_rows += len(rows)
-            n += len(rows) if rows is not None else len(cols["registry_id"])
+            at, k, r = _take_block(msg, partial(_parse_files, own), first, labeller, as_of, pending, ordered, own,
+                                   importer, writer)
+            n, n_rows = n + k, n_rows + r
             bar.update(task, completed=at, records=n)
         bar.update(task, completed=job.size)
     except BaseException:
