@@ -21,16 +21,16 @@ __all__ = ["DEFAULT_DB", "ROW_GROUP_SIZE", "connect", "cursor", "write_wanted_pa
 DEFAULT_DB = "neuromodmap.duckdb"
 
 # Rows per row group of a store opened for writing (DuckDB's default is 122,880). A
-# transaction that inserts at least a row group's worth is written straight to the database
-# file ("optimistic writing") instead of going through the write-ahead log and being
-# compressed again at the next checkpoint; the bulk imports commit more than this many rows at
-# a time, which makes importing the 101k-record corpus about twice as fast. Full registry
-# records (~15 KB each) are committed in smaller batches (bounded by characters) and reach the
-# file at the checkpoint: smaller row groups are compressed there in parallel. 4,096 against
-# the 10,240 used before (2026-12-07, interleaved runs): closing after 6,786 full records
-# 0.33 -> 0.21 s, the 101k corpus import + classify about 20 % faster, the store 0.7 % smaller.
-# Bulk imports must commit whole row groups (neuromodmap.trials.store._BATCH).
-ROW_GROUP_SIZE = 4096
+# transaction that inserts whole row groups is written straight to the database file
+# ("optimistic writing", compressed as it is written) instead of going through the write-ahead
+# log and being compressed at the next checkpoint; the bulk imports commit whole row groups
+# (neuromodmap.trials.store._Stage) and only the rest of a file's last one goes through the log.
+# A commit of part of a row group is written again later: committed that way, the 101k corpus
+# store bloated to 1.4 GB. 10,240 -> 4,096 (2026-12-07): closing after 6,786 full records 0.33
+# -> 0.21 s, the 101k corpus import + classify about 20 % faster. 4,096 -> 2,048 with commits of
+# whole row groups whatever the batch (2026-12-08): the full records' close 0.16 -> 0.06 s (less
+# left for the log), the 101k store 716 -> 733 MB.
+ROW_GROUP_SIZE = 2048
 
 
 def _quote(text: str) -> str:

@@ -29,6 +29,7 @@ from test_trials_io_helpers import v2_files
 from typer.testing import CliRunner
 
 from neuromodmap.cli import app
+from neuromodmap.store import ROW_GROUP_SIZE
 from neuromodmap.trials import TrialStore, detect_format, read_trials
 from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
 from neuromodmap.trials._readers._files import MemberError, TarMembers
@@ -353,23 +354,23 @@ _KILLABLE = textwrap.dedent(
 
 
 def test_killed_folder_import_resumes_without_duplicates(tmp_path, trials_dir):
-    real = _archive_members(trials_dir, {"NCT0000xxxx": 2000})
+    real = _archive_members(trials_dir, {"NCT0000xxxx": 3000})
     folder = _folder(tmp_path, real)
     killed_db = tmp_path / "killed.duckdb"
     env = {**os.environ, "NEUROMODMAP_NO_PROGRESS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(folder), str(killed_db)], stdout=subprocess.PIPE,
                             text=True, env=env)
     for line in proc.stdout:
-        # a fresh import commits every two batches (500 records here): records 1-1000 at least are
-        # committed when the 1,500th is read, one file after another
-        if line.strip() == "1500":
+        # a fresh import commits whole row groups (ROW_GROUP_SIZE, 2,048 rows): the first 2,048
+        # records are committed when the 2,500th is read (batches of 250), one file after another
+        if line.strip() == "2500":
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     with TrialStore(killed_db) as store:
         partial = len(store)
-        assert 1000 <= partial < 2000  # really killed midway
+        assert ROW_GROUP_SIZE <= partial < 3000  # really killed midway
         runs = store.import_runs_df()
         assert list(runs["status"]) == ["interrupted"] and runs.iloc[0]["n_read"] == partial
         store.import_files([folder], progress=False)
@@ -378,7 +379,7 @@ def test_killed_folder_import_resumes_without_duplicates(tmp_path, trials_dir):
     with TrialStore(tmp_path / "clean.duckdb") as store:
         store.import_files([folder], progress=False)
         clean = store.con.execute("SELECT * FROM trials ORDER BY registry_id").df().drop(columns=_VOLATILE)
-    assert len(clean) == 2000
+    assert len(clean) == 3000
     pd.testing.assert_frame_equal(rerun, clean)
 
 
@@ -613,3 +614,30 @@ def test_later_duplicate_row_of_an_export_gives_the_label_when_shared(tmp_path, 
     assert trial.title == copy[title]
     c = classify(trial)
     assert c.neuromod and (bool(label["neuromod"]), list(label["modalities"])) == (c.neuromod, c.modalities)
+
+
+@pytest.mark.parametrize("route", ["import", "import_and_classify"])
+def test_full_records_are_committed_as_whole_row_groups(tmp_path, trials_dir, route):
+    """Full AllPublicXML records come in batches bounded by characters (a few hundred records),
+    yet every commit holds whole row groups, which DuckDB writes straight to the file: before the
+    store is closed, each row group but the last is on disk with exactly ROW_GROUP_SIZE rows and
+    only the rest of the last one waits in the write-ahead log (a commit of part of a row group
+    goes through the log, and one too many of them once bloated the store to 1.4 GB)."""
+    from neuromodmap.trials.pipeline import import_and_classify
+
+    db = tmp_path / "t.duckdb"
+    with TrialStore(db) as store:
+        if route == "import":
+            report = store.import_files([trials_dir / ARCHIVE], progress=False)
+            n = report.n_read
+        else:
+            n = import_and_classify(store, [trials_dir / ARCHIVE])["n_classified"]
+        assert n == len(store) == 6786
+        groups = store.con.execute(
+            "SELECT row_group_id, sum(count), bool_and(persistent) FROM pragma_storage_info('trials') "
+            "WHERE column_name = 'registry_id' AND segment_type <> 'VALIDITY' GROUP BY 1 ORDER BY 1").fetchall()
+        whole, rest = divmod(n, ROW_GROUP_SIZE)
+        assert [(rows, on_disk) for _, rows, on_disk in groups] == [(ROW_GROUP_SIZE, True)] * whole + [(rest, False)]
+        raw_mb = store.con.execute("SELECT sum(length(raw)) FROM trials").fetchone()[0] / 1e6
+        wal_mb = db.with_name(db.name + ".wal").stat().st_size / 1e6
+        assert wal_mb < 2 * raw_mb * rest / n  # the log holds the last rows only (all of them: ~106 MB)

@@ -179,15 +179,14 @@ _INSERT_NEW_SQL = (
     " WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.registry_id = b.registry_id)"
 )
 _INSERT_FRAME_SQL = f"INSERT INTO trials ({', '.join(_INSERT_COLUMNS)}) SELECT {_SELECT_CAST} FROM _trial_frame"  # noqa: S608
-# A fresh import holds its batches back and inserts them together, one transaction per
-# _BATCHES_PER_FLUSH batches; with the default batch size that is one whole row group, which
-# DuckDB writes straight to the file instead of the write-ahead log (see
-# neuromodmap.store.ROW_GROUP_SIZE). A frame's ``_location`` column is not stored.
-_BATCHES_PER_FLUSH = 2
-_BATCH = ROW_GROUP_SIZE // 2  # a commit must be whole row groups: a part row group is written again later
+# A fresh import holds its batches back and inserts them together once they make whole row
+# groups (neuromodmap.store.ROW_GROUP_SIZE), which DuckDB writes straight to the file instead
+# of the write-ahead log; the rows past the last whole group wait for the next flush (see
+# _Stage.flush). A frame's ``_location`` column is not stored.
+_BATCH = 2048
 # ... or fewer records when they are large: a batch is written once its raw records reach this
-# many characters (full AllPublicXML records average ~16 KB of raw JSON and several times that
-# as Python objects: 5,120 of them, twice over in the stage, came near the 1 GB budget)
+# many characters (full AllPublicXML records average ~12 KB of raw JSON and several times that
+# as Python objects)
 _BATCH_CHARS = 8_000_000
 
 
@@ -223,8 +222,9 @@ class _Stage:
 
     A batch joins the stage when none of its ids is stored or staged already; otherwise the
     stage is flushed first and the batch takes the upsert path (so a later duplicate still
-    wins). Each flush is one INSERT straight from the joined frames, in one transaction that
-    also advances the run's counts, so a killed import leaves only whole flushes behind. If
+    wins). Once the staged rows make a whole row group they are inserted, frame by frame, in
+    one transaction that also advances the run's counts (so a killed import leaves only whole
+    flushes behind); the rows past the last whole row group stay staged for the next flush. If
     the database refuses the flush (a value it cannot take), each batch is written on its
     own and a refused batch record by record, so only the bad record is lost and reported.
     """
@@ -258,46 +258,75 @@ class _Stage:
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("_trial_frame")
-        self.frames.append((df, n_batch))
-        self.ids.update(ids)
-        self.rows += len(df)
-        self.n_read += n_batch
+        self._keep(df, n_batch, ids)
         return True
 
-    def flush(self) -> int:
-        """Insert the staged rows into ``trials`` in one transaction; return the rows written."""
+    def _keep(self, df: pd.DataFrame, n_batch: int, ids: list[str] | None = None) -> None:
+        self.frames.append((df, n_batch))
+        self.ids.update(ids if ids is not None else df["registry_id"].tolist())
+        self.rows += len(df)
+        self.n_read += n_batch
+
+    def flush(self, *, whole: bool = False) -> int:
+        """Insert the staged rows into ``trials`` in one transaction; return the rows written.
+
+        ``whole``: only whole row groups (:data:`~neuromodmap.store.ROW_GROUP_SIZE` rows each);
+        the rows after the last whole one stay staged for the next flush.
+        """
         if not self.frames:
             return 0
+        frames, n_read = self.frames, self.n_read
+        keep: list[tuple[pd.DataFrame, int]] = []
+        if whole:
+            cut = self.rows - self.rows % ROW_GROUP_SIZE
+            if not cut:
+                return 0
+            frames, at = [], 0
+            for df, n_batch in self.frames:
+                if at + len(df) <= cut:
+                    frames.append((df, n_batch))
+                elif at >= cut:
+                    keep.append((df, n_batch))
+                else:  # split: the records read past the cut are counted with the rows kept
+                    k = cut - at
+                    rest = len(df) - k
+                    frames.append((df.iloc[:k], n_batch - rest))
+                    keep.append((df.iloc[k:].reset_index(drop=True), rest))
+                at += len(df)
+            n_read = sum(n for _, n in frames)
         con = self.con
-        df = self.frames[0][0] if len(self.frames) == 1 else pd.concat([f for f, _ in self.frames], ignore_index=True)
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("_trial_frame", df)
-            try:
-                written = con.execute(_INSERT_FRAME_SQL).fetchall()[0][0]
-            finally:
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister("_trial_frame")
+            written = 0
+            for df, _ in frames:  # frame by frame: no joined copy of the staged text
+                con.register("_trial_frame", df)
+                try:
+                    written += con.execute(_INSERT_FRAME_SQL).fetchall()[0][0]
+                finally:
+                    with contextlib.suppress(duckdb.Error):
+                        con.unregister("_trial_frame")
             con.execute(
                 "UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
-                [self.n_read, self.n_read, self.run_id],
+                [n_read, n_read, self.run_id],
             )
             con.execute("COMMIT")
         except duckdb.Error:
             _rollback(con)
             if self.problems is None:
                 raise
-            written = self._batch_by_batch()
+            written = self._batch_by_batch(frames)
         except BaseException:
             _rollback(con)
             raise
         self.drop()
+        for df, n_batch in keep:
+            self._keep(df, n_batch)
         return written
 
-    def _batch_by_batch(self) -> int:
+    def _batch_by_batch(self, frames: list[tuple[pd.DataFrame, int]]) -> int:
         """After a refused flush: each batch on its own; a refused one record by record."""
         store, written = self.store, 0
-        for df, n_batch in self.frames:
+        for df, n_batch in frames:
             try:
                 written += store._write_batch(self.con, df, n_batch, self.run_id, None)
             except duckdb.Error:
@@ -399,8 +428,8 @@ class _Writer:
         try:
             if stage is not None and df is not None:
                 if stage.add(df, n_batch):
-                    if stage.batches >= _BATCHES_PER_FLUSH:
-                        self.written += stage.flush()
+                    if stage.rows >= ROW_GROUP_SIZE:
+                        self.written += stage.flush(whole=True)
                     df = None
                 else:
                     self.written += stage.flush()
