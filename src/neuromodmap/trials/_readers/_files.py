@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import codecs
-import gzip
 import lzma
 import mmap
 import struct
@@ -16,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neuromodmap.trials._readers._common import MAX_RECORD_BYTES
-from neuromodmap.trials._readers._gzip import iter_gzip
+from neuromodmap.trials._readers._gzip import GZIP_ERRORS, GzipFile, iter_gzip
 
 __all__ = [
     "sniff_encoding", "iter_lines", "iter_zip_members", "TarMembers", "MemberError",
@@ -317,7 +316,7 @@ def tar_compression(path: Path, head: bytes) -> str | None:
 
 def _decompressor(fh: BinaryIO, kind: str):
     if kind == "gz":
-        return gzip.GzipFile(fileobj=fh, mode="rb")
+        return GzipFile(fileobj=fh, mode="rb")
     if kind == "bz2":
         return bz2.BZ2File(fh, "rb")
     return lzma.LZMAFile(fh, "rb")
@@ -377,7 +376,7 @@ class TarMembers:
                 yield "(archive)", MemberError(_after(last, f"the archive is cut short ({err})"))
             except EOFError:
                 yield "(archive)", MemberError(_after(last, "the archive is cut short (compressed data ends early)"))
-            except (tarfile.TarError, OSError, zlib.error, lzma.LZMAError, ValueError) as err:
+            except (tarfile.TarError, OSError, *GZIP_ERRORS, lzma.LZMAError, ValueError) as err:
                 yield "(archive)", MemberError(_after(last, f"corrupt archive ({type(err).__name__}: {err})"))
             finally:
                 if stream is not fh:

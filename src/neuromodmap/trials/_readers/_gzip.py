@@ -11,15 +11,33 @@ member are read as ``gzip -d`` reads them.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["GzipStream", "open_gzip", "gunzip_head", "gzip_damage", "iter_gzip"]
+__all__ = ["GzipFile", "GzipStream", "GZIP_ERRORS", "open_gzip", "gunzip_head", "gzip_damage", "iter_gzip"]
 
 CHUNK = 1 << 20
 _WBITS = 16 + zlib.MAX_WBITS
+
+# Intel's ISA-L (python-isal) inflates the same data in about half zlib's time (the 101k corpus:
+# 0.93 -> 0.41 CPU s; the AllPublicXML tar read 0.36 -> 0.21 s); zlib where it is not installed
+try:
+    from isal import igzip as _igzip
+    from isal import isal_zlib as _isal_zlib
+
+    _decompressobj = _isal_zlib.decompressobj
+    #: gzip.GzipFile's equivalent (same exceptions, plus :data:`GZIP_ERRORS` for corrupt data)
+    GzipFile = _igzip.IGzipFile
+    #: what a decompressor raises on corrupt data
+    GZIP_ERRORS: tuple[type[Exception], ...] = (zlib.error, _isal_zlib.error)
+except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps working without it
+    _decompressobj = zlib.decompressobj
+    GzipFile = gzip.GzipFile
+    GZIP_ERRORS = (zlib.error,)
 
 
 class GzipStream(io.RawIOBase):
@@ -37,7 +55,7 @@ class GzipStream(io.RawIOBase):
         self._close_raw = close_raw
         self.error: str | None = None
         self.corrupt = False
-        self._d = zlib.decompressobj(_WBITS)
+        self._d = _decompressobj(_WBITS)
         self._fed = False  # the current member has received input
         self._pending = b""  # compressed input not yet given to the decompressor
         self._out = b""  # decompressed bytes not yet returned
@@ -68,6 +86,11 @@ class GzipStream(io.RawIOBase):
             chunk = self.raw.read(CHUNK)
             if not chunk:
                 if self._fed and not self._d.eof:
+                    # ISA-L may hold decoded bytes back once all input is taken: they come first
+                    with contextlib.suppress(*GZIP_ERRORS):
+                        if out := self._d.decompress(b"", max_out):
+                            self._out = out
+                            return
                     self.error = "the gzip data end before their end-of-stream marker (truncated gzip file)"
                 self._done = True
                 return
@@ -78,7 +101,7 @@ class GzipStream(io.RawIOBase):
         self._fed = True
         try:
             out = self._d.decompress(self._pending, max_out)
-        except zlib.error as err:
+        except GZIP_ERRORS as err:
             self.error = f"corrupt gzip data ({err})"
             self.corrupt = True
             self._done = True
@@ -86,7 +109,7 @@ class GzipStream(io.RawIOBase):
         self._pending = self._d.unconsumed_tail
         if self._d.eof:  # end of a member: another may follow
             self._pending = self._d.unused_data
-            self._d = zlib.decompressobj(_WBITS)
+            self._d = _decompressobj(_WBITS)
             self._fed = False
             if self._pending and not self._pending.strip(b"\x00"):
                 self._pending = b""
