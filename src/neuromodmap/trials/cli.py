@@ -81,6 +81,7 @@ def import_cmd(
 ) -> None:
     """Import registry files into the store (idempotent: upsert by registry id)."""
     from neuromodmap.trials.io import expand_inputs
+    from neuromodmap.trials.pipeline import import_files
     from neuromodmap.trials.store import TrialStore
 
     for path in inputs:
@@ -97,7 +98,7 @@ def import_cmd(
         before = None
         with TrialStore(db) as store:
             before = len(store)
-            report = store.import_files(files, as_of=as_of_date, problems=problems)
+            report = import_files(store, files, as_of=as_of_date, problems=problems)
     except (ValueError, OSError) as exc:
         from neuromodmap.errors import user_line
 
@@ -197,6 +198,8 @@ def classify(
         from neuromodmap.errors import user_line
 
         _fail(user_line(exc) or str(exc))
+    for note in stats.get("notes", ()):
+        console.print(note, markup=False, highlight=False)
     console.print(f"Classified {stats['n_trials']:,} trials ({stats['n_neuromod']:,} neuromodulation) "
                   f"→ {output} in {stats['seconds']:.1f} s ({stats['n_trials'] / max(stats['seconds'], 1e-9):,.0f} records/s)")
     # some inputs unreadable: the others were classified and written; the unreadable ones are

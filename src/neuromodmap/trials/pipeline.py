@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neuromodmap._utils import atomic_write, json_text, progress_bar, relaxed_gc
 from neuromodmap.trials import io as trials_io
@@ -56,7 +57,10 @@ from neuromodmap.trials.io import (
 )
 from neuromodmap.trials.models import Classification, ImportProblem
 
-__all__ = ["classify_to_csv", "import_and_classify", "CSV_COLUMNS", "label_record"]
+if TYPE_CHECKING:
+    from neuromodmap.trials.store import ImportReport
+
+__all__ = ["classify_to_csv", "import_and_classify", "import_files", "CSV_COLUMNS", "label_record"]
 
 CSV_COLUMNS = [
     "registry_id", "neuromod", "modalities", "modality_group", "indication", "pain_subtype",
@@ -181,8 +185,9 @@ class _WorkerFailed(Exception):
 
 # ---------------------------------------------------------------------- the shared route
 class _Labeller:
-    """Classifies blocks of records: label rows (JSON lines, when a store is written) as it
-    goes; returns the block's store columns and CSV rows (each only when wanted)."""
+    """Classifies blocks of records: label rows (JSON lines, when labels are stored) as it
+    goes; returns the block's store columns and CSV rows (each only when wanted). With neither
+    label rows nor CSV rows wanted (``trials import``), nothing is classified."""
 
     def __init__(self, labels, file_index: int, *, cols: bool, rows: bool):
         self.labels, self.i, self.want_cols, self.want_rows = labels, file_index, cols, rows
@@ -194,13 +199,14 @@ class _Labeller:
 
         rows: list | None = [] if self.want_rows else None
         labels, dumps = self.labels, self.dumps
-        for position, rec in records:
-            c = classify(rec.trial)
-            if labels is not None:
-                labels.write(dumps(label_record(c, _seq(self.i, position))))
-                labels.write("\n")
-            if rows is not None:
-                rows.append(list(classification_row(c).values()))
+        if labels is not None or rows is not None:
+            for position, rec in records:
+                c = classify(rec.trial)
+                if labels is not None:
+                    labels.write(dumps(label_record(c, _seq(self.i, position))))
+                    labels.write("\n")
+                if rows is not None:
+                    rows.append(list(classification_row(c).values()))
         cols = record_columns([rec for _, rec in records], source, as_of) if self.want_cols else None
         return cols, rows
 
@@ -287,10 +293,11 @@ class _Group:
 
     Messages, in file order: ``("begin", job, "group", first path, format, as_of, False)``
     opens the run of consecutive one-study files; ``cols``/``units`` blocks; ``("end", job,
-    problems, run)`` closes it. A file that cannot be read before any one-study file is a
+    problems, run, None)`` closes it. A file that cannot be read before any one-study file is a
     failed run of its own (``("failed", job, path, problem)``), after one a problem of the
     run; a file of many records ends the run and is read here whole as a run of its own
-    (``begin`` ``"file"`` ... ``end``), as :meth:`TrialStore.import_files` does.
+    (``begin`` ``"file"`` ... ``("end", job, problems, None, provenance)``, the provenance for
+    the note a website export gets), as :meth:`TrialStore.import_files` does.
     """
 
     def __init__(self, out: _Sender, job: int, as_of, labels, pending, *, cols: bool, rows: bool, ahead: int = 2):
@@ -386,7 +393,7 @@ class _Group:
             return
         self._send_block()
         run = {"n_files": self.n_files, "formats": sorted(self.formats), "common": self.common}
-        self.out.put(("end", self.i, [p.model_dump() for p in self.problems[self.sent:]], run))
+        self.out.put(("end", self.i, [p.model_dump() for p in self.problems[self.sent:]], run, None))
         self.open = False
         self._reset()
 
@@ -429,7 +436,7 @@ class _Group:
             self.out.put(("begin", self.i, "file", f.path, fmt, as_of, ictrp))
             for cols, rows in held:
                 self.out.put(("cols", self.i, self.at, _late_as_of(cols, as_of) if cols is not None else None, rows, []))
-        self.out.put(("end", self.i, [p.model_dump() for p in problems], None))
+        self.out.put(("end", self.i, [p.model_dump() for p in problems], None, reader.provenance))
 
 
 def _split_worker(jobs: list[_Job], labels_path: str | None, as_of, pending, conn, *,
@@ -478,9 +485,12 @@ def _receive(conn, proc) -> tuple:
 
 def _shared(ctx, jobs: list[_Job], *, store, writer, as_of, tmp: Path | None,
             problems: list[ImportProblem], timings: dict | None = None,
-            relabel_runs: list[str] | None = None) -> tuple[int, int, list[Path]]:
+            relabel_runs: list[str] | None = None, report: ImportReport | None = None) -> tuple[int, int, list[Path]]:
     """Read, classify and (with ``store``) import the jobs (see :func:`_plan`) with both
-    processes sharing the work; with ``writer``, write the CSV rows in file order.
+    processes sharing the work; with ``writer``, write the CSV rows in file order; with
+    ``tmp``, the label rows of a store there (without ``tmp`` and ``writer`` nothing is
+    classified: ``trials import``). ``report`` gets each run's id, records read, rows written
+    and note, as :meth:`TrialStore.import_files` reports them.
 
     The worker reads the files; this process parses the blocks it is handed, writes every
     block in file order and so parses each record exactly once. Returns (rows written to the
@@ -491,7 +501,7 @@ def _shared(ctx, jobs: list[_Job], *, store, writer, as_of, tmp: Path | None,
     """
     pending = ctx.Value("i", 0)
     conn, sending = ctx.Pipe(duplex=False)
-    label_files = [tmp / "labels.jsonl", tmp / "labels-main.jsonl"] if store is not None else []
+    label_files = [tmp / "labels.jsonl", tmp / "labels-main.jsonl"] if store is not None and tmp is not None else []
     proc = _start(ctx, _split_worker, (jobs, str(label_files[0]) if label_files else None, as_of, pending, sending),
                   {"cols": store is not None, "rows": writer is not None})
     sending.close()  # the worker holds the only sending end: its death reads as end-of-file
@@ -504,7 +514,8 @@ def _shared(ctx, jobs: list[_Job], *, store, writer, as_of, tmp: Path | None,
             for i, job in enumerate(jobs):
                 follow = _follow_group if job.group else _follow_file
                 w, r = follow(conn, proc, i, job, store=store, writer=writer, labels=labels, as_of=as_of, bar=bar,
-                              pending=pending, problems=problems, timings=timings, relabel_runs=relabel_runs)
+                              pending=pending, problems=problems, timings=timings, relabel_runs=relabel_runs,
+                              report=report)
                 written += w
                 n_rows += r
         proc.join(10)
@@ -558,7 +569,8 @@ def _parse_files(problems: list[ImportProblem], units, _enc) -> list[tuple[int, 
 
 
 def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of, bar, pending,
-                 problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str]) -> tuple[int, int]:
+                 problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str],
+                 report: ImportReport | None) -> tuple[int, int]:
     """This process's side of a file split by :class:`_Splitter`: (rows written, CSV rows)."""
     path, fmt = Path(job.files[0].path), job.files[0].format
     file_problems: list[ImportProblem] = []  # the store's (records it refuses)
@@ -593,7 +605,7 @@ def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of,
             importer.abort()
         raise
     if importer is not None:
-        written += importer.finish()
+        written += _ran(report, importer, importer.finish())
     problems.extend(file_problems)
     if timings is not None:  # seconds since the start of the pipeline (last file's)
         timings["store_done"] = time.perf_counter()
@@ -601,10 +613,13 @@ def _follow_file(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of,
 
 
 def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of, bar, pending,
-                  problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str]) -> tuple[int, int]:
+                  problems: list[ImportProblem], timings: dict | None, relabel_runs: list[str],
+                  report: ImportReport | None) -> tuple[int, int]:
     """This process's side of a group job read by :class:`_Group`: the import runs it opens
     and closes (one per stretch of one-study files, as :meth:`TrialStore.import_files` makes
     them), the blocks it is handed parsed here. Returns (rows written, CSV rows)."""
+    from neuromodmap.trials.store import import_note
+
     folder = job.files[0].folder
     order = {f.path: k for k, f in enumerate(job.files)}
     name = f"{folder.name or folder}/" if folder is not None else "files"
@@ -630,6 +645,8 @@ def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of
                 if store is not None:
                     run_id = store._start_run(kind="file", source=msg[2], fmt=None, query=None, as_of=as_of, n_files=1)
                     store._finish_run(run_id, n_read=0, n_ok=0, problems=[problem], status="failed")
+                    if report is not None:
+                        report.runs.append(run_id)
                 problems.append(problem)
                 continue
             if kind == "begin":
@@ -648,7 +665,10 @@ def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of
                     ordered.sort(key=lambda p: order.get(p.source, len(order)))
                 found[:] = ordered + found
                 if importer is not None:
-                    written += importer.finish(**_group_run(msg[3], folder, first)) if group else importer.finish()
+                    written += _ran(report, importer,
+                                    importer.finish(**_group_run(msg[3], folder, first)) if group else importer.finish(),
+                                    note=import_note(first, msg[4], importer.n_read, run_as_of,
+                                                     given=as_of is not None))
                     importer = None
                 problems.extend(found)
                 continue
@@ -664,6 +684,18 @@ def _follow_group(conn, proc, i: int, job: _Job, *, store, writer, labels, as_of
     if timings is not None:
         timings["store_done"] = time.perf_counter()
     return written, n_rows
+
+
+def _ran(report: ImportReport | None, importer, written: int, note: str | None = None) -> int:
+    """Add an import run the importer finished (``written`` rows) to ``report``; return ``written``."""
+    if report is None:
+        return written
+    report.runs.append(importer.run_id)
+    report.n_read += importer.n_read
+    report.n_upserted += written
+    if note:
+        report.notes.append(note)
+    return written
 
 
 def _group_run(run: dict, folder: Path | None, first: str) -> dict:
@@ -699,10 +731,10 @@ def _csv_serial(files: list[InputFile], writer, problems: list[ImportProblem], p
 
 
 def _import_serial(store, files: list[InputFile], *, as_of, problems: list[ImportProblem], writer,
-                   labels_path: Path | None) -> tuple[int, int, list[str], bool]:
+                   labels_path: Path | None) -> tuple[ImportReport, int, bool]:
     """Import in this process, classifying each record as it is read (label rows to
-    ``labels_path``, CSV rows to ``writer``). Returns (rows written, CSV rows, import runs,
-    whether an ICTRP record was read)."""
+    ``labels_path``, CSV rows to ``writer``). Returns (the store's report, CSV rows, whether
+    an ICTRP record was read)."""
     n_rows = 0
     ictrp = False
     with contextlib.ExitStack() as stack:
@@ -723,7 +755,7 @@ def _import_serial(store, files: list[InputFile], *, as_of, problems: list[Impor
                 n_rows += 1
 
         report = store.import_files(files, as_of=as_of, problems=problems, on_record=on_record)
-    return report.n_upserted, n_rows, report.runs, ictrp
+    return report, n_rows, ictrp
 
 
 # ---------------------------------------------------------------------- entry points
@@ -755,8 +787,11 @@ def import_and_classify(
     -------
     dict
         ``n_imported`` (rows new or changed), ``n_classified`` (trials labelled),
-        ``n_neuromod``, ``import_seconds``, ``seconds``, ``problems``.
+        ``n_neuromod``, ``import_seconds``, ``seconds``, ``problems``, ``notes`` (the lines
+        ``trials import`` prints for website exports: layout, records, as-of date).
     """
+    from neuromodmap.trials.store import ImportReport
+
     problems = problems if problems is not None else []
     start = time.perf_counter()
     # the files named, a folder standing for the files under it (its InputFile keeps the folder,
@@ -781,11 +816,13 @@ def import_and_classify(
                 writer.writerow(CSV_COLUMNS)
             label_files: list[Path] = []
             done = False
+            report = ImportReport()
             if parallel:
                 found: list[ImportProblem] = []
                 try:
                     n_imported, _, label_files = _shared(ctx, jobs, store=store, writer=writer, as_of=as_of,
-                                                         tmp=tmp, problems=found, timings=timings, relabel_runs=runs)
+                                                         tmp=tmp, problems=found, timings=timings, relabel_runs=runs,
+                                                         report=report)
                     ictrp = bool(runs)
                     timings.update({k: v - start for k, v in timings.items()})
                     problems.extend(found)
@@ -799,8 +836,9 @@ def import_and_classify(
                         writer.writerow(CSV_COLUMNS)
             if not done:  # the store detects each file's format as it reads it, and reports the unreadable ones
                 label_files = [tmp / "labels-serial.jsonl"]
-                n_imported, _, runs, ictrp = _import_serial(store, files, as_of=as_of, problems=problems,
-                                                            writer=writer, labels_path=label_files[0])
+                report, _, ictrp = _import_serial(store, files, as_of=as_of, problems=problems, writer=writer,
+                                                  labels_path=label_files[0])
+                n_imported, runs = report.n_upserted, report.runs
                 # ICTRP rows never replace a stored CT.gov row, so their labels must come from the store
                 if ictrp:
                     label_files = []
@@ -828,7 +866,46 @@ def import_and_classify(
     ).fetchone()
     return {"n_imported": n_imported, "n_classified": n, "n_neuromod": n_neuromod,
             "import_seconds": t_import, "seconds": time.perf_counter() - start, "problems": problems,
-            "n_labels_loaded": n_loaded, "parallel": bool(parallel), "timings": timings}
+            "n_labels_loaded": n_loaded, "parallel": bool(parallel), "timings": timings, "notes": report.notes}
+
+
+@relaxed_gc()
+def import_files(store, inputs: list, *, as_of=None, problems: list[ImportProblem] | None = None) -> ImportReport:
+    """Import ``inputs`` into ``store`` without classifying them (``neuromodmap trials import``).
+
+    The route of :func:`import_and_classify` with nothing classified and no labels written:
+    shared by two processes where :func:`_plan` finds work to share (the worker only reads,
+    parses and prepares store columns), else :meth:`TrialStore.import_files` in this process;
+    if the worker fails, a warning, then that one-process import (the upsert makes the repeat
+    safe). ``inputs``: paths, or :class:`InputFile` as :func:`expand_inputs` gives them.
+
+    Returns
+    -------
+    ImportReport
+        As :meth:`TrialStore.import_files` reports it (runs, records read, rows written,
+        problems, the website exports' notes), whichever way the files went.
+    """
+    from neuromodmap.trials.store import ImportReport
+
+    problems = problems if problems is not None else []
+    start = time.perf_counter()
+    ctx = _fork_context()
+    files, jobs = _plan(ctx, expand_inputs(inputs))
+    if jobs is not None:
+        report = ImportReport(files=[f.path for f in files])
+        try:
+            _shared(ctx, jobs, store=store, writer=None, as_of=as_of, tmp=None, problems=report.problems,
+                    report=report)
+        except _WorkerFailed as err:
+            warnings.warn(f"the import's second process failed ({str(err).strip().splitlines()[-1]}); "
+                          "importing in one process", stacklevel=2)
+        else:
+            problems.extend(report.problems)
+            report.seconds = time.perf_counter() - start
+            return report
+    report = store.import_files(files, as_of=as_of, problems=problems)
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 @relaxed_gc()
@@ -853,7 +930,8 @@ def classify_to_csv(
     Returns
     -------
     dict
-        ``n_trials`` (rows written), ``n_neuromod``, ``seconds``.
+        ``n_trials`` (rows written), ``n_neuromod``, ``seconds``; with ``db`` and inputs,
+        ``notes`` too (see :func:`import_and_classify`).
     """
     problems = problems if problems is not None else []
     inputs = [Path(p) for p in inputs or []]
@@ -882,7 +960,7 @@ def classify_to_csv(
         with TrialStore(db) as store:
             stats = import_and_classify(store, files, problems=problems, csv_output=output)
         return {"n_trials": stats["n_classified"], "n_neuromod": stats["n_neuromod"],
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start, "notes": stats["notes"]}
     n_trials = n_neuromod = 0
     with progress_bar() as progress, atomic_write(output, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

@@ -526,6 +526,17 @@ def _tap(records: Iterable[ImportedRecord], on_record: Callable[[ImportedRecord]
     return (on_record(rec) or rec for rec in records)
 
 
+def import_note(path, what: str | None, n_read: int, as_of, *, given: bool) -> str | None:
+    """The line an import prints for a file whose kind and as-of date the user should see
+    (``what``: :attr:`TrialReader.provenance`, None for formats without one): website exports."""
+    if what is None:
+        return None
+    when = (f"as of {as_of} (given)" if given
+            else f"as of {as_of} (its latest date posted; pass --as-of for the download date)"
+            if as_of is not None else "no as-of date in it (pass --as-of)")
+    return f"{path}: {what}, {n_read:,} records, {when}"
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -927,11 +938,8 @@ class TrialStore:
                     run_as_of = reader.default_as_of()
                 self._finish_run(run_id, n_read=n_read, n_ok=n_read, problems=file_problems, status="completed",
                                  as_of=run_as_of)
-                if (what := reader.provenance) is not None:
-                    when = (f"as of {run_as_of} (given)" if as_of is not None
-                            else f"as of {run_as_of} (its latest date posted; pass --as-of for the download date)"
-                            if run_as_of is not None else "no as-of date in it (pass --as-of)")
-                    report.notes.append(f"{path}: {what}, {n_read:,} records, {when}")
+                if (note := import_note(path, reader.provenance, n_read, run_as_of, given=as_of is not None)):
+                    report.notes.append(note)
                 report.n_read += n_read
                 report.n_upserted += n_written
                 report.problems.extend(file_problems)
