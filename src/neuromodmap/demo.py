@@ -122,16 +122,19 @@ def _sample(corpus: Path, n: int, folder: Path) -> Path:
     return path
 
 
-def _import_structured(store, files: list[Path]) -> tuple[int, int]:
-    """Import structured records over the corpus and classify the trials they brought or changed."""
+def _import_structured(store, files: list[Path]) -> tuple[int, int, list[str]]:
+    """Import structured records over the corpus (what ``trials import`` does: two processes
+    share the files where they can) and classify the trials they brought or changed; returns
+    (records read, neuromodulation trials among them, the import's notes)."""
     from neuromodmap.trials.classify import CLASSIFIER_VERSION, classify
+    from neuromodmap.trials.pipeline import import_files
 
-    report = store.import_files(files, progress=False)
+    report = import_files(store, files)
     changed = set(store.con.execute(
         "SELECT registry_id FROM trials WHERE import_run_id IN (SELECT unnest(?))", [report.runs]).df()["registry_id"])
     labels = [classify(t) for t in store.iter_trials() if t.registry_id in changed]
     store.write_labels(labels, classifier_version=CLASSIFIER_VERSION)
-    return report.n_read, sum(1 for c in labels if c.neuromod)
+    return report.n_read, sum(1 for c in labels if c.neuromod), report.notes
 
 
 def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None = None, *,
@@ -203,6 +206,7 @@ def _trials_import(data: Path, db: Path, work: Path, steps: _Steps, sample: int 
             if sample:
                 renamed[str(source)] = f"the first {sample:,} records of {corpus}"
             stats = import_and_classify(store, [source])
+            _print_notes(steps.console, stats["notes"])
             steps.console.print(f"      {stats['n_classified']:,} records, {stats['n_neuromod']:,} neuromodulation "
                                 "trials", highlight=False)
         with steps.step(f"trials: adding {len(structured)} files of structured registry records"
@@ -211,10 +215,17 @@ def _trials_import(data: Path, db: Path, work: Path, steps: _Steps, sample: int 
             tar = data / ALLPUBLICXML
             if allpublicxml and tar.is_file():
                 files.append(tar)  # the tar.gz as shipped, read member by member
-            n_read, n_neuromod = _import_structured(store, files)
+            n_read, n_neuromod, notes = _import_structured(store, files)
+            _print_notes(steps.console, notes)
             steps.console.print(f"      {n_read:,} structured records, {n_neuromod:,} of them neuromodulation trials",
                                 highlight=False)
     return renamed
+
+
+def _print_notes(console: Console, notes: list[str]) -> None:
+    """The lines ``trials import`` prints for website exports (layout, records, as-of date)."""
+    for note in notes:
+        console.print(f"      {note}", markup=False, highlight=False)
 
 
 def _trials_survey(db: Path, out: Path, steps: _Steps, renamed: dict[str, str], sources) -> None:
