@@ -4,7 +4,9 @@ Each input file's format is detected once, as it is read (a one-study file from 
 read whole, see :func:`~neuromodmap.trials.io.reader_for`); its reader (:class:`TrialReader`,
 one per format under :mod:`neuromodmap.trials._readers`) yields normalised records; each record
 is classified as it is read; the classification becomes a CSV row (``trials classify -o``) and a
-label row, the record store columns. No file is read twice.
+label row, the record store columns. No file is read twice. ``trials import``
+(:func:`import_files`) takes the same route with nothing classified: store columns only, no
+label rows.
 
 Where the inputs can be split (JSON lines by blocks of lines, ZIP and tar archives by blocks of
 members: :data:`~neuromodmap.trials.io.SPLITTABLE`; one-study files of a folder, or named one
