@@ -400,7 +400,10 @@ def record_columns(records: list[ImportedRecord], source: str, as_of) -> dict[st
 
 
 def _frame(cols: dict[str, list], run_id: str) -> pd.DataFrame:
-    df = pd.DataFrame(cols)
+    # object columns: DuckDB reads the Python values as they are (it finds each column's type in
+    # the values); letting pandas turn the text into Arrow strings first cost more than the insert
+    # (full records: 0.13-0.29 s per 6,144 rows, against 0.01 s)
+    df = pd.DataFrame(cols, dtype=object)
     df["imported_at"] = _now()
     df["import_run_id"] = run_id
     return df
@@ -619,6 +622,24 @@ class TrialStore:
         self.close()
 
     # ------------------------------------------------------------------ runs
+    @contextlib.contextmanager
+    def _checkpointing(self) -> Iterator[None]:
+        """Commits in this block write the database file (a checkpoint) instead of the write-ahead
+        log. For the last commit of ``import_and_classify`` (the labels): what earlier commits left
+        in the log (the rest of a row group of records) is compressed then instead of when the
+        store is closed, and the labels never go through the log (6,786 full records: closing
+        0.06 -> 0.01 s, the labels' commit 0.035 -> 0.075 s).
+        Not for every import run: a checkpoint after each of 11 files made an import 50 % slower.
+        DuckDB skips the checkpoint, and writes the log as usual, while another transaction is open.
+        """
+        con = self.con
+        old = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        con.execute("SET checkpoint_threshold = '0b'")
+        try:
+            yield
+        finally:
+            con.execute("SET checkpoint_threshold = " + "'" + str(old).replace("'", "''") + "'")
+
     def _start_run(self, *, kind: str, source: str, fmt: str | None, query: dict | None, as_of,
                    n_files: int | None = None) -> str:
         run_id = uuid.uuid4().hex[:16]
@@ -1196,6 +1217,10 @@ class TrialStore:
         files = [str(f) for f in (path, *also) if Path(f).stat().st_size > 0]
         if not files:
             return 0
+        with self._checkpointing():
+            return self._load_labels(files, classifier_version, columns)
+
+    def _load_labels(self, files: list[str], classifier_version: str, columns: dict[str, str]) -> int:
         self.con.execute("BEGIN TRANSACTION")
         try:
             n = self.con.execute(
