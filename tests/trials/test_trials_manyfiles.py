@@ -21,6 +21,7 @@ import sys
 import tarfile
 import textwrap
 import zipfile
+from gzip import decompress as gzip_decompress
 from pathlib import Path
 
 import pandas as pd
@@ -655,3 +656,40 @@ def test_full_records_are_committed_as_whole_row_groups(tmp_path, trials_dir, ro
     assert len(logged) == 1 and logged[0] < 2 * raw_bytes * rest / n, (logged, raw_bytes)
     if on_disk:
         assert left < 1_000_000
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_member_data_read_from_the_stream_as_tarfile_extracts_them(tmp_path, members, fmt):
+    """Members' data are read straight from the archive stream after their headers (not through
+    tarfile's per-member file object): the same bytes as ``tarfile.extractfile`` for real records
+    under long names (a pax record or a GNU long-name header) and sizes of 0, 1, 511, 512 and 513
+    bytes; a cut inside a member's data names that member."""
+    good = _good(members, 6)
+    deep = "NCT0000xxxx/" + "sub-folder/" * (14 if fmt != tarfile.USTAR_FORMAT else 1)  # > 100 bytes
+    entries = [(deep + name.split("/")[-1], data) for name, data in good]
+    entries += [(f"sizes/{n}.bin", bytes(range(256)) * 2 + b"x" * n)[:2] for n in (0, 1, 511, 512, 513)]
+    entries = [(name, data[: int(name.split("/")[-1].split(".")[0])] if name.startswith("sizes/") else data)
+               for name, data in entries]
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz", format=fmt) as tf:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with tarfile.open(archive) as tf:
+        expected = [(m.name, tf.extractfile(m).read()) for m in tf if m.isreg()]
+    assert [len(d) for n, d in expected if n.startswith("sizes/")] == [0, 1, 511, 512, 513]
+    assert len(expected[0][0]) > 100 or fmt == tarfile.USTAR_FORMAT
+    assert list(TarMembers(archive)) == expected
+    # cut 100 bytes into the third member's data (plain tar: offsets are exact)
+    plain = tmp_path / "a.tar"
+    plain.write_bytes(gzip_decompress(archive.read_bytes()))
+    with tarfile.open(plain) as tf:
+        third = [m for m in tf if m.isreg()][2]
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(plain.read_bytes()[: third.offset_data + 100])
+    got = list(TarMembers(cut))
+    assert got[:2] == expected[:2]
+    assert len(got) == 3 and got[2][0] == "(archive)" and isinstance(got[2][1], MemberError)
+    assert str(got[2][1]) == (f"the archive is cut short (member {third.name}: unexpected end of data); "
+                              f"the members up to {expected[1][0]} were read")

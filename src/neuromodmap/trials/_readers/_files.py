@@ -326,6 +326,9 @@ class _Truncated(Exception):
     pass
 
 
+_PLAIN = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+
+
 class TarMembers:
     """The members of a tar archive (plain, gzip, bzip2 or xz), read as a stream, one at a time.
 
@@ -395,6 +398,14 @@ class TarMembers:
             return name, MemberError(why)
         if info.size > MAX_RECORD_BYTES:
             return name, MemberError(f"member is {info.size:,} bytes (limit {MAX_RECORD_BYTES:,}); not read")
+        stream = tf.fileobj
+        if info.type in _PLAIN and info.sparse is None and stream.tell() == info.offset_data:
+            # the data follow the header in the stream: read them straight (extractfile's file
+            # object per member cost as much as reading the archive's headers)
+            data = stream.read(info.size)
+            if len(data) < info.size:
+                raise _Truncated(f"member {member_label(name)}: unexpected end of data")
+            return name, data
         handle = tf.extractfile(info)
         try:
             data = handle.read()
