@@ -276,3 +276,37 @@ def test_bulk_flush_refused_falls_back_batch_then_record(tmp_path, corpus_path):
         assert stage.add(first, 10)
         assert not stage.add(again, 4)  # nor one holding an id staged already: the later copy must win
         assert stage.rows == 10 and stage.flush() == 10 and len(store) == 10
+
+
+def test_refused_record_in_an_open_row_group_costs_no_other_record(tmp_path, corpus_path):
+    """Staged batches are inserted into a transaction that commits at each whole row group. A
+    record the database refuses after the first row group was committed (batches of 250: the
+    2,048 first records committed, the next ones in the open transaction) rolls back only the
+    open transaction, whose batches are then written on their own: every other record is stored,
+    the row groups committed stay as they were, and the bad one is reported with its line."""
+    from neuromodmap.store import ROW_GROUP_SIZE, cursor
+    from neuromodmap.trials.io import ImportedRecord
+    from neuromodmap.trials.store import _Writer
+
+    src = tmp_path / "slice.jsonl"
+    src.write_bytes(b"".join(corpus_lines(corpus_path, 2600)))
+    records = list(read_trials(src))
+    k = ROW_GROUP_SIZE + 300
+    bad = records[k]
+    records[k] = ImportedRecord(bad.trial, bad.raw, bad.source, bad.location, raw_json="{not json")
+    with TrialStore(tmp_path / "t.duckdb") as store:
+        run_id = store._start_run(kind="file", source=str(src), fmt="jsonl", query=None, as_of=None)
+        problems = []
+        writer = _Writer(store, run_id, str(src), problems)
+        for start in range(0, len(records), 250):
+            part = records[start:start + 250]
+            writer.write(store._batch_frame({r.trial.registry_id: r for r in part}, str(src), None, run_id), len(part))
+            if start + 250 == ROW_GROUP_SIZE + 202:  # 2,250 read: the first row group committed
+                committed = cursor(store.con).execute("SELECT count(*) FROM trials").fetchone()[0]
+                assert committed == ROW_GROUP_SIZE
+        writer.finish()
+        assert writer.written == len(store) == 2599
+        assert store.get_trial(bad.trial.registry_id) is None
+        assert [(p.registry_id, p.location) for p in problems] == [(bad.trial.registry_id, f"line {k + 1}")]
+        stored = store.con.execute("SELECT registry_id FROM trials").fetchall()
+    assert sorted(r for (r,) in stored) == sorted(r.trial.registry_id for i, r in enumerate(records) if i != k)

@@ -222,11 +222,14 @@ class _Stage:
 
     A batch joins the stage when none of its ids is stored or staged already; otherwise the
     stage is flushed first and the batch takes the upsert path (so a later duplicate still
-    wins). Once the staged rows make a whole row group they are inserted, frame by frame, in
-    one transaction that also advances the run's counts (so a killed import leaves only whole
-    flushes behind); the rows past the last whole row group stay staged for the next flush. If
-    the database refuses the flush (a value it cannot take), each batch is written on its
-    own and a refused batch record by record, so only the bad record is lost and reported.
+    wins). A staged batch is inserted at once into a transaction that stays open until it holds
+    a whole row group (:data:`~neuromodmap.store.ROW_GROUP_SIZE` rows: a batch that crosses the
+    boundary is split there), which commits with the run's counts (so a killed import leaves
+    only whole commits behind) and goes straight to the database file; ``flush`` commits what
+    is open (the rest of a file). The insert work is so done as the batches come, and the last
+    commit of a file is only a commit. If the database refuses a batch (a value it cannot take),
+    the open transaction is rolled back and each of its batches written on its own, a refused
+    one record by record, so only the bad record is lost and reported.
     """
 
     def __init__(self, store: TrialStore, run_id: str, source: str, problems: list[ImportProblem] | None):
@@ -235,14 +238,13 @@ class _Stage:
         self.source = source
         self.run_id = run_id
         self.problems = problems
-        self.frames: list[tuple[pd.DataFrame, int]] = []
+        self.frames: list[tuple[pd.DataFrame, int]] = []  # the open transaction's
         self.ids: set[str] = set()
-        self.rows = 0  # rows staged
+        self.rows = 0  # rows in the open transaction
         self.n_read = 0  # records read into them
-
-    @property
-    def batches(self) -> int:
-        return len(self.frames)
+        self.inserted = 0  # rows the open transaction's inserts wrote
+        self.open = False
+        self.written = 0  # rows committed
 
     def add(self, df: pd.DataFrame, n_batch: int) -> bool:
         """Stage ``df``; False when it must take the upsert path (nothing was staged)."""
@@ -258,70 +260,72 @@ class _Stage:
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("_trial_frame")
-        self._keep(df, n_batch, ids)
+        self.ids.update(ids)
+        while len(df):
+            room = ROW_GROUP_SIZE - self.rows
+            if len(df) < room:
+                self._insert(df, n_batch)
+                break
+            rest = len(df) - room  # the records read past the boundary are counted with the rest
+            self._insert(df.iloc[:room] if rest else df, n_batch - rest)
+            self._commit()
+            df, n_batch = df.iloc[room:].reset_index(drop=True), rest
         return True
 
-    def _keep(self, df: pd.DataFrame, n_batch: int, ids: list[str] | None = None) -> None:
+    def _insert(self, df: pd.DataFrame, n_batch: int) -> None:
+        con = self.con
         self.frames.append((df, n_batch))
-        self.ids.update(ids if ids is not None else df["registry_id"].tolist())
         self.rows += len(df)
         self.n_read += n_batch
-
-    def flush(self, *, whole: bool = False) -> int:
-        """Insert the staged rows into ``trials`` in one transaction; return the rows written.
-
-        ``whole``: only whole row groups (:data:`~neuromodmap.store.ROW_GROUP_SIZE` rows each);
-        the rows after the last whole one stay staged for the next flush.
-        """
-        if not self.frames:
-            return 0
-        frames, n_read = self.frames, self.n_read
-        keep: list[tuple[pd.DataFrame, int]] = []
-        if whole:
-            cut = self.rows - self.rows % ROW_GROUP_SIZE
-            if not cut:
-                return 0
-            frames, at = [], 0
-            for df, n_batch in self.frames:
-                if at + len(df) <= cut:
-                    frames.append((df, n_batch))
-                elif at >= cut:
-                    keep.append((df, n_batch))
-                else:  # split: the records read past the cut are counted with the rows kept
-                    k = cut - at
-                    rest = len(df) - k
-                    frames.append((df.iloc[:k], n_batch - rest))
-                    keep.append((df.iloc[k:].reset_index(drop=True), rest))
-                at += len(df)
-            n_read = sum(n for _, n in frames)
-        con = self.con
-        con.execute("BEGIN TRANSACTION")
         try:
-            written = 0
-            for df, _ in frames:  # frame by frame: no joined copy of the staged text
-                con.register("_trial_frame", df)
-                try:
-                    written += con.execute(_INSERT_FRAME_SQL).fetchall()[0][0]
-                finally:
-                    with contextlib.suppress(duckdb.Error):
-                        con.unregister("_trial_frame")
+            if not self.open:
+                con.execute("BEGIN TRANSACTION")
+                self.open = True
+            con.register("_trial_frame", df)
+            try:
+                self.inserted += con.execute(_INSERT_FRAME_SQL).fetchall()[0][0]
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister("_trial_frame")
+        except duckdb.Error:
+            self._refused()
+        except BaseException:
+            self.drop()
+            raise
+
+    def _commit(self) -> None:
+        if not self.open:
+            return
+        con = self.con
+        try:
             con.execute(
                 "UPDATE import_runs SET n_read = n_read + ?, n_ok = n_ok + ? WHERE run_id = ?",
-                [n_read, n_read, self.run_id],
+                [self.n_read, self.n_read, self.run_id],
             )
             con.execute("COMMIT")
         except duckdb.Error:
-            _rollback(con)
-            if self.problems is None:
-                raise
-            written = self._batch_by_batch(frames)
+            self._refused()
+            return
         except BaseException:
-            _rollback(con)
+            self.drop()
             raise
+        self.open = False
+        self.written += self.inserted
         self.drop()
-        for df, n_batch in keep:
-            self._keep(df, n_batch)
-        return written
+
+    def _refused(self) -> None:
+        """The database refused a batch or the commit: roll back, write batch by batch."""
+        frames = self.frames
+        self.drop()
+        if self.problems is None:
+            raise
+        self.written += self._batch_by_batch(frames)
+
+    def flush(self) -> int:
+        """Commit the open transaction (part of a row group, at the end of a file or before an
+        upsert); return the rows written so far."""
+        self._commit()
+        return self.written
 
     def _batch_by_batch(self, frames: list[tuple[pd.DataFrame, int]]) -> int:
         """After a refused flush: each batch on its own; a refused one record by record."""
@@ -334,8 +338,12 @@ class _Stage:
         return written
 
     def drop(self) -> None:
+        """Forget the open transaction (rolled back if it is still open)."""
+        if self.open:
+            _rollback(self.con)
+            self.open = False
         self.frames, self.ids = [], set()
-        self.rows = self.n_read = 0
+        self.rows = self.n_read = self.inserted = 0
 
 
 def trial_from_row(row: tuple) -> Trial:
@@ -424,30 +432,33 @@ class _Writer:
         self.problems = problems
         self.checkpoint = checkpoint
         self.stage = _Stage(store, run_id, source, problems) if checkpoint is None else None
-        self.written = 0
+        self.upserted = 0  # rows written outside the stage
+
+    @property
+    def written(self) -> int:
+        """Rows written (committed) so far."""
+        return self.upserted + (self.stage.written if self.stage is not None else 0)
 
     def write(self, df: pd.DataFrame | None, n_batch: int) -> None:
         stage, store = self.stage, self.store
         try:
             if stage is not None and df is not None:
                 if stage.add(df, n_batch):
-                    if stage.rows >= ROW_GROUP_SIZE:
-                        self.written += stage.flush(whole=True)
                     df = None
                 else:
-                    self.written += stage.flush()
+                    stage.flush()
             if df is not None or self.checkpoint is not None:
-                self.written += store._write_batch(store.con, df, n_batch, self.run_id, self.checkpoint)
+                self.upserted += store._write_batch(store.con, df, n_batch, self.run_id, self.checkpoint)
         except duckdb.Error:
             if self.problems is None or df is None:
                 raise
             if stage is not None:  # a value the stage refused: keep order, then go one by one
-                self.written += stage.flush()
-            self.written += store._write_one_by_one(df, self.run_id, self.checkpoint, self.problems)
+                stage.flush()
+            self.upserted += store._write_one_by_one(df, self.run_id, self.checkpoint, self.problems)
 
     def finish(self) -> None:
         if self.stage is not None:
-            self.written += self.stage.flush()
+            self.stage.flush()
 
     def close(self) -> None:
         if self.stage is not None:
