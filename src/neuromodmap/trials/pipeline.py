@@ -446,6 +446,10 @@ def _split_worker(jobs: list[_Job], labels_path: str | None, as_of, pending, con
     """Read every job's files; prepare some blocks, hand the others on (see :class:`_Splitter`
     and :class:`_Group`); then ("done", job, problems, time) per job. ``cols``/``rows``: prepare
     store columns / CSV rows; ``labels_path``: write label rows there (None: no store)."""
+    # the sending thread waits for the interpreter lock while this thread parses: at the default
+    # 5 ms between switches the importer waited 1-3 ms for many blocks (its idle time in the
+    # 6,786-record tar 0.23 -> 0.16 s with 0.5 ms)
+    sys.setswitchinterval(0.0005)
     out = _Sender(conn)
     try:
         with contextlib.ExitStack() as stack:
