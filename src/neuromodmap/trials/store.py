@@ -24,8 +24,8 @@ Tables
 
 Imports are idempotent: a record is upserted by registry id, and a row whose content,
 source and as-of date are unchanged is left exactly as it was. A fresh import
-commits every two batches (an update, every batch), so an import killed midway leaves only
-whole commits, and re-running it gives the same ``trials`` table as a clean run.
+commits at every whole row group (an update, every batch), so an import killed midway leaves
+only whole commits, and re-running it gives the same ``trials`` table as a clean run.
 """
 
 from __future__ import annotations
@@ -845,7 +845,8 @@ class TrialStore:
             The date the data refer to, for records without their own (legacy XML carries its
             ``download_date``).
         batch_size : int
-            Records per batch. A fresh import commits every two batches, an update every batch.
+            Records per batch. A fresh import commits at every whole row group
+            (:data:`~neuromodmap.store.ROW_GROUP_SIZE` rows), an update every batch.
         problems : list, optional
             Records the database refuses are reported here and skipped (the rest of their
             batch is kept); when None such an error is raised.
@@ -905,7 +906,8 @@ class TrialStore:
         encoding : str, optional
             Encoding of JSON-lines/CSV files without a byte-order mark (default UTF-8).
         batch_size : int
-            Records per batch. A fresh import commits every two batches, an update every batch.
+            Records per batch. A fresh import commits at every whole row group
+            (:data:`~neuromodmap.store.ROW_GROUP_SIZE` rows), an update every batch.
         on_record : callable, optional
             Called with each record as it is read, in reading order, before it is stored (the
             pipeline classifies records so, without reading the files again).
