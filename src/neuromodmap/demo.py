@@ -175,7 +175,7 @@ def run_demo(out: str | Path = "neuromodmap-demo", data_dir: str | Path | None =
     # literature before the survey: the survey counts the trials that literature records report
     _literature(data, db, stage_dirs["literature"], steps, simulation)
     _trials_survey(db, stage_dirs["trials"], steps, renamed, _trial_sources(allpublicxml, trials_sample))
-    effects = _evidence(stage_dirs["evidence"], steps)
+    effects = _evidence(data, stage_dirs["evidence"], steps)
     _connectome(data, stage_dirs["connectome"], steps, effects)
 
     from neuromodmap.report import build_report
@@ -303,8 +303,9 @@ def _simulation(data: Path, out: Path, simulation_section) -> None:
     ).write(out)
 
 
-def _evidence(out: Path, steps: _Steps):
-    """The Gaynes 2011 meta-analysis; returns its pooled effect per target code (for the connectome)."""
+def _evidence(data: Path, out: Path, steps: _Steps):
+    """The Gaynes 2011 meta-analysis; returns its pooled effect per target code (for the connectome),
+    each target drawn at its catalogue site (the atlases from ``data``, never a download)."""
     from neuromodmap.evidence import datasets
     from neuromodmap.evidence._reportlet import meta_section
     from neuromodmap.evidence.pipeline import run_meta
@@ -316,7 +317,7 @@ def _evidence(out: Path, steps: _Steps):
         report = run_meta(datasets.dataset_path(name), measure=spec.measure, by=spec.by, method="REML")
         report.write(out)
         reproduced = datasets.reproduce(name)
-        by_target = datasets.pooled_by_target(name)
+        by_target = datasets.pooled_by_target(name, data_dir=data)
         prov = datasets.provenance(name)
         meta_section(
             report, out, title=f"{spec.title} (Gaynes et al. 2011, {spec.figure})", reproduced=reproduced,

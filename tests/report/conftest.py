@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from neuromodmap.cli import app
+from neuromodmap.datasets import _fetch
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +24,33 @@ def demo_run(tmp_path_factory, data_root: Path):
     work = tmp_path_factory.mktemp("demo")
     cwd = os.getcwd()
     os.chdir(work)
+    downloads: list[str] = []
+
+    def no_network(url, dest):
+        downloads.append(url)
+        raise OSError(f"no network in the tests: {url}")
+
     try:
-        result = CliRunner().invoke(app, ["demo", "--data-dir", str(data_root), "--sample", "15000", "--quick"])
+        # everything from --data-dir: no NEUROMODMAP_DATA to fall back on, an empty cache, and any
+        # download recorded (and refused)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("NEUROMODMAP_DATA", raising=False)
+            mp.setenv("NEUROMODMAP_CACHE", str(tmp_path_factory.mktemp("empty-cache")))
+            mp.setattr(_fetch, "_download", no_network)
+            result = CliRunner().invoke(app, ["demo", "--data-dir", str(data_root), "--sample", "15000", "--quick"])
     finally:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
-    return work / "neuromodmap-demo", result.output
+    return _DemoRun((work / "neuromodmap-demo", result.output), downloads)
+
+
+class _DemoRun(tuple):
+    """(output folder, printed text) of the demo run, with the downloads it tried."""
+
+    def __new__(cls, items, downloads):
+        run = super().__new__(cls, items)
+        run.downloads = downloads
+        return run
 
 
 @pytest.fixture()

@@ -15,6 +15,13 @@ def _csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def test_demo_reads_everything_from_its_data_folder(demo_run):
+    """``neuromodmap demo --data-dir D`` takes every file from D: run with no NEUROMODMAP_DATA and
+    an empty cache it downloads nothing (the evidence step's target sites once fetched the
+    Hansen region table from GitHub)."""
+    assert demo_run.downloads == []
+
+
 def test_demo_prints_the_report_path_last(demo_run):
     out, output = demo_run
     assert output.strip().splitlines()[-1] == f"Report: {(out / 'report.html').resolve()}"
