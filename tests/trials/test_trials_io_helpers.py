@@ -7,8 +7,10 @@ have no offline sample, follow the field names of the WHO ICTRP export (trials/S
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -131,3 +133,51 @@ def sample_ictrp() -> list[dict[str, str]]:
             Intervention="Device: rTMS to left DLPFC", Countries="Australia", Target_size="60",
         ),
     ]
+
+
+ALLPUBLICXML = ("ctgov_legacy_xml_allpublicxml_subset_reesewang25/"
+                "AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz")
+
+
+def damaged_xml_tar(trials_dir: Path, n: int, path: Path) -> Path:
+    """The first ``n`` real AllPublicXML records as a tar.gz at ``path``, with a README (member
+    11), member 61 cut inside its XML and, at the end, a changed copy of member 4 (the later
+    copy wins)."""
+    members = []
+    with tarfile.open(trials_dir / ALLPUBLICXML) as src:
+        for info in src:
+            if info.isfile():
+                members.append((info.name, src.extractfile(info).read()))
+            if len(members) == n:
+                break
+    members.insert(10, ("NCT0000xxxx/README.txt", b"not a record"))
+    name, data = members[60]
+    members[60] = (name, data[: len(data) // 2])  # cut inside the XML
+    name, data = members[3]
+    members.append((name.replace(".xml", "-copy.xml"), data.replace(b"<brief_title>", b"<brief_title>Copy: ", 1)))
+    with tarfile.open(path, "w:gz") as dst:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return path
+
+
+def store_state(db: Path) -> dict:
+    """Everything an import leaves in a store but ids and times: rows, runs, problems, labels
+    (their evidence compared as parsed JSON), each a DataFrame in a fixed order."""
+    from neuromodmap.trials.store import TrialStore
+
+    with TrialStore(db, read_only=True) as store:
+        state = {
+            "trials": store.con.execute("SELECT * EXCLUDE (imported_at, import_run_id) FROM trials"
+                                        " ORDER BY registry_id").df(),
+            "runs": store.con.execute("SELECT kind, source, format, as_of, n_read, n_ok, n_problems, status, n_files"
+                                      " FROM import_runs ORDER BY started").df(),
+            "problems": store.con.execute("SELECT p.source, location, field, reason, registry_id, action"
+                                          " FROM import_problems p JOIN import_runs r USING (run_id)"
+                                          " ORDER BY r.started, p.recorded_at, p.rowid").df(),
+            "labels": store.con.execute("SELECT * EXCLUDE (classified_at) FROM trial_labels ORDER BY registry_id").df(),
+        }
+    state["labels"]["evidence"] = [json.dumps(json.loads(e), sort_keys=True) for e in state["labels"]["evidence"]]
+    return state

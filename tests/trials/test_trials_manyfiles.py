@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bz2
 import io
-import json
 import lzma
 import os
 import re
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_trials_io_helpers import v2_files
+from test_trials_io_helpers import store_state, v2_files
 from typer.testing import CliRunner
 
 from neuromodmap.cli import app
@@ -419,24 +418,6 @@ def test_classify_a_folder(tmp_path, members):
 
 
 # ---------------------------------------------------------------------- two processes
-def _store_state(db: Path) -> dict:
-    """Everything an import leaves in a store but ids and times: rows, runs, problems, labels
-    (their evidence compared as parsed JSON)."""
-    with TrialStore(db) as store:
-        state = {
-            "trials": store.con.execute("SELECT * EXCLUDE (imported_at, import_run_id) FROM trials"
-                                        " ORDER BY registry_id").df(),
-            "runs": store.con.execute("SELECT kind, source, format, as_of, n_read, n_ok, n_problems, status, n_files"
-                                      " FROM import_runs ORDER BY started").df(),
-            "problems": store.con.execute("SELECT p.source, location, field, reason, registry_id, action"
-                                          " FROM import_problems p JOIN import_runs r USING (run_id)"
-                                          " ORDER BY r.started, p.recorded_at, p.rowid").df(),
-            "labels": store.con.execute("SELECT * EXCLUDE (classified_at) FROM trial_labels ORDER BY registry_id").df(),
-        }
-    state["labels"]["evidence"] = [json.dumps(json.loads(e), sort_keys=True) for e in state["labels"]["evidence"]]
-    return state
-
-
 @pytest.fixture
 def two_processes(monkeypatch):
     from neuromodmap.trials import io as trials_io
@@ -499,7 +480,7 @@ def test_folder_shared_by_two_processes_equals_one_process(tmp_path, members, tr
     one, opened = run("one")
     assert one["parallel"] is False
     assert opened == sorted(files + [str(folder / "NCT0046xxxx" / "zz_ictrp.xml")])
-    two_state, one_state = _store_state(tmp_path / "two.duckdb"), _store_state(tmp_path / "one.duckdb")
+    two_state, one_state = store_state(tmp_path / "two.duckdb"), store_state(tmp_path / "one.duckdb")
     for name in ("trials", "runs", "problems", "labels"):
         pd.testing.assert_frame_equal(two_state[name], one_state[name], obj=name)
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
@@ -541,7 +522,7 @@ def test_extracted_allpublicxml_folder_stores_what_its_tar_stores(tmp_path, tria
         with TrialStore(tmp_path / f"{name}.duckdb") as store:
             stats = pipeline.import_and_classify(store, [source], problems=(problems := []))
             assert stats["parallel"] is True and problems == []
-        states[name] = _store_state(tmp_path / f"{name}.duckdb")
+        states[name] = store_state(tmp_path / f"{name}.duckdb")
     by_folder, by_tar = states["folder"]["trials"], states["tar"]["trials"]
     assert len(by_folder) == 6786
     assert set(by_folder["source"]) == {str(folder / n) for n in names}
@@ -580,7 +561,7 @@ def test_every_export_shares_the_two_process_route(tmp_path, trials_dir, two_pro
     with TrialStore(tmp_path / "one.duckdb") as store:
         one = pipeline.import_and_classify(store, inputs, csv_output=tmp_path / "one.csv")
     assert (two["parallel"], one["parallel"]) == (True, False)
-    two_state, one_state = _store_state(tmp_path / "two.duckdb"), _store_state(tmp_path / "one.duckdb")
+    two_state, one_state = store_state(tmp_path / "two.duckdb"), store_state(tmp_path / "one.duckdb")
     for name in ("trials", "runs", "problems", "labels"):
         pd.testing.assert_frame_equal(two_state[name], one_state[name], obj=name)
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()

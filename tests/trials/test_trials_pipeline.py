@@ -15,6 +15,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from test_trials_io_helpers import damaged_xml_tar
 
 from neuromodmap.trials import io as trials_io
 from neuromodmap.trials import pipeline
@@ -256,36 +257,13 @@ def test_shared_import_keeps_bad_field_records_as_a_serial_import(tmp_path, bad_
     assert len(labels) == 299
 
 
-ALLPUBLICXML = ("ctgov_legacy_xml_allpublicxml_subset_reesewang25/"
-                "AllPublicXML_subset_NCT0000xxxx_NCT0046xxxx_NCT0049xxxx.tar.gz")
 
 
 @pytest.fixture(scope="module")
 def xml_tar(tmp_path_factory, trials_dir: Path) -> Path:
     """The first 150 real AllPublicXML records as a tar.gz, with a README, a member that is not
     well-formed XML (member 61) and, at the end, a changed copy of member 3 (the later copy wins)."""
-    import io
-    import tarfile
-
-    members = []
-    with tarfile.open(trials_dir / ALLPUBLICXML) as src:
-        for info in src:
-            if info.isfile():
-                members.append((info.name, src.extractfile(info).read()))
-            if len(members) == 150:
-                break
-    members.insert(10, ("NCT0000xxxx/README.txt", b"not a record"))
-    name, data = members[60]
-    members[60] = (name, data[: len(data) // 2])  # cut inside the XML
-    name, data = members[3]
-    members.append((name.replace(".xml", "-copy.xml"), data.replace(b"<brief_title>", b"<brief_title>Copy: ", 1)))
-    path = tmp_path_factory.mktemp("tar") / "subset.tar.gz"
-    with tarfile.open(path, "w:gz") as dst:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            dst.addfile(info, io.BytesIO(data))
-    return path
+    return damaged_xml_tar(trials_dir, 150, tmp_path_factory.mktemp("tar") / "subset.tar.gz")
 
 
 @pytest.fixture

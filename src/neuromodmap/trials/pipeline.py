@@ -213,6 +213,16 @@ class _Labeller:
         return cols, rows
 
 
+def _hand_on(pending, ahead: int) -> bool:
+    """Whether the next block goes to the importer: fewer than ``ahead`` of its blocks wait there
+    (``pending``, a shared counter, then counts this one too)."""
+    with pending.get_lock():
+        if pending.value < ahead:
+            pending.value += 1
+            return True
+    return False
+
+
 class _Sender:
     """Sends messages over a pipe from a thread, so the worker never waits for the reader.
 
@@ -262,11 +272,7 @@ class _Splitter:
 
     def take(self, block: int) -> bool:
         self.finish()
-        with self.pending.get_lock():
-            give = self.pending.value < self.ahead
-            if give:
-                self.pending.value += 1
-        self.block, self.mine = block, not give
+        self.block, self.mine = block, not _hand_on(self.pending, self.ahead)
         return self.mine
 
     def foreign(self, number: int, unit) -> None:
@@ -365,11 +371,7 @@ class _Group:
         block = (self.n - 1) // trials_io.ARCHIVE_BLOCK
         if block != self.block:
             self._send_block()
-            with self.pending.get_lock():
-                give = self.pending.value < self.ahead
-                if give:
-                    self.pending.value += 1
-            self.block, self.mine = block, not give
+            self.block, self.mine = block, not _hand_on(self.pending, self.ahead)
         if self.mine:
             reader = TrialReader(f.path, problems=self.problems, format=fmt, content=data)
             self.records.extend((self.base + min(k, _ONE_STUDY_SPAN - 1), rec) for k, rec in enumerate(reader))

@@ -270,6 +270,7 @@ class _Stage:
             self._insert(df.iloc[:room] if rest else df, n_batch - rest)
             self._commit()
             df, n_batch = df.iloc[room:].reset_index(drop=True), rest
+            self.ids.update(df["registry_id"].tolist())  # the open transaction's ids again
         return True
 
     def _insert(self, df: pd.DataFrame, n_batch: int) -> None:
